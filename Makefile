@@ -1,0 +1,51 @@
+# The two set-up commands: `make run` and `make test`. Both work on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PORT ?= 5000
+BIN = $(VENV)/bin
+FLASK = $(BIN)/flask --app mailer
+
+.PHONY: run test bench install install-test system-test-deps migration clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/activate
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-test: requirements.txt requirements-test.txt | $(BIN)/activate
+	$(BIN)/pip install -q -r requirements-test.txt
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+## make run: the web app, a Celery worker and beat on http://127.0.0.1:$(PORT), embedded by default.
+run: install
+	$(FLASK) db upgrade
+	$(FLASK) demo
+	PORT=$(PORT) $(BIN)/honcho start -f Procfile -p $(PORT)
+
+## make test: the whole suite on PostgreSQL and SQLite, with Redis, aiosmtpd, Celery and Chromium.
+test: install-test system-test-deps
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Debian's Chromium drives the browser tests (Playwright's own download does not work here).
+system-test-deps:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "Install Debian's chromium package (sudo apt-get install chromium)"; exit 1; fi; }
+
+## make bench: sending throughput against a same-run baseline (see bench/README).
+bench: install-test
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+## make migration m="what changed": a new Alembic revision from the models.
+migration: install
+	$(FLASK) db migrate -m "$(m)"
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache

@@ -1,0 +1,1 @@
+"""Mail: render (templates to parts), message (parts to bytes), dkim (sign), transport (send)."""

@@ -1,0 +1,14 @@
+"""The persistent nouns, one module per area."""
+
+from .audience import ConsentRecord, MailingList, Subscriber, Subscription, SubscriptionStatus, Suppression
+from .campaigns import Campaign, CampaignEvent, CampaignStatus, Delivery, DeliveryStatus, campaign_lists
+from .content import Event, Template, TemplateKind
+from .staff import ApiToken, Role, User
+from .types import utcnow
+
+__all__ = [
+    "ApiToken", "Campaign", "CampaignEvent", "CampaignStatus", "ConsentRecord", "Delivery",
+    "DeliveryStatus", "Event", "MailingList", "Role", "Subscriber", "Subscription",
+    "SubscriptionStatus", "Suppression", "Template", "TemplateKind", "User", "campaign_lists",
+    "utcnow",
+]

@@ -1,0 +1,108 @@
+"""Who is mailed: subscribers, lists, their subscriptions, consent and suppression."""
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Enum, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .types import UTCDateTime, utcnow
+
+
+class SubscriptionStatus(enum.StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    UNSUBSCRIBED = "unsubscribed"
+
+
+class Subscriber(db.Model):
+    __tablename__ = "subscribers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    locale: Mapped[str] = mapped_column(String(8), default="pl")
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # A confirmation link is valid only while its nonce is the current one.
+    confirm_nonce: Mapped[str | None] = mapped_column(String(32))
+    confirm_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    confirm_sent_day: Mapped[str | None] = mapped_column(String(10))
+    confirm_sent_today: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    subscriptions: Mapped[list["Subscription"]] = relationship(
+        back_populates="subscriber", cascade="all, delete-orphan"
+    )
+    consents: Mapped[list["ConsentRecord"]] = relationship(
+        back_populates="subscriber", cascade="all, delete-orphan", order_by="ConsentRecord.id"
+    )
+
+
+class MailingList(db.Model):
+    __tablename__ = "lists"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    public: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    subscriptions: Mapped[list["Subscription"]] = relationship(
+        back_populates="list", cascade="all, delete-orphan"
+    )
+
+
+class Subscription(db.Model):
+    __tablename__ = "subscriptions"
+    __table_args__ = (Index("ix_subscriptions_list_status", "list_id", "status"),)
+
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
+    )
+    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"), primary_key=True)
+    status: Mapped[SubscriptionStatus] = mapped_column(
+        Enum(SubscriptionStatus, native_enum=False, length=16,
+             values_callable=lambda e: [m.value for m in e]),
+        default=SubscriptionStatus.PENDING,
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    subscriber: Mapped[Subscriber] = relationship(back_populates="subscriptions")
+    list: Mapped[MailingList] = relationship(back_populates="subscriptions")
+
+
+class ConsentRecord(db.Model):
+    """Append-only proof of consent and of its withdrawal."""
+
+    __tablename__ = "consent_records"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
+    )
+    list_id: Mapped[int | None] = mapped_column(ForeignKey("lists.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(32))  # subscribe, confirm, unsubscribe, import...
+    source: Mapped[str] = mapped_column(String(32))  # form, api, import, admin, one-click, bounce
+    consent_version: Mapped[str] = mapped_column(String(32), default="")
+    ip: Mapped[str] = mapped_column(String(45), default="")
+    user_agent: Mapped[str] = mapped_column(String(400), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    subscriber: Mapped[Subscriber] = relationship(back_populates="consents")
+
+
+class Suppression(db.Model):
+    """Addresses never to be mailed again, kept only as a keyed hash."""
+
+    __tablename__ = "suppressions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    reason: Mapped[str] = mapped_column(String(32))  # erased, bounced, complaint
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

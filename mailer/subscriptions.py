@@ -1,0 +1,1 @@
+"""Subscribing and leaving: double opt-in, confirmation, unsubscribe (to be built)."""

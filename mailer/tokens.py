@@ -1,0 +1,79 @@
+"""Signed, purpose-salted tokens (itsdangerous).
+
+Each purpose has its own salt, so a token signed for one fails for another.
+``SECRET_KEY`` signs; ``SECRET_KEY_FALLBACKS`` still verify after a key rotation.
+Unsubscribe tokens never expire and are kept short: the URL must fit in a
+``List-Unsubscribe`` header without RFC 2047 encoding.
+"""
+
+from flask import current_app
+from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
+
+from .errors import BadToken, ExpiredToken
+
+CONFIRM = "confirm"
+UNSUBSCRIBE = "unsubscribe"
+VIEW = "view"
+
+
+def _keys() -> list[str]:
+    # itsdangerous signs with the last key and verifies with all of them.
+    return [*current_app.config["SECRET_KEY_FALLBACKS"], current_app.config["SECRET_KEY"]]
+
+
+def _serializer(purpose: str) -> URLSafeSerializer:
+    return URLSafeSerializer(_keys(), salt=f"mailer.{purpose}")
+
+
+def _timed_serializer(purpose: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(_keys(), salt=f"mailer.{purpose}")
+
+
+def sign(purpose: str, payload) -> str:
+    """A token for ``payload`` (JSON-able) that never expires."""
+    return _serializer(purpose).dumps(payload)
+
+
+def verify(purpose: str, token: str):
+    """The payload of ``token``; raises BadToken if it is not ours or not for ``purpose``."""
+    try:
+        return _serializer(purpose).loads(token)
+    except BadSignature as exc:
+        raise BadToken("This link is not valid.") from exc
+
+
+def sign_timed(purpose: str, payload) -> str:
+    return _timed_serializer(purpose).dumps(payload)
+
+
+def verify_timed(purpose: str, token: str, max_age: int):
+    """The payload of a timed token; raises ExpiredToken (with the payload) or BadToken."""
+    serializer = _timed_serializer(purpose)
+    try:
+        return serializer.loads(token, max_age=max_age)
+    except SignatureExpired as exc:
+        payload = None
+        if exc.payload is not None:
+            try:
+                payload = serializer.load_payload(exc.payload)
+            except BadSignature:
+                payload = None
+        raise ExpiredToken("This link has expired.", payload) from exc
+    except BadSignature as exc:
+        raise BadToken("This link is not valid.") from exc
+
+
+def unsubscribe_token(subscriber_id: int, campaign_id: int | None = None) -> str:
+    payload = [subscriber_id, campaign_id] if campaign_id else subscriber_id
+    return sign(UNSUBSCRIBE, payload)
+
+
+def read_unsubscribe_token(token: str) -> tuple[int, int | None]:
+    """(subscriber id, campaign id or None); raises BadToken."""
+    payload = verify(UNSUBSCRIBE, token)
+    if isinstance(payload, int):
+        return payload, None
+    if (isinstance(payload, list) and len(payload) == 2
+            and all(isinstance(part, int) for part in payload)):
+        return payload[0], payload[1]
+    raise BadToken("This link is not valid.")

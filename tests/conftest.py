@@ -1,0 +1,143 @@
+"""Test fixtures on real services: PostgreSQL and SQLite, Redis, an aiosmtpd server in this
+process and a real Celery worker thread.
+
+Each run gets its own PostgreSQL database, Redis key prefix and Celery queue, so runs
+may overlap on one machine. ``TEST_DATABASE_URL`` (a PostgreSQL server URL, default
+``DATABASE_URL`` or the local one) and ``TEST_REDIS_URL`` (default ``REDIS_URL`` or
+``redis://127.0.0.1:6379/15``) point the suite elsewhere; ``TEST_BACKENDS=sqlite`` or
+``=postgresql`` runs it on one database only.
+"""
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from celery.contrib.testing.worker import start_worker
+
+from mailer import create_app
+from mailer.extensions import db, limiter
+from tests.smtp_server import SMTPServer
+from worker import celery_init_app
+
+RUN_ID = uuid.uuid4().hex[:10]
+PG_SERVER_URL = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL") or \
+    "postgresql://postgres@127.0.0.1:5432/postgres"
+REDIS_URL = os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/15"
+BACKENDS = [b for b in os.environ.get("TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
+
+
+def pg_url(database: str) -> sa.URL:
+    url = sa.make_url(PG_SERVER_URL).set(drivername="postgresql+psycopg")
+    return url.set(database=database)
+
+
+@pytest.fixture(scope="session")
+def smtp_server():
+    """A real SMTP server (aiosmtpd) on a free local port, recording every message."""
+    server = SMTPServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(request, tmp_path_factory):
+    """A fresh database of the backend under test, dropped at the end."""
+    backend = request.param
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite'}"
+        return
+    name = f"mailer_test_{RUN_ID}"
+    admin = sa.create_engine(pg_url("postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield pg_url(name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def pytest_generate_tests(metafunc):
+    if "database_url" in metafunc.fixturenames:
+        metafunc.parametrize("database_url", BACKENDS, indirect=True, scope="session")
+
+
+def service_config(database_url: str, smtp_server: SMTPServer, tmp: Path) -> dict:
+    """Settings shared by the in-process app and by subprocesses (see ``subprocess_env``)."""
+    queue = f"mailer-test-{RUN_ID}"
+    return {
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "REDIS_URL": REDIS_URL,
+        "REDIS_PREFIX": f"mailer-test-{RUN_ID}",
+        "RATELIMIT_STORAGE_URI": REDIS_URL,
+        "RATELIMIT_KEY_PREFIX": f"mailer-test-{RUN_ID}",
+        "CELERY": {
+            "broker_url": REDIS_URL,
+            "task_ignore_result": True,
+            "task_acks_late": True,
+            "task_reject_on_worker_lost": True,
+            "worker_prefetch_multiplier": 1,
+            "task_default_queue": queue,
+            "broker_connection_retry_on_startup": True,
+            "broker_transport_options": {"visibility_timeout": 3600},
+        },
+        "SMTP_URL": f"smtp://127.0.0.1:{smtp_server.port}",
+        "OUTBOX_DIR": tmp / "outbox",
+        "BASE_URL": "http://localhost",
+        "MAIL_FROM": "wydarzenia@miasto.example.pl",
+        "MAIL_DOMAIN": "miasto.example.pl",
+        "WTF_CSRF_ENABLED": True,
+    }
+
+
+@pytest.fixture(scope="session")
+def app_instance(database_url, smtp_server, tmp_path_factory):
+    app = create_app("test", service_config(database_url, smtp_server, tmp_path_factory.mktemp("app")))
+    with app.app_context():
+        db.create_all()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(app_instance):
+    """A real Celery worker consuming this run's queue, in a thread of this process."""
+    celery_app = celery_init_app(app_instance)
+    with start_worker(celery_app, pool="solo", concurrency=1, perform_ping_check=False,
+                      loglevel="WARNING", shutdown_timeout=30):
+        yield celery_app
+
+
+@pytest.fixture
+def app(app_instance, smtp_server):
+    """The app with a context pushed; every table emptied and every counter reset after."""
+    smtp_server.reset()
+    with app_instance.app_context():
+        yield app_instance
+        db.session.remove()
+        empty_tables()
+        limiter.reset()
+
+
+def empty_tables() -> None:
+    tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+    with db.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(sa.text(f"DELETE FROM {table}"))
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def session(app):
+    return db.session

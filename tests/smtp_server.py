@@ -1,0 +1,94 @@
+"""A real SMTP server for the tests (aiosmtpd), with scripted failures.
+
+``replies`` maps a recipient to the reply its RCPT gets (``"550 5.1.1 No such user"``);
+``drop_after`` closes the connection after that many accepted messages (once).
+"""
+
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+
+from aiosmtpd.controller import Controller
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Received:
+    sender: str
+    recipients: list[str]
+    data: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        return message_from_bytes(self.data, policy=policy.default)
+
+
+@dataclass
+class Handler:
+    messages: list[Received] = field(default_factory=list)
+    replies: dict[str, str] = field(default_factory=dict)
+    drop_after: int | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        reply = self.replies.get(address.lower())
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            if self.drop_after is not None and len(self.messages) >= self.drop_after:
+                self.drop_after = None
+                session.transport.close()  # the client sees the connection drop mid-batch
+                return "421 4.4.2 Connection dropped"
+            self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
+                                          envelope.original_content or envelope.content))
+        return "250 2.0.0 Message accepted"
+
+
+class SMTPServer:
+    def __init__(self):
+        self.handler = Handler()
+        self.port = free_port()
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
+                                     decode_data=False, data_size_limit=10 * 1024 * 1024)
+
+    def start(self) -> None:
+        self.controller.start()
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+    def reset(self) -> None:
+        with self.handler.lock:
+            self.handler.messages.clear()
+            self.handler.replies.clear()
+            self.handler.drop_after = None
+
+    @property
+    def messages(self) -> list[Received]:
+        with self.handler.lock:
+            return list(self.handler.messages)
+
+    def to(self, address: str) -> list[Received]:
+        return [m for m in self.messages if address in m.recipients]
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> list[Received]:
+        """Wait until at least ``count`` messages arrived; raise AssertionError if they do not."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            messages = self.messages
+            if len(messages) >= count:
+                return messages
+            time.sleep(0.05)
+        raise AssertionError(f"expected {count} messages, got {len(self.messages)}")

@@ -1,0 +1,22 @@
+"""The fixtures themselves talk to the real services."""
+
+import smtplib
+
+import sqlalchemy as sa
+
+from mailer.extensions import db
+
+
+def test_database_is_real(app):
+    dialect = db.engine.dialect.name
+    assert dialect in {"sqlite", "postgresql"}
+    assert db.session.execute(sa.text("select 1")).scalar() == 1
+
+
+def test_smtp_server_receives(smtp_server):
+    smtp_server.reset()
+    with smtplib.SMTP("127.0.0.1", smtp_server.port) as smtp:
+        smtp.sendmail("a@example.org", ["b@example.org"], b"Subject: x\r\n\r\nhello\r\n")
+    [received] = smtp_server.wait_for(1)
+    assert received.recipients == ["b@example.org"]
+    assert received.message["subject"] == "x"

@@ -1,0 +1,30 @@
+"""The Celery side: ``celery_init_app`` builds the worker's Celery app from the Flask app."""
+
+from celery import Celery, Task
+from flask import Flask
+
+
+def celery_init_app(app: Flask) -> Celery:
+    """Flask's documented pattern: every task runs inside the app context."""
+
+    class FlaskTask(Task):
+        def __call__(self, *args, **kwargs):
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app.config_from_object(app.config["CELERY"])
+    celery_app.conf.beat_schedule = beat_schedule(app)
+    celery_app.set_default()
+    app.extensions["celery"] = celery_app
+    from . import tasks  # noqa: F401  registers the tasks on this app
+
+    return celery_app
+
+
+def beat_schedule(app: Flask) -> dict:
+    """Periodic work. Campaign schedules live in the database; beat only ticks."""
+    return {
+        "tick": {"task": "mailer.tick", "schedule": 15.0},
+        "purge-pending": {"task": "mailer.purge_pending", "schedule": 3600.0},
+    }

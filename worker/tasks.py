@@ -1,0 +1,39 @@
+"""Thin tasks: they take ids, open a session (the app context is already pushed) and call
+the domain. Each is safe to run twice: the database, not the queue, records what was done."""
+
+from celery import shared_task
+
+from mailer import sending, subscriptions
+from mailer.extensions import db
+
+
+@shared_task(name="mailer.send_confirmation", autoretry_for=(OSError,), retry_backoff=True,
+             retry_jitter=True, max_retries=5)
+def send_confirmation(subscriber_id: int) -> None:
+    subscriptions.send_confirmation(db.session, subscriber_id)
+
+
+@shared_task(name="mailer.send_welcome", autoretry_for=(OSError,), retry_backoff=True,
+             retry_jitter=True, max_retries=5)
+def send_welcome(subscriber_id: int) -> None:
+    subscriptions.send_welcome(db.session, subscriber_id)
+
+
+@shared_task(name="mailer.purge_pending")
+def purge_pending() -> None:
+    subscriptions.purge_pending(db.session)
+
+
+@shared_task(name="mailer.tick")
+def tick() -> None:
+    sending.tick(db.session)
+
+
+@shared_task(name="mailer.start_campaign")
+def start_campaign(campaign_id: int) -> None:
+    sending.start(db.session, campaign_id)
+
+
+@shared_task(name="mailer.send_batch")
+def send_batch(campaign_id: int, batch: int) -> None:
+    sending.send_batch(db.session, campaign_id, batch)
