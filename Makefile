@@ -5,7 +5,7 @@ PORT ?= 5000
 BIN = $(VENV)/bin
 FLASK = $(BIN)/flask --app mailer
 
-.PHONY: run test bench install install-test system-test-deps migration clean
+.PHONY: run test bench install install-test translations system-test-deps migration clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -19,9 +19,13 @@ $(VENV)/.installed-test: requirements.txt requirements-test.txt | $(BIN)/activat
 	$(BIN)/pip install -q -r requirements-test.txt
 	touch $@ $(VENV)/.installed
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed translations
 
-install-test: $(VENV)/.installed-test
+install-test: $(VENV)/.installed-test translations
+
+# Catalogs are kept per area: translations/<area>/<lang>/LC_MESSAGES/messages.po
+translations: $(VENV)/.installed
+	@for dir in translations/*/; do $(BIN)/pybabel compile -d "$$dir" 2>&1 | grep -v "^compiling" || true; done
 
 ## make run: the web app, a Celery worker and beat on http://127.0.0.1:$(PORT), embedded by default.
 run: install

@@ -51,6 +51,7 @@ class Config:
     SECRET_KEY = env_str("SECRET_KEY", DEFAULT_SECRET)
     # Old keys still verify tokens after a rotation; SECRET_KEY signs new ones.
     SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS")
+    SUPPRESSION_KEY = env_str("SUPPRESSION_KEY")  # defaults to SECRET_KEY
     BASE_URL = env_str("BASE_URL", f"http://127.0.0.1:{env_int('PORT', 5000)}").rstrip("/")
 
     SQLALCHEMY_DATABASE_URI = sqlalchemy_url(
@@ -115,7 +116,10 @@ class Config:
     # Web
     BABEL_DEFAULT_LOCALE = env_str("DEFAULT_LOCALE", "pl")
     BABEL_DEFAULT_TIMEZONE = env_str("DEFAULT_TIMEZONE", "Europe/Warsaw")
-    BABEL_TRANSLATION_DIRECTORIES = str(ROOT / "translations")
+    # One catalog folder per area (translations/<area>/pl/LC_MESSAGES/messages.po); merged.
+    BABEL_TRANSLATION_DIRECTORIES = ";".join(
+        str(path) for path in sorted((ROOT / "translations").glob("*")) if path.is_dir()
+    )
     LANGUAGES = ["pl", "en"]
     MAX_CONTENT_LENGTH = env_int("MAX_UPLOAD_MB", 64) * 1024 * 1024
     SESSION_COOKIE_HTTPONLY = True

@@ -7,8 +7,10 @@ import nh3
 from flask import current_app
 from flask_babel import format_datetime, force_locale
 from markupsafe import Markup
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from .models import Event
+from .models import Event, utcnow
 from .mail.render import html_to_text
 
 _markdown = md.Markdown(extensions=["extra", "sane_lists"], output_format="html")
@@ -48,3 +50,12 @@ def event_context(event: Event, locale: str) -> dict:
         "image_url": event.image_url, "link": event.link, "ics_url": ics_url(event),
         "starts_at": event.starts_at, "ends_at": event.ends_at,
     }
+
+
+
+def upcoming(session: Session, limit: int = 20) -> list[Event]:
+    """Events that have not ended yet, soonest first."""
+    ends = func.coalesce(Event.ends_at, Event.starts_at)
+    return list(session.scalars(
+        select(Event).where(ends >= utcnow()).order_by(Event.starts_at).limit(limit)
+    ))

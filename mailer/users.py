@@ -73,3 +73,10 @@ def user_for_token(session: Session, token: str) -> User | None:
         return None
     api_token.last_used_at = utcnow()
     return api_token.user
+
+
+def set_password(session: Session, user: User, password: str) -> None:
+    """Raises InvalidInput when the password is too short."""
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInput(f"The password must have at least {MIN_PASSWORD} characters.", "password")
+    user.password_hash = _hasher.hash(password)

@@ -3,7 +3,7 @@ the domain. Each is safe to run twice: the database, not the queue, records what
 
 from celery import shared_task
 
-from mailer import sending, subscriptions
+from mailer import campaigns, sending, subscriptions
 from mailer.extensions import db
 
 
@@ -37,3 +37,8 @@ def start_campaign(campaign_id: int) -> None:
 @shared_task(name="mailer.send_batch")
 def send_batch(campaign_id: int, batch: int) -> None:
     sending.send_batch(db.session, campaign_id, batch)
+
+
+@shared_task(name="mailer.send_test")
+def send_test(campaign_id: int, addresses: list[str]) -> None:
+    campaigns.send_test(db.session, campaign_id, addresses)

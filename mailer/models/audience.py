@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Enum, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from ..extensions import db
 from .types import UTCDateTime, utcnow
@@ -22,6 +22,8 @@ class Subscriber(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
+    # Keyed hash of the address, matched against the suppression list in set-based SQL.
+    email_hash: Mapped[str] = mapped_column(String(64), index=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     locale: Mapped[str] = mapped_column(String(8), default="pl")
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -39,6 +41,13 @@ class Subscriber(db.Model):
     consents: Mapped[list["ConsentRecord"]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", order_by="ConsentRecord.id"
     )
+
+    @validates("email")
+    def _hash_email(self, _key: str, email: str) -> str:
+        from ..suppression import email_hash
+
+        self.email_hash = email_hash(email)
+        return email
 
 
 class MailingList(db.Model):

@@ -1,0 +1,1 @@
+"""Campaigns: compose, edit, schedule, test (to be built)."""

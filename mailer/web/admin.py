@@ -1,5 +1,0 @@
-"""Staff pages under /admin."""
-
-from flask import Blueprint
-
-bp = Blueprint("admin", __name__)

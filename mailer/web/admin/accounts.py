@@ -1,0 +1,3 @@
+"""Staff pages: accounts."""
+
+from . import bp  # noqa: F401

@@ -1,0 +1,3 @@
+"""Staff pages: campaigns."""
+
+from . import bp  # noqa: F401

@@ -1,0 +1,3 @@
+"""Staff pages: dashboard."""
+
+from . import bp  # noqa: F401

@@ -1,0 +1,3 @@
+"""Staff pages: events."""
+
+from . import bp  # noqa: F401

@@ -1,0 +1,3 @@
+"""Staff pages: imports."""
+
+from . import bp  # noqa: F401

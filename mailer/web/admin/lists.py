@@ -1,0 +1,3 @@
+"""Staff pages: lists."""
+
+from . import bp  # noqa: F401

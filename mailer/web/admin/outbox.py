@@ -1,0 +1,3 @@
+"""Staff pages: outbox."""
+
+from . import bp  # noqa: F401

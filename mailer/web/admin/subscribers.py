@@ -1,0 +1,3 @@
+"""Staff pages: subscribers."""
+
+from . import bp  # noqa: F401

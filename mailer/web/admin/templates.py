@@ -1,0 +1,3 @@
+"""Staff pages: templates."""
+
+from . import bp  # noqa: F401
