@@ -68,8 +68,9 @@ def make_msgid(domain: str) -> str:
 
 def qp(text: str) -> bytes:
     """Quoted-printable UTF-8 with CRLF line ends."""
-    normalized = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n")
-    return binascii.b2a_qp(normalized.encode("utf-8"), istext=True)
+    normalized = text.replace("\r\n", "\n").replace("\r", "\n")
+    # b2a_qp ends soft and hard line breaks with LF here; the wire wants CRLF.
+    return binascii.b2a_qp(normalized.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
 
 
 def build(*, sender: Address, to: Address, subject: str, text: str, html: str, domain: str,
