@@ -1,0 +1,45 @@
+"""The Alembic migrations build exactly the schema the models describe, on both databases."""
+
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from flask_migrate import downgrade, upgrade
+
+from mailer import create_app
+from mailer.extensions import db
+from tests.conftest import RUN_ID, pg_url
+
+
+def fresh_database(database_url: str, tmp_path):
+    if database_url.startswith("sqlite"):
+        return f"sqlite:///{tmp_path / 'migrated.sqlite'}", None
+    name = f"mailer_mig_{RUN_ID}"
+    admin = sa.create_engine(pg_url("postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+
+    def drop():
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return pg_url(name).render_as_string(hide_password=False), drop
+
+
+def test_upgrade_matches_models_and_downgrade_empties(app_instance, database_url, tmp_path):
+    url, drop = fresh_database(database_url, tmp_path)
+    app = create_app("test", {"SQLALCHEMY_DATABASE_URI": url})
+    try:
+        with app.app_context():
+            upgrade()
+            with db.engine.connect() as conn:
+                diff = compare_metadata(MigrationContext.configure(conn), db.metadata)
+            assert diff == [], f"models and migrations differ: {diff}"
+            downgrade(revision="base")
+            with db.engine.connect() as conn:
+                assert set(sa.inspect(conn).get_table_names()) <= {"alembic_version"}
+            db.engine.dispose()
+    finally:
+        if drop:
+            drop()
