@@ -1,1 +1,300 @@
-"""Campaigns: compose, edit, schedule, test (to be built)."""
+"""Campaigns: compose from events and a template, edit, schedule, preview and test.
+
+Sending itself (launch, pause, resume, cancel, progress) is mailer.sending's.
+"""
+
+import dataclasses
+from datetime import datetime
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from . import links, tokens
+from .email_templates import SAMPLE_EMAIL, SAMPLE_NAME, compile_for, default_content_template
+from .errors import BadToken, Conflict, InvalidInput, NotFound
+from .events import parse_when
+from .events import when as event_when
+from .jobs import enqueue
+from .mail.compose import CampaignMailer, Recipient
+from .mail.message import check_header_value
+from .mail.render import Rendered
+from .mail.transport import from_config
+from .models import (Campaign, CampaignEvent, CampaignStatus, Event, MailingList, Subscriber,
+                     Template, TemplateKind, utcnow)
+from .subscribers import normalize_email
+
+EDITABLE = {CampaignStatus.DRAFT, CampaignStatus.SCHEDULED}
+MAX_TEST_ADDRESSES = 10
+_UPCOMING = {"pl": "Najbliższe wydarzenia", "en": "Upcoming events"}
+
+
+def get_campaign(session: Session, campaign_id: int) -> Campaign:
+    """Raises NotFound."""
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise NotFound("This campaign does not exist.")
+    return campaign
+
+
+def all_campaigns(session: Session) -> list[Campaign]:
+    """Every campaign, the newest first."""
+    return list(session.scalars(select(Campaign).order_by(Campaign.created_at.desc(),
+                                                          Campaign.id.desc())))
+
+
+def _ids(values, field: str) -> list[int]:
+    if values is None:
+        return []
+    if not isinstance(values, (list, tuple)):
+        raise InvalidInput("Expected a list of ids.", field)
+    try:
+        ids = [int(value) for value in values]
+    except (TypeError, ValueError):
+        raise InvalidInput("Expected a list of ids.", field) from None
+    return list(dict.fromkeys(ids))
+
+
+def _events(session: Session, event_ids) -> list[Event]:
+    ids = _ids(event_ids, "event_ids")
+    if not ids:
+        raise InvalidInput("Choose at least one event.", "event_ids")
+    found = {e.id: e for e in session.scalars(select(Event).where(Event.id.in_(ids)))}
+    if len(found) != len(ids):
+        raise InvalidInput("One of the chosen events does not exist.", "event_ids")
+    return [found[i] for i in ids]
+
+
+def _lists(session: Session, list_ids) -> list[MailingList]:
+    ids = _ids(list_ids, "list_ids")
+    found = list(session.scalars(select(MailingList).where(MailingList.id.in_(ids)))) if ids else []
+    if len(found) != len(ids):
+        raise InvalidInput("One of the chosen lists does not exist.", "list_ids")
+    return found
+
+
+def _template(session: Session, template_id) -> Template | None:
+    if template_id in (None, ""):
+        return None
+    try:
+        template = session.get(Template, int(template_id))
+    except (TypeError, ValueError):
+        template = None
+    if template is None or template.kind != TemplateKind.CONTENT:
+        raise InvalidInput("Choose a content template.", "template_id")
+    return template
+
+
+def _line(value, field: str, required: bool) -> str:
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise InvalidInput("This field must be text.", field)
+    value = value.strip()
+    if required and not value:
+        raise InvalidInput("This field is required.", field)
+    if len(value) > 200:
+        raise InvalidInput("This text is too long.", field)
+    try:
+        check_header_value(value)
+    except InvalidInput:
+        raise InvalidInput("This field must be a single line of text.", field) from None
+    return value
+
+
+def _locale(value) -> str:
+    if value not in current_app.config["LANGUAGES"]:
+        raise InvalidInput("Choose a language.", "locale")
+    return value
+
+
+def suggested_subject(events: list[Event], locale: str) -> str:
+    if len(events) == 1:
+        return events[0].title[:200]
+    return _UPCOMING.get(locale, _UPCOMING["pl"])
+
+
+def suggested_preheader(events: list[Event], locale: str) -> str:
+    if len(events) == 1:
+        event = events[0]
+        text = event_when(event, locale) + (f" · {event.place}" if event.place else "")
+    else:
+        text = " · ".join(event.title for event in events)
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+def _set_events(campaign: Campaign, events: list[Event]) -> None:
+    campaign.campaign_events = [CampaignEvent(event=event, position=i) for i, event in enumerate(events)]
+
+
+def create_campaign(session: Session, *, event_ids: list[int], list_ids: list[int],
+                    template_id: int | None = None, subject: str | None = None,
+                    preheader: str | None = None, locale: str = "pl",
+                    created_by_id: int | None = None) -> Campaign:
+    """A draft campaign; subject and preheader are prefilled from the events when None, the
+    template defaults to the announcement (one event) or the digest (several).
+    Raises InvalidInput."""
+    locale = _locale(locale)
+    events = _events(session, event_ids)
+    lists = _lists(session, list_ids)
+    template = _template(session, template_id) or default_content_template(session, len(events) > 1)
+    subject = _line(suggested_subject(events, locale) if subject is None else subject, "subject", True)
+    preheader = _line(suggested_preheader(events, locale) if preheader is None else preheader,
+                      "preheader", False)
+    campaign = Campaign(subject=subject, preheader=preheader, template=template, locale=locale,
+                        lists=lists, created_by_id=created_by_id, status=CampaignStatus.DRAFT)
+    _set_events(campaign, events)
+    session.add(campaign)
+    session.flush()
+    compile_for(session, campaign)  # a broken template is refused now, not at send time
+    return campaign
+
+
+def update_campaign(session: Session, campaign_id: int, values: dict) -> Campaign:
+    """Change any of subject, preheader, template_id, event_ids, list_ids, locale, archived.
+    Raises NotFound, Conflict (unless draft or scheduled; ``archived`` alone may change at any
+    time), InvalidInput."""
+    campaign = get_campaign(session, campaign_id)
+    if not isinstance(values, dict):
+        raise InvalidInput("Send the campaign's fields.")
+    content_keys = set(values) - {"archived"}
+    if content_keys and campaign.status not in EDITABLE:
+        raise Conflict("This campaign can no longer be changed.")
+    if "locale" in values:
+        campaign.locale = _locale(values["locale"])
+    if "subject" in values:
+        campaign.subject = _line(values["subject"], "subject", True)
+    if "preheader" in values:
+        campaign.preheader = _line(values["preheader"], "preheader", False)
+    if "template_id" in values:
+        campaign.template = _template(session, values["template_id"]) or \
+            default_content_template(session, len(campaign.campaign_events) > 1)
+    if "event_ids" in values:
+        _set_events(campaign, _events(session, values["event_ids"]))
+    if "list_ids" in values:
+        campaign.lists = _lists(session, values["list_ids"])
+    if "archived" in values:
+        campaign.archived = bool(values["archived"])
+    session.flush()
+    if content_keys:
+        compile_for(session, campaign)
+    return campaign
+
+
+def schedule(session: Session, campaign_id: int, when: datetime | str) -> Campaign:
+    """Send at ``when`` (aware, ISO 8601, or naive Europe/Warsaw time); beat's tick starts it.
+    Raises NotFound, Conflict, InvalidInput (past time, no lists)."""
+    campaign = get_campaign(session, campaign_id)
+    if campaign.status not in EDITABLE:
+        raise Conflict("This campaign can no longer be scheduled.")
+    at = parse_when(when, "scheduled_at", required=True)
+    if at <= utcnow():
+        raise InvalidInput("Choose a time in the future.", "scheduled_at")
+    if not campaign.lists:
+        raise InvalidInput("Choose at least one list.", "list_ids")
+    campaign.scheduled_at = at
+    campaign.status = CampaignStatus.SCHEDULED
+    session.flush()
+    return campaign
+
+
+def unschedule(session: Session, campaign_id: int) -> Campaign:
+    """Back to draft; raises NotFound, Conflict unless scheduled."""
+    campaign = get_campaign(session, campaign_id)
+    if campaign.status != CampaignStatus.SCHEDULED:
+        raise Conflict("This campaign is not scheduled.")
+    campaign.status = CampaignStatus.DRAFT
+    campaign.scheduled_at = None
+    session.flush()
+    return campaign
+
+
+def test_addresses(addresses) -> list[str]:
+    """Validated test addresses from a list or a comma/space separated string; raises InvalidInput."""
+    if isinstance(addresses, str):
+        addresses = addresses.replace(";", ",").replace("\n", ",").split(",")
+    if not isinstance(addresses, (list, tuple)):
+        raise InvalidInput("Give one or more email addresses.", "addresses")
+    cleaned = []
+    for raw in addresses:
+        if not isinstance(raw, str):
+            raise InvalidInput("Give one or more email addresses.", "addresses")
+        if raw.strip():
+            try:
+                cleaned.append(normalize_email(raw))
+            except InvalidInput:
+                raise InvalidInput("One of the test addresses is not valid.", "addresses") from None
+    cleaned = list(dict.fromkeys(cleaned))
+    if not cleaned:
+        raise InvalidInput("Give one or more email addresses.", "addresses")
+    if len(cleaned) > MAX_TEST_ADDRESSES:
+        raise InvalidInput("Send a test to at most 10 addresses.", "addresses")
+    return cleaned
+
+
+def request_test(session: Session, campaign_id: int, addresses) -> None:
+    """Validate, then queue "mailer.send_test" (sent after the caller commits).
+    Raises NotFound, InvalidInput (addresses, a broken template)."""
+    campaign = get_campaign(session, campaign_id)
+    cleaned = test_addresses(addresses)
+    compile_for(session, campaign)
+    enqueue(session, "mailer.send_test", campaign.id, cleaned)
+
+
+def send_test(session: Session, campaign_id: int, addresses) -> None:
+    """Task body: send the campaign now to ``addresses``, subject marked [TEST], as a sample
+    recipient. Raises NotFound, InvalidInput; OSError when the mail server cannot be reached."""
+    campaign = get_campaign(session, campaign_id)
+    cleaned = test_addresses(addresses)
+    compiled = compile_for(session, campaign)
+    compiled = dataclasses.replace(compiled, subject=f"[TEST] {compiled.subject}")
+    mailer = CampaignMailer(campaign, compiled)
+    transport = from_config(current_app.config)
+    try:
+        results = transport.send([mailer.message_for(Recipient(None, address, ""))
+                                  for address in cleaned])
+    finally:
+        transport.close()
+    failed = [r for r in results if not r.ok and r.temporary]
+    if failed:
+        raise OSError(f"test mail not accepted: {failed[0].code} {failed[0].error}")
+
+
+def render_as(session: Session, campaign: Campaign, subscriber_id: int | None = None) -> Rendered:
+    """The campaign as one recipient sees it (None or 0: a sample recipient); links work.
+    Raises InvalidInput (broken template)."""
+    compiled = compile_for(session, campaign)
+    subscriber = session.get(Subscriber, subscriber_id) if subscriber_id else None
+    sid = subscriber.id if subscriber else 0
+    return compiled.personalize(
+        name=subscriber.name if subscriber else SAMPLE_NAME,
+        email=subscriber.email if subscriber else SAMPLE_EMAIL,
+        unsubscribe_url=links.unsubscribe_url(sid, campaign.id) if sid else "#",
+        view_url=links.view_url(campaign.id, sid),
+    )
+
+
+def archived(session: Session) -> list[Campaign]:
+    """Sent campaigns opted into the public archive, the newest first."""
+    return list(session.scalars(
+        select(Campaign).where(Campaign.archived.is_(True), Campaign.status == CampaignStatus.SENT)
+        .order_by(Campaign.finished_at.desc(), Campaign.id.desc())
+    ))
+
+
+def get_archived(session: Session, campaign_id: int) -> Campaign:
+    """Raises NotFound unless the campaign is sent and archived."""
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None or not campaign.archived or campaign.status != CampaignStatus.SENT:
+        raise NotFound("This campaign does not exist.")
+    return campaign
+
+
+def view_copy(session: Session, token: str) -> Rendered:
+    """A recipient's copy from a /m/<token> link; raises BadToken, NotFound."""
+    payload = tokens.verify(tokens.VIEW, token)
+    if not (isinstance(payload, list) and len(payload) == 2
+            and all(isinstance(part, int) and not isinstance(part, bool) for part in payload)):
+        raise BadToken("This link is not valid.")
+    campaign = get_campaign(session, payload[0])
+    return render_as(session, campaign, payload[1])

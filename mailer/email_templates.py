@@ -1,16 +1,20 @@
 """Staff-editable email templates: the built-in defaults, and compiling a campaign with them."""
 
-from pathlib import Path
+import re
+from datetime import datetime, timedelta, timezone
 
 from flask import current_app
+from jinja2 import TemplateError, TemplateSyntaxError
+from jinja2.exceptions import SecurityError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config import ROOT
 
-from .events import event_context
-from .mail.render import CompiledCampaign, compile_campaign
-from .models import Campaign, Template, TemplateKind
+from .errors import InvalidInput, NotFound
+from .events import event_context, upcoming
+from .mail.render import CompiledCampaign, Rendered, compile_campaign
+from .models import Campaign, Event, Template, TemplateKind
 
 BUILTIN_DIR = ROOT / "templates" / "email" / "campaign"
 # name, kind, file stem, layout name
@@ -57,9 +61,212 @@ def compile_for(session: Session, campaign: Campaign) -> CompiledCampaign:
         "events": [event_context(event, campaign.locale) for event in events],
         "campaign": {"id": campaign.id, "subject": campaign.subject},
     }
-    return compile_campaign(
+    return safe_compile(
         subject=campaign.subject, preheader=campaign.preheader,
         layout_html=layout.html if layout else "{{ content }}",
         layout_text=layout.text if layout else "{{ content }}",
         content_html=template.html, content_text=template.text, context=context,
     )
+
+
+# --- Editing templates ----------------------------------------------------------------
+
+SAMPLE_NAME = "Anna Kowalska"
+SAMPLE_EMAIL = "anna.kowalska@example.org"
+_UNSUBSCRIBE = re.compile(r"\{\{-?\s*unsubscribe_url\s*-?\}\}")
+_MAX_SOURCE = 100_000
+
+
+def invalid(msgid: str, field: str | None = None, **params) -> InvalidInput:
+    """An InvalidInput whose message is ``msgid % params``; ``.msgid``/``.params`` let a
+    view translate it (see mailer.web.content_forms.error_text)."""
+    error = InvalidInput(msgid % params if params else msgid, field)
+    error.msgid, error.params = msgid, params
+    return error
+
+
+def all_templates(session: Session) -> list[Template]:
+    ensure_defaults(session)
+    return list(session.scalars(select(Template).order_by(Template.kind, Template.name)))
+
+
+def layouts(session: Session) -> list[Template]:
+    return [t for t in all_templates(session) if t.kind == TemplateKind.LAYOUT]
+
+
+def content_templates(session: Session) -> list[Template]:
+    return [t for t in all_templates(session) if t.kind == TemplateKind.CONTENT]
+
+
+def get_template(session: Session, template_id: int) -> Template:
+    """Raises NotFound."""
+    template = session.get(Template, template_id)
+    if template is None:
+        raise NotFound("This template does not exist.")
+    return template
+
+
+def _sample_events(session: Session) -> list[Event]:
+    events = upcoming(session, limit=3)
+    if events:
+        return events
+    start = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) + timedelta(days=7)
+    return [
+        Event(id=0, title="Koncert kolęd na Rynku", starts_at=start, ends_at=start + timedelta(hours=2),
+              place="Rynek Główny", summary="Wspólne śpiewanie kolęd z chórem miejskim.",
+              body_md="Wstęp **wolny**. Zażółć gęślą jaźń.", image_url="",
+              link="https://example.org/wydarzenia"),
+        Event(id=0, title="Wystawa fotografii", starts_at=start + timedelta(days=2), ends_at=None,
+              place="Galeria Miejska", summary="Miasto sprzed stu lat.", body_md="", image_url="",
+              link=""),
+    ]
+
+
+def sample_context(session: Session, locale: str, events: list[Event] | None = None) -> dict:
+    events = events if events is not None else _sample_events(session)
+    return {
+        "locale": locale,
+        "organisation": current_app.config["ORGANISATION_NAME"],
+        "events": [event_context(event, locale) for event in events],
+        "campaign": {"id": 0, "subject": "Najbliższe wydarzenia"},
+    }
+
+
+def safe_compile(**kwargs) -> CompiledCampaign:
+    """compile_campaign, with every failure of staff code (syntax, sandbox escape, a runtime
+    error) turned into InvalidInput with a clear message."""
+    try:
+        return compile_campaign(**kwargs)
+    except InvalidInput as exc:
+        cause = exc.__cause__
+        if isinstance(cause, SecurityError):
+            raise invalid("The template tries something that is not allowed in email templates "
+                          "(%(detail)s).", "html", detail=str(cause)) from exc
+        if isinstance(cause, TemplateSyntaxError):
+            raise invalid("Template syntax error on line %(line)s: %(detail)s", "html",
+                          line=cause.lineno, detail=cause.message or "") from exc
+        if isinstance(cause, TemplateError):
+            raise invalid("The template cannot be rendered: %(detail)s", "html",
+                          detail=str(cause)) from exc
+        raise
+    except Exception as exc:  # staff code may divide by zero, index a missing item ...
+        raise invalid("The template cannot be rendered: %(detail)s", "html",
+                      detail=f"{type(exc).__name__}: {exc}") from exc
+
+
+def _parts(layout: Template | None, html: str, text: str, kind: TemplateKind) -> dict:
+    """compile_campaign's template sources for a template being edited."""
+    if kind == TemplateKind.LAYOUT:
+        return {"layout_html": html, "layout_text": text,
+                "content_html": "<p>{{ organisation }}</p>",
+                "content_text": "{{ organisation }}" if text.strip() else ""}
+    return {"layout_html": layout.html if layout else "{{ content }}",
+            "layout_text": layout.text if layout else "{{ content }}",
+            "content_html": html, "content_text": text}
+
+
+def render_sample(session: Session, *, kind: TemplateKind, html: str, text: str,
+                  layout: Template | None, locale: str = "pl") -> Rendered:
+    """The template rendered with sample events for a sample recipient; raises InvalidInput."""
+    compiled = safe_compile(subject="Najbliższe wydarzenia", preheader="Podgląd szablonu",
+                            context=sample_context(session, locale),
+                            **_parts(layout, html, text, kind))
+    return compiled.personalize(name=SAMPLE_NAME, email=SAMPLE_EMAIL, unsubscribe_url="#unsubscribe",
+                                view_url="#view")
+
+
+def _clean(session: Session, template: Template | None, values: dict) -> dict:
+    if not isinstance(values, dict):
+        raise InvalidInput("Send the template's fields.")
+    name = values.get("name", template.name if template else "")
+    html = values.get("html", "")
+    text = values.get("text", "")
+    if not all(isinstance(v, str) for v in (name, html, text)):
+        raise InvalidInput("Template fields must be text.")
+    name = name.strip()
+    if not name:
+        raise InvalidInput("Give the template a name.", "name")
+    if len(name) > 120 or re.search(r"[\x00-\x1f\x7f]", name):
+        raise InvalidInput("The name must be a single line of at most 120 characters.", "name")
+    if len(html) > _MAX_SOURCE or len(text) > _MAX_SOURCE:
+        raise InvalidInput("The template is too long.", "html")
+    html, text = html.replace("\r\n", "\n"), text.replace("\r\n", "\n")
+    if not html.strip():
+        raise InvalidInput("The HTML part is required.", "html")
+    kind = template.kind if template else values.get("kind")
+    try:
+        kind = TemplateKind(kind)
+    except ValueError:
+        raise InvalidInput("Choose whether this is a layout or content.", "kind") from None
+    clash = session.scalar(select(Template.id).where(Template.name == name))
+    if clash is not None and (template is None or clash != template.id):
+        raise InvalidInput("Another template already has this name.", "name")
+    layout = None
+    if kind == TemplateKind.CONTENT:
+        layout_id = values.get("layout_id")
+        try:
+            layout = session.get(Template, int(layout_id)) if layout_id not in (None, "") else None
+        except (TypeError, ValueError):
+            layout = None
+        if layout is None or layout.kind != TemplateKind.LAYOUT:
+            raise InvalidInput("Choose the layout this content is placed in.", "layout_id")
+    else:
+        if not _UNSUBSCRIBE.search(html):
+            raise InvalidInput("A layout must contain the unsubscribe link {{ unsubscribe_url }} "
+                               "in the HTML part.", "html")
+        if text.strip() and not _UNSUBSCRIBE.search(text):
+            raise InvalidInput("A layout must contain the unsubscribe link {{ unsubscribe_url }} "
+                               "in the text part.", "text")
+    for locale in current_app.config["LANGUAGES"]:
+        render_sample(session, kind=kind, html=html, text=text, layout=layout, locale=locale)
+    return {"name": name, "kind": kind, "html": html, "text": text, "layout": layout}
+
+
+def save_template(session: Session, template_id: int | None, values: dict) -> Template:
+    """Create (``template_id`` None) or update a template after a test render with sample
+    data. values: name, kind (new only), layout_id (content), html, text.
+    Raises NotFound, InvalidInput (syntax errors with their line, a layout without the
+    unsubscribe placeholder, sandbox escapes, a duplicate name)."""
+    template = get_template(session, template_id) if template_id is not None else None
+    cleaned = _clean(session, template, values)
+    if template is None:
+        template = Template(builtin=False)
+        session.add(template)
+    for key, value in cleaned.items():
+        setattr(template, key, value)
+    session.flush()
+    # Layouts used by content templates must keep the content valid too.
+    if template.kind == TemplateKind.LAYOUT:
+        for content in session.scalars(select(Template).where(Template.layout_id == template.id)):
+            render_sample(session, kind=content.kind, html=content.html, text=content.text,
+                          layout=template)
+    return template
+
+
+def builtin_stem(template: Template) -> str | None:
+    for name, _kind, stem, _layout in BUILTINS:
+        if name == template.name:
+            return stem
+    return None
+
+
+def restore_default(session: Session, template_id: int) -> Template:
+    """Put a built-in template's shipped source back; raises NotFound, InvalidInput."""
+    template = get_template(session, template_id)
+    stem = builtin_stem(template) if template.builtin else None
+    if stem is None:
+        raise InvalidInput("Only built-in templates have a default to restore.")
+    template.html, template.text = _source(stem, "html"), _source(stem, "txt")
+    session.flush()
+    return template
+
+
+def delete_template(session: Session, template_id: int) -> None:
+    """Raises NotFound; InvalidInput for built-ins and for layouts still in use."""
+    template = get_template(session, template_id)
+    if template.builtin:
+        raise InvalidInput("Built-in templates cannot be deleted; restore the default instead.")
+    if session.scalar(select(Template.id).where(Template.layout_id == template.id).limit(1)):
+        raise InvalidInput("This layout is used by content templates.")
+    session.delete(template)
+    session.flush()

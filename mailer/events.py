@@ -1,7 +1,11 @@
 """Events: what the institution announces."""
 
+import re
+from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+import icalendar
 import markdown as md
 import nh3
 from flask import current_app
@@ -10,8 +14,9 @@ from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .models import Event, utcnow
+from .errors import Conflict, InvalidInput, NotFound
 from .mail.render import html_to_text
+from .models import Campaign, CampaignEvent, CampaignStatus, Event, utcnow
 
 _markdown = md.Markdown(extensions=["extra", "sane_lists"], output_format="html")
 
@@ -52,10 +57,148 @@ def event_context(event: Event, locale: str) -> dict:
     }
 
 
-
 def upcoming(session: Session, limit: int = 20) -> list[Event]:
     """Events that have not ended yet, soonest first."""
     ends = func.coalesce(Event.ends_at, Event.starts_at)
     return list(session.scalars(
         select(Event).where(ends >= utcnow()).order_by(Event.starts_at).limit(limit)
     ))
+
+
+# --- Editing events -----------------------------------------------------------------
+
+_LIMITS = {"title": 200, "place": 200, "summary": 500, "body_md": 20000, "image_url": 500,
+           "link": 500}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def local_zone() -> ZoneInfo:
+    return ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
+
+
+def parse_when(value, field: str, required: bool) -> datetime | None:
+    """An aware UTC datetime from an aware datetime or an ISO 8601 string; naive values are
+    local (Europe/Warsaw) time. Raises InvalidInput."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise InvalidInput("Give the date and time.", field)
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise InvalidInput("Give the date and time as YYYY-MM-DD HH:MM.", field) from None
+    if not isinstance(value, datetime):
+        raise InvalidInput("Give the date and time as YYYY-MM-DD HH:MM.", field)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=local_zone())
+    return value.astimezone(timezone.utc)
+
+
+def _text(values: dict, field: str, required: bool = False, single_line: bool = True) -> str:
+    value = values.get(field)
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise InvalidInput("This field must be text.", field)
+    value = value.strip().replace("\r\n", "\n")
+    if required and not value:
+        raise InvalidInput("This field is required.", field)
+    if len(value) > _LIMITS[field]:
+        raise InvalidInput("This text is too long.", field)
+    if single_line and _CONTROL.search(value):
+        raise InvalidInput("This field must be a single line of text.", field)
+    return value
+
+
+def _url(values: dict, field: str) -> str:
+    value = _text(values, field)
+    if value:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise InvalidInput("Give a web address starting with http:// or https://.", field)
+    return value
+
+
+def clean_event(values: dict) -> dict:
+    """Validated event fields; raises InvalidInput (with ``field``) on the first mistake."""
+    if not isinstance(values, dict):
+        raise InvalidInput("Send the event's fields.")
+    cleaned = {
+        "title": _text(values, "title", required=True),
+        "starts_at": parse_when(values.get("starts_at"), "starts_at", required=True),
+        "ends_at": parse_when(values.get("ends_at"), "ends_at", required=False),
+        "place": _text(values, "place"),
+        "summary": _text(values, "summary", single_line=False),
+        "body_md": _text(values, "body_md", single_line=False),
+        "image_url": _url(values, "image_url"),
+        "link": _url(values, "link"),
+    }
+    if cleaned["ends_at"] is not None and cleaned["ends_at"] <= cleaned["starts_at"]:
+        raise InvalidInput("The end must be after the start.", "ends_at")
+    return cleaned
+
+
+def create_event(session: Session, values: dict) -> Event:
+    """A new event from ``values``; raises InvalidInput."""
+    event = Event(**clean_event(values))
+    session.add(event)
+    session.flush()
+    return event
+
+
+def get_event(session: Session, event_id: int) -> Event:
+    """Raises NotFound."""
+    event = session.get(Event, event_id)
+    if event is None:
+        raise NotFound("This event does not exist.")
+    return event
+
+
+def update_event(session: Session, event_id: int, values: dict) -> Event:
+    """Replace an event's fields; raises NotFound, InvalidInput."""
+    event = get_event(session, event_id)
+    for key, value in clean_event(values).items():
+        setattr(event, key, value)
+    session.flush()
+    return event
+
+
+def delete_event(session: Session, event_id: int) -> None:
+    """Raises NotFound; Conflict when a campaign that is not a draft announces it."""
+    event = get_event(session, event_id)
+    used = session.scalar(
+        select(func.count()).select_from(CampaignEvent).join(Campaign)
+        .where(CampaignEvent.event_id == event_id, Campaign.status != CampaignStatus.DRAFT)
+    )
+    if used:
+        raise Conflict("This event was announced in a campaign and cannot be deleted.")
+    session.delete(event)
+    session.flush()
+
+
+def all_events(session: Session) -> list[Event]:
+    """Every event, the latest start first."""
+    return list(session.scalars(select(Event).order_by(Event.starts_at.desc())))
+
+
+def to_ics(event: Event) -> bytes:
+    """The event as an iCalendar file (one VEVENT, times in UTC)."""
+    calendar = icalendar.Calendar()
+    calendar.add("prodid", "-//mailer//events//PL")
+    calendar.add("version", "2.0")
+    item = icalendar.Event()
+    item.add("uid", f"event-{event.id}@{current_app.config['MAIL_DOMAIN']}")
+    item.add("dtstamp", utcnow())
+    item.add("dtstart", event.starts_at)
+    item.add("dtend", event.ends_at or event.starts_at + timedelta(hours=1))
+    item.add("summary", event.title)
+    if event.place:
+        item.add("location", event.place)
+    description = "\n\n".join(part for part in (event.summary, event.body_md) if part)
+    if description:
+        item.add("description", description)
+    if event.link:
+        item.add("url", event.link)
+    calendar.add_component(item)
+    return calendar.to_ical()
