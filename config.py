@@ -106,6 +106,8 @@ class Config:
     RATELIMIT_KEY_PREFIX = REDIS_PREFIX
     RATELIMIT_HEADERS_ENABLED = True
     PROXY_FIX_HOPS = env_int("PROXY_FIX_HOPS", 0)
+    # Visitor side (subscribe embeds): origins allowed to POST /subscribe.json from a browser.
+    EMBED_ORIGINS = env_list("EMBED_ORIGINS")
 
     # Sending
     BATCH_SIZE = env_int("BATCH_SIZE", 500)

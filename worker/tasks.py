@@ -22,6 +22,7 @@ def send_welcome(subscriber_id: int) -> None:
 @shared_task(name="mailer.purge_pending")
 def purge_pending() -> None:
     subscriptions.purge_pending(db.session)
+    db.session.commit()
 
 
 @shared_task(name="mailer.tick")

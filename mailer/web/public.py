@@ -1,10 +1,240 @@
-"""Public pages: upcoming events with the subscribe box, confirm and unsubscribe."""
+"""Public pages: upcoming events with the subscribe box, the JSON subscribe endpoint for
+embeds, confirmation and unsubscribe links."""
 
-from flask import Blueprint, render_template
+import hashlib
+
+from flask import (Blueprint, current_app, jsonify, make_response, redirect, render_template,
+                   request, url_for)
+from flask_babel import get_locale
+from flask_babel import gettext as _
+
+from .. import events, subscriptions
+from ..errors import ExpiredToken, InvalidInput
+from ..extensions import csrf, db, limiter
+from ..subscribers import normalize_email
+from .forms import HONEYPOT, ButtonForm, SubscribeForm, UnsubscribeForm
 
 bp = Blueprint("public", __name__)
+
+ONE_CLICK = "One-Click"
+
+
+# --- Rate limits (per IP across every subscribe route, and per normalized address) ------
+
+def _posted() -> dict:
+    if request.is_json:
+        data = request.get_json(silent=True)
+        return data if isinstance(data, dict) else {}
+    return request.form
+
+
+def _address_key() -> str:
+    raw = _posted().get("email")
+    raw = raw if isinstance(raw, str) else ""
+    try:
+        value = normalize_email(raw)
+    except InvalidInput:
+        value = raw.strip().lower()[:254]
+    return "subscribe-address:" + hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()
+
+
+def _json_breach(_limit):
+    response = jsonify(error=_("Too many attempts. Please wait a moment and try again."))
+    response.status_code = 429
+    return _cors(response)
+
+
+def _ip_limit(json: bool = False):
+    return limiter.shared_limit(lambda: current_app.config["SUBSCRIBE_RATE_LIMIT"],
+                                scope="subscribe-ip", methods=["POST"],
+                                on_breach=_json_breach if json else None)
+
+
+def _address_limit(json: bool = False):
+    return limiter.shared_limit(lambda: current_app.config["SUBSCRIBE_ADDRESS_RATE_LIMIT"],
+                                scope="subscribe-address", key_func=_address_key, methods=["POST"],
+                                on_breach=_json_breach if json else None)
+
+
+def current_locale_name() -> str:
+    return str(get_locale())
+
+
+def _origin(source: str) -> dict:
+    """The request's origin for the consent record: ``remote_addr`` is what ProxyFix
+    (PROXY_FIX_HOPS) made of the forwarding headers; X-Forwarded-For is never read here."""
+    return {"source": source, "ip": request.remote_addr or "",
+            "user_agent": request.user_agent.string or ""}
+
+
+# --- Index and the subscribe form --------------------------------------------------------
+
+def _index(form: SubscribeForm, error: InvalidInput | None = None, status: int = 200):
+    lists = subscriptions.public_lists(db.session)
+    upcoming = events.upcoming(db.session, limit=12)
+    locale = current_locale_name()
+    when = {event.id: events.when(event, locale) for event in upcoming}
+    return render_template("web/public/index.html", form=form, lists=lists, events=upcoming,
+                           when=when, error=error), status
+
+
+def _check_inbox():
+    """One neutral answer whatever the address's state (and for a filled honeypot)."""
+    return render_template("web/public/check_inbox.html")
 
 
 @bp.get("/")
 def index():
-    return render_template("web/public/index.html")
+    return _index(SubscribeForm())
+
+
+@bp.get("/subscribe")
+def subscribe_page():
+    return redirect(url_for("public.index", **request.args) + "#newsletter")
+
+
+@bp.post("/subscribe")
+@_ip_limit()
+@_address_limit()
+def subscribe():
+    form = SubscribeForm()
+    if request.form.get(HONEYPOT):
+        return _check_inbox()
+    chosen = request.form.getlist("lists") if request.form.get("choose_lists") else None
+    try:
+        subscriptions.subscribe(
+            db.session, email=request.form.get("email", ""), name=request.form.get("name", ""),
+            list_ids=chosen, locale=current_locale_name(),
+            consent=request.form.get("consent") in {"y", "on", "1", "true"}, **_origin("form"))
+    except InvalidInput as exc:
+        db.session.rollback()
+        return _index(form, exc, 400)
+    db.session.commit()
+    return _check_inbox()
+
+
+# --- JSON endpoint for CMS pages and embeds ----------------------------------------------
+
+def _cors(response):
+    origin = request.headers.get("Origin")
+    if origin and origin in current_app.config["EMBED_ORIGINS"]:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+        response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+        response.headers["Access-Control-Max-Age"] = "600"
+    response.vary.add("Origin")
+    return response
+
+
+def _text(data, name: str) -> str:
+    value = data.get(name, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidInput("This field must be text.", name)
+    return value
+
+
+def _consent(value) -> bool:
+    return value is True or (isinstance(value, str) and value.lower() in {"1", "on", "y", "yes", "true"})
+
+
+@bp.route("/subscribe.json", methods=["POST", "OPTIONS"])
+@csrf.exempt  # no cookies are used; the same defences as the form apply otherwise
+@_ip_limit(json=True)
+@_address_limit(json=True)
+def subscribe_json():
+    if request.method == "OPTIONS":
+        return _cors(make_response("", 204))
+    data = _posted()
+    if request.is_json and not data:
+        return _cors(make_response(jsonify(error=_("The request could not be understood.")), 400))
+    if data.get(HONEYPOT):
+        return _cors(jsonify(ok=True, message=_("Check your inbox")))
+    try:
+        raw_lists = data.getlist("lists") if hasattr(data, "getlist") else data.get("lists")
+        if raw_lists is not None and not isinstance(raw_lists, list):
+            raw_lists = [raw_lists]
+        subscriptions.subscribe(
+            db.session, email=_text(data, "email"), name=_text(data, "name"),
+            list_ids=raw_lists or None, locale=_text(data, "locale") or current_locale_name(),
+            consent=_consent(data.get("consent")), **_origin("embed"))
+    except InvalidInput as exc:
+        db.session.rollback()
+        body = {"error": _(exc.message)}
+        if exc.field:
+            body["field"] = exc.field
+        return _cors(make_response(jsonify(body), 400))
+    db.session.commit()
+    return _cors(jsonify(ok=True, message=_("Check your inbox")))
+
+
+@bp.get("/embed")
+def embed():
+    lists = subscriptions.public_lists(db.session)
+    snippet = render_template("web/public/embed_snippet.html", lists=lists,
+                              endpoint=current_app.config["BASE_URL"] + url_for("public.subscribe_json"))
+    return render_template("web/public/embed.html", snippet=snippet)
+
+
+# --- Confirmation ------------------------------------------------------------------------
+
+def _expired(token: str):
+    return render_template("web/public/confirm_expired.html", form=ButtonForm(), token=token), 410
+
+
+@bp.get("/confirm/<token>")
+def confirm_page(token: str):
+    """Shows a button and changes nothing (mail scanners fetch links)."""
+    try:
+        _subscriber, already = subscriptions.check_confirmation(db.session, token)
+    except ExpiredToken:
+        return _expired(token)
+    if already:
+        return render_template("web/public/confirmed.html", already=True)
+    return render_template("web/public/confirm.html", form=ButtonForm(), token=token)
+
+
+@bp.post("/confirm/<token>")
+def confirm(token: str):
+    try:
+        subscriptions.confirm(db.session, token, ip=request.remote_addr or "",
+                              user_agent=request.user_agent.string or "")
+    except ExpiredToken:
+        db.session.rollback()
+        return _expired(token)
+    db.session.commit()
+    return render_template("web/public/confirmed.html", already=False)
+
+
+@bp.post("/confirm/<token>/resend")
+@_ip_limit()
+def resend_confirmation(token: str):
+    subscriptions.resend_confirmation(db.session, token)
+    db.session.commit()
+    return _check_inbox()
+
+
+# --- Unsubscribe -------------------------------------------------------------------------
+
+@bp.route("/u/<token>", methods=["GET", "POST"])
+@csrf.exempt  # RFC 8058 one-click comes without cookies or token; other POSTs are checked below
+def unsubscribe(token: str):
+    if request.method == "GET":
+        subscriber, subs, about = subscriptions.unsubscribe_view(db.session, token)
+        active = [item for item in subs if item.status != subscriptions.UNSUBSCRIBED]
+        return render_template("web/public/unsubscribe.html", form=UnsubscribeForm(),
+                               subscriber=subscriber, active=active, about=about, token=token)
+    if request.form.get("List-Unsubscribe") == ONE_CLICK:
+        subscriptions.leave(db.session, token, **_origin("one-click"))
+        db.session.commit()
+        return make_response(_("You have been unsubscribed."), 200, {"Content-Type": "text/plain; charset=utf-8"})
+    csrf.protect()
+    chosen = request.form.getlist("lists") if request.form.get("choose_lists") else None
+    try:
+        subscriptions.leave(db.session, token, list_ids=chosen, **_origin("form"))
+    except InvalidInput:
+        db.session.rollback()
+        raise
+    db.session.commit()
+    return render_template("web/public/unsubscribed.html")
