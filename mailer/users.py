@@ -80,3 +80,57 @@ def set_password(session: Session, user: User, password: str) -> None:
     if len(password) < MIN_PASSWORD:
         raise InvalidInput(f"The password must have at least {MIN_PASSWORD} characters.", "password")
     user.password_hash = _hasher.hash(password)
+
+
+# --- Staff administration (admin pages and CLI) ---
+
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.email)))
+
+
+def user_by_email(session: Session, email: str) -> User:
+    """Raises NotFound when no staff member has this address."""
+    from .errors import NotFound
+
+    user = session.scalar(select(User).where(User.email == (email or "").strip().lower()))
+    if user is None:
+        raise NotFound("No staff member has this address.")
+    return user
+
+
+def _get(session: Session, user_id: int) -> User:
+    from .errors import NotFound
+
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("No staff member has this address.")
+    return user
+
+
+def _other_active_admins(session: Session, user_id: int) -> int:
+    from sqlalchemy import func
+
+    return session.scalar(select(func.count(User.id)).where(
+        User.role == Role.ADMIN, User.active.is_(True), User.id != user_id)) or 0
+
+
+def set_role(session: Session, user_id: int, role: Role | str) -> User:
+    """Change a role; raises InvalidInput (unknown role), NotFound, Conflict (last admin)."""
+    try:
+        role = Role(role)
+    except ValueError as exc:
+        raise InvalidInput("Unknown role.", "role") from exc
+    user = _get(session, user_id)
+    if user.role == Role.ADMIN and role != Role.ADMIN and not _other_active_admins(session, user_id):
+        raise Conflict("At least one active admin must remain.")
+    user.role = role
+    return user
+
+
+def set_active(session: Session, user_id: int, active: bool) -> User:
+    """(De)activate an account; raises NotFound, Conflict (the last active admin)."""
+    user = _get(session, user_id)
+    if not active and user.role == Role.ADMIN and not _other_active_admins(session, user_id):
+        raise Conflict("At least one active admin must remain.")
+    user.active = active  # API tokens of an inactive user stop working (user_for_token)
+    return user

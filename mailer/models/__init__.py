@@ -3,12 +3,13 @@
 from .audience import ConsentRecord, MailingList, Subscriber, Subscription, SubscriptionStatus, Suppression
 from .campaigns import Campaign, CampaignEvent, CampaignStatus, Delivery, DeliveryStatus, campaign_lists
 from .content import Event, Template, TemplateKind
+from .imports import ImportJob, ImportStatus
 from .staff import ApiToken, Role, User
 from .types import utcnow
 
 __all__ = [
     "ApiToken", "Campaign", "CampaignEvent", "CampaignStatus", "ConsentRecord", "Delivery",
-    "DeliveryStatus", "Event", "MailingList", "Role", "Subscriber", "Subscription",
+    "DeliveryStatus", "Event", "ImportJob", "ImportStatus", "MailingList", "Role", "Subscriber", "Subscription",
     "SubscriptionStatus", "Suppression", "Template", "TemplateKind", "User", "campaign_lists",
     "utcnow",
 ]

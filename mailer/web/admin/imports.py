@@ -1,3 +1,98 @@
-"""Staff pages: imports."""
+"""Staff pages: CSV import (admins only): upload, preview and mapping, progress."""
 
-from . import bp  # noqa: F401
+from flask import flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from ... import imports, lists
+from ...errors import InvalidInput
+from ...extensions import db
+from ...models import ImportStatus, Role
+from ..admin_forms import MappingForm, UploadForm
+from ..auth import staff_required
+from . import bp
+
+
+def _message(exc: InvalidInput) -> str:
+    return _(exc.message, **getattr(exc, "params", {}))
+
+
+def _index(form: UploadForm, status: int = 200):
+    return render_template("web/admin/imports/index.html", form=form,
+                           jobs=imports.recent_jobs(db.session)), status
+
+
+@bp.get("/imports", endpoint="imports")
+@staff_required(Role.ADMIN)
+def imports_page():
+    return _index(UploadForm())
+
+
+@bp.post("/imports")
+@staff_required(Role.ADMIN)
+def import_upload():
+    form = UploadForm()
+    if not form.validate_on_submit():
+        return _index(form, 400)
+    upload = form.file.data
+    try:
+        job = imports.save_upload(db.session, upload.stream, upload.filename or "", current_user.id)
+    except InvalidInput as exc:
+        db.session.rollback()
+        form.file.errors.append(_message(exc))
+        return _index(form, 400)
+    db.session.commit()
+    return redirect(url_for("admin.import_job", job_id=job.id))
+
+
+def _mapping_form(preview: dict, formdata=None) -> MappingForm:
+    job = preview["job"]
+    form = MappingForm(formdata=formdata) if formdata is not None else MappingForm(
+        email_col=str(job.options.get("email_col")),
+        name_col=str(job.options.get("name_col") if job.options.get("name_col") is not None else ""),
+        locale_col=str(job.options.get("locale_col") if job.options.get("locale_col") is not None else ""))
+    columns = [(str(i), f"{i + 1}: {title}" if title and job.has_header else str(i + 1))
+               for i, title in enumerate(preview["header"])]
+    form.email_col.choices = columns
+    form.name_col.choices = [("", _("(none)"))] + columns
+    form.locale_col.choices = [("", _("(none)"))] + columns
+    form.list_ids.choices = [(m.id, m.name) for m in lists.all_lists(db.session)]
+    return form
+
+
+@bp.get("/imports/<int:job_id>")
+@staff_required(Role.ADMIN)
+def import_job(job_id: int):
+    job = imports.get_job(db.session, job_id)
+    if job.status != ImportStatus.UPLOADED:
+        return render_template("web/admin/imports/progress.html", job=job,
+                               progress=imports.progress(db.session, job_id))
+    preview = imports.preview(db.session, job_id)
+    return render_template("web/admin/imports/preview.html", form=_mapping_form(preview), **preview)
+
+
+@bp.post("/imports/<int:job_id>")
+@staff_required(Role.ADMIN)
+def import_start(job_id: int):
+    preview = imports.preview(db.session, job_id)
+    form = _mapping_form(preview, request.form)
+    if form.validate_on_submit():
+        try:
+            imports.start(db.session, job_id, email_col=form.email_col.data, name_col=form.name_col.data,
+                          locale_col=form.locale_col.data, list_ids=form.list_ids.data or [],
+                          status=form.status.data, consent_source=form.consent_source.data or "")
+        except InvalidInput as exc:
+            db.session.rollback()
+            field = getattr(form, exc.field or "", None)
+            (field.errors if field is not None else form.form_errors).append(_message(exc))
+        else:
+            db.session.commit()
+            flash(_("The import has started."), "success")
+            return redirect(url_for("admin.import_job", job_id=job_id))
+    return render_template("web/admin/imports/preview.html", form=form, **preview), 400
+
+
+@bp.get("/imports/<int:job_id>/status")
+@staff_required(Role.ADMIN)
+def import_status(job_id: int):
+    return jsonify(imports.progress(db.session, job_id))

@@ -1,0 +1,176 @@
+"""The staff's view of the audience: search, one subscriber's page, data export and erasure."""
+
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, func, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from . import suppression
+from .errors import InvalidInput, NotFound
+from .models import (Campaign, ConsentRecord, Delivery, MailingList, Subscriber, Subscription,
+                     SubscriptionStatus)
+
+MAX_QUERY = 200
+MAX_PER_PAGE = 200
+
+
+def _status(status: str | None) -> SubscriptionStatus | None:
+    if not status:
+        return None
+    try:
+        return SubscriptionStatus(status)
+    except ValueError as exc:
+        raise InvalidInput("Unknown status.", "status") from exc
+
+
+def _filters(query: str, list_id: int | None, status: str | None) -> list:
+    """WHERE clauses on Subscriber for the list view and the CSV export; raises InvalidInput."""
+    query = (query or "").strip()
+    if len(query) > MAX_QUERY:
+        raise InvalidInput("The search text is too long.", "query")
+    clauses = []
+    if query:
+        pattern = "%" + query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        clauses.append(or_(func.lower(Subscriber.email).like(pattern, escape="\\"),
+                           func.lower(Subscriber.name).like(pattern, escape="\\")))
+    wanted = _status(status)
+    if list_id is not None or wanted is not None:
+        cond = [Subscription.subscriber_id == Subscriber.id]
+        if list_id is not None:
+            cond.append(Subscription.list_id == list_id)
+        if wanted is not None:
+            cond.append(Subscription.status == wanted)
+        clauses.append(exists().where(and_(*cond)))
+    return clauses
+
+
+def search(session: Session, *, query: str = "", list_id: int | None = None,
+           status: str | None = None, page: int = 1, per_page: int = 50) -> tuple[list[Subscriber], int]:
+    """One page of subscribers matching an address/name fragment, a list and a status,
+    newest first, with their subscriptions loaded; and the total. Raises InvalidInput."""
+    page = max(1, int(page))
+    per_page = min(max(1, int(per_page)), MAX_PER_PAGE)
+    clauses = _filters(query, list_id, status)
+    total = session.scalar(select(func.count(Subscriber.id)).where(*clauses)) or 0
+    rows = session.scalars(
+        select(Subscriber).where(*clauses)
+        .options(selectinload(Subscriber.subscriptions).selectinload(Subscription.list))
+        .order_by(Subscriber.created_at.desc(), Subscriber.id.desc())
+        .offset((page - 1) * per_page).limit(per_page)
+    ).all()
+    return list(rows), total
+
+
+def get_subscriber(session: Session, subscriber_id: int) -> Subscriber:
+    """Raises NotFound."""
+    subscriber = session.get(Subscriber, subscriber_id)
+    if subscriber is None:
+        raise NotFound("This subscriber does not exist.")
+    return subscriber
+
+
+def detail(session: Session, subscriber_id: int, deliveries_limit: int = 200) -> dict[str, Any]:
+    """A subscriber with subscriptions, consent history and the mail they were sent
+    (newest first). Raises NotFound."""
+    subscriber = get_subscriber(session, subscriber_id)
+    lists = {m.id: m for m in session.scalars(select(MailingList))}
+    deliveries = session.execute(
+        select(Delivery, Campaign).join(Campaign, Campaign.id == Delivery.campaign_id)
+        .where(Delivery.subscriber_id == subscriber_id)
+        .order_by(Delivery.id.desc()).limit(deliveries_limit)
+    ).all()
+    return {
+        "subscriber": subscriber,
+        "subscriptions": sorted(subscriber.subscriptions, key=lambda s: s.list.name),
+        "consents": list(reversed(subscriber.consents)),
+        "lists": lists,
+        "deliveries": [{"delivery": d, "campaign": c} for d, c in deliveries],
+    }
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def export_subscriber(session: Session, subscriber_id: int) -> dict[str, Any]:
+    """Everything kept about one subscriber, JSON-able (GDPR access). Raises NotFound."""
+    info = detail(session, subscriber_id, deliveries_limit=100_000)
+    subscriber, lists = info["subscriber"], info["lists"]
+    return {
+        "email": subscriber.email,
+        "name": subscriber.name,
+        "locale": subscriber.locale,
+        "attributes": subscriber.attributes or {},
+        "created_at": _iso(subscriber.created_at),
+        "subscriptions": [{
+            "list": s.list.name, "list_slug": s.list.slug, "status": str(s.status),
+            "created_at": _iso(s.created_at), "confirmed_at": _iso(s.confirmed_at),
+            "unsubscribed_at": _iso(s.unsubscribed_at),
+        } for s in info["subscriptions"]],
+        "consent_history": [{
+            "action": c.action, "source": c.source,
+            "list": lists[c.list_id].name if c.list_id in lists else None,
+            "consent_version": c.consent_version, "ip": c.ip, "user_agent": c.user_agent,
+            "created_at": _iso(c.created_at),
+        } for c in subscriber.consents],
+        "messages": [{
+            "campaign": row["campaign"].subject, "status": str(row["delivery"].status),
+            "sent_at": _iso(row["delivery"].sent_at),
+        } for row in info["deliveries"]],
+    }
+
+
+def erase_subscriber(session: Session, subscriber_id: int) -> None:
+    """Delete the subscriber, their subscriptions, consent records and delivery rows; keep
+    only the keyed hash of the address on the suppression list (reason "erased").
+    Raises NotFound."""
+    subscriber = get_subscriber(session, subscriber_id)
+    suppression.suppress(session, subscriber.email, "erased")
+    session.execute(delete(Delivery).where(Delivery.subscriber_id == subscriber_id))
+    session.execute(delete(ConsentRecord).where(ConsentRecord.subscriber_id == subscriber_id))
+    session.execute(delete(Subscription).where(Subscription.subscriber_id == subscriber_id))
+    session.expire(subscriber)
+    session.delete(subscriber)
+    session.flush()
+
+
+def unsubscribe(session: Session, subscriber_id: int, list_ids: list[int] | None = None) -> None:
+    """A staff member's unsubscribe (from ``list_ids``, None = all), recorded as source
+    "admin". Raises NotFound."""
+    from . import subscriptions
+
+    get_subscriber(session, subscriber_id)
+    subscriptions.unsubscribe(session, subscriber_id, list_ids=list_ids, source="admin")
+
+
+EXPORT_HEADER = ["email", "name", "locale", "list", "status", "subscribed_at", "confirmed_at",
+                 "unsubscribed_at", "created_at"]
+
+
+def export_rows(session: Session, *, query: str = "", list_id: int | None = None,
+                status: str | None = None, chunk: int = 1000) -> Iterator[list[str]]:
+    """Rows for the CSV export (one per subscription, filtered as the list view), streamed
+    from the database in chunks. Raises InvalidInput (before the first row)."""
+    clauses = _filters(query, list_id, status)
+    join_on = [Subscription.subscriber_id == Subscriber.id]
+    if list_id is not None:
+        join_on.append(Subscription.list_id == list_id)
+    if status:
+        join_on.append(Subscription.status == _status(status))
+    statement = (
+        select(Subscriber.email, Subscriber.name, Subscriber.locale, MailingList.slug,
+               Subscription.status, Subscription.created_at, Subscription.confirmed_at,
+               Subscription.unsubscribed_at, Subscriber.created_at)
+        .outerjoin(Subscription, and_(*join_on))
+        .outerjoin(MailingList, MailingList.id == Subscription.list_id)
+        .where(*clauses).order_by(Subscriber.id, MailingList.slug)
+        .execution_options(yield_per=chunk)
+    )
+
+    def rows() -> Iterator[list[str]]:
+        for row in session.execute(statement):
+            yield [row[0], row[1] or "", row[2] or "", row[3] or "", str(row[4] or ""),
+                   *(_iso(v) or "" for v in row[5:])]
+
+    return rows()

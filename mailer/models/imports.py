@@ -1,0 +1,49 @@
+"""CSV imports: one row per uploaded file, with its options and progress."""
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Enum, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db
+from .types import UTCDateTime, utcnow
+
+
+class ImportStatus(enum.StrEnum):
+    UPLOADED = "uploaded"  # checked, waiting for the column mapping
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class ImportJob(db.Model):
+    __tablename__ = "import_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    filename: Mapped[str] = mapped_column(String(255), default="")
+    stored_name: Mapped[str] = mapped_column(String(64))  # file under IMPORT_DIR, deleted when done
+    status: Mapped[ImportStatus] = mapped_column(
+        Enum(ImportStatus, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e]),
+        default=ImportStatus.UPLOADED,
+    )
+    delimiter: Mapped[str] = mapped_column(String(1), default=",")
+    has_header: Mapped[bool] = mapped_column(Boolean, default=True)
+    columns: Mapped[int] = mapped_column(Integer, default=0)
+    # Chosen on the mapping page: email_col, name_col, locale_col, list_ids, status.
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    consent_source: Mapped[str] = mapped_column(String(200), default="")
+    total_rows: Mapped[int] = mapped_column(Integer, default=0)
+    done_rows: Mapped[int] = mapped_column(Integer, default=0)
+    created_count: Mapped[int] = mapped_column(Integer, default=0)
+    subscribed_count: Mapped[int] = mapped_column(Integer, default=0)
+    existing_count: Mapped[int] = mapped_column(Integer, default=0)
+    suppressed_count: Mapped[int] = mapped_column(Integer, default=0)
+    invalid_count: Mapped[int] = mapped_column(Integer, default=0)
+    invalid_rows: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [[line, reason]], capped
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,57 @@
+"""WTForms of the staff pages for accounts, lists and imports (labels in English msgids)."""
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from wtforms import (BooleanField, EmailField, PasswordField, SelectField,
+                     SelectMultipleField, StringField, TextAreaField)
+from wtforms.validators import DataRequired, Length, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
+
+
+class LoginForm(FlaskForm):
+    email = EmailField(_l("Email address"), validators=[DataRequired(), Length(max=320)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=1000)])
+
+
+ROLE_CHOICES = [("editor", _l("Editor")), ("admin", _l("Administrator"))]
+
+
+class UserForm(FlaskForm):
+    email = EmailField(_l("Email address"), validators=[DataRequired(), Length(max=320)])
+    role = SelectField(_l("Role"), choices=ROLE_CHOICES)
+    password = PasswordField(_l("Password (at least 10 characters)"),
+                             validators=[DataRequired(), Length(max=1000)])
+
+
+class RoleForm(FlaskForm):
+    role = SelectField(_l("Role"), choices=ROLE_CHOICES)
+
+
+class ListForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
+    description = TextAreaField(_l("Description"), validators=[Optional(), Length(max=2000)])
+    public = BooleanField(_l("Public: offered on the subscription form"), default=True)
+
+
+class UploadForm(FlaskForm):
+    file = FileField(_l("CSV file (UTF-8)"), validators=[FileRequired()])
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+STATUS_CHOICES = [("pending", _l("Pending (not yet confirmed)")),
+                  ("confirmed", _l("Confirmed (consent recorded elsewhere)"))]
+
+
+class MappingForm(FlaskForm):
+    email_col = SelectField(_l("Email address column"), validate_choice=False)
+    name_col = SelectField(_l("Name column"), validate_choice=False)
+    locale_col = SelectField(_l("Language column"), validate_choice=False)
+    list_ids = MultiCheckboxField(_l("Add to lists"), coerce=int, validate_choice=False)
+    status = SelectField(_l("Status to assign"), choices=STATUS_CHOICES)
+    consent_source = StringField(_l("Where the consent is recorded (required for confirmed)"),
+                                 validators=[Optional(), Length(max=200)])
