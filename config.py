@@ -124,6 +124,9 @@ class Config:
     )
     LANGUAGES = ["pl", "en"]
     MAX_CONTENT_LENGTH = env_int("MAX_UPLOAD_MB", 64) * 1024 * 1024
+    # Staff imports (staff-accounts): uploaded CSV files wait here until imported.
+    IMPORT_DIR = Path(env_str("IMPORT_DIR", str(INSTANCE_DIR / "imports")))
+    IMPORT_CHUNK = env_int("IMPORT_CHUNK", 1000)
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = BASE_URL.startswith("https://")

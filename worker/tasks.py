@@ -43,3 +43,10 @@ def send_batch(campaign_id: int, batch: int) -> None:
 @shared_task(name="mailer.send_test")
 def send_test(campaign_id: int, addresses: list[str]) -> None:
     campaigns.send_test(db.session, campaign_id, addresses)
+
+
+@shared_task(name="mailer.import_csv")
+def import_csv(job_id: int) -> None:
+    from mailer import imports
+
+    imports.run(db.session, job_id)
