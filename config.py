@@ -109,6 +109,10 @@ class Config:
     # Visitor side (subscribe embeds): origins allowed to POST /subscribe.json from a browser.
     EMBED_ORIGINS = env_list("EMBED_ORIGINS")
 
+    # JSON API (api helper): requests per token, and the largest request body accepted.
+    API_RATE_LIMIT = env_str("API_RATE_LIMIT", "300 per minute")
+    API_MAX_BODY = env_int("API_MAX_BODY_KB", 256) * 1024
+
     # Sending
     BATCH_SIZE = env_int("BATCH_SIZE", 500)
     RATE_PER_SECOND = env_float("RATE_PER_SECOND", 0)  # 0: unlimited

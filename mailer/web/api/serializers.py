@@ -1,0 +1,78 @@
+"""How the API shows each noun: every JSON answer is built here, and nowhere else."""
+
+from datetime import datetime
+
+from ...models import Campaign, Event, MailingList, Subscriber
+
+
+def when(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def mailing_list(item: MailingList) -> dict:
+    return {"id": item.id, "name": item.name, "slug": item.slug,
+            "description": item.description, "public": item.public,
+            "created_at": when(item.created_at)}
+
+
+def list_values(item: MailingList) -> dict:
+    """A list's editable fields, as ``lists.update_list`` takes them."""
+    return {"name": item.name, "description": item.description, "public": item.public}
+
+
+def subscriber(item: Subscriber) -> dict:
+    return {
+        "id": item.id, "email": item.email, "name": item.name, "locale": item.locale,
+        "created_at": when(item.created_at),
+        "subscriptions": [
+            {"list_id": sub.list_id, "status": str(sub.status),
+             "created_at": when(sub.created_at), "confirmed_at": when(sub.confirmed_at),
+             "unsubscribed_at": when(sub.unsubscribed_at)}
+            for sub in sorted(item.subscriptions, key=lambda sub: sub.list_id)
+        ],
+    }
+
+
+def page(rows: list, total: int, page_number: int, per_page: int, show) -> dict:
+    return {"items": [show(row) for row in rows], "total": total, "page": page_number,
+            "per_page": per_page}
+
+
+def event(item: Event) -> dict:
+    return {"id": item.id, "title": item.title, "starts_at": when(item.starts_at),
+            "ends_at": when(item.ends_at), "place": item.place, "summary": item.summary,
+            "body_md": item.body_md, "image_url": item.image_url, "link": item.link,
+            "created_at": when(item.created_at), "updated_at": when(item.updated_at)}
+
+
+def event_values(item: Event) -> dict:
+    """An event's editable fields, as ``events.update_event`` takes them."""
+    return {"title": item.title, "starts_at": item.starts_at, "ends_at": item.ends_at,
+            "place": item.place, "summary": item.summary, "body_md": item.body_md,
+            "image_url": item.image_url, "link": item.link}
+
+
+def progress(values: dict) -> dict:
+    keys = ("status", "total", "queued", "sent", "failed", "rate", "eta_seconds", "reason")
+    shown = {key: values.get(key) for key in keys}
+    shown["status"] = str(shown["status"]) if shown["status"] is not None else None
+    return shown
+
+
+def campaign(item: Campaign, progress_values: dict | None = None) -> dict:
+    shown = {
+        "id": item.id, "name": item.name, "subject": item.subject, "preheader": item.preheader,
+        "template_id": item.template_id, "locale": item.locale, "status": str(item.status),
+        "event_ids": [link.event_id for link in item.campaign_events],
+        "list_ids": sorted(lst.id for lst in item.lists),
+        "scheduled_at": when(item.scheduled_at), "started_at": when(item.started_at),
+        "finished_at": when(item.finished_at), "created_at": when(item.created_at),
+    }
+    if progress_values is not None:
+        shown["progress"] = progress(progress_values)
+    return shown
+
+
+def subscriber_export(subscriber_id: int, data: dict) -> dict:
+    """``audience.export_subscriber``'s dict, with the id the other answers use."""
+    return {"id": subscriber_id, **data}

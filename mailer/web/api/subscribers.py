@@ -1,0 +1,106 @@
+"""Subscribers: search and read them, sign visitors up (double opt-in), erase (admin)."""
+
+import hashlib
+import ipaddress
+
+from flask import current_app, jsonify, request
+from flask_babel import gettext as _
+from flask_limiter.util import get_remote_address
+
+from ... import audience, subscriptions
+from ...errors import InvalidInput
+from ...extensions import db, limiter
+from ...models import SubscriptionStatus
+from ...subscribers import normalize_email
+from .. import api_schemas as schemas
+from . import admin_only, bp, serializers
+
+ID = "<int(min=1, max=2147483647):subscriber_id>"
+MAX_PER_PAGE = 200
+MAX_QUERY = 200
+
+
+def _int_arg(name: str, default: int, highest: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= highest:
+        raise InvalidInput("This parameter must be a whole number in range.", name)
+    return int(raw)
+
+
+@bp.get("/subscribers")
+def search_subscribers():
+    query = request.args.get("query", "").strip()
+    if len(query) > MAX_QUERY:
+        raise InvalidInput("This parameter is too long.", "query")
+    status = request.args.get("status") or None
+    if status is not None and status not in {s.value for s in SubscriptionStatus}:
+        raise InvalidInput("This value is not one of the allowed ones.", "status")
+    list_id = _int_arg("list_id", 0, schemas.MAX_ID) or None
+    page = _int_arg("page", 1, 100_000)
+    per_page = _int_arg("per_page", 50, MAX_PER_PAGE)
+    rows, total = audience.search(db.session, query=query, list_id=list_id, status=status,
+                                  page=page, per_page=per_page)
+    return jsonify(serializers.page(rows, total, page, per_page, serializers.subscriber))
+
+
+@bp.get(f"/subscribers/{ID}")
+def get_subscriber(subscriber_id: int):
+    """The subscriber's data with subscriptions and consent history."""
+    return jsonify(serializers.subscriber_export(subscriber_id,
+                                                 audience.export_subscriber(db.session, subscriber_id)))
+
+
+@bp.delete(f"/subscribers/{ID}")
+@admin_only
+def erase_subscriber(subscriber_id: int):
+    audience.erase_subscriber(db.session, subscriber_id)
+    db.session.commit()
+    return "", 204
+
+
+def _payload() -> dict:
+    payload = request.get_json(silent=True)
+    return payload if isinstance(payload, dict) else {}
+
+
+def visitor_ip() -> str:
+    """The visitor's address given by the caller (a CMS relaying its form), else the caller's."""
+    given = _payload().get("ip")
+    if isinstance(given, str) and given:
+        try:
+            return str(ipaddress.ip_address(given))
+        except ValueError:
+            pass
+    return get_remote_address() or ""
+
+
+def _address_key() -> str:
+    """The same key as the public form's, so both routes count against one limit per address."""
+    raw = _payload().get("email")
+    raw = raw if isinstance(raw, str) else ""
+    try:
+        value = normalize_email(raw)
+    except InvalidInput:
+        value = raw.strip().lower()[:254]
+    return "subscribe-address:" + hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()
+
+
+@bp.post("/subscribers/subscribe")
+@limiter.shared_limit(lambda: current_app.config["SUBSCRIBE_RATE_LIMIT"], scope="subscribe-ip",
+                      key_func=visitor_ip, override_defaults=False)
+@limiter.shared_limit(lambda: current_app.config["SUBSCRIBE_ADDRESS_RATE_LIMIT"],
+                      scope="subscribe-address", key_func=_address_key, override_defaults=False)
+def subscribe():
+    """Double opt-in: the same 202 whether the address is new, pending, confirmed or suppressed."""
+    values = schemas.parse(schemas.SUBSCRIBE, schemas.parse_body(request))
+    subscriptions.subscribe(
+        db.session, email=values["email"], name=values.get("name", ""),
+        list_ids=values.get("list_ids"), locale=values.get("locale", "pl"), consent=values["consent"],
+        source="api", ip=values.get("ip") or request.remote_addr or "",
+        user_agent=values.get("user_agent") or request.user_agent.string[:400],
+    )
+    db.session.commit()
+    return jsonify({"status": "accepted",
+                    "message": _("If the address can receive mail, a confirmation link is on its way.")}), 202
