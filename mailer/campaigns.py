@@ -11,9 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import links, tokens
-from .email_templates import SAMPLE_EMAIL, SAMPLE_NAME, compile_for, default_content_template
+from .email_templates import (SAMPLE_EMAIL, SAMPLE_NAME, compile_for, content_templates,
+                              default_content_template)
 from .errors import BadToken, Conflict, InvalidInput, NotFound
-from .events import parse_when
+from .events import all_events, parse_when
 from .events import when as event_when
 from .jobs import enqueue
 from .mail.compose import CampaignMailer, Recipient
@@ -260,12 +261,16 @@ def send_test(session: Session, campaign_id: int, addresses) -> None:
         raise OSError(f"test mail not accepted: {failed[0].code} {failed[0].error}")
 
 
-def render_as(session: Session, campaign: Campaign, subscriber_id: int | None = None) -> Rendered:
-    """The campaign as one recipient sees it (None or 0: a sample recipient); links work.
-    Raises InvalidInput (broken template)."""
+def render_as(session: Session, campaign: Campaign, subscriber_id: int | None = None,
+              public: bool = False) -> Rendered:
+    """The campaign as one recipient sees it (None or 0: a sample recipient; ``public``: no
+    name or address at all, for the archive); links work. Raises InvalidInput (broken template)."""
     compiled = compile_for(session, campaign)
     subscriber = session.get(Subscriber, subscriber_id) if subscriber_id else None
     sid = subscriber.id if subscriber else 0
+    if public:
+        return compiled.personalize(name="", email="", unsubscribe_url=links.absolute("/"),
+                                    view_url=links.absolute(f"/archive/{campaign.id}"))
     return compiled.personalize(
         name=subscriber.name if subscriber else SAMPLE_NAME,
         email=subscriber.email if subscriber else SAMPLE_EMAIL,
@@ -298,3 +303,27 @@ def view_copy(session: Session, token: str) -> Rendered:
         raise BadToken("This link is not valid.")
     campaign = get_campaign(session, payload[0])
     return render_as(session, campaign, payload[1])
+
+
+def compose_options(session: Session) -> dict:
+    """What the compose form offers: events (upcoming first), lists, content templates."""
+    return {"events": all_events(session),
+            "lists": list(session.scalars(select(MailingList).order_by(MailingList.name))),
+            "templates": content_templates(session)}
+
+
+def preview(session: Session, campaign_id: int, recipient: str | None = None) -> Rendered:
+    """The campaign rendered as the subscriber with this id or address (empty: a sample
+    recipient). Raises NotFound, InvalidInput (unknown subscriber, broken template)."""
+    campaign = get_campaign(session, campaign_id)
+    recipient = (recipient or "").strip()
+    subscriber_id = None
+    if recipient:
+        if recipient.isdigit():
+            subscriber_id = session.scalar(select(Subscriber.id).where(Subscriber.id == int(recipient)))
+        else:
+            subscriber_id = session.scalar(select(Subscriber.id)
+                                           .where(Subscriber.email == recipient.lower()))
+        if subscriber_id is None:
+            raise InvalidInput("No subscriber has this address.", "recipient")
+    return render_as(session, campaign, subscriber_id)

@@ -188,6 +188,8 @@ def _clean(session: Session, template: Template | None, values: dict) -> dict:
         raise InvalidInput("Give the template a name.", "name")
     if len(name) > 120 or re.search(r"[\x00-\x1f\x7f]", name):
         raise InvalidInput("The name must be a single line of at most 120 characters.", "name")
+    if template is not None and template.builtin and name != template.name:
+        raise InvalidInput("Built-in templates keep their name.", "name")
     if len(html) > _MAX_SOURCE or len(text) > _MAX_SOURCE:
         raise InvalidInput("The template is too long.", "html")
     html, text = html.replace("\r\n", "\n"), text.replace("\r\n", "\n")
@@ -270,3 +272,27 @@ def delete_template(session: Session, template_id: int) -> None:
         raise InvalidInput("This layout is used by content templates.")
     session.delete(template)
     session.flush()
+
+
+def preview(session: Session, template_id: int | None, values: dict | None = None,
+            locale: str = "pl") -> Rendered:
+    """A stored template (``values`` None) or unsaved edits rendered with sample data.
+    Raises NotFound, InvalidInput."""
+    template = get_template(session, template_id) if template_id is not None else None
+    values = values if values is not None else {
+        "kind": template.kind, "html": template.html, "text": template.text,
+        "layout_id": template.layout_id}
+    try:
+        kind = TemplateKind(template.kind if template else values.get("kind"))
+    except ValueError:
+        raise InvalidInput("Choose whether this is a layout or content.", "kind") from None
+    layout = None
+    if kind == TemplateKind.CONTENT:
+        try:
+            layout = session.get(Template, int(values.get("layout_id")))
+        except (TypeError, ValueError):
+            layout = None
+    html, text = values.get("html", ""), values.get("text", "")
+    if not isinstance(html, str) or not isinstance(text, str):
+        raise InvalidInput("Template fields must be text.")
+    return render_sample(session, kind=kind, html=html, text=text, layout=layout, locale=locale)

@@ -1,5 +1,64 @@
 """Public pages about what was sent and announced: view in browser, archive, calendar files."""
 
-from flask import Blueprint
+from flask import Blueprint, Response, current_app, render_template
+from flask_babel import get_locale
+
+from .. import campaigns, events
+from ..extensions import db
+from .content_forms import error_text
 
 bp = Blueprint("archive", __name__)
+
+# A rendered campaign is staff HTML already sanitized and sandboxed; still, no scripts run.
+_MAIL_CSP = "default-src 'none'; img-src https: http: data:; style-src 'unsafe-inline'; " \
+            "frame-ancestors 'self'"
+
+
+@bp.app_template_global("event_when")
+def event_when(event) -> str:
+    """An event's date and time in the page's language, Warsaw time."""
+    return events.when(event, str(get_locale()))
+
+
+bp.add_app_template_global(error_text, "error_text")
+# templates/web/admin/base.html asks current_app which endpoints exist; Flask does not
+# expose it to templates by default.
+bp.add_app_template_global(current_app, "current_app")
+
+
+def mail_page(html: str) -> Response:
+    response = Response(html, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = _MAIL_CSP
+    response.headers["X-Robots-Tag"] = "noindex"
+    return response
+
+
+@bp.get("/m/<token>")
+def view_in_browser(token: str):
+    """One recipient's copy of a campaign; a forged token gets the generic 400 page."""
+    return mail_page(campaigns.view_copy(db.session, token).html)
+
+
+@bp.get("/archive")
+def index():
+    return render_template("web/archive/index.html", campaigns=campaigns.archived(db.session))
+
+
+@bp.get("/archive/<int:campaign_id>")
+def campaign(campaign_id: int):
+    item = campaigns.get_archived(db.session, campaign_id)
+    return render_template("web/archive/campaign.html", campaign=item)
+
+
+@bp.get("/archive/<int:campaign_id>/mail")
+def campaign_mail(campaign_id: int):
+    """The archived campaign's HTML, shown in the archive page's frame."""
+    item = campaigns.get_archived(db.session, campaign_id)
+    return mail_page(campaigns.render_as(db.session, item, None, public=True).html)
+
+
+@bp.get("/events/<int:event_id>.ics")
+def event_ics(event_id: int):
+    event = events.get_event(db.session, event_id)
+    return Response(events.to_ics(event), mimetype="text/calendar",
+                    headers={"Content-Disposition": f'attachment; filename="event-{event.id}.ics"'})

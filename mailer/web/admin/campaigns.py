@@ -1,3 +1,166 @@
-"""Staff pages: campaigns."""
+"""Staff pages: campaigns (compose, preview, test, send or schedule, watch the progress)."""
 
-from . import bp  # noqa: F401
+from flask import flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from ... import campaigns, sending
+from ...errors import DomainError, InvalidInput
+from ...extensions import db
+from ...models import CampaignStatus
+from ..archive import mail_page
+from ..auth import staff_required
+from ..content_forms import campaign_values, error_text, int_or_none, local_input
+from . import bp
+
+# sending.* state changes offered as buttons, with what the flash says afterwards.
+ACTIONS = {
+    "pause": (lambda s, cid: sending.pause(s, cid), "The campaign was paused."),
+    "resume": (lambda s, cid: sending.resume(s, cid), "Sending was resumed."),
+    "cancel": (lambda s, cid: sending.cancel(s, cid), "The campaign was cancelled."),
+    "retry": (lambda s, cid: sending.retry_failed(s, cid), "Failed messages will be sent again."),
+    "send": (lambda s, cid: sending.launch(s, cid), "Sending has started."),
+    "unschedule": (lambda s, cid: campaigns.unschedule(s, cid), "The schedule was removed."),
+}
+
+
+@bp.get("/campaigns", endpoint="campaigns")
+@staff_required()
+def campaigns_index():
+    return render_template("web/admin/campaigns/index.html",
+                           campaigns=campaigns.all_campaigns(db.session))
+
+
+def _new_form(error=None, status=200, chosen=None):
+    chosen = chosen or {"event_ids": request.values.getlist("event_ids", type=int),
+                        "list_ids": request.values.getlist("list_ids", type=int),
+                        "template_id": int_or_none(request.values.get("template_id")),
+                        "locale": request.values.get("locale", "pl")}
+    return render_template("web/admin/campaigns/new.html", chosen=chosen, error=error,
+                           **campaigns.compose_options(db.session)), status
+
+
+@bp.route("/campaigns/new", methods=["GET", "POST"])
+@staff_required()
+def campaign_new():
+    if request.method == "GET":
+        return _new_form()
+    form = request.form
+    try:
+        campaign = campaigns.create_campaign(
+            db.session, event_ids=form.getlist("event_ids"), list_ids=form.getlist("list_ids"),
+            template_id=form.get("template_id") or None, locale=form.get("locale", "pl"),
+            created_by_id=current_user.id)
+    except InvalidInput as exc:
+        db.session.rollback()
+        return _new_form(exc, 400)
+    db.session.commit()
+    flash(_("The campaign was created. Check the subject, preview it and send a test."), "success")
+    return redirect(url_for("admin.campaign", campaign_id=campaign.id))
+
+
+def _detail(campaign_id: int, error=None, status=200, data=None):
+    campaign = campaigns.get_campaign(db.session, campaign_id)
+    return render_template(
+        "web/admin/campaigns/detail.html", campaign=campaign, error=error, data=data,
+        editable=campaign.status in campaigns.EDITABLE, Status=CampaignStatus,
+        scheduled_local=local_input(campaign.scheduled_at),
+        recipient=request.args.get("as", ""), **campaigns.compose_options(db.session)), status
+
+
+@bp.route("/campaigns/<int:campaign_id>", methods=["GET", "POST"])
+@staff_required()
+def campaign(campaign_id: int):
+    if request.method == "GET":
+        return _detail(campaign_id)
+    try:
+        campaigns.update_campaign(db.session, campaign_id, campaign_values(request.form))
+    except InvalidInput as exc:
+        db.session.rollback()
+        return _detail(campaign_id, exc, 400, campaign_values(request.form))
+    db.session.commit()
+    flash(_("The campaign was saved."), "success")
+    return redirect(url_for("admin.campaign", campaign_id=campaign_id))
+
+
+@bp.post("/campaigns/<int:campaign_id>/archive")
+@staff_required()
+def campaign_archive(campaign_id: int):
+    archived = request.form.get("archived") == "1"
+    campaigns.update_campaign(db.session, campaign_id, {"archived": archived})
+    db.session.commit()
+    flash(_("Shown in the public archive once sent.") if archived
+          else _("Not shown in the public archive."), "success")
+    return redirect(url_for("admin.campaign", campaign_id=campaign_id))
+
+
+@bp.get("/campaigns/<int:campaign_id>/preview")
+@staff_required()
+def campaign_preview(campaign_id: int):
+    """The preview frames: ?part=html|text, ?as=<subscriber address or id>."""
+    try:
+        rendered = campaigns.preview(db.session, campaign_id, request.args.get("as"))
+    except InvalidInput as exc:
+        return render_template("web/admin/templates/preview_error.html",
+                               message=error_text(exc)), 400
+    if request.args.get("part") == "text":
+        return render_template("web/admin/templates/preview_text.html", text=rendered.text)
+    return mail_page(rendered.html)
+
+
+@bp.post("/campaigns/<int:campaign_id>/test")
+@staff_required()
+def campaign_test(campaign_id: int):
+    try:
+        campaigns.request_test(db.session, campaign_id, request.form.get("addresses", ""))
+    except InvalidInput as exc:
+        db.session.rollback()
+        return _detail(campaign_id, exc, 400)
+    db.session.commit()
+    flash(_("The test message is on its way."), "success")
+    return redirect(url_for("admin.campaign", campaign_id=campaign_id))
+
+
+@bp.post("/campaigns/<int:campaign_id>/schedule")
+@staff_required()
+def campaign_schedule(campaign_id: int):
+    try:
+        campaigns.schedule(db.session, campaign_id, request.form.get("scheduled_at", ""))
+    except InvalidInput as exc:
+        db.session.rollback()
+        return _detail(campaign_id, exc, 400)
+    db.session.commit()
+    flash(_("The campaign is scheduled."), "success")
+    return redirect(url_for("admin.campaign", campaign_id=campaign_id))
+
+
+@bp.post("/campaigns/<int:campaign_id>/<any(pause, resume, cancel, retry, send, unschedule):action>")
+@staff_required()
+def campaign_action(campaign_id: int, action: str):
+    call, done = ACTIONS[action]
+    try:
+        call(db.session, campaign_id)
+    except DomainError as exc:
+        db.session.rollback()
+        if exc.status == 404:
+            raise
+        flash(error_text(exc), "error")
+    else:
+        db.session.commit()
+        flash(_(done), "success")
+    return redirect(url_for("admin.campaign", campaign_id=campaign_id))
+
+
+@bp.get("/campaigns/<int:campaign_id>/progress")
+@staff_required()
+def campaign_progress(campaign_id: int):
+    """JSON for the live progress bar (sending.progress)."""
+    return jsonify(sending.progress(db.session, campaign_id))
+
+
+@bp.app_template_global("status_label")
+def status_label(status) -> str:
+    """A campaign state in the page's language."""
+    labels = {"draft": _("draft"), "scheduled": _("scheduled"), "sending": _("sending"),
+              "paused": _("paused"), "sent": _("sent"), "cancelled": _("cancelled")}
+    return labels.get(str(status), str(status))

@@ -1,3 +1,66 @@
-"""Staff pages: events."""
+"""Staff pages: events (list, create, edit, delete)."""
 
-from . import bp  # noqa: F401
+from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+
+from ... import events
+from ...errors import DomainError, InvalidInput
+from ...extensions import db
+from ..auth import staff_required
+from ..content_forms import error_text, event_form_data, event_values
+from . import bp
+
+
+@bp.get("/events", endpoint="events")
+@staff_required()
+def events_index():
+    return render_template("web/admin/events/index.html", events=events.all_events(db.session))
+
+
+def _form(event=None, data=None, error=None, status=200):
+    return render_template("web/admin/events/form.html", event=event,
+                           data=data or event_form_data(event), error=error), status
+
+
+@bp.route("/events/new", methods=["GET", "POST"])
+@staff_required()
+def event_new():
+    if request.method == "GET":
+        return _form()
+    try:
+        event = events.create_event(db.session, event_values(request.form))
+    except InvalidInput as exc:
+        db.session.rollback()
+        return _form(data=event_values(request.form), error=exc, status=400)
+    db.session.commit()
+    flash(_("The event was saved."), "success")
+    return redirect(url_for("admin.event_edit", event_id=event.id))
+
+
+@bp.route("/events/<int:event_id>", methods=["GET", "POST"])
+@staff_required()
+def event_edit(event_id: int):
+    if request.method == "GET":
+        return _form(events.get_event(db.session, event_id))
+    try:
+        event = events.update_event(db.session, event_id, event_values(request.form))
+    except InvalidInput as exc:
+        db.session.rollback()
+        return _form(events.get_event(db.session, event_id), event_values(request.form), exc, 400)
+    db.session.commit()
+    flash(_("The event was saved."), "success")
+    return redirect(url_for("admin.event_edit", event_id=event.id))
+
+
+@bp.post("/events/<int:event_id>/delete")
+@staff_required()
+def event_delete(event_id: int):
+    try:
+        events.delete_event(db.session, event_id)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(error_text(exc), "error")
+        return redirect(url_for("admin.event_edit", event_id=event_id))
+    db.session.commit()
+    flash(_("The event was deleted."), "success")
+    return redirect(url_for("admin.events"))

@@ -1,3 +1,107 @@
-"""Staff pages: templates."""
+"""Staff pages: email templates (list, create, edit with a live preview, restore defaults)."""
 
-from . import bp  # noqa: F401
+from flask import flash, redirect, render_template, request, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+
+from ... import email_templates
+from ...errors import DomainError, InvalidInput
+from ...extensions import db
+from ...models import TemplateKind
+from ..archive import mail_page
+from ..auth import staff_required
+from ..content_forms import error_text, int_or_none, template_values
+from . import bp
+
+
+@bp.get("/templates", endpoint="templates")
+@staff_required()
+def templates_index():
+    return render_template("web/admin/templates/index.html",
+                           templates=email_templates.all_templates(db.session))
+
+
+def _form(template=None, data=None, error=None, status=200):
+    if data is None:
+        data = {"name": template.name, "kind": template.kind, "layout_id": template.layout_id,
+                "html": template.html, "text": template.text} if template else \
+               {"name": "", "kind": request.args.get("kind", TemplateKind.CONTENT),
+                "layout_id": None, "html": "", "text": ""}
+    return render_template("web/admin/templates/form.html", template=template, data=data,
+                           error=error, layouts=email_templates.layouts(db.session)), status
+
+
+@bp.route("/templates/new", methods=["GET", "POST"])
+@staff_required()
+def template_new():
+    if request.method == "GET":
+        return _form()
+    try:
+        template = email_templates.save_template(db.session, None, template_values(request.form))
+    except InvalidInput as exc:
+        db.session.rollback()
+        return _form(data=template_values(request.form), error=exc, status=400)
+    db.session.commit()
+    flash(_("The template was saved."), "success")
+    return redirect(url_for("admin.template_edit", template_id=template.id))
+
+
+@bp.route("/templates/<int:template_id>", methods=["GET", "POST"])
+@staff_required()
+def template_edit(template_id: int):
+    if request.method == "GET":
+        return _form(email_templates.get_template(db.session, template_id))
+    try:
+        email_templates.save_template(db.session, template_id, template_values(request.form))
+    except InvalidInput as exc:
+        db.session.rollback()
+        template = email_templates.get_template(db.session, template_id)
+        return _form(template, {**template_values(request.form), "kind": template.kind}, exc, 400)
+    db.session.commit()
+    flash(_("The template was saved."), "success")
+    return redirect(url_for("admin.template_edit", template_id=template_id))
+
+
+@bp.post("/templates/<int:template_id>/restore")
+@staff_required()
+def template_restore(template_id: int):
+    try:
+        email_templates.restore_default(db.session, template_id)
+    except InvalidInput as exc:
+        db.session.rollback()
+        flash(error_text(exc), "error")
+    else:
+        db.session.commit()
+        flash(_("The default version was restored."), "success")
+    return redirect(url_for("admin.template_edit", template_id=template_id))
+
+
+@bp.post("/templates/<int:template_id>/delete")
+@staff_required()
+def template_delete(template_id: int):
+    try:
+        email_templates.delete_template(db.session, template_id)
+    except InvalidInput as exc:
+        db.session.rollback()
+        flash(error_text(exc), "error")
+        return redirect(url_for("admin.template_edit", template_id=template_id))
+    db.session.commit()
+    flash(_("The template was deleted."), "success")
+    return redirect(url_for("admin.templates"))
+
+
+@bp.route("/templates/preview", methods=["GET", "POST"])
+@staff_required()
+def template_preview():
+    """The preview frame: a stored template (GET ?id=) or the edits being made (POST)."""
+    template_id = int_or_none(request.values.get("id"))
+    values = template_values(request.form) if request.method == "POST" else None
+    part = request.values.get("part", "html")
+    try:
+        rendered = email_templates.preview(db.session, template_id, values, str(get_locale()))
+    except DomainError as exc:
+        return render_template("web/admin/templates/preview_error.html", message=error_text(exc)), \
+            exc.status
+    if part == "text":
+        return render_template("web/admin/templates/preview_text.html", text=rendered.text)
+    return mail_page(rendered.html)

@@ -1,0 +1,64 @@
+"""Parsing the staff content forms (events, templates, campaigns) into domain values,
+and showing domain errors next to the fields they concern."""
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from flask_babel import gettext as _
+from werkzeug.datastructures import MultiDict
+
+from ..errors import DomainError
+
+EVENT_FIELDS = ("title", "starts_at", "ends_at", "place", "summary", "body_md", "image_url", "link")
+
+
+def error_text(exc: DomainError) -> str:
+    """The error's message in the page's language (with its parameters, when it has some)."""
+    msgid = getattr(exc, "msgid", None)
+    if msgid:
+        return _(msgid, **getattr(exc, "params", {}))
+    return _(exc.message)
+
+
+def local_input(value: datetime | None) -> str:
+    """An aware datetime as the value of an <input type=datetime-local> in Warsaw time."""
+    if value is None:
+        return ""
+    zone = ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
+    return value.astimezone(zone).strftime("%Y-%m-%dT%H:%M")
+
+
+def event_values(form: MultiDict) -> dict:
+    """Form fields as create_event/update_event values (datetime-local = Warsaw time)."""
+    return {field: form.get(field, "") for field in EVENT_FIELDS}
+
+
+def event_form_data(event=None) -> dict:
+    """What the event form shows for an existing event (or an empty one)."""
+    if event is None:
+        return {field: "" for field in EVENT_FIELDS}
+    data = {field: getattr(event, field) or "" for field in EVENT_FIELDS}
+    data["starts_at"], data["ends_at"] = local_input(event.starts_at), local_input(event.ends_at)
+    return data
+
+
+def template_values(form: MultiDict) -> dict:
+    return {"name": form.get("name", ""), "kind": form.get("kind", ""),
+            "layout_id": form.get("layout_id") or None, "html": form.get("html", ""),
+            "text": form.get("text", "")}
+
+
+def campaign_values(form: MultiDict) -> dict:
+    """The compose form as update_campaign values."""
+    return {"subject": form.get("subject", ""), "preheader": form.get("preheader", ""),
+            "template_id": form.get("template_id") or None,
+            "event_ids": form.getlist("event_ids"), "list_ids": form.getlist("list_ids"),
+            "locale": form.get("locale", "pl"), "archived": form.get("archived") == "1"}
+
+
+def int_or_none(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
