@@ -21,7 +21,7 @@
     fetch(card.dataset.url, {headers: {"Accept": "application/json"}, credentials: "same-origin"})
       .then(function (r) { return r.json(); })
       .then(function (p) {
-        var done = p.sent + p.failed, pct = p.total ? Math.floor(done * 100 / p.total) : (p.status === "sent" ? 100 : 0);
+        var done = p.total - p.queued, pct = p.total ? Math.floor(done * 100 / p.total) : (p.status === "sent" ? 100 : 0);
         document.querySelector("#progress-bar > span").style.width = pct + "%";
         document.getElementById("progress-bar").setAttribute("aria-valuenow", pct);
         text("progress-pct", pct + " %");

@@ -61,8 +61,10 @@ def campaign_new():
 
 def _detail(campaign_id: int, error=None, status=200, data=None):
     campaign = campaigns.get_campaign(db.session, campaign_id)
+    started = campaign.status not in campaigns.EDITABLE
     return render_template(
         "web/admin/campaigns/detail.html", campaign=campaign, error=error, data=data,
+        progress=sending.progress(db.session, campaign_id) if started else None,
         editable=campaign.status in campaigns.EDITABLE, Status=CampaignStatus,
         scheduled_local=local_input(campaign.scheduled_at),
         recipient=request.args.get("as", ""), **campaigns.compose_options(db.session)), status

@@ -1,0 +1,66 @@
+"""Public pages: view in browser (/m/<token>), the opt-in archive, calendar files."""
+
+import pytest
+
+from mailer import campaigns, links, tokens
+from mailer.models import CampaignStatus
+from tests.helpers_content import make_event, make_list, make_subscriber
+
+
+@pytest.fixture
+def sent_campaign(session):
+    mailing_list = make_list(session)
+    campaign = campaigns.create_campaign(session, event_ids=[make_event(session).id],
+                                         list_ids=[mailing_list.id])
+    campaign.status = CampaignStatus.SENT
+    session.commit()
+    return campaign
+
+
+def test_view_in_browser_as_the_recipient(client, session, sent_campaign):
+    subscriber = make_subscriber(session, "ola@example.org", sent_campaign.lists[0], name="Ola Żak")
+    url = links.view_url(sent_campaign.id, subscriber.id)
+    response = client.get(url.removeprefix("http://localhost"))
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "Ola Żak" in page and "Koncert kolęd na Rynku" in page
+    assert "/u/" in page  # the recipient's own unsubscribe link
+    assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+
+
+def test_view_in_browser_sample_recipient(client, sent_campaign):
+    response = client.get(f"/m/{tokens.sign(tokens.VIEW, [sent_campaign.id, 0])}")
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("token", [
+    "forged", lambda c: tokens.sign(tokens.UNSUBSCRIBE, [c, 1]),
+    lambda c: tokens.sign(tokens.VIEW, "nonsense"), lambda c: tokens.sign(tokens.VIEW, [c, True]),
+])
+def test_forged_or_foreign_tokens_get_a_generic_4xx(client, sent_campaign, token):
+    token = token(sent_campaign.id) if callable(token) else token
+    response = client.get(f"/m/{token}")
+    assert response.status_code == 400
+    assert "Ten link jest nieprawidłowy." in response.get_data(as_text=True)
+
+
+def test_token_of_a_deleted_campaign_is_404(client):
+    assert client.get(f"/m/{tokens.sign(tokens.VIEW, [999, 0])}").status_code == 404
+
+
+def test_archive_shows_only_sent_and_archived(client, session, sent_campaign):
+    draft = campaigns.create_campaign(session, event_ids=[make_event(session, "Szkic").id],
+                                      list_ids=[])
+    draft.subject, draft.archived = "Szkic kampanii", True
+    session.commit()
+    assert "Koncert kolęd" not in client.get("/archive").get_data(as_text=True)
+    assert client.get(f"/archive/{sent_campaign.id}").status_code == 404
+    sent_campaign.archived = True
+    session.commit()
+    listing = client.get("/archive").get_data(as_text=True)
+    assert "Koncert kolęd na Rynku" in listing and "Szkic kampanii" not in listing
+    assert client.get(f"/archive/{sent_campaign.id}").status_code == 200
+    mail = client.get(f"/archive/{sent_campaign.id}/mail").get_data(as_text=True)
+    assert "Koncert kolęd na Rynku" in mail and "Anna Kowalska" not in mail
+    assert client.get(f"/archive/{draft.id}").status_code == 404
+    assert client.get(f"/archive/{draft.id}/mail").status_code == 404

@@ -1,0 +1,206 @@
+"""Campaigns: compose with prefilled subject, edit, schedule, preview, test sends and sending
+through the staff pages with a real worker and SMTP server."""
+
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from mailer import campaigns, email_templates
+from mailer.errors import Conflict, InvalidInput
+from mailer.models import Campaign, CampaignStatus, Template
+from tests.helpers_content import (log_in, make_event, make_list, make_staff, make_subscriber,
+                                   post)
+
+
+@pytest.fixture
+def editor(session):
+    return make_staff(session)
+
+
+@pytest.fixture
+def editor_client(client, editor):
+    log_in(client, editor)
+    return client
+
+
+def wait_for_status(session, campaign_id: int, status: str, timeout: float = 60) -> Campaign:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        session.expire_all()
+        campaign = session.get(Campaign, campaign_id)
+        if campaign.status == status:
+            return campaign
+        time.sleep(0.1)
+    raise AssertionError(f"campaign {campaign_id} is {campaign.status}, not {status}")
+
+
+def test_one_event_prefills_subject_preheader_and_announcement(session):
+    event = make_event(session, title="Koncert kolęd", place="Rynek Główny")
+    campaign = campaigns.create_campaign(session, event_ids=[event.id], list_ids=[])
+    assert campaign.subject == "Koncert kolęd"
+    assert campaign.preheader.endswith(" · Rynek Główny")
+    assert str(event.starts_at.year) in campaign.preheader
+    assert campaign.template.name == "Zapowiedź wydarzenia"
+    assert campaign.status == CampaignStatus.DRAFT
+
+
+def test_several_events_make_a_digest(session):
+    first, second = make_event(session, "Koncert"), make_event(session, "Wystawa", days=12)
+    campaign = campaigns.create_campaign(session, event_ids=[first.id, second.id], list_ids=[],
+                                         locale="en")
+    assert campaign.subject == "Upcoming events"
+    assert campaign.preheader == "Koncert · Wystawa"
+    assert campaign.template.name == "Przegląd wydarzeń"
+    assert [ce.event_id for ce in campaign.campaign_events] == [first.id, second.id]
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"event_ids": []}, "event_ids"),
+    ({"event_ids": [999]}, "event_ids"),
+    ({"event_ids": ["x"]}, "event_ids"),
+    ({"list_ids": [999]}, "list_ids"),
+    ({"subject": "Temat\r\nBcc: x@example.org"}, "subject"),
+    ({"subject": "x" * 201}, "subject"),
+    ({"subject": "  "}, "subject"),
+    ({"locale": "de"}, "locale"),
+])
+def test_bad_compose_input(session, kwargs, field):
+    event = make_event(session)
+    values = {"event_ids": [event.id], "list_ids": [], **kwargs}
+    with pytest.raises(InvalidInput) as caught:
+        campaigns.create_campaign(session, **values)
+    assert caught.value.field == field
+    session.rollback()
+    assert session.query(Campaign).count() == 0
+
+
+def test_a_layout_is_not_a_content_template(session):
+    event = make_event(session)
+    email_templates.ensure_defaults(session)
+    layout = session.query(Template).filter_by(name="Układ podstawowy").one()
+    with pytest.raises(InvalidInput):
+        campaigns.create_campaign(session, event_ids=[event.id], list_ids=[], template_id=layout.id)
+
+
+def test_update_and_conflict_once_sent(session):
+    event, mailing_list = make_event(session), make_list(session)
+    campaign = campaigns.create_campaign(session, event_ids=[event.id], list_ids=[])
+    campaigns.update_campaign(session, campaign.id, {"subject": "Nowy temat",
+                                                     "list_ids": [mailing_list.id]})
+    assert campaign.subject == "Nowy temat" and campaign.lists == [mailing_list]
+    campaign.status = CampaignStatus.SENT
+    with pytest.raises(Conflict):
+        campaigns.update_campaign(session, campaign.id, {"subject": "Za późno"})
+    campaigns.update_campaign(session, campaign.id, {"archived": True})
+    assert campaign.archived
+
+
+def test_schedule_and_unschedule(session):
+    event, mailing_list = make_event(session), make_list(session)
+    campaign = campaigns.create_campaign(session, event_ids=[event.id], list_ids=[mailing_list.id])
+    with pytest.raises(InvalidInput):
+        campaigns.schedule(session, campaign.id, "2020-01-01T10:00")
+    with pytest.raises(InvalidInput):
+        campaigns.schedule(session, campaign.id, "kiedyś")
+    campaigns.schedule(session, campaign.id, "2030-06-01T10:00")  # Warsaw summer time
+    assert campaign.status == CampaignStatus.SCHEDULED
+    assert campaign.scheduled_at == datetime(2030, 6, 1, 8, 0, tzinfo=timezone.utc)
+    campaigns.unschedule(session, campaign.id)
+    assert campaign.status == CampaignStatus.DRAFT and campaign.scheduled_at is None
+    with pytest.raises(Conflict):
+        campaigns.unschedule(session, campaign.id)
+
+
+def test_without_lists_it_cannot_be_scheduled(session):
+    campaign = campaigns.create_campaign(session, event_ids=[make_event(session).id], list_ids=[])
+    with pytest.raises(InvalidInput):
+        campaigns.schedule(session, campaign.id, datetime.now(timezone.utc) + timedelta(days=1))
+
+
+@pytest.mark.parametrize("addresses", ["", "nie-adres", "a@example.org\r\nBcc: b@example.org",
+                                       ",".join(f"t{i}@example.org" for i in range(11)), 42])
+def test_bad_test_addresses(session, addresses):
+    campaign = campaigns.create_campaign(session, event_ids=[make_event(session).id], list_ids=[])
+    with pytest.raises(InvalidInput):
+        campaigns.request_test(session, campaign.id, addresses)
+
+
+def test_preview_as_a_subscriber(session):
+    mailing_list = make_list(session)
+    make_subscriber(session, "jan@example.org", mailing_list, name="Jan Łęcki")
+    campaign = campaigns.create_campaign(session, event_ids=[make_event(session).id],
+                                         list_ids=[mailing_list.id])
+    sample = campaigns.preview(session, campaign.id)
+    assert "Anna Kowalska" in sample.text
+    as_jan = campaigns.preview(session, campaign.id, "jan@example.org")
+    assert "Jan Łęcki" in as_jan.text and "/u/" in as_jan.html
+    with pytest.raises(InvalidInput):
+        campaigns.preview(session, campaign.id, "nikt@example.org")
+
+
+def test_pages_compose_preview_and_bad_input(editor_client, session):
+    event, mailing_list = make_event(session, title="Koncert kolęd"), make_list(session)
+    assert editor_client.get("/admin/campaigns").status_code == 200
+    form = editor_client.get(f"/admin/campaigns/new?event_ids={event.id}").get_data(as_text=True)
+    assert f'value="{event.id}" checked' in form
+    response = post(editor_client, "/admin/campaigns/new", {"event_ids": [], "list_ids": []})
+    assert response.status_code == 400
+    assert "Wybierz co najmniej jedno wydarzenie." in response.get_data(as_text=True)
+    response = post(editor_client, "/admin/campaigns/new",
+                    {"event_ids": [event.id], "list_ids": [mailing_list.id], "locale": "pl"})
+    assert response.status_code == 302
+    campaign = session.query(Campaign).one()
+    detail = editor_client.get(f"/admin/campaigns/{campaign.id}").get_data(as_text=True)
+    assert 'value="Koncert kolęd"' in detail
+    html = editor_client.get(f"/admin/campaigns/{campaign.id}/preview")
+    assert html.status_code == 200 and "Koncert kolęd" in html.get_data(as_text=True)
+    text = editor_client.get(f"/admin/campaigns/{campaign.id}/preview?part=text")
+    assert "Koncert kolęd" in text.get_data(as_text=True)
+    assert editor_client.get(f"/admin/campaigns/{campaign.id}/preview?as=nikt@x.pl").status_code == 400
+    response = post(editor_client, f"/admin/campaigns/{campaign.id}",
+                    {"subject": "Zły\nnagłówek", "event_ids": [event.id], "list_ids": [],
+                     "locale": "pl"})
+    assert response.status_code == 400
+    response = post(editor_client, f"/admin/campaigns/{campaign.id}/test", {"addresses": "zły adres"})
+    assert response.status_code == 400
+    response = post(editor_client, f"/admin/campaigns/{campaign.id}/schedule", {"scheduled_at": "2001-01-01T10:00"})
+    assert response.status_code == 400
+    session.expire_all()
+    assert session.get(Campaign, campaign.id).subject == "Koncert kolęd"
+    assert session.get(Campaign, campaign.id).status == CampaignStatus.DRAFT
+    assert editor_client.get("/admin/campaigns/999").status_code == 404
+
+
+def test_send_test_through_the_worker(editor_client, session, smtp_server, celery_worker):
+    campaign = campaigns.create_campaign(session, event_ids=[make_event(session).id], list_ids=[])
+    session.commit()
+    response = post(editor_client, f"/admin/campaigns/{campaign.id}/test",
+                    {"addresses": "test1@example.org, Test2@Example.org"})
+    assert response.status_code == 302
+    received = smtp_server.wait_for(2)
+    assert sorted(r.recipients[0] for r in received) == ["test1@example.org", "test2@example.org"]
+    message = received[0].message
+    assert message["subject"] == "[TEST] Koncert kolęd na Rynku"
+    assert message["List-Unsubscribe"].startswith("<http://localhost/u/")
+    assert "Zażółć gęślą jaźń" in message.get_body(("plain",)).get_content()
+
+
+def test_send_now_and_progress(editor_client, session, smtp_server, celery_worker):
+    mailing_list = make_list(session)
+    for i in range(3):
+        make_subscriber(session, f"odbiorca{i}@example.org", mailing_list)
+    campaign = campaigns.create_campaign(session, event_ids=[make_event(session).id],
+                                         list_ids=[mailing_list.id])
+    session.commit()
+    response = post(editor_client, f"/admin/campaigns/{campaign.id}/send", {})
+    assert response.status_code == 302
+    smtp_server.wait_for(3)
+    wait_for_status(session, campaign.id, "sent")
+    progress = editor_client.get(f"/admin/campaigns/{campaign.id}/progress").get_json()
+    assert progress["status"] == "sent" and progress["sent"] == 3 and progress["queued"] == 0
+    page = editor_client.get(f"/admin/campaigns/{campaign.id}").get_data(as_text=True)
+    assert "100 %" in page
+    response = post(editor_client, f"/admin/campaigns/{campaign.id}/pause", {})
+    assert response.status_code == 302  # a flash explains the conflict; nothing changes
+    assert wait_for_status(session, campaign.id, "sent")
