@@ -35,9 +35,13 @@ def start_campaign(campaign_id: int) -> None:
     sending.start(db.session, campaign_id)
 
 
-@shared_task(name="mailer.send_batch")
-def send_batch(campaign_id: int, batch: int) -> None:
-    sending.send_batch(db.session, campaign_id, batch)
+@shared_task(name="mailer.send_batch", bind=True, max_retries=50)
+def send_batch(self, campaign_id: int, batch: int) -> None:
+    """Rows put back after a 4xx are retried by retrying this task once they are due
+    (backoff with jitter, capped well under the broker's visibility timeout)."""
+    retry_in = sending.send_batch(db.session, campaign_id, batch)
+    if retry_in is not None:
+        raise self.retry(countdown=max(0.2, retry_in))
 
 
 @shared_task(name="mailer.send_test")

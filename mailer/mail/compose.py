@@ -1,14 +1,30 @@
-"""One campaign's message for one recipient: rendered parts, list headers, bytes."""
+"""One campaign's message for one recipient: rendered parts, list headers, bytes.
 
+Fast on purpose (it runs once per recipient of a million): everything that is the same
+for every recipient (From, Subject, List-Id, part headers, boundary) is prepared once per
+campaign as a skeleton; per recipient only To, Date, Message-ID, the unsubscribe and view
+URLs and the name are filled in, bodies are base64 (binascii, 76-character lines), and
+the bytes are DKIM-signed when keys are configured.
+"""
+
+import base64
+import re
+import secrets
 from dataclasses import dataclass
+from email.utils import formatdate
 
 from flask import current_app
 
 from .. import links
 from ..models import Campaign
+from . import dkim
 from .headers import list_headers
-from .message import Outgoing, address, build
+from .message import CRLF, Outgoing, address, fold, make_msgid, raw_header
 from .render import CompiledCampaign
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9 .'-]*")
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~@-]+")
+_UNSUBSCRIBE_MARK = "@@mlr-unsubscribe@@"
 
 
 @dataclass(frozen=True)
@@ -18,31 +34,75 @@ class Recipient:
     name: str = ""
 
 
-class CampaignMailer:
-    """Built once per campaign (or batch); ``message_for`` is called per recipient."""
+def _b64(text: str) -> bytes:
+    normalized = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n")
+    return base64.encodebytes(normalized.encode("utf-8")).replace(b"\n", b"\r\n")
 
-    def __init__(self, campaign: Campaign, compiled: CompiledCampaign):
+
+class CampaignMailer:
+    """Built once per campaign (cached by the engine); ``message_for`` is called per recipient."""
+
+    def __init__(self, campaign: Campaign, compiled: CompiledCampaign, signer=None):
         config = current_app.config
         self.config = config
         self.campaign_id = campaign.id
         self.compiled = compiled
+        self.domain = config["MAIL_DOMAIN"]
         self.sender = address(config["MAIL_FROM_NAME"], config["MAIL_FROM"])
+        self.envelope_from = self.sender.addr_spec
         first_list = campaign.lists[0] if campaign.lists else None
         self.list_label = first_list.name if first_list else config["ORGANISATION_NAME"]
         self.list_slug = first_list.slug if first_list else "newsletter"
+        self.signer = signer if signer is not None else dkim.from_config(config)
+        self.boundary = "=_" + secrets.token_hex(12)
+        extra = list_headers(config, unsubscribe_url=_UNSUBSCRIBE_MARK, label=self.list_label,
+                             slug=self.list_slug, campaign_id=campaign.id)
+        unsubscribe = [value for name, value in extra if name == "List-Unsubscribe"][0]
+        self.unsubscribe_before, _, self.unsubscribe_after = unsubscribe.partition(_UNSUBSCRIBE_MARK)
+        self.head_from = fold("From", str(self.sender))
+        self.head_subject = fold("Subject", compiled.subject)
+        self.head_tail = "".join([
+            raw_header("MIME-Version", "1.0"),
+            *(raw_header(name, value) for name, value in extra if name != "List-Unsubscribe"),
+            raw_header("Content-Type", f'multipart/alternative; boundary="{self.boundary}"'),
+            CRLF,
+        ]).encode("ascii")
+        part = ('--{b}\r\nContent-Type: text/{kind}; charset="utf-8"\r\n'
+                "Content-Transfer-Encoding: base64\r\n\r\n")
+        self.plain_head = part.format(b=self.boundary, kind="plain").encode("ascii")
+        self.html_head = ("\r\n" + part.format(b=self.boundary, kind="html")).encode("ascii")
+        self.closing = f"\r\n--{self.boundary}--\r\n".encode("ascii")
 
-    def message_for(self, recipient: Recipient) -> Outgoing:
-        """Raises InvalidInput when the recipient's name or address cannot go in a header."""
+    def _to(self, recipient: Recipient) -> str:
+        to = address(recipient.name, recipient.email)  # raises InvalidInput on CR/LF
+        if _PLAIN_ADDRESS.fullmatch(recipient.email):
+            if not recipient.name:
+                return f"To: {recipient.email}{CRLF}"
+            if _PLAIN_NAME.fullmatch(recipient.name):
+                return f'To: "{recipient.name}" <{recipient.email}>{CRLF}'
+        return fold("To", str(to))
+
+    def message_for(self, recipient: Recipient, date: str | None = None) -> Outgoing:
+        """Raises InvalidInput when the recipient's name or address cannot go in a header.
+        ``date`` (an RFC 5322 date) may be shared by a chunk of messages."""
         sid = recipient.subscriber_id or 0
         unsubscribe = links.unsubscribe_url(sid, self.campaign_id)
-        rendered = self.compiled.personalize(
-            name=recipient.name, email=recipient.email, unsubscribe_url=unsubscribe,
-            view_url=links.view_url(self.campaign_id, sid),
-        )
-        return build(
-            sender=self.sender, to=address(recipient.name, recipient.email),
-            subject=rendered.subject, text=rendered.text, html=rendered.html,
-            domain=self.config["MAIL_DOMAIN"],
-            headers=list_headers(self.config, unsubscribe_url=unsubscribe, label=self.list_label,
-                                 slug=self.list_slug, campaign_id=self.campaign_id),
-        )
+        values = {"name": recipient.name, "email": recipient.email, "unsubscribe_url": unsubscribe,
+                  "view_url": links.view_url(self.campaign_id, sid)}
+        message_id = make_msgid(self.domain)
+        head = "".join([
+            self.head_from, self._to(recipient), self.head_subject,
+            "Date: ", date or _now_date(), CRLF,
+            "Message-ID: ", message_id, CRLF,
+            raw_header("List-Unsubscribe", self.unsubscribe_before + unsubscribe + self.unsubscribe_after),
+        ]).encode("ascii")
+        data = b"".join([head, self.head_tail, self.plain_head, _b64(self.compiled.text(values)),
+                         self.html_head, _b64(self.compiled.html(values)), self.closing])
+        if self.signer is not None:
+            data = self.signer.sign(data)
+        return Outgoing(sender=self.envelope_from, recipient=recipient.email, data=data,
+                        message_id=message_id)
+
+
+def _now_date() -> str:
+    return formatdate(localtime=False, usegmt=True)

@@ -32,6 +32,7 @@ class DeliveryStatus(enum.StrEnum):
     SENT = "sent"
     FAILED = "failed"
     BOUNCED = "bounced"
+    SKIPPED = "skipped"  # unsubscribed or suppressed after the snapshot, or cancelled
 
 
 campaign_lists = Table(
@@ -74,6 +75,11 @@ class Campaign(db.Model):
     failed_count: Mapped[int] = mapped_column(Integer, default=0)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     status_reason: Mapped[str] = mapped_column(Text, default="")
+    # Engine bookkeeping: when the audience snapshot was taken, rows skipped since, and the
+    # last time a chunk was recorded (the beat tick re-enqueues batches of a stalled campaign).
+    snapshot_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    skipped_count: Mapped[int] = mapped_column(Integer, default=0)
+    progress_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -105,3 +111,5 @@ class Delivery(db.Model):
     message_id: Mapped[str] = mapped_column(String(200), default="")
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A row put back after a temporary (4xx) failure is not claimed again before this.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,216 @@
+"""The engine's flow on the real database and SMTP server: launch, snapshot, batches,
+exactly-once, pause/resume/cancel, retry failed, progress."""
+
+import pytest
+from sqlalchemy import select
+
+from mailer import deliveries, sending, suppression
+from mailer.errors import Conflict, InvalidInput, NotFound
+from mailer.models import (Campaign, CampaignStatus, Delivery, DeliveryStatus, Subscription,
+                           SubscriptionStatus, Suppression)
+from tests.helpers_engine import (address, assert_exactly_once, campaign_status, launch_and_snapshot,
+                                  make_audience, make_campaign, rows, run_all_batches, wait_until,
+                                  wait_worker_idle)
+
+
+@pytest.fixture
+def engine_config(app):
+    saved = dict(app.config)
+    app.config.update(BATCH_SIZE=7, SEND_CHUNK_SIZE=3, SEND_RETRY_BASE_SECONDS=0.05,
+                      SEND_RETRY_MAX_SECONDS=0.2, SEND_MAX_ATTEMPTS=3, SEND_PAUSE_AFTER_FAILURES=0,
+                      RATE_PER_SECOND=0, RATE_PER_HOUR=0)
+    yield app.config
+    app.config.clear()
+    app.config.update(saved)
+
+
+def test_snapshot_is_distinct_confirmed_unsuppressed_and_batched(session, engine_config):
+    lists = make_audience(session, 20, lists=2)  # everyone on both lists: counted once
+    make_audience(session, 3, status=SubscriptionStatus.PENDING, start=100)
+    pending_list = session.scalars(select(Subscription.list_id).where(
+        Subscription.status == SubscriptionStatus.PENDING)).first()
+    session.add(Suppression(email_hash=suppression.email_hash(address(5)), reason="erased"))
+    campaign = make_campaign(session, lists + [session.get(type(lists[0]), pending_list)])
+    session.commit()
+
+    campaign = launch_and_snapshot(session, campaign.id)
+    assert campaign.total_count == 19
+    batches = session.execute(select(Delivery.batch, Delivery.id).where(
+        Delivery.campaign_id == campaign.id)).all()
+    sizes = {}
+    for batch, _ in batches:
+        sizes[batch] = sizes.get(batch, 0) + 1
+    assert sizes == {0: 7, 1: 7, 2: 5}
+    assert deliveries.snapshot(session, campaign.id, 7) == 19  # idempotent
+    sending.start(session, campaign.id)
+    assert session.get(Campaign, campaign.id).total_count == 19
+
+
+def test_batches_send_each_recipient_once_even_when_run_twice(session, smtp_server, engine_config):
+    lists = make_audience(session, 16)
+    campaign = make_campaign(session, lists)
+    session.commit()
+    launch_and_snapshot(session, campaign.id)
+    run_all_batches(session, campaign.id)
+    for batch in range(3):  # a batch delivered twice by the queue
+        assert sending.send_batch(session, campaign.id, batch) is None
+    expected = {address(i) for i in range(16)}
+    assert_exactly_once(smtp_server, campaign.id, expected)
+    assert campaign_status(campaign.id) == CampaignStatus.SENT
+    stats = sending.progress(session, campaign.id)
+    assert (stats["total"], stats["sent"], stats["failed"], stats["queued"]) == (16, 16, 0, 0)
+    message = smtp_server.to(address(3))[0].message
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message["Message-ID"].endswith("@miasto.example.pl>")
+    body = message.get_body(("plain",)).get_content()
+    own_link = message["List-Unsubscribe"].strip("<>")
+    assert own_link in body  # the recipient's own token, in the header and the body
+    other = smtp_server.to(address(4))[0].message["List-Unsubscribe"]
+    assert other != message["List-Unsubscribe"]
+
+
+def test_unsubscribe_committed_before_claim_is_honoured(session, smtp_server, engine_config):
+    lists = make_audience(session, 10)
+    campaign = make_campaign(session, lists)
+    session.commit()
+    launch_and_snapshot(session, campaign.id)
+    gone = session.scalar(select(Subscription).join(Subscription.subscriber).where(
+        Subscription.subscriber.has(email=address(8))))
+    gone.status = SubscriptionStatus.UNSUBSCRIBED
+    suppression.suppress(session, address(9), "complaint")
+    session.commit()
+    run_all_batches(session, campaign.id)
+    assert_exactly_once(smtp_server, campaign.id, {address(i) for i in range(8)})
+    statuses = rows(campaign.id)
+    assert statuses[address(8)] == statuses[address(9)] == DeliveryStatus.SKIPPED
+    assert campaign_status(campaign.id) == CampaignStatus.SENT
+    assert sending.progress(session, campaign.id)["queued"] == 0
+
+
+def test_pause_stops_between_chunks_resume_finishes_cancel_skips(session, smtp_server, engine_config,
+                                                                   celery_worker):
+    lists = make_audience(session, 14)
+    campaign = make_campaign(session, lists)
+    session.commit()
+    sending.launch(session, campaign.id)
+    sending.pause(session, campaign.id)  # before the worker's start task can fan out
+    session.commit()
+    sending.start(session, campaign.id)
+    assert session.get(Campaign, campaign.id).total_count == 14
+    assert sending.send_batch(session, campaign.id, 0) is None
+    assert smtp_server.messages == []
+    with pytest.raises(Conflict):
+        sending.pause(session, campaign.id)
+    sending.resume(session, campaign.id)
+    session.commit()  # the worker thread sends the re-queued batches
+    wait_until(lambda: campaign_status(campaign.id) == CampaignStatus.SENT)
+    assert_exactly_once(smtp_server, campaign.id, {address(i) for i in range(14)})
+    with pytest.raises(Conflict):
+        sending.resume(session, campaign.id)
+    with pytest.raises(Conflict):
+        sending.cancel(session, campaign.id)
+
+    other = make_campaign(session, lists, subject="Drugi")
+    session.commit()
+    sending.launch(session, other.id)
+    sending.pause(session, other.id)
+    session.commit()
+    sending.start(session, other.id)
+    sending.cancel(session, other.id)
+    session.commit()
+    assert sending.send_batch(session, other.id, 0) is None
+    assert set(rows(other.id).values()) == {DeliveryStatus.SKIPPED}
+    assert sending.progress(session, other.id)["status"] == "cancelled"
+
+
+def test_launch_checks_state_and_content(session, engine_config):
+    lists = make_audience(session, 1)
+    campaign = make_campaign(session, lists)
+    empty = Campaign(subject="Pusta")
+    session.add(empty)
+    session.commit()
+    with pytest.raises(InvalidInput):
+        sending.launch(session, empty.id)
+    with pytest.raises(NotFound):
+        sending.launch(session, 999999)
+    sending.launch(session, campaign.id)
+    session.commit()
+    with pytest.raises(Conflict):
+        sending.launch(session, campaign.id)
+    with pytest.raises(Conflict):
+        sending.retry_failed(session, empty.id)
+
+
+def test_retry_failed_requeues_only_failed_rows(session, smtp_server, engine_config, celery_worker):
+    lists = make_audience(session, 6)
+    campaign = make_campaign(session, lists)
+    session.commit()
+    smtp_server.handler.replies[address(1)] = "554 5.7.1 Policy rejection"
+    smtp_server.handler.replies[address(2)] = "550 5.1.1 No such user"
+    sending.launch(session, campaign.id)
+    session.commit()
+    wait_until(lambda: campaign_status(campaign.id) == CampaignStatus.SENT)
+    statuses = rows(campaign.id)
+    assert statuses[address(1)] == DeliveryStatus.FAILED
+    assert statuses[address(2)] == DeliveryStatus.BOUNCED
+    assert suppression.is_suppressed(session, address(2))  # 5.1.x: never mailed again
+    assert not suppression.is_suppressed(session, address(1))  # 5.7.x: not suppressed
+    assert campaign_status(campaign.id) == CampaignStatus.SENT
+    assert sending.progress(session, campaign.id)["failed"] == 2
+
+    smtp_server.handler.replies.clear()
+    sending.retry_failed(session, campaign.id)
+    session.commit()
+    wait_until(lambda: campaign_status(campaign.id) == CampaignStatus.SENT)  # the worker sends
+    received = sorted(r for m in smtp_server.messages for r in m.recipients)
+    assert received == sorted([address(0), address(1), address(3), address(4), address(5)])
+    assert len(smtp_server.to(address(1))) == 1 and smtp_server.to(address(2)) == []
+    assert rows(campaign.id)[address(2)] == DeliveryStatus.BOUNCED
+    assert campaign_status(campaign.id) == CampaignStatus.SENT
+    assert sending.progress(session, campaign.id)["failed"] == 1
+
+
+def test_campaign_pauses_itself_after_consecutive_failures(session, smtp_server, engine_config):
+    engine_config["SEND_PAUSE_AFTER_FAILURES"] = 4
+    lists = make_audience(session, 10)
+    campaign = make_campaign(session, lists)
+    session.commit()
+    for i in range(10):
+        smtp_server.handler.replies[address(i)] = "554 5.7.1 Blocked"
+    launch_and_snapshot(session, campaign.id)
+    run_all_batches(session, campaign.id)
+    stats = sending.progress(session, campaign.id)
+    assert stats["status"] == "paused"
+    assert "4 failed messages in a row" in stats["reason"]
+    assert stats["failed"] < 10  # it stopped before trying everyone
+
+
+def test_scheduled_campaign_is_launched_by_tick(session, engine_config):
+    from datetime import timedelta
+
+    from mailer.models.types import utcnow
+
+    lists = make_audience(session, 2)
+    campaign = make_campaign(session, lists)
+    campaign.status = CampaignStatus.SCHEDULED
+    campaign.scheduled_at = utcnow() + timedelta(hours=1)
+    later = make_campaign(session, lists, subject="Później")
+    later.status = CampaignStatus.SCHEDULED
+    later.scheduled_at = utcnow() + timedelta(hours=1)
+    session.commit()
+    sending.tick(session)
+    assert campaign_status(campaign.id) == CampaignStatus.SCHEDULED
+    campaign = session.get(Campaign, campaign.id)
+    campaign.scheduled_at = utcnow() - timedelta(seconds=1)
+    session.commit()
+    sending.tick(session)
+    assert campaign_status(campaign.id) == CampaignStatus.SENDING
+    assert campaign_status(later.id) == CampaignStatus.SCHEDULED
+
+
+@pytest.fixture(autouse=True)
+def _settle(app, celery_worker):
+    """The worker thread (started once per run) goes idle before the tables are emptied:
+    tasks enqueued by a test must not run into the next test's clean-up."""
+    yield
+    wait_worker_idle(celery_worker)
