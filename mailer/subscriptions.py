@@ -324,7 +324,7 @@ def send_confirmation(session: Session, subscriber_id: int) -> None:
     hours = config["CONFIRM_MAX_AGE"] // 3600
     with force_locale(subscriber.locale):
         rendered = render_notice(
-            "confirm", _("Confirm your subscription"), name=subscriber.name,
+            "confirm", _("Confirm your subscription"), recipient_name=subscriber.name,
             confirm_url=links.confirm_url(confirm_token(subscriber)), hours=hours,
             lists=[item.list.name for item in pending],
             organisation=config["ORGANISATION_NAME"],
@@ -350,7 +350,7 @@ def send_welcome(session: Session, subscriber_id: int) -> None:
     with force_locale(subscriber.locale):
         rendered = render_notice(
             "welcome", _("Welcome to the newsletter: %(name)s", name=first.name),
-            name=subscriber.name, lists=[item.list.name for item in confirmed],
+            recipient_name=subscriber.name, lists=[item.list.name for item in confirmed],
             unsubscribe_url=unsubscribe_url, organisation=config["ORGANISATION_NAME"],
             home_url=links.absolute("/"),
         )

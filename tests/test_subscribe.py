@@ -1,0 +1,262 @@
+"""Subscribing through HTTP: the form and the JSON endpoint, their defences, the consent
+record, the confirmation mail at the SMTP server, cool-down and caps (STANDARDS 12-16, 22)."""
+
+import pytest
+from sqlalchemy import func, select
+
+from mailer import create_app, subscriptions
+from mailer.extensions import db
+from mailer.models import ConsentRecord, Event, Subscriber, Suppression, utcnow
+from mailer.suppression import suppress
+from tests.conftest import service_config
+from tests.helpers_visitor import (barrier, confirm_path, consents, csrf_token, drain, make_list, statuses,
+                                   strip_csrf, subscribe, subscriber, text_part)
+
+
+@pytest.fixture
+def newsletter(request, session, smtp_server, celery_worker):
+    yield make_list(session)
+    drain(request, session, smtp_server)
+
+
+def test_subscribe_sends_confirmation_from_the_worker(client, session, newsletter, smtp_server, celery_worker):
+    response = subscribe(client, "Ala.Kowalska@Example.PL", name="Ala Kowalska",
+                         headers={"User-Agent": "TestBrowser/1.0"})
+    assert response.status_code == 200
+    assert "Sprawdź skrzynkę pocztową" in response.get_data(as_text=True)
+    assert statuses(session, "ala.kowalska@example.pl") == {newsletter.id: "pending"}
+    [record] = consents(session, "ala.kowalska@example.pl")
+    assert (record.action, record.source, record.list_id) == ("subscribe", "form", newsletter.id)
+    assert record.consent_version == client.application.config["CONSENT_TEXT_VERSION"]
+    assert record.ip == "127.0.0.1" and record.user_agent == "TestBrowser/1.0"
+    [mail] = smtp_server.wait_for(1)
+    assert mail.recipients == ["ala.kowalska@example.pl"]
+    assert mail.message["Subject"] == "Potwierdź zapis na newsletter"
+    assert confirm_path(mail).startswith("/confirm/")
+
+
+def test_confirmation_holds_no_announcement(client, session, newsletter, smtp_server, celery_worker):
+    start = utcnow().replace(year=utcnow().year + 1)
+    session.add(Event(title="Koncert kolęd na Rynku", starts_at=start, place="Rynek Główny",
+                      summary="Chór miejski zaprasza", body_md="Wstęp wolny"))
+    session.commit()
+    subscribe(client, "jan@example.org")
+    [mail] = smtp_server.wait_for(1)
+    body = text_part(mail) + mail.message.get_body(("html",)).get_content()
+    for promo in ("Koncert", "Rynek", "Chór", "wydarzenia/"):
+        assert promo not in body
+    assert "List-Unsubscribe" not in mail.message
+
+
+def test_same_answer_for_every_state(client, session, newsletter, smtp_server, celery_worker):
+    def answer(email):
+        response = subscribe(client, email)
+        return response.status_code, strip_csrf(response.data)
+
+    new = answer("new@example.org")
+    subscribe(client, "pending@example.org")
+    pending = answer("pending@example.org")
+    subscriptions.subscribe(session, email="done@example.org", consent=True, source="admin")
+    subscriber(session, "done@example.org").subscriptions[0].status = subscriptions.CONFIRMED
+    session.commit()
+    confirmed = answer("done@example.org")
+    subscriptions.subscribe(session, email="left@example.org", consent=True, source="admin")
+    subscriptions.unsubscribe(session, subscriber(session, "left@example.org").id, source="admin")
+    session.commit()
+    left = answer("left@example.org")
+    suppress(session, "gone@example.org", "erased")
+    session.commit()
+    suppressed = answer("gone@example.org")
+    assert new[0] == 200
+    assert new == pending == confirmed == left == suppressed
+    assert subscriber(session, "gone@example.org") is None
+
+
+def test_honeypot_gets_the_normal_answer_and_nothing_happens(client, session, newsletter, smtp_server,
+                                                             celery_worker):
+    normal = subscribe(client, "real@example.org")
+    trapped = subscribe(client, "bot@example.org", extra={"website": "http://spam.example"})
+    assert trapped.status_code == normal.status_code == 200
+    assert strip_csrf(trapped.data) == strip_csrf(normal.data)
+    assert subscriber(session, "bot@example.org") is None
+    others = barrier(session, smtp_server)
+    assert [m.recipients for m in others] == [["real@example.org"]]
+
+
+@pytest.mark.parametrize("email, name, field_message", [
+    ("not-an-address", "", "Ten adres e-mail jest nieprawidłowy."),
+    ("a" * 250 + "@example.org", "", "Ten adres e-mail jest za długi."),
+    ("x@example.org\r\nBcc: victim@example.org", "", "Ten adres e-mail jest nieprawidłowy."),
+    ("x@example.org", "Jan\r\nBcc: victim@example.org", "Znaki nowego wiersza są tu niedozwolone."),
+    ("x@example.org", "J" * 201, "Imię jest za długie."),
+    ("", "", "Podaj adres e-mail."),
+])
+def test_bad_input_is_refused_and_nothing_stored(client, session, newsletter, smtp_server, celery_worker,
+                                                 email, name, field_message):
+    response = subscribe(client, email, name=name)
+    assert response.status_code == 400
+    assert field_message in response.get_data(as_text=True)
+    assert session.scalar(select(func.count(Subscriber.id))) == 0
+    assert session.scalar(select(func.count(ConsentRecord.id))) == 0
+    assert barrier(session, smtp_server) == []
+
+
+def test_missing_consent_is_refused(client, session, newsletter, smtp_server):
+    page = client.get("/").get_data(as_text=True)
+    assert 'name="consent" value="y">' in page  # rendered unticked
+    response = subscribe(client, "x@example.org", consent=False)
+    assert response.status_code == 400
+    assert "Aby się zapisać, zaznacz pole zgody." in response.get_data(as_text=True)
+    assert subscriber(session, "x@example.org") is None
+
+
+def test_non_utf8_body_is_refused(client, session, newsletter):
+    token = csrf_token(client.get("/").data)
+    body = f"csrf_token={token}&email=\xff\xfe@example.org&name=\xff&consent=y".encode("latin-1")
+    response = client.post("/subscribe", data=body,
+                           content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 400
+    assert session.scalar(select(func.count(Subscriber.id))) == 0
+
+
+def test_form_needs_csrf(client, session, newsletter):
+    response = client.post("/subscribe", data={"email": "x@example.org", "consent": "y"})
+    assert response.status_code == 400
+    assert subscriber(session, "x@example.org") is None
+
+
+def test_list_choice_and_private_lists(client, session, newsletter):
+    other = make_list(session, name="Sport", slug="sport")
+    hidden = make_list(session, name="Wewnętrzna", slug="wewn", public=False)
+    page = client.get("/").get_data(as_text=True)
+    assert "Sport" in page and "Wewnętrzna" not in page
+    assert subscribe(client, "a@example.org", lists=[other.id]).status_code == 200
+    assert statuses(session, "a@example.org") == {other.id: "pending"}
+    response = subscribe(client, "b@example.org", lists=[hidden.id])
+    assert response.status_code == 400
+    assert "Wybierz co najmniej jeden newsletter." in response.get_data(as_text=True)
+    assert subscribe(client, "c@example.org", lists=[]).status_code == 400
+    assert subscriber(session, "b@example.org") is None and subscriber(session, "c@example.org") is None
+
+
+def test_per_ip_rate_limit(client, session, newsletter, monkeypatch):
+    monkeypatch.setitem(client.application.config, "SUBSCRIBE_RATE_LIMIT", "3 per minute")
+    codes = [subscribe(client, f"ip{i}@example.org").status_code for i in range(4)]
+    assert codes == [200, 200, 200, 429]
+    response = client.post("/subscribe.json", json={"email": "j@example.org", "consent": True})
+    assert response.status_code == 429  # the JSON endpoint shares the per-IP budget
+    assert response.get_json()["error"].startswith("Zbyt wiele prób.")
+    assert "Zbyt wiele prób" in subscribe(client, "late@example.org").get_data(as_text=True)
+
+
+def test_per_address_rate_limit(client, session, newsletter, monkeypatch):
+    monkeypatch.setitem(client.application.config, "SUBSCRIBE_ADDRESS_RATE_LIMIT", "2 per hour")
+    codes = [subscribe(client, email).status_code
+             for email in ("same@example.org", "SAME@example.org", " same@EXAMPLE.org ")]
+    assert codes == [200, 200, 429]
+    assert subscribe(client, "other@example.org").status_code == 200
+
+
+def test_cooldown_sends_one_confirmation(client, session, newsletter, smtp_server, celery_worker):
+    assert subscribe(client, "twice@example.org").status_code == 200
+    assert subscribe(client, "twice@example.org").status_code == 200
+    mails = barrier(session, smtp_server)
+    assert [m.recipients for m in mails] == [["twice@example.org"]]
+
+
+def test_daily_cap_per_address(client, session, newsletter, smtp_server, celery_worker, monkeypatch):
+    monkeypatch.setitem(client.application.config, "CONFIRM_COOLDOWN", 0)
+    monkeypatch.setitem(client.application.config, "CONFIRM_MAX_PER_DAY", 2)
+    for _ in range(4):
+        assert subscribe(client, "cap@example.org").status_code == 200
+    mails = barrier(session, smtp_server)
+    assert [m.recipients for m in mails] == [["cap@example.org"]] * 2
+    assert subscriber(session, "cap@example.org").confirm_sent_today == 2
+
+
+def test_global_hourly_cap(client, session, newsletter, smtp_server, celery_worker, monkeypatch):
+    monkeypatch.setitem(client.application.config, "PENDING_MAX_PER_HOUR", 2)
+    for i in range(3):
+        assert subscribe(client, f"g{i}@example.org").status_code == 200
+    smtp_server.wait_for(2)
+    monkeypatch.setitem(client.application.config, "PENDING_MAX_PER_HOUR", 100)
+    mails = barrier(session, smtp_server)
+    assert sorted(m.recipients[0] for m in mails) == ["g0@example.org", "g1@example.org"]
+    assert subscriber(session, "g2@example.org").confirm_sent_at is None  # stored, not mailed
+
+
+def test_consent_ip_comes_through_proxyfix_only(app, session, newsletter, smtp_server, tmp_path):
+    spoof = {"X-Forwarded-For": "203.0.113.9"}
+    subscribe(app.test_client(), "direct@example.org", headers=spoof)
+    assert consents(session, "direct@example.org")[0].ip == "127.0.0.1"
+    config = service_config(app.config["SQLALCHEMY_DATABASE_URI"], smtp_server, tmp_path)
+    proxied = create_app("test", {**config, "PROXY_FIX_HOPS": 1})
+    with proxied.app_context():
+        subscribe(proxied.test_client(), "proxied@example.org", headers=spoof)
+        db.session.remove()
+    assert consents(session, "proxied@example.org")[0].ip == "203.0.113.9"
+
+
+# --- The JSON endpoint for embeds ---------------------------------------------------------
+
+def test_json_subscribe(client, session, newsletter, smtp_server, celery_worker):
+    response = client.post("/subscribe.json", json={"email": "emb@example.org", "name": "Zoja",
+                                                     "consent": True, "locale": "en"})
+    assert response.status_code == 200 and response.get_json()["ok"] is True
+    assert "Set-Cookie" not in response.headers
+    sub = subscriber(session, "emb@example.org")
+    assert (sub.name, sub.locale) == ("Zoja", "en")
+    assert consents(session, "emb@example.org")[0].source == "embed"
+    [mail] = smtp_server.wait_for(1)
+    assert mail.message["Subject"] == "Confirm your subscription"
+
+
+def test_json_form_body_as_the_snippet_sends_it(client, session, newsletter):
+    response = client.post("/subscribe.json", data={"email": "form@example.org", "consent": "1",
+                                                     "website": ""})
+    assert response.status_code == 200
+    assert statuses(session, "form@example.org") == {newsletter.id: "pending"}
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"email": "x@example.org"}, "consent"),
+    ({"email": "x@example.org", "consent": "false"}, "consent"),
+    ({"email": "nope", "consent": True}, "email"),
+    ({"email": ["x@example.org"], "consent": True}, "email"),
+    ({"email": "x@example.org", "name": "A\nB", "consent": True}, "name"),
+    ({"email": "x@example.org", "consent": True, "lists": [999999]}, "lists"),
+])
+def test_json_bad_input(client, session, newsletter, body, field):
+    response = client.post("/subscribe.json", json=body, headers={"Accept-Language": "pl"})
+    assert response.status_code == 400
+    assert response.get_json()["field"] == field
+    assert session.scalar(select(func.count(Subscriber.id))) == 0
+
+
+def test_json_garbage_and_honeypot(client, session, newsletter):
+    garbage = client.post("/subscribe.json", data=b"\xff{not json", content_type="application/json")
+    assert garbage.status_code == 400 and "error" in garbage.get_json()
+    trap = client.post("/subscribe.json", json={"email": "bot@example.org", "consent": True,
+                                                "website": "x"})
+    assert trap.status_code == 200 and trap.get_json()["ok"] is True
+    assert session.scalar(select(func.count(Subscriber.id))) == 0
+
+
+def test_json_cors_only_for_configured_origins(client, newsletter, monkeypatch):
+    monkeypatch.setitem(client.application.config, "EMBED_ORIGINS", ["https://www.miasto.example.pl"])
+    allowed = client.options("/subscribe.json", headers={"Origin": "https://www.miasto.example.pl",
+                                                         "Access-Control-Request-Method": "POST"})
+    assert allowed.status_code == 204
+    assert allowed.headers["Access-Control-Allow-Origin"] == "https://www.miasto.example.pl"
+    other = client.post("/subscribe.json", json={"email": "c@example.org", "consent": True},
+                        headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in other.headers
+
+
+def test_suppressed_address_is_silently_ignored(client, session, newsletter, smtp_server, celery_worker):
+    suppress(session, "blocked@example.org", "bounced")
+    session.commit()
+    assert subscribe(client, "blocked@example.org").status_code == 200
+    assert subscriber(session, "blocked@example.org") is None
+    assert barrier(session, smtp_server) == []
+    assert session.scalar(select(func.count(Suppression.id))) == 1
