@@ -206,6 +206,16 @@ CAMPAIGN_CREATE: Schema = {
     "locale": Field("string", enum=("pl", "en")),
 }
 
+CAMPAIGN_UPDATE: Schema = {
+    "event_ids": Field("ids"),
+    "list_ids": Field("ids"),
+    "template_id": Field("integer", nullable=True),
+    "subject": Field("string", max_length=200),
+    "preheader": Field("string", max_length=200),
+    "locale": Field("string", enum=("pl", "en")),
+    "archived": Field("boolean", description="Shown in the public archive once sent."),
+}
+
 CAMPAIGN_SCHEDULE: Schema = {
     "at": Field("datetime", required=True,
                 description="When to send, ISO 8601; without an offset it is Europe/Warsaw time."),

@@ -86,13 +86,14 @@ MODELS = {
                                               "cancelled"]},
         "total": {"type": "integer"}, "queued": {"type": ["integer", "null"]},
         "sent": {"type": "integer"}, "failed": {"type": "integer"},
+        "skipped": {"type": ["integer", "null"], "description": "Not sent: cancelled or suppressed."},
         "rate": {"type": ["number", "null"], "description": "Messages per second."},
         "eta_seconds": {"type": ["number", "null"]}, "reason": {"type": ["string", "null"]}}},
     "Campaign": {"type": "object", "required": ["id", "subject", "status", "event_ids", "list_ids"],
                  "properties": {
         "id": ID, "name": {"type": "string"}, "subject": {"type": "string"},
         "preheader": {"type": "string"}, "template_id": {"type": ["integer", "null"]},
-        "locale": {"type": "string"},
+        "locale": {"type": "string"}, "archived": {"type": "boolean"},
         "status": {"type": "string", "enum": ["draft", "scheduled", "sending", "paused", "sent",
                                               "cancelled"]},
         "event_ids": {"type": "array", "items": ID}, "list_ids": {"type": "array", "items": ID},
@@ -107,6 +108,7 @@ BODIES = {
     "EventCreate": schemas.json_schema(schemas.EVENT),
     "EventUpdate": schemas.json_schema(schemas.EVENT, partial=True),
     "CampaignCreate": schemas.json_schema(schemas.CAMPAIGN_CREATE),
+    "CampaignUpdate": schemas.json_schema(schemas.CAMPAIGN_UPDATE, partial=True),
     "CampaignSchedule": schemas.json_schema(schemas.CAMPAIGN_SCHEDULE),
 }
 
@@ -184,6 +186,7 @@ def paths() -> dict:
                                  errors=("404", "409")),
         },
         "/campaigns": {
+            "get": _operation("All campaigns, the newest first.", (200, _items("Campaign"), "The campaigns.")),
             "post": _operation("Compose a draft campaign from events for lists.",
                                (201, _ref("Campaign"), "The new draft."), body="CampaignCreate",
                                errors=("404", "413")),
@@ -192,6 +195,9 @@ def paths() -> dict:
             "parameters": [CAMPAIGN_ID],
             "get": _operation("A campaign with its progress.", (200, _ref("Campaign"), "The campaign."),
                               errors=("404",)),
+            "patch": _operation("Change a draft or scheduled campaign (archived: at any time).",
+                                (200, _ref("Campaign"), "The campaign."), body="CampaignUpdate",
+                                errors=("404", "409", "413")),
         },
         "/campaigns/{campaign_id}/progress": {
             "parameters": [CAMPAIGN_ID],
@@ -209,6 +215,17 @@ def paths() -> dict:
                                (200, _ref("Campaign"), "The scheduled campaign."),
                                body="CampaignSchedule", errors=("404", "409", "413")),
         },
+        "/campaigns/{campaign_id}/unschedule": {
+            "parameters": [CAMPAIGN_ID],
+            "post": _operation("Turn a scheduled campaign back into a draft.",
+                               (200, _ref("Campaign"), "The draft."), errors=("404", "409")),
+        },
+        **{f"/campaigns/{{campaign_id}}/{action}": {
+            "parameters": [CAMPAIGN_ID],
+            "post": _operation(summary, (200, _ref("Campaign"), "The campaign."), errors=("404", "409")),
+        } for action, summary in [("pause", "Pause sending; batches stop after their current chunk."),
+                                  ("resume", "Resume a paused campaign."),
+                                  ("cancel", "Stop sending for good; unsent messages are skipped.")]},
     }
 
 

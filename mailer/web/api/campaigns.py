@@ -10,6 +10,11 @@ from . import bp, serializers
 ID = "<int(min=1, max=2147483647):campaign_id>"
 
 
+@bp.get("/campaigns")
+def list_campaigns():
+    return jsonify({"items": [serializers.campaign(item) for item in campaigns.all_campaigns(db.session)]})
+
+
 @bp.post("/campaigns")
 def create_campaign():
     values = schemas.parse(schemas.CAMPAIGN_CREATE, schemas.parse_body(request))
@@ -22,6 +27,15 @@ def create_campaign():
 def get_campaign(campaign_id: int):
     item = campaigns.get_campaign(db.session, campaign_id)
     return jsonify(serializers.campaign(item, sending.progress(db.session, campaign_id)))
+
+
+@bp.patch(f"/campaigns/{ID}")
+def update_campaign(campaign_id: int):
+    """Change a draft or scheduled campaign's subject, preheader, template, events, lists."""
+    values = schemas.parse(schemas.CAMPAIGN_UPDATE, schemas.parse_body(request), partial=True)
+    item = campaigns.update_campaign(db.session, campaign_id, values)
+    db.session.commit()
+    return jsonify(serializers.campaign(item))
 
 
 @bp.get(f"/campaigns/{ID}/progress")
@@ -40,5 +54,33 @@ def send_campaign(campaign_id: int):
 def schedule_campaign(campaign_id: int):
     at = schemas.parse(schemas.CAMPAIGN_SCHEDULE, schemas.parse_body(request))["at"]
     item = campaigns.schedule(db.session, campaign_id, at)
+    db.session.commit()
+    return jsonify(serializers.campaign(item))
+
+
+@bp.post(f"/campaigns/{ID}/unschedule")
+def unschedule_campaign(campaign_id: int):
+    item = campaigns.unschedule(db.session, campaign_id)
+    db.session.commit()
+    return jsonify(serializers.campaign(item))
+
+
+@bp.post(f"/campaigns/{ID}/pause")
+def pause_campaign(campaign_id: int):
+    item = sending.pause(db.session, campaign_id)
+    db.session.commit()
+    return jsonify(serializers.campaign(item))
+
+
+@bp.post(f"/campaigns/{ID}/resume")
+def resume_campaign(campaign_id: int):
+    item = sending.resume(db.session, campaign_id)
+    db.session.commit()
+    return jsonify(serializers.campaign(item))
+
+
+@bp.post(f"/campaigns/{ID}/cancel")
+def cancel_campaign(campaign_id: int):
+    item = sending.cancel(db.session, campaign_id)
     db.session.commit()
     return jsonify(serializers.campaign(item))

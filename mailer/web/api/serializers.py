@@ -53,7 +53,7 @@ def event_values(item: Event) -> dict:
 
 
 def progress(values: dict) -> dict:
-    keys = ("status", "total", "queued", "sent", "failed", "rate", "eta_seconds", "reason")
+    keys = ("status", "total", "queued", "sent", "failed", "skipped", "rate", "eta_seconds", "reason")
     shown = {key: values.get(key) for key in keys}
     shown["status"] = str(shown["status"]) if shown["status"] is not None else None
     return shown
@@ -63,6 +63,7 @@ def campaign(item: Campaign, progress_values: dict | None = None) -> dict:
     shown = {
         "id": item.id, "name": item.name, "subject": item.subject, "preheader": item.preheader,
         "template_id": item.template_id, "locale": item.locale, "status": str(item.status),
+        "archived": item.archived,
         "event_ids": [link.event_id for link in item.campaign_events],
         "list_ids": sorted(lst.id for lst in item.lists),
         "scheduled_at": when(item.scheduled_at), "started_at": when(item.started_at),
