@@ -1,0 +1,79 @@
+"""SMTP answers 421/451/550 to chosen recipients and drops the connection mid-batch:
+retries are bounded, bounces suppress, nobody is mailed twice (real worker, real server)."""
+
+import pytest
+from sqlalchemy import select
+
+from mailer import sending, suppression
+from mailer.models import CampaignStatus, Delivery, DeliveryStatus, Subscriber
+from tests.helpers_engine import (FaultySMTPServer, address, assert_exactly_once, campaign_status, make_audience,
+                                  make_campaign, rows, wait_until, wait_worker_idle)
+
+
+@pytest.fixture
+def faulty_server():
+    server = FaultySMTPServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def engine_config(app, celery_worker, faulty_server):
+    saved = dict(app.config)
+    app.config.update(BATCH_SIZE=10, SEND_CHUNK_SIZE=4, SEND_RETRY_BASE_SECONDS=0.4,
+                      SEND_RETRY_MAX_SECONDS=1.0, SEND_MAX_ATTEMPTS=3, SEND_PAUSE_AFTER_FAILURES=0,
+                      SMTP_URL=f"smtp://127.0.0.1:{faulty_server.port}")
+    yield app.config
+    wait_worker_idle(celery_worker)
+    app.config.clear()
+    app.config.update(saved)
+
+
+def attempts_of(session, email: str) -> int:
+    session.commit()
+    return session.scalar(select(Delivery.attempts).join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+                          .where(Subscriber.email == email)) or 0
+
+
+def test_temporary_permanent_and_dropped_connection(session, faulty_server, engine_config):
+    smtp_server = faulty_server
+    lists = make_audience(session, 24)
+    campaign = make_campaign(session, lists)
+    session.commit()
+    replies = smtp_server.handler.replies
+    replies[address(2)] = "451 4.3.0 Try again later"  # cleared after the first attempt
+    replies[address(3)] = "421 4.7.0 Too busy, closing"  # always: fails after 3 attempts
+    replies[address(4)] = "550 5.1.1 No such user"  # hard bounce: suppressed
+    replies[address(5)] = "554 5.7.1 Rejected by policy"  # failed, not suppressed
+    smtp_server.handler.drop_after = 6  # the 7th DATA loses the connection
+
+    sending.launch(session, campaign.id)
+    session.commit()
+    wait_until(lambda: attempts_of(session, address(2)) >= 1)
+    del replies[address(2)]
+    wait_until(lambda: campaign_status(campaign.id) == CampaignStatus.SENT)
+
+    assert smtp_server.handler.drop_after is None  # the connection was dropped mid-batch
+    expected = {address(i) for i in range(24)} - {address(3), address(4), address(5)}
+    assert_exactly_once(smtp_server, campaign.id, expected)
+    statuses = rows(campaign.id)
+    assert statuses[address(3)] == DeliveryStatus.FAILED
+    assert attempts_of(session, address(3)) == 3  # bounded
+    assert statuses[address(4)] == DeliveryStatus.BOUNCED
+    assert statuses[address(5)] == DeliveryStatus.FAILED
+    assert attempts_of(session, address(5)) == 1  # 5xx: no retry
+    assert suppression.is_suppressed(session, address(4))
+    assert not suppression.is_suppressed(session, address(5))
+    assert not suppression.is_suppressed(session, address(3))
+    stats = sending.progress(session, campaign.id)
+    assert (stats["sent"], stats["failed"], stats["queued"]) == (21, 3, 0)
+
+
+def test_backoff_grows_with_jitter_and_is_capped(app):
+    config = {"SEND_RETRY_BASE_SECONDS": 10, "SEND_RETRY_MAX_SECONDS": 60}
+    first = [sending.backoff(1, config) for _ in range(50)]
+    third = [sending.backoff(3, config) for _ in range(50)]
+    assert all(5 <= d <= 10 for d in first) and len(set(first)) > 1
+    assert all(20 <= d <= 40 for d in third)
+    assert all(30 <= sending.backoff(9, config) <= 60 for _ in range(20))
