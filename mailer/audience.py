@@ -24,7 +24,7 @@ def _status(status: str | None) -> SubscriptionStatus | None:
         raise InvalidInput("Unknown status.", "status") from exc
 
 
-def _filters(query: str, list_id: int | None, status: str | None) -> list:
+def _filters(query: str, list_id: int | None, status: str | None, membership: bool = True) -> list:
     """WHERE clauses on Subscriber for the list view and the CSV export; raises InvalidInput."""
     query = (query or "").strip()
     if len(query) > MAX_QUERY:
@@ -35,7 +35,7 @@ def _filters(query: str, list_id: int | None, status: str | None) -> list:
         clauses.append(or_(func.lower(Subscriber.email).like(pattern, escape="\\"),
                            func.lower(Subscriber.name).like(pattern, escape="\\")))
     wanted = _status(status)
-    if list_id is not None or wanted is not None:
+    if membership and (list_id is not None or wanted is not None):
         cond = [Subscription.subscriber_id == Subscriber.id]
         if list_id is not None:
             cond.append(Subscription.list_id == list_id)
@@ -152,7 +152,7 @@ def export_rows(session: Session, *, query: str = "", list_id: int | None = None
                 status: str | None = None, chunk: int = 1000) -> Iterator[list[str]]:
     """Rows for the CSV export (one per subscription, filtered as the list view), streamed
     from the database in chunks. Raises InvalidInput (before the first row)."""
-    clauses = _filters(query, list_id, status)
+    clauses = _filters(query, list_id, status, membership=False)
     join_on = [Subscription.subscriber_id == Subscriber.id]
     if list_id is not None:
         join_on.append(Subscription.list_id == list_id)
@@ -162,7 +162,7 @@ def export_rows(session: Session, *, query: str = "", list_id: int | None = None
         select(Subscriber.email, Subscriber.name, Subscriber.locale, MailingList.slug,
                Subscription.status, Subscription.created_at, Subscription.confirmed_at,
                Subscription.unsubscribed_at, Subscriber.created_at)
-        .outerjoin(Subscription, and_(*join_on))
+        .join(Subscription, and_(*join_on), isouter=list_id is None and not status)
         .outerjoin(MailingList, MailingList.id == Subscription.list_id)
         .where(*clauses).order_by(Subscriber.id, MailingList.slug)
         .execution_options(yield_per=chunk)
