@@ -40,13 +40,13 @@ def clean_name(raw: str | None) -> str:
     """The display name as stored; raises InvalidInput (overlong, CR/LF, undecodable)."""
     name = " ".join((raw or "").split(" ")).strip()
     if len(name) > MAX_NAME:
-        raise InvalidInput("The name is too long.", "name")
+        raise InvalidInput("Your name is too long.", "name")
     try:
         check_header_value(name)
     except InvalidInput as exc:
         raise InvalidInput("Line breaks are not allowed here.", "name") from exc
     if "\ufffd" in name or any(ord(ch) < 32 for ch in name):
-        raise InvalidInput("The name contains characters that are not allowed.", "name")
+        raise InvalidInput("Your name contains characters that are not allowed.", "name")
     return name
 
 

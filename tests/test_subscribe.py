@@ -158,7 +158,6 @@ def test_per_ip_rate_limit(client, session, newsletter, monkeypatch):
     response = client.post("/subscribe.json", json={"email": "j@example.org", "consent": True})
     assert response.status_code == 429  # the JSON endpoint shares the per-IP budget
     assert response.get_json()["error"].startswith("Zbyt wiele prób.")
-    assert "Zbyt wiele prób" in subscribe(client, "late@example.org").get_data(as_text=True)
 
 
 def test_per_address_rate_limit(client, session, newsletter, monkeypatch):

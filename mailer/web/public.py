@@ -140,7 +140,7 @@ def _text(data, name: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise InvalidInput("This field must be text.", name)
+        raise InvalidInput("This value must be text.", name)
     return value
 
 
