@@ -200,3 +200,50 @@ class FaultySMTPServer(SMTPServer):
         self.port = free_port()
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
                                      decode_data=False, data_size_limit=10 * 1024 * 1024)
+
+
+TICK_SCRIPT = """
+import time
+from worker.celery_app import flask_app
+from mailer import sending
+from mailer.extensions import db
+with flask_app.app_context():
+    sending.tick(db.session)
+"""
+
+
+def tick_in_subprocess(env: dict) -> None:
+    """Beat's tick, run by a process configured like the workers (same broker and queue)."""
+    subprocess.run([sys.executable, "-c", TICK_SCRIPT], cwd=ROOT, env=env, check=True, timeout=60)
+
+
+def prepare_without_fan_out(session, campaign_id: int) -> list[int]:
+    """Launch and snapshot a campaign here but queue nothing: returns its batch numbers."""
+    sending.launch(session, campaign_id)
+    sending.pause(session, campaign_id)  # a start task seen by another worker only snapshots
+    session.commit()
+    sending.start(session, campaign_id)
+    campaign = session.get(Campaign, campaign_id)
+    campaign.status = CampaignStatus.SENDING
+    session.commit()
+    return deliveries.open_batches(session, campaign_id)
+
+
+def dispatch(broker_url: str, queue: str, campaign_id: int, batches: list[int]) -> None:
+    """Send the batch tasks to ``queue`` on ``broker_url`` (a worker subprocess's queue)."""
+    from celery import Celery
+
+    client = Celery("engine-tests", broker=broker_url, set_as_current=False)
+    try:
+        for batch in batches:
+            client.send_task("mailer.send_batch", args=(campaign_id, batch), queue=queue)
+    finally:
+        client.close()
+
+
+def received_counts(server) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for message in server.messages:
+        for recipient in message.recipients:
+            counts[recipient] = counts.get(recipient, 0) + 1
+    return counts
