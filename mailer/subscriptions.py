@@ -198,9 +198,15 @@ def confirm(session: Session, token: str, *, ip: str = "", user_agent: str = "")
     """Confirm the pending subscriptions named by ``token`` and queue the welcome mail.
     Harmless when already confirmed. Raises ExpiredToken, or BadToken when the link is
     forged or was used up (a new link was confirmed, or the subscriber left since)."""
+    return confirm_once(session, token, ip=ip, user_agent=user_agent)[0]
+
+
+def confirm_once(session: Session, token: str, *, ip: str = "",
+                 user_agent: str = "") -> tuple[Subscriber, bool]:
+    """``confirm``, also telling whether it was already confirmed (nothing done then)."""
     subscriber, already = check_confirmation(session, token)
     if already:
-        return subscriber
+        return subscriber, True
     origin = Origin("form", ip, user_agent)
     now = utcnow()
     version = current_app.config["CONSENT_TEXT_VERSION"]
@@ -213,7 +219,7 @@ def confirm(session: Session, token: str, *, ip: str = "", user_agent: str = "")
     subscriber.confirm_nonce = secrets.token_hex(16)  # single use
     session.flush()
     enqueue(session, "mailer.send_welcome", subscriber.id)
-    return subscriber
+    return subscriber, False
 
 
 def resend_confirmation(session: Session, token: str) -> None:

@@ -207,13 +207,13 @@ def confirm_page(token: str):
 @bp.post("/confirm/<token>")
 def confirm(token: str):
     try:
-        subscriptions.confirm(db.session, token, ip=request.remote_addr or "",
-                              user_agent=request.user_agent.string or "")
+        _subscriber, already = subscriptions.confirm_once(
+            db.session, token, ip=request.remote_addr or "", user_agent=request.user_agent.string or "")
     except ExpiredToken:
         db.session.rollback()
         return _expired(token)
     db.session.commit()
-    return render_template("web/public/confirmed.html", already=False)
+    return render_template("web/public/confirmed.html", already=already)
 
 
 @bp.post("/confirm/<token>/resend")
