@@ -1,0 +1,103 @@
+"""The global rate limit (a Redis token bucket shared by every worker process) and the
+cap on concurrent SMTP connections. Measured in counts of messages per window at the
+server, never in elapsed time."""
+
+import uuid
+
+import pytest
+
+from mailer.models import CampaignStatus
+from mailer.ratelimit import ConnectionSlot, RateLimiter
+from tests.helpers_engine import (FaultySMTPServer, campaign_status, dispatch, make_audience,
+                                  make_campaign, prepare_without_fan_out, start_worker_process,
+                                  stop_process, wait_until, worker_env)
+
+RATE = 10
+
+
+def _config(app, **values):
+    return {**app.config, "REDIS_PREFIX": f"rl-test-{uuid.uuid4().hex[:8]}", **values}
+
+
+@pytest.mark.parametrize("backend", ["redis", "local"])
+def test_bucket_grants_capacity_then_nothing(app, backend):
+    config = _config(app, RATE_PER_SECOND=5, RATE_PER_HOUR=0)
+    if backend == "local":
+        config["REDIS_URL"] = ""
+    limiter = RateLimiter(config)
+    assert limiter._try(3)[0] == 3
+    granted, wait_ms = limiter._try(10)
+    assert granted == 2  # the bucket holds 5
+    granted, wait_ms = limiter._try(1)
+    assert granted == 0 and 0 < wait_ms <= 250
+
+
+def test_hourly_limit_applies_with_the_per_second_one(app):
+    limiter = RateLimiter(_config(app, RATE_PER_SECOND=100, RATE_PER_HOUR=7))
+    assert limiter._try(50)[0] == 7
+    assert limiter._try(1)[0] == 0
+
+
+def test_no_limit_configured_grants_everything(app):
+    assert RateLimiter(_config(app, RATE_PER_SECOND=0, RATE_PER_HOUR=0)).take(1000) == 1000
+
+
+@pytest.mark.parametrize("backend", ["redis", "local"])
+def test_connection_slots_are_capped_and_released(app, backend):
+    config = _config(app, SMTP_MAX_CONNECTIONS=2)
+    if backend == "local":
+        config["REDIS_URL"] = ""
+    first, second, third = (ConnectionSlot(config, lease=30) for _ in range(3))
+    assert first.acquire(timeout=0) and second.acquire(timeout=0)
+    assert not third.acquire(timeout=0)
+    first.release()
+    assert third.acquire(timeout=0)
+    second.release()
+    third.release()
+
+
+def test_expired_slot_lease_frees_the_slot(app):
+    config = _config(app, SMTP_MAX_CONNECTIONS=1)
+    dead = ConnectionSlot(config, lease=0.2)
+    assert dead.acquire(timeout=0)  # its holder "dies" without releasing
+    assert ConnectionSlot(config, lease=30).acquire(timeout=2)
+
+
+@pytest.fixture
+def timed_server():
+    server = FaultySMTPServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_rate_holds_across_two_worker_processes(app, session, timed_server):
+    lists = make_audience(session, 60)
+    campaign = make_campaign(session, lists)
+    session.commit()
+    batches = prepare_without_fan_out(session, campaign.id)  # BATCH_SIZE 30 below: 2 batches
+    assert len(batches) == 1
+    from mailer.models import Delivery
+
+    session.query(Delivery).filter(Delivery.campaign_id == campaign.id,
+                                   Delivery.id % 2 == 1).update({"batch": 1})
+    session.commit()
+    env = worker_env(app, SMTP_URL=f"smtp://127.0.0.1:{timed_server.port}", RATE_PER_SECOND=RATE,
+                     SEND_CHUNK_SIZE=10, REDIS_PREFIX=f"rl-test-{uuid.uuid4().hex[:8]}",
+                     CELERY_QUEUE=f"mailer-test-rate-{uuid.uuid4().hex[:8]}")
+    workers = [start_worker_process(env, f"rate{i}") for i in range(2)]
+    try:
+        dispatch(env["REDIS_URL"], env["CELERY_QUEUE"], campaign.id, [0, 1])
+        wait_until(lambda: campaign_status(campaign.id) == CampaignStatus.SENT, timeout=90)
+    finally:
+        for worker in workers:
+            stop_process(worker)
+    arrivals = sorted(timed_server.handler.arrivals)
+    assert len(arrivals) == 60
+    # In any window of W seconds a bucket of RATE per second (holding at most RATE) lets
+    # through at most RATE * W + RATE messages; two independent per-process buckets would
+    # let through about twice that.
+    window = 2.0
+    worst = max(sum(1 for t in arrivals if start <= t < start + window) for start in arrivals)
+    assert worst <= RATE * window + RATE + 1, worst
+    assert worst >= RATE  # it was not trivially slow either
