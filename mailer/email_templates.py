@@ -1,7 +1,8 @@
 """Staff-editable email templates: the built-in defaults, and compiling a campaign with them."""
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from flask import current_app
 from jinja2 import TemplateError, TemplateSyntaxError
@@ -110,7 +111,9 @@ def _sample_events(session: Session) -> list[Event]:
     events = upcoming(session, limit=3)
     if events:
         return events
-    start = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) + timedelta(days=7)
+    warsaw = ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
+    day = (datetime.now(warsaw) + timedelta(days=7)).date()
+    start = datetime.combine(day, time(18, 0), tzinfo=warsaw)
     return [
         Event(id=0, title="Koncert kolęd na Rynku", starts_at=start, ends_at=start + timedelta(hours=2),
               place="Rynek Główny", summary="Wspólne śpiewanie kolęd z chórem miejskim.",

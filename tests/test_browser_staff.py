@@ -151,3 +151,29 @@ def test_staff_journey(live_server, browser_page, session, smtp_server, celery_w
     statuses = {s.subscriber.email: s.status for s in session.query(Subscription)}
     assert statuses["lukasz@example.org"] == SubscriptionStatus.UNSUBSCRIBED
     assert statuses["zofia@example.org"] == SubscriptionStatus.CONFIRMED
+
+
+def test_template_editor_in_english(live_server, browser_page, session, app):
+    """Editing a template: a live preview of unsaved edits, and a sandbox escape refused with a
+    clear message instead of an error page."""
+    page, base = browser_page, live_server
+    make_staff(session, "editor@miasto.example.pl", password=PASSWORD)
+    page.goto(f"{base}/admin/login?lang=en")
+    page.fill("#email", "editor@miasto.example.pl")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    page.goto(f"{base}/admin/templates")
+    page.click("text=Zapowiedź wydarzenia")
+    page.get_by_role("heading", name="Preview").wait_for()
+    page.frame_locator("iframe[name=preview]").locator("td.header").wait_for()
+    html = page.input_value("#html")
+    page.fill("#html", html.replace("<h1>{{ event.title }}</h1>", "<h1>NEW: {{ event.title }}</h1>"))
+    page.click("text=Preview changes")
+    page.frame_locator("iframe[name=preview]").locator("h1", has_text="NEW:").wait_for()
+    shot(page, "11-template-editor")
+    page.fill("#html", "{{ ''.__class__.__mro__[1].__subclasses__() }}")
+    page.click("text=Save template")
+    page.wait_for_selector(".flash-error")
+    assert "not allowed in email templates" in page.inner_text(".field-error")
+    shot(page, "12-template-refused")

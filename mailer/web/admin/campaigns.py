@@ -36,8 +36,10 @@ def _new_form(error=None, status=200, chosen=None):
                         "list_ids": request.values.getlist("list_ids", type=int),
                         "template_id": int_or_none(request.values.get("template_id")),
                         "locale": request.values.get("locale", "pl")}
+    options = campaigns.compose_options(db.session)
+    db.session.commit()  # the built-in templates are created on first use
     return render_template("web/admin/campaigns/new.html", chosen=chosen, error=error,
-                           **campaigns.compose_options(db.session)), status
+                           **options), status
 
 
 @bp.route("/campaigns/new", methods=["GET", "POST"])
@@ -62,12 +64,14 @@ def campaign_new():
 def _detail(campaign_id: int, error=None, status=200, data=None):
     campaign = campaigns.get_campaign(db.session, campaign_id)
     started = campaign.status not in campaigns.EDITABLE
+    options = campaigns.compose_options(db.session)
+    db.session.commit()  # the built-in templates are created on first use
     return render_template(
         "web/admin/campaigns/detail.html", campaign=campaign, error=error, data=data,
         progress=sending.progress(db.session, campaign_id) if started else None,
         editable=campaign.status in campaigns.EDITABLE, Status=CampaignStatus,
         scheduled_local=local_input(campaign.scheduled_at),
-        recipient=request.args.get("as", ""), **campaigns.compose_options(db.session)), status
+        recipient=request.args.get("as", ""), **options), status
 
 
 @bp.route("/campaigns/<int:campaign_id>", methods=["GET", "POST"])

@@ -17,8 +17,9 @@ from . import bp
 @bp.get("/templates", endpoint="templates")
 @staff_required()
 def templates_index():
-    return render_template("web/admin/templates/index.html",
-                           templates=email_templates.all_templates(db.session))
+    templates = email_templates.all_templates(db.session)
+    db.session.commit()  # the built-in defaults are created on first use
+    return render_template("web/admin/templates/index.html", templates=templates)
 
 
 def _form(template=None, data=None, error=None, status=200):
@@ -27,8 +28,10 @@ def _form(template=None, data=None, error=None, status=200):
                 "html": template.html, "text": template.text} if template else \
                {"name": "", "kind": request.args.get("kind", TemplateKind.CONTENT),
                 "layout_id": None, "html": "", "text": ""}
+    layouts = email_templates.layouts(db.session)
+    db.session.commit()  # the built-in defaults are created on first use
     return render_template("web/admin/templates/form.html", template=template, data=data,
-                           error=error, layouts=email_templates.layouts(db.session)), status
+                           error=error, layouts=layouts), status
 
 
 @bp.route("/templates/new", methods=["GET", "POST"])
