@@ -302,6 +302,8 @@ def view_copy(session: Session, token: str) -> Rendered:
             and all(isinstance(part, int) and not isinstance(part, bool) for part in payload)):
         raise BadToken("This link is not valid.")
     campaign = get_campaign(session, payload[0])
+    if payload[1] and session.get(Subscriber, payload[1]) is None:  # erased since
+        return render_as(session, campaign, public=True)
     return render_as(session, campaign, payload[1])
 
 

@@ -64,3 +64,9 @@ def test_archive_shows_only_sent_and_archived(client, session, sent_campaign):
     assert "Koncert kolęd na Rynku" in mail and "Anna Kowalska" not in mail
     assert client.get(f"/archive/{draft.id}").status_code == 404
     assert client.get(f"/archive/{draft.id}/mail").status_code == 404
+
+
+def test_view_copy_of_an_erased_subscriber_shows_no_personal_data(client, session, sent_campaign):
+    response = client.get(f"/m/{tokens.sign(tokens.VIEW, [sent_campaign.id, 4242])}")
+    assert response.status_code == 200
+    assert "Anna Kowalska" not in response.get_data(as_text=True)

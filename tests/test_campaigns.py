@@ -204,3 +204,24 @@ def test_send_now_and_progress(editor_client, session, smtp_server, celery_worke
     response = post(editor_client, f"/admin/campaigns/{campaign.id}/pause", {})
     assert response.status_code == 302  # a flash explains the conflict; nothing changes
     assert wait_for_status(session, campaign.id, "sent")
+
+
+@pytest.mark.parametrize("method, path", [
+    ("get", "/admin/campaigns"), ("get", "/admin/campaigns/new"), ("post", "/admin/campaigns/new"),
+    ("get", "/admin/campaigns/1"), ("post", "/admin/campaigns/1"),
+    ("get", "/admin/campaigns/1/preview"), ("get", "/admin/campaigns/1/progress"),
+    ("post", "/admin/campaigns/1/test"), ("post", "/admin/campaigns/1/schedule"),
+    ("post", "/admin/campaigns/1/send"), ("post", "/admin/campaigns/1/cancel"),
+    ("post", "/admin/campaigns/1/archive"), ("get", "/admin/templates"),
+    ("get", "/admin/templates/new"), ("post", "/admin/templates/1/restore"),
+    ("post", "/admin/templates/preview"), ("post", "/admin/events/1/delete"),
+])
+def test_anonymous_staff_requests_are_refused(client, session, smtp_server, method, path):
+    campaign = campaigns.create_campaign(session, event_ids=[make_event(session).id], list_ids=[])
+    session.commit()
+    response = getattr(client, method)(path.replace("/1", f"/{campaign.id}", 1))
+    assert response.status_code in (302, 400, 401)  # to the login page, or no CSRF token
+    assert "/admin/login" in response.headers.get("Location", "/admin/login")
+    session.expire_all()
+    assert session.get(Campaign, campaign.id).status == CampaignStatus.DRAFT
+    assert not smtp_server.messages
