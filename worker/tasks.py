@@ -44,8 +44,11 @@ def send_batch(self, campaign_id: int, batch: int) -> None:
         raise self.retry(countdown=max(0.2, retry_in))
 
 
-@shared_task(name="mailer.send_test")
+@shared_task(name="mailer.send_test", autoretry_for=(OSError,), retry_backoff=True,
+             retry_jitter=True, max_retries=3)
 def send_test(campaign_id: int, addresses: list[str]) -> None:
+    """A test copy; retried when the mail server is unreachable or answers 4xx (a repeated
+    test copy is harmless)."""
     campaigns.send_test(db.session, campaign_id, addresses)
 
 
