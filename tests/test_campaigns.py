@@ -225,3 +225,13 @@ def test_anonymous_staff_requests_are_refused(client, session, smtp_server, meth
     session.expire_all()
     assert session.get(Campaign, campaign.id).status == CampaignStatus.DRAFT
     assert not smtp_server.messages
+
+
+def test_send_test_reports_temporary_failures_for_a_retry(session, smtp_server):
+    campaign = campaigns.create_campaign(session, event_ids=[make_event(session).id], list_ids=[])
+    smtp_server.handler.replies["busy@example.org"] = "451 4.3.0 Try again later"
+    smtp_server.handler.replies["gone@example.org"] = "550 5.1.1 No such user"
+    with pytest.raises(OSError):
+        campaigns.send_test(session, campaign.id, ["busy@example.org", "ok@example.org"])
+    campaigns.send_test(session, campaign.id, ["gone@example.org"])  # permanent: not retried
+    assert [m.recipients for m in smtp_server.messages] == [["ok@example.org"]]
