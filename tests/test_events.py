@@ -7,8 +7,8 @@ import pytest
 
 from mailer import events
 from mailer.errors import InvalidInput, NotFound
-from mailer.models import Event, Role
-from tests.helpers_content import csrf, log_in, make_event, make_staff, post
+from mailer.models import Event
+from tests.helpers_content import log_in, make_event, make_staff, post
 
 VALID = {"title": "Wystawa „Miasto nocą”", "starts_at": "2026-12-05T18:00",
          "ends_at": "2026-12-05T20:30", "place": "Galeria Miejska", "summary": "Zdjęcia nocnego miasta.",
