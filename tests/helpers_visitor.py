@@ -77,7 +77,9 @@ def unsubscribe_path(received) -> str:
 
 
 def subscriber(session, email) -> Subscriber | None:
-    session.expire_all()
+    """The stored row as other processes left it (a fresh transaction: SQLite readers
+    keep their snapshot until the transaction ends). Commit before calling."""
+    session.rollback()
     return session.scalar(select(Subscriber).where(Subscriber.email == email))
 
 

@@ -57,10 +57,12 @@ def test_same_answer_for_every_state(client, session, newsletter, smtp_server, c
     subscribe(client, "pending@example.org")
     pending = answer("pending@example.org")
     subscriptions.subscribe(session, email="done@example.org", consent=True, source="admin")
+    session.commit()
     subscriber(session, "done@example.org").subscriptions[0].status = subscriptions.CONFIRMED
     session.commit()
     confirmed = answer("done@example.org")
     subscriptions.subscribe(session, email="left@example.org", consent=True, source="admin")
+    session.commit()
     subscriptions.unsubscribe(session, subscriber(session, "left@example.org").id, source="admin")
     session.commit()
     left = answer("left@example.org")
