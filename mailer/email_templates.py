@@ -75,6 +75,7 @@ def compile_for(session: Session, campaign: Campaign) -> CompiledCampaign:
 SAMPLE_NAME = "Anna Kowalska"
 SAMPLE_EMAIL = "anna.kowalska@example.org"
 _UNSUBSCRIBE = re.compile(r"\{\{-?\s*unsubscribe_url\s*-?\}\}")
+_CONTENT = re.compile(r"\{\{-?\s*content\b")
 _MAX_SOURCE = 100_000
 
 
@@ -219,6 +220,9 @@ def _clean(session: Session, template: Template | None, values: dict) -> dict:
         if not _UNSUBSCRIBE.search(html):
             raise InvalidInput("A layout must contain the unsubscribe link {{ unsubscribe_url }} "
                                "in the HTML part.", "html")
+        if not _CONTENT.search(html) or (text.strip() and not _CONTENT.search(text)):
+            raise InvalidInput("A layout must place the message content with {{ content }}.",
+                               "html" if not _CONTENT.search(html) else "text")
         if text.strip() and not _UNSUBSCRIBE.search(text):
             raise InvalidInput("A layout must contain the unsubscribe link {{ unsubscribe_url }} "
                                "in the text part.", "text")

@@ -74,6 +74,10 @@ def test_layout_needs_the_unsubscribe_placeholder(session, layout):
         email_templates.save_template(session, None, {**values, "html": LAYOUT,
                                                       "text": "{{ content }}"})
     assert caught.value.field == "text"
+    with pytest.raises(InvalidInput) as caught:
+        email_templates.save_template(session, None, {**values, "html": LAYOUT.replace(
+            "{{ content }}", "")})
+    assert "{{ content }}" in caught.value.message
     saved = email_templates.save_template(session, None, {**values, "html": LAYOUT,
                                                           "text": "{{ content }}\n{{ unsubscribe_url }}"})
     assert saved.kind == TemplateKind.LAYOUT
