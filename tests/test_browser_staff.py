@@ -50,6 +50,7 @@ def browser_page():
 
 def shot(page, name: str, full_page: bool = True) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(300)  # let frames that just became visible paint (not an assert)
     page.screenshot(path=str(SHOTS / f"staff-{name}.png"), full_page=full_page)
 
 
