@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from flask import current_app
-from sqlalchemy import select
+from datetime import timedelta
+
+from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -28,6 +30,7 @@ MAX_COLUMNS = 100
 MAX_INVALID_KEPT = 1000  # invalid rows listed in the report (all are counted)
 MAX_NAME = 200
 MAX_CONSENT_SOURCE = 200
+STALE_AFTER = timedelta(minutes=10)  # a RUNNING job silent this long is taken over
 LOCALES = ("pl", "en")
 EMAIL_HEADERS = {"email", "e-mail", "mail", "adres", "adres e-mail", "adres email", "email address",
                  "e-mail address", "adres_email", "email_address"}
@@ -244,8 +247,9 @@ def start(session: Session, job_id: int, *, email_col, name_col=None, locale_col
 
 
 def _insert(session: Session, model):
+    """INSERT on the model's table (Core, executemany with "insertmanyvalues" batching)."""
     dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model.__table__)
 
 
 def _cell(row: list[str], index: int | None) -> str:
@@ -283,9 +287,10 @@ def _import_chunk(session: Session, job: ImportJob, chunk: list[tuple[int, list[
         fresh = {e: v for e, v in fresh.items() if v["email_hash"] not in suppressed}
         if not fresh:
             return
-    created = session.execute(
-        _insert(session, Subscriber).values(list(fresh.values()))
-        .on_conflict_do_nothing(index_elements=["email"]).returning(Subscriber.id)
+    connection = session.connection()
+    created = connection.execute(
+        _insert(session, Subscriber).on_conflict_do_nothing(index_elements=["email"])
+        .returning(Subscriber.__table__.c.id), list(fresh.values())
     ).all()
     job.created_count += len(created)
     job.existing_count += len(fresh) - len(created)
@@ -294,28 +299,38 @@ def _import_chunk(session: Session, job: ImportJob, chunk: list[tuple[int, list[
     confirmed_at = now if status == SubscriptionStatus.CONFIRMED else None
     pairs = [{"subscriber_id": sid, "list_id": lid, "status": status, "created_at": now,
               "confirmed_at": confirmed_at} for sid in ids for lid in options["list_ids"]]
-    for start_at in range(0, len(pairs), 1000):
-        added = session.execute(
-            _insert(session, Subscription).values(pairs[start_at:start_at + 1000])
-            .on_conflict_do_nothing(index_elements=["subscriber_id", "list_id"])
-            .returning(Subscription.subscriber_id, Subscription.list_id)
-        ).all()
-        job.subscribed_count += len(added)
-        if added:
-            session.execute(_insert(session, ConsentRecord).values([
-                {"subscriber_id": sid, "list_id": lid, "action": f"import-{status.value}",
-                 "source": "import", "consent_version": f"import:{job.id}", "ip": "",
-                 "user_agent": "", "created_at": now} for sid, lid in added]))
+    table = Subscription.__table__
+    added = connection.execute(
+        _insert(session, Subscription).on_conflict_do_nothing(index_elements=["subscriber_id", "list_id"])
+        .returning(table.c.subscriber_id, table.c.list_id), pairs
+    ).all() if pairs else []
+    job.subscribed_count += len(added)
+    if added:
+        connection.execute(_insert(session, ConsentRecord), [
+            {"subscriber_id": sid, "list_id": lid, "action": f"import-{status.value}",
+             "source": "import", "consent_version": f"import:{job.id}", "ip": "",
+             "user_agent": "", "created_at": now} for sid, lid in added])
 
 
 def run(session: Session, job_id: int) -> None:
     """Task body of "mailer.import_csv": import a queued job chunk by chunk, committing the
-    progress after each chunk. Safe to run twice (inserts skip what exists; a finished job
-    is left alone). A file that became unreadable marks the job failed."""
-    job = session.get(ImportJob, job_id)
-    if job is None or job.status not in (ImportStatus.QUEUED, ImportStatus.RUNNING):
+    progress after each chunk. Safe to run twice: the job is claimed atomically (a second
+    run returns at once unless the first one's heartbeat stopped) and inserts skip what
+    exists. A file that became unreadable marks the job failed."""
+    now = utcnow()
+    claimed = session.execute(
+        update(ImportJob).where(
+            ImportJob.id == job_id,
+            or_(ImportJob.status == ImportStatus.QUEUED,
+                (ImportJob.status == ImportStatus.RUNNING) & (ImportJob.heartbeat_at < now - STALE_AFTER)))
+        .values(status=ImportStatus.RUNNING, heartbeat_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    session.commit()
+    if claimed != 1:  # finished, unknown, or another worker is on it
         return
-    job.status = ImportStatus.RUNNING
+    job = session.get(ImportJob, job_id)
+    session.refresh(job)
     for counter in ("done_rows", "created_count", "subscribed_count", "existing_count",
                     "suppressed_count", "invalid_count"):
         setattr(job, counter, 0)
@@ -333,6 +348,7 @@ def run(session: Session, job_id: int) -> None:
             if len(chunk) >= size:
                 _import_chunk(session, job, chunk)
                 job.done_rows += len(chunk)
+                job.heartbeat_at = utcnow()
                 session.commit()
                 chunk = []
         _import_chunk(session, job, chunk)

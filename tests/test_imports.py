@@ -1,0 +1,209 @@
+"""CSV import: upload checks, preview and mapping, the worker task, hostile files, 100k rows."""
+
+import io
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from mailer import audience, imports, suppression
+from mailer.extensions import db
+from mailer.models import (ConsentRecord, ImportJob, ImportStatus, Role, Subscriber, Subscription,
+                           SubscriptionStatus)
+from tests.helpers_staff import client, csrf, login_as, make_list, make_subscriber  # noqa: F401
+
+
+@pytest.fixture(autouse=True)
+def import_dir(app, tmp_path, monkeypatch):
+    monkeypatch.setitem(app.config, "IMPORT_DIR", tmp_path / "imports")
+    return tmp_path / "imports"
+
+
+def upload(client, content: bytes, name: str = "lista.csv"):
+    token = csrf(client, "/admin/imports")
+    return client.post("/admin/imports", data={"csrf_token": token, "file": (io.BytesIO(content), name)},
+                       content_type="multipart/form-data")
+
+
+def job_id_from(response) -> int:
+    assert response.status_code == 302, response.data[-800:]
+    return int(response.headers["Location"].rstrip("/").rsplit("/", 1)[1])
+
+
+def start(client, job_id: int, **options):
+    token = csrf(client, f"/admin/imports/{job_id}")
+    data = {"csrf_token": token, "email_col": "0", "name_col": "", "locale_col": "", "status": "pending",
+            "consent_source": "", **options}
+    return client.post(f"/admin/imports/{job_id}", data=data)
+
+
+def wait_done(client, job_id: int, seconds: float = 120) -> dict:
+    deadline = time.monotonic() + seconds  # a guard against a hang, not a speed check
+    while time.monotonic() < deadline:
+        status = client.get(f"/admin/imports/{job_id}/status").get_json()
+        if status["status"] in ("done", "failed"):
+            return status
+        time.sleep(0.2)
+    raise AssertionError(f"import {job_id} did not finish: {status}")
+
+
+def count(session, model) -> int:
+    db.session.expire_all()
+    return session.scalar(select(func.count()).select_from(model))
+
+
+SAMPLE = ("\ufeffE-mail;Imię i nazwisko;Język\r\n"
+          "anna@example.org;Anna Kowalska;pl\r\n"
+          "  ANNA@Example.org ;Anna ponownie;pl\r\n"
+          "nie-adres;Ktoś;pl\r\n"
+          "jan@example.org;Jan Wiśniewski;en\r\n"
+          "\r\n"
+          "wymazana@example.org;Była;pl\r\n"
+          "stary@example.org;Stary;pl\r\n"
+          "zla\r\nlinia@example.org;x;pl\r\n"
+          "formula@example.org;=HYPERLINK(\"http://evil\");xx\r\n").encode("utf-8")
+
+
+def test_full_import_through_the_worker(client, session, celery_worker, import_dir):
+    koncerty, wystawy = make_list(session, "Koncerty"), make_list(session, "Wystawy")
+    make_subscriber(session, "stary@example.org", "Stary", [koncerty], status=SubscriptionStatus.UNSUBSCRIBED)
+    suppression.suppress(session, "wymazana@example.org", "erased")
+    session.commit()
+    login_as(client, session, Role.ADMIN)
+    job_id = job_id_from(upload(client, SAMPLE))
+    page = client.get(f"/admin/imports/{job_id}?lang=pl").data.decode()
+    assert "Anna Kowalska" in page and "Imię i nazwisko" in page  # the preview
+    assert 'selected value="1"' in page  # the name column was guessed
+    assert len(list(import_dir.iterdir())) == 1
+
+    response = start(client, job_id, name_col="1", locale_col="2", status="confirmed",
+                     consent_source="formularz papierowy 2025",
+                     list_ids=[str(koncerty.id), str(wystawy.id)])
+    assert response.status_code == 302
+    result = wait_done(client, job_id)
+    assert result["status"] == "done", result
+    assert result["done"] == result["total"] == 9
+    assert result["created"] == 4  # anna, jan, formula, "linia" (a quoted-less line break splits rows)
+    assert result["suppressed"] == 1 and result["existing"] == 2  # anna twice; stary exists
+    job = session.get(ImportJob, job_id)
+    invalid_lines = [line for line, _ in job.invalid_rows]
+    assert invalid_lines == [4, 9] and job.invalid_count == 2
+    assert not list(import_dir.iterdir())  # the uploaded copy is gone
+
+    anna = session.scalar(select(Subscriber).where(Subscriber.email == "anna@example.org"))
+    assert anna.name == "Anna Kowalska" and anna.locale == "pl"
+    assert {s.status for s in anna.subscriptions} == {SubscriptionStatus.CONFIRMED}
+    jan = session.scalar(select(Subscriber).where(Subscriber.email == "jan@example.org"))
+    assert jan.locale == "en" and len(jan.subscriptions) == 2
+    consent = session.scalars(select(ConsentRecord).where(ConsentRecord.subscriber_id == jan.id)).all()
+    assert {c.source for c in consent} == {"import"} and len(consent) == 2
+    assert consent[0].consent_version == f"import:{job_id}"
+    # the one who left stays unsubscribed from Koncerty, and is only added to Wystawy
+    stary = session.scalar(select(Subscriber).where(Subscriber.email == "stary@example.org"))
+    assert {s.list_id: s.status for s in stary.subscriptions} == {
+        koncerty.id: SubscriptionStatus.UNSUBSCRIBED, wystawy.id: SubscriptionStatus.CONFIRMED}
+    assert session.scalar(select(Subscriber.id).where(Subscriber.email == "wymazana@example.org")) is None
+    # formula-looking names are stored as given and escaped on export
+    rows = list(audience.export_rows(session, query="formula"))
+    assert rows[0][1] == '=HYPERLINK("http://evil")'
+    export = client.get("/admin/subscribers/export.csv?q=formula").data.decode("utf-8-sig")
+    assert "'=HYPERLINK" in export
+    page = client.get(f"/admin/imports/{job_id}?lang=en").data.decode()
+    assert "Invalid rows" in page and "formularz papierowy 2025" in page
+    # running the task again changes nothing
+    imports.run(session, job_id)
+    assert count(session, Subscriber) == 5
+
+
+def test_running_twice_is_harmless(client, session, import_dir):
+    lst = make_list(session)
+    login_as(client, session, Role.ADMIN)
+    job_id = job_id_from(upload(client, b"email\na@example.org\nb@example.org\n"))
+    assert start(client, job_id, list_ids=[str(lst.id)]).status_code == 302
+    imports.run(session, job_id)  # a worker left running by another test may claim it first
+    imports.run(session, job_id)
+    assert wait_done(client, job_id)["status"] == "done"
+    imports.run(session, job_id)
+    assert count(session, Subscriber) == 2 and count(session, Subscription) == 2
+    assert session.get(ImportJob, job_id).status == ImportStatus.DONE
+    assert {s.status for s in session.scalars(select(Subscription))} == {SubscriptionStatus.PENDING}
+
+
+def test_confirmed_needs_a_consent_source_and_a_list(client, session):
+    lst = make_list(session)
+    login_as(client, session, Role.ADMIN)
+    job_id = job_id_from(upload(client, b"email\na@example.org\n"))
+    response = start(client, job_id, status="confirmed", list_ids=[str(lst.id)])
+    assert response.status_code == 400 and "consent".encode() in response.data
+    assert start(client, job_id, status="pending").status_code == 400  # no list
+    for options in ({"email_col": "7"}, {"email_col": "x"}, {"status": "unsubscribed"},
+                    {"list_ids": ["99999"]}, {"list_ids": ["abc"]}, {"consent_source": "x" * 300}):
+        assert start(client, job_id, **{"list_ids": [str(lst.id)], **options}).status_code == 400, options
+    assert session.get(ImportJob, job_id).status == ImportStatus.UPLOADED
+    assert count(session, Subscriber) == 0
+
+
+HOSTILE = {
+    "cp1250": ("email;imię\nżółw@example.org;Zażółć gęślą jaźń\n".encode("cp1250"), b"UTF-8"),
+    "binary": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)), b"not a CSV"),
+    "empty": (b"", b"empty"),
+    "blank lines": (b"\n\n \n", b"empty"),
+    "no email column": (b"name,city\nAnna,Krak\xc3\xb3w\n", b"No column"),
+    "huge line": (b"email,name\na@example.org," + b"x" * 200_000 + b"\n", b"Line 2"),
+    "too many columns": (b"email" + b",x" * 150 + b"\n", b"Line 1"),
+    "broken utf-8 at the end": (b"email\n" + b"a@example.org\n" * 5000 + b"\xc5", b"UTF-8"),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_hostile_files_are_refused_up_front(client, session, import_dir, name):
+    content, message = HOSTILE[name]
+    login_as(client, session, Role.ADMIN)
+    client.get("/admin/imports?lang=en")
+    response = upload(client, content)
+    assert response.status_code == 400
+    assert message in response.data.replace(b"&#34;", b'"'), response.data[-1500:]
+    assert count(session, ImportJob) == 0
+    assert not import_dir.exists() or not list(import_dir.iterdir())
+
+
+def test_upload_without_a_file_or_token(client, session):
+    login_as(client, session, Role.ADMIN)
+    token = csrf(client, "/admin/imports")
+    assert client.post("/admin/imports", data={"csrf_token": token}).status_code == 400
+    response = client.post("/admin/imports", data={"file": (io.BytesIO(b"email\na@example.org\n"), "x.csv")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 400
+    assert count(session, ImportJob) == 0
+
+
+def test_polish_message_for_a_wrong_encoding(client, session):
+    login_as(client, session, Role.ADMIN)
+    client.get("/admin/imports?lang=pl")
+    response = upload(client, "email\nżółw@example.org\n".encode("cp1250"))
+    assert response.status_code == 400 and "kodowaniu UTF-8".encode() in response.data
+
+
+def test_one_hundred_thousand_rows(client, session, import_dir, tmp_path):
+    lst = make_list(session)
+    path = tmp_path / "big.csv"
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        out.write("email,name\n")
+        for n in range(100_000):
+            out.write(f"osoba{n}@example.org,Osoba {n}\n")
+        out.write("osoba7@example.org,Powtórzona\n")
+    login_as(client, session, Role.ADMIN)
+    token = csrf(client, "/admin/imports")
+    with open(path, "rb") as handle:
+        response = client.post("/admin/imports", data={"csrf_token": token, "file": (handle, "big.csv")},
+                               content_type="multipart/form-data")
+    job_id = job_id_from(response)
+    assert session.get(ImportJob, job_id).total_rows == 100_001
+    assert start(client, job_id, name_col="1", list_ids=[str(lst.id)]).status_code == 302
+    imports.run(session, job_id)  # the task body (a worker left running by another test may claim it)
+    wait_done(client, job_id, seconds=600)
+    progress = imports.progress(session, job_id)
+    assert progress["status"] == "done" and progress["done"] == 100_001 and progress["percent"] == 100
+    assert progress["created"] == 100_000 and progress["existing"] == 1
+    assert count(session, Subscriber) == 100_000 and count(session, Subscription) == 100_000
+    assert session.scalar(select(Subscriber.name).where(Subscriber.email == "osoba99999@example.org")) == "Osoba 99999"
