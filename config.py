@@ -75,6 +75,10 @@ class Config:
         # Redis redelivers an unacknowledged task after this; no ETA may exceed it.
         "broker_transport_options": {"visibility_timeout": 3600},
     }
+    # Visitor side (embedded broker): kombu's SQLAlchemy transport passes these options to
+    # create_engine, which refuses visibility_timeout (a Redis option): none without Redis.
+    if not REDIS_URL:
+        CELERY["broker_transport_options"] = {}
 
     # Mail
     SMTP_URL = env_str("SMTP_URL")  # smtp://user:pass@host:port?starttls=1 or smtps://...
