@@ -247,3 +247,21 @@ def test_campaign_page_in_both_languages(editor_client, session):
     refresh()
     english = editor_client.get(f"/admin/campaigns/{campaign.id}?lang=en").get_data(as_text=True)
     assert "Send test" in english and "Send now" in english and "Wyślij" not in english
+
+
+def test_schedule_and_unschedule_through_the_page(editor_client, session):
+    mailing_list = make_list(session)
+    campaign = campaigns.create_campaign(session, event_ids=[make_event(session).id],
+                                         list_ids=[mailing_list.id])
+    session.commit()
+    response = post(editor_client, f"/admin/campaigns/{campaign.id}/schedule",
+                    {"scheduled_at": "2031-01-15T09:30"}, follow_redirects=True)
+    assert "Kampania została zaplanowana." in response.get_data(as_text=True)
+    session.expire_all()
+    scheduled = session.get(Campaign, campaign.id)
+    assert scheduled.status == CampaignStatus.SCHEDULED
+    assert scheduled.scheduled_at == datetime(2031, 1, 15, 8, 30, tzinfo=timezone.utc)
+    response = post(editor_client, f"/admin/campaigns/{campaign.id}/unschedule", {})
+    assert response.status_code == 302
+    session.expire_all()
+    assert session.get(Campaign, campaign.id).status == CampaignStatus.DRAFT

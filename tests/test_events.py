@@ -129,3 +129,17 @@ def test_ics_file(client, session):
     assert str(vevent["summary"]) == "Koncert kolęd"
     assert vevent.decoded("dtstart") == event.starts_at
     assert client.get("/events/999.ics").status_code == 404
+
+
+def test_an_announced_event_cannot_be_deleted(editor_client, session):
+    from mailer import campaigns
+    from mailer.models import CampaignStatus
+
+    event = make_event(session)
+    campaign = campaigns.create_campaign(session, event_ids=[event.id], list_ids=[])
+    campaign.status = CampaignStatus.SENT
+    session.commit()
+    response = post(editor_client, f"/admin/events/{event.id}/delete", {}, follow_redirects=True)
+    assert "zostało zapowiedziane w kampanii" in response.get_data(as_text=True)
+    session.expire_all()
+    assert session.get(Event, event.id) is not None
