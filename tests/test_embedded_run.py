@@ -70,8 +70,7 @@ def embedded(tmp_path):
         "web": [str(BIN / "gunicorn"), "--workers", "2", "--bind", f"127.0.0.1:{port}", "mailer:create_app()"],
         "worker": [str(BIN / "celery"), "-A", "worker.celery_app", "worker", "--loglevel", "INFO",
                    "--concurrency", "2"],
-        "beat": [str(BIN / "celery"), "-A", "worker.celery_app", "beat", "--loglevel", "INFO",
-                 "--schedule", str(instance / "celerybeat-schedule")],
+        "beat": [str(BIN / "celery"), "-A", "worker.celery_app", "beat", "--loglevel", "INFO"],
     }
     processes = {}
     try:
@@ -148,5 +147,6 @@ def test_make_run_stack_walks_the_visitor_path(embedded):
     wait_until(lambda: any("json@example.org" in str(m["To"]) for m in mails(outbox)), "the JSON sign-up's mail")
     assert (embedded["instance"] / "broker.sqlite").exists()  # the broker: its own SQLite file
     assert (embedded["instance"] / "mailer.sqlite").exists()
+    assert list(embedded["instance"].glob("celerybeat-schedule*"))  # beat ran, as configured
     for name, process in embedded["processes"].items():
         assert process.poll() is None, (name, (embedded["logs"] / f"{name}.log").read_text()[-2000:])

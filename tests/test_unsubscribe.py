@@ -62,7 +62,7 @@ def test_one_click_without_cookie_or_token(app, session, newsletter, smtp_server
     # a campaign's mail to the address now finds nobody; the welcome task sends nothing
     app.extensions["celery"].send_task("mailer.send_welcome", args=[sub.id])
     mails = [m for m in barrier(session, smtp_server) if "one@example.org" in m.recipients]
-    assert [m.message["Subject"] for m in mails] == ["Potwierdź zapis na newsletter"]
+    assert not [m for m in mails if m.message["Subject"].startswith("Witamy")]
 
 
 def test_per_list_choices(client, session, newsletter):
