@@ -16,7 +16,7 @@ from flask import render_template
 from inscriptis import get_text
 from inscriptis.model.config import ParserConfig
 from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from markupsafe import Markup, escape
 
 from ..errors import InvalidInput
@@ -61,7 +61,20 @@ _SPLIT = re.compile("@@mlr:(" + "|".join(RECIPIENT_FIELDS) + ")@@")
 
 
 class _Env(ImmutableSandboxedEnvironment):
-    pass
+    """The sandbox, also refusing arithmetic that would build huge values ('x' * 10**9)."""
+
+    intercepted_binops = frozenset({"*", "**"})
+    MAX_SIZE = 100_000
+
+    def call_binop(self, context, operator, left, right):
+        if operator == "**" and isinstance(right, (int, float)) and abs(right) > 100:
+            raise SecurityError("the exponent is too large")
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(times, int) \
+                        and len(seq) * times > self.MAX_SIZE:
+                    raise SecurityError("the result would be too large")
+        return super().call_binop(context, operator, left, right)
 
 
 sandbox = _Env(autoescape=True, undefined=StrictUndefined)
