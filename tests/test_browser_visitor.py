@@ -10,7 +10,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from mailer.models import Event, utcnow
-from tests.helpers_visitor import drain, make_list, statuses, text_part
+from tests.helpers_visitor import drain, html_part, make_list, statuses, text_part
 
 SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -93,6 +93,18 @@ def test_visitor_subscribes_confirms_and_leaves(request, app, session, smtp_serv
     shot(page, "6-unsubscribed")
     assert statuses(session, "zofia.wozniak@example.org") == {newsletter.id: "unsubscribed"}
 
+    for name, received in (("mail-confirm", mail), ("mail-welcome", welcome)):
+        page.set_content(html_part(received))
+        shot(page, name)
+    page.goto(live_server + "/embed")
+    preview = page.locator("section.card form.newsletter-embed")
+    preview.locator("input[name=email]").fill("osadzony@example.org")
+    preview.locator("input[name=consent]").check()
+    preview.locator("button[type=submit]").click()
+    page.wait_for_function("document.querySelector('.newsletter-embed-result').textContent.length > 0")
+    assert preview.locator(".newsletter-embed-result").inner_text() == "Sprawdź skrzynkę pocztową"
+    shot(page, "8-embed")
+    assert statuses(session, "osadzony@example.org") == {newsletter.id: "pending"}
     page.goto(live_server + "/?lang=en")
     assert page.locator("h1").inner_text() == "Upcoming events"
     shot(page, "7-index-en")
