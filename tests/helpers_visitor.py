@@ -8,7 +8,6 @@ from email import message_from_bytes, policy
 from sqlalchemy import select
 
 from mailer import subscriptions
-from mailer.extensions import db
 from mailer.models import ConsentRecord, MailingList, Subscriber, Subscription
 
 BASE = "http://localhost"

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from mailer import subscriptions
-from mailer.models import ConsentRecord, Subscriber, SubscriptionStatus, utcnow
+from mailer.models import ConsentRecord, SubscriptionStatus, utcnow
 from tests.helpers_visitor import (barrier, confirm_path, csrf_token, drain, html_part, make_list,
                                    subscribe, subscriber, text_part)
 
@@ -64,7 +64,8 @@ def test_welcome_mail_meets_the_standards(client, app, session, newsletter, smtp
     assert message["Subject"] == "Witamy w newsletterze: Wydarzenia w mieście — Łódź"
     assert message["To"].addresses[0].display_name == "Zażółć Gęślą Jaźń"
     assert message["From"].addresses[0].display_name == app.config["MAIL_FROM_NAME"]
-    [part.get_content_type() for part in message.iter_parts()] == ["text/plain", "text/html"]
+    assert message.get_content_type() == "multipart/alternative"
+    assert [part.get_content_type() for part in message.iter_parts()] == ["text/plain", "text/html"]
     url = re.search(r"<(http://localhost/u/[^>]+)>", str(message["List-Unsubscribe"])).group(1)
     assert url in text_part(mail) and f'href="{url}"' in html_part(mail)
     assert "Wypisz się" in text_part(mail) and "Zażółć Gęślą Jaźń" in text_part(mail)

@@ -4,8 +4,6 @@ choice), the embed page and its snippet, and the staff outbox page."""
 import re
 from datetime import timedelta
 
-import pytest
-
 from mailer.mail.message import address, build
 from mailer.mail.transport import OutboxTransport
 from mailer.models import Event, utcnow
