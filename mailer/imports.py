@@ -4,6 +4,7 @@ kept in the ImportJob row. The file is read from disk with csv.reader, never who
 
 import codecs
 import csv
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from typing import IO, Any
 from flask import current_app
 from datetime import timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import JSON, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -246,10 +247,39 @@ def start(session: Session, job_id: int, *, email_col, name_col=None, locale_col
     return job
 
 
-def _insert(session: Session, model):
-    """INSERT on the model's table (Core, executemany with "insertmanyvalues" batching)."""
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model.__table__)
+def _bulk_insert(session: Session, model, rows: list[dict[str, Any]], *, varying: list[str],
+                 conflict: list[str], returning: list[str] = ()) -> list:
+    """INSERT ... ON CONFLICT DO NOTHING [RETURNING] of many rows whose columns are either
+    ``varying`` or the same in every row. PostgreSQL: one statement over unnest() of one
+    array per varying column (a short query, whatever the row count); SQLite: executemany
+    with SQLAlchemy's "insertmanyvalues" batching."""
+    if not rows:
+        return []
+    table = model.__table__
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=conflict)
+        if returning:
+            statement = statement.returning(*(table.c[name] for name in returning))
+            return connection.execute(statement, rows).all()
+        connection.execute(statement, rows)
+        return []
+    dialect = postgresql.dialect()
+    pg_type = {c.name: c.type.compile(dialect=dialect) for c in table.columns}
+    constant = [name for name in rows[0] if name not in varying]
+    params = {f"a_{name}": [row[name] for row in rows] for name in varying}
+    params |= {f"k_{name}": json.dumps(rows[0][name]) if isinstance(table.c[name].type, JSON)
+               else rows[0][name] for name in constant}
+    arrays = ", ".join(f"CAST(:a_{name} AS {pg_type[name]}[])" for name in varying)
+    selected = [f"t.{name}" for name in varying] + [f"CAST(:k_{name} AS {pg_type[name]})" for name in constant]
+    sql = (f"INSERT INTO {table.name} ({', '.join(varying + constant)}) SELECT {', '.join(selected)} "
+           f"FROM unnest({arrays}) AS t({', '.join(varying)}) "
+           f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING")
+    if returning:
+        sql += f" RETURNING {', '.join(returning)}"
+        return connection.execute(text(sql), params).all()
+    connection.execute(text(sql), params)
+    return []
 
 
 def _cell(row: list[str], index: int | None) -> str:
@@ -277,7 +307,7 @@ def _import_chunk(session: Session, job: ImportJob, chunk: list[tuple[int, list[
         locale = _cell(row, options["locale_col"]).lower()[:2]
         fresh[email] = {"email": email, "email_hash": email_hash(email), "name": name,
                         "locale": locale if locale in LOCALES else "pl", "attributes": {},
-                        "created_at": now, "updated_at": now}
+                        "confirm_sent_today": 0, "created_at": now, "updated_at": now}
     if not fresh:
         return
     suppressed = set(session.scalars(select(Suppression.email_hash).where(
@@ -287,29 +317,22 @@ def _import_chunk(session: Session, job: ImportJob, chunk: list[tuple[int, list[
         fresh = {e: v for e, v in fresh.items() if v["email_hash"] not in suppressed}
         if not fresh:
             return
-    connection = session.connection()
-    created = connection.execute(
-        _insert(session, Subscriber).on_conflict_do_nothing(index_elements=["email"])
-        .returning(Subscriber.__table__.c.id), list(fresh.values())
-    ).all()
+    created = _bulk_insert(session, Subscriber, list(fresh.values()), conflict=["email"], returning=["id"],
+                           varying=["email", "email_hash", "name", "locale"])
     job.created_count += len(created)
     job.existing_count += len(fresh) - len(created)
     ids = list(session.scalars(select(Subscriber.id).where(Subscriber.email.in_(list(fresh)))))
     status = SubscriptionStatus(options["status"])
     confirmed_at = now if status == SubscriptionStatus.CONFIRMED else None
-    pairs = [{"subscriber_id": sid, "list_id": lid, "status": status, "created_at": now,
+    pairs = [{"subscriber_id": sid, "list_id": lid, "status": status.value, "created_at": now,
               "confirmed_at": confirmed_at} for sid in ids for lid in options["list_ids"]]
-    table = Subscription.__table__
-    added = connection.execute(
-        _insert(session, Subscription).on_conflict_do_nothing(index_elements=["subscriber_id", "list_id"])
-        .returning(table.c.subscriber_id, table.c.list_id), pairs
-    ).all() if pairs else []
+    added = _bulk_insert(session, Subscription, pairs, varying=["subscriber_id", "list_id"],
+                         conflict=["subscriber_id", "list_id"], returning=["subscriber_id", "list_id"])
     job.subscribed_count += len(added)
-    if added:
-        connection.execute(_insert(session, ConsentRecord), [
-            {"subscriber_id": sid, "list_id": lid, "action": f"import-{status.value}",
-             "source": "import", "consent_version": f"import:{job.id}", "ip": "",
-             "user_agent": "", "created_at": now} for sid, lid in added])
+    _bulk_insert(session, ConsentRecord, [
+        {"subscriber_id": sid, "list_id": lid, "action": f"import-{status.value}", "source": "import",
+         "consent_version": f"import:{job.id}", "ip": "", "user_agent": "", "created_at": now}
+        for sid, lid in added], varying=["subscriber_id", "list_id"], conflict=["id"])
 
 
 def run(session: Session, job_id: int) -> None:

@@ -91,7 +91,7 @@ def test_full_import_through_the_worker(client, session, celery_worker, import_d
     assert not list(import_dir.iterdir())  # the uploaded copy is gone
 
     anna = session.scalar(select(Subscriber).where(Subscriber.email == "anna@example.org"))
-    assert anna.name == "Anna Kowalska" and anna.locale == "pl"
+    assert anna.name == "Anna Kowalska" and anna.locale == "pl" and anna.attributes == {}
     assert {s.status for s in anna.subscriptions} == {SubscriptionStatus.CONFIRMED}
     jan = session.scalar(select(Subscriber).where(Subscriber.email == "jan@example.org"))
     assert jan.locale == "en" and len(jan.subscriptions) == 2
