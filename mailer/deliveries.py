@@ -7,7 +7,7 @@ Every statement here is set-based and works on PostgreSQL and SQLite (>= 3.35 fo
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, exists, func, literal, or_, select, update
+from sqlalchemy import String, and_, cast, exists, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -139,11 +139,24 @@ def claim(session: Session, campaign_id: int, batch: int, limit: int, lease: int
     return rows, len(skipped)
 
 
+def message_id(campaign_id: int, delivery_id: int, suffix: str) -> str:
+    """The Message-ID of one delivery: the same on a re-send after a crash, so receivers
+    can tell a duplicate. ``suffix`` is ".<launch time>@<MAIL_DOMAIN>"."""
+    return f"<{campaign_id}.{delivery_id}{suffix}>"
+
+
+def message_id_sql(suffix: str):
+    """``message_id`` computed in SQL for a bulk UPDATE (no per-row parameters)."""
+    return (literal("<") + cast(Delivery.campaign_id, String) + literal(".")
+            + cast(Delivery.id, String) + literal(suffix + ">"))
+
+
 @dataclass
 class Outcomes:
     """What one chunk did, recorded by ``record`` in a few statements."""
 
-    sent: list[dict]  # {"id", "message_id"}
+    sent: list[int]  # delivery ids
+    message_id_suffix: str  # see message_id
     retry: list[dict]  # {"id", "attempts", "error", "next_attempt_at"}
     failed: list[dict]  # {"id", "attempts", "error", "status"} (failed or bounced)
     skipped: int = 0
@@ -157,13 +170,10 @@ def record(session: Session, campaign_id: int, outcomes: Outcomes, pause_after: 
     ``pause_after`` failures in a row have been reached."""
     now = utcnow()
     if outcomes.sent:
-        session.execute(update(Delivery).where(Delivery.id.in_([o["id"] for o in outcomes.sent]))
-                        .values(status=DeliveryStatus.SENT, sent_at=now, last_error="")
+        session.execute(update(Delivery).where(Delivery.id.in_(outcomes.sent))
+                        .values(status=DeliveryStatus.SENT, sent_at=now, last_error="",
+                                message_id=message_id_sql(outcomes.message_id_suffix))
                         .execution_options(synchronize_session=False))
-        session.connection().execute(
-            update(Delivery.__table__).where(Delivery.__table__.c.id == bindparam("did"))
-            .values(message_id=bindparam("mid")),
-            [{"did": o["id"], "mid": o["message_id"]} for o in outcomes.sent])
     for row in outcomes.retry:
         session.execute(update(Delivery).where(Delivery.id == row["id"]).values(
             status=DeliveryStatus.QUEUED, attempts=row["attempts"], last_error=row["error"][:500],

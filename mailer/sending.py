@@ -273,7 +273,10 @@ def _mailer(session: Session, campaign: Campaign) -> CampaignMailer:
     (its content cannot change once it is sending)."""
     key = (campaign.id, campaign.started_at)
     if key not in _mailers:
-        _mailers[key] = CampaignMailer(campaign, compile_for(session, campaign))
+        mailer = CampaignMailer(campaign, compile_for(session, campaign))
+        stamp = int(campaign.started_at.timestamp()) if campaign.started_at else 0
+        mailer.message_id_suffix = f".{stamp}@{mailer.domain}"
+        _mailers[key] = mailer
         while len(_mailers) > 8:
             _mailers.popitem(last=False)
     return _mailers[key]
@@ -281,12 +284,15 @@ def _mailer(session: Session, campaign: Campaign) -> CampaignMailer:
 
 def _send_chunk(session, mailer, transport, limiter, rows, skipped) -> deliveries.Outcomes:
     config = current_app.config
-    outcomes = deliveries.Outcomes(sent=[], retry=[], failed=[], skipped=skipped)
+    suffix = mailer.message_id_suffix
+    outcomes = deliveries.Outcomes(sent=[], message_id_suffix=suffix, retry=[], failed=[],
+                                   skipped=skipped)
     date = message_date()
     messages, by_recipient = [], {}
     for row in rows:
         try:
-            message = mailer.message_for(Recipient(row.subscriber_id, row.email, row.name), date)
+            message = mailer.message_for(Recipient(row.subscriber_id, row.email, row.name), date,
+                                         deliveries.message_id(mailer.campaign_id, row.delivery_id, suffix))
         except InvalidInput as exc:
             _failure(outcomes, row, Result(None, False, 550, exc.message), config)
             continue
@@ -299,7 +305,7 @@ def _send_chunk(session, mailer, transport, limiter, rows, skipped) -> deliverie
     for result in results:
         row = by_recipient[id(result.message)]
         if result.ok:
-            outcomes.sent.append({"id": row.delivery_id, "message_id": result.message.message_id})
+            outcomes.sent.append(row.delivery_id)
             outcomes.any_success = True
             outcomes.trailing_failures = 0
         else:

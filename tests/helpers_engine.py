@@ -105,6 +105,11 @@ def rows(campaign_id: int) -> dict[str, str]:
 def assert_exactly_once(smtp_server, campaign_id: int, expected: set[str]) -> None:
     """Every expected address received exactly one message, nobody else received any,
     and the Delivery table says sent for exactly those."""
+    try:  # a worker thread may still be finishing its chunk
+        smtp_server.wait_for(len(expected), timeout=10)
+    except AssertionError:
+        pass
+    time.sleep(0.2)  # and anything extra would have arrived by now
     received = [r for m in smtp_server.messages for r in m.recipients]
     assert sorted(received) == sorted(expected), _diff(received, expected)
     statuses = rows(campaign_id)
@@ -161,13 +166,18 @@ __all__ = ["CampaignStatus", "DeliveryStatus"]
 def wait_worker_idle(celery_app, timeout: float = 30.0) -> None:
     """Wait until the test worker has no active, reserved or scheduled task, so the
     tables are not emptied under a running task."""
+    import redis
+
     inspect = celery_app.control.inspect(timeout=1.0, limit=1)
+    broker = redis.Redis.from_url(celery_app.conf.broker_url)
+    queue = celery_app.conf.task_default_queue
     deadline = time.monotonic() + timeout
     quiet = 0
     while time.monotonic() < deadline and quiet < 2:
-        busy = False
+        busy = broker.llen(queue) > 0  # tasks not yet taken by the worker
         for reply in (inspect.active(), inspect.reserved(), inspect.scheduled()):
-            busy = busy or any((reply or {}).values())
+            # a solo worker busy with a task does not answer at all: that is busy too
+            busy = busy or not reply or any(reply.values())
         quiet = 0 if busy else quiet + 1
         time.sleep(0.05)
 

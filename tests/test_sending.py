@@ -163,7 +163,8 @@ def test_retry_failed_requeues_only_failed_rows(session, smtp_server, engine_con
     session.commit()
     wait_until(lambda: campaign_status(campaign.id) == CampaignStatus.SENT)  # the worker sends
     received = sorted(r for m in smtp_server.messages for r in m.recipients)
-    assert received == sorted([address(0), address(1), address(3), address(4), address(5)])
+    assert received == sorted([address(0), address(1), address(3), address(4), address(5)]), [
+        (m.recipients, m.message["Message-ID"], m.message["Subject"]) for m in smtp_server.messages]
     assert len(smtp_server.to(address(1))) == 1 and smtp_server.to(address(2)) == []
     assert rows(campaign.id)[address(2)] == DeliveryStatus.BOUNCED
     assert campaign_status(campaign.id) == CampaignStatus.SENT

@@ -28,7 +28,8 @@ _FOLD = re.compile(rb"\r\n(?=[ \t])")
 
 def canonical_body(body: bytes) -> bytes:
     """Relaxed body canonicalization (RFC 6376 §3.4.4)."""
-    body = _WSP_RUN.sub(b" ", _WSP_EOL.sub(b"\r\n", body))
+    if b"\t" in body or b"  " in body or b" \r\n" in body:  # else only the end changes
+        body = _WSP_RUN.sub(b" ", _WSP_EOL.sub(b"\r\n", body))
     body = body.rstrip(b"\r\n")
     return body + b"\r\n" if body else b""
 

@@ -1,0 +1,1 @@
+"""``make bench``: sending throughput against a same-run baseline (see bench/README.md)."""
