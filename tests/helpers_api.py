@@ -4,6 +4,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from celery.utils.nodenames import anon_nodename
 
 from mailer import users
 from mailer.extensions import db
@@ -98,3 +99,11 @@ def assert_error(response, status: int, field: str | None = None) -> dict:
     if field is not None:
         assert body.get("field") == field, body
     return body
+
+
+def settle(celery_worker) -> None:
+    """Drop the tasks still queued and wait (ping) until the test worker, named after this
+    process, has finished the one in hand: the tables are then not emptied under a running
+    task (a deadlock on PostgreSQL)."""
+    celery_worker.control.purge()
+    assert celery_worker.control.ping(destination=[anon_nodename()], timeout=30, limit=1)

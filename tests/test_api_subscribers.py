@@ -1,27 +1,22 @@
 """/api/v1/subscribers: search, read, double opt-in sign-up with the form's defences, erasure."""
 
 import pytest
-from celery.utils.nodenames import anon_nodename
 
 from mailer import subscriptions
 from mailer.extensions import db
 from mailer.models import ConsentRecord, Subscriber, Subscription, SubscriptionStatus, Suppression
 from mailer.suppression import email_hash
 from tests.helpers_api import (Api, admin_token, anonymous, api, assert_error, editor_api,  # noqa: F401
-                               editor_token, make_list)
+                               editor_token, make_list, settle)
 
 VISITOR = "Zofia.Wojcik@Example.org"
 
 
 @pytest.fixture(autouse=True)
 def settled_worker(app, celery_worker):
-    """Every sign-up here queues a confirmation mail: after each test drop what is still
-    queued and wait (ping) until the worker has finished the task in hand, so the tables are
-    not emptied under a running task (a deadlock on PostgreSQL)."""
+    """Every sign-up here queues a confirmation mail: let the worker settle after each test."""
     yield
-    celery_worker.control.purge()
-    # The test worker is named after this process; it answers once its task in hand is done.
-    assert celery_worker.control.ping(destination=[anon_nodename()], timeout=30, limit=1)
+    settle(celery_worker)
 
 
 def sign_up(api, **changes):

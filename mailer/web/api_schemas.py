@@ -28,6 +28,7 @@ class Field:
     nullable: bool = False
     description: str = ""
     enum: tuple[str, ...] | None = None
+    min_items: int = 0
 
     def json_schema(self) -> dict:
         schema: dict = {
@@ -43,6 +44,8 @@ class Field:
             schema["maxLength"] = self.max_length
         if self.enum:
             schema["enum"] = list(self.enum)
+        if self.min_items:
+            schema["minItems"] = self.min_items
         if self.description:
             schema["description"] = self.description
         if self.nullable:
@@ -118,6 +121,8 @@ def _value(name: str, field: Field, value):
             raise InvalidInput("This field must be a list of ids.", name)
         if len(value) > MAX_IDS:
             raise InvalidInput("This list is too long.", name)
+        if len(value) < field.min_items:
+            raise InvalidInput("Choose at least one.", name)
         return list(dict.fromkeys(parse_id(name, item) for item in value))
     raise AssertionError(field.kind)
 
@@ -175,7 +180,8 @@ LIST_UPDATE: Schema = {
 SUBSCRIBE: Schema = {
     "email": Field("string", required=True, max_length=254),
     "name": Field("string", max_length=200),
-    "list_ids": Field("ids", nullable=True, description="Public lists; absent or null: all of them."),
+    "list_ids": Field("ids", nullable=True, min_items=1,
+                      description="Public lists; absent or null: all of them."),
     "locale": Field("string", enum=("pl", "en"), description="Language of the confirmation mail."),
     "consent": Field("boolean", required=True,
                      description="The visitor ticked the consent box; must be true."),
@@ -197,7 +203,7 @@ EVENT: Schema = {
 }
 
 CAMPAIGN_CREATE: Schema = {
-    "event_ids": Field("ids", required=True),
+    "event_ids": Field("ids", required=True, min_items=1),
     "list_ids": Field("ids", required=True),
     "template_id": Field("integer", nullable=True),
     "subject": Field("string", max_length=200, nullable=True,
@@ -207,7 +213,7 @@ CAMPAIGN_CREATE: Schema = {
 }
 
 CAMPAIGN_UPDATE: Schema = {
-    "event_ids": Field("ids"),
+    "event_ids": Field("ids", min_items=1),
     "list_ids": Field("ids"),
     "template_id": Field("integer", nullable=True),
     "subject": Field("string", max_length=200),
