@@ -183,3 +183,10 @@ def test_erasure_is_admin_only_and_suppresses(api, editor_api):
     assert db.session.query(Subscriber).filter_by(email="anna@example.org").count() == 0
     assert db.session.query(Suppression).filter_by(email_hash=email_hash("anna@example.org")).count() == 1
     assert_error(api.delete(f"/subscribers/{anna.id}"), 404)
+
+
+def test_oversized_sign_up_is_413(app, api):
+    make_list("Wydarzenia")
+    body = {"email": "zofia@example.org", "consent": True, "name": "x" * (app.config["API_MAX_BODY"] + 1)}
+    assert_error(api.post("/subscribers/subscribe", body), 413)
+    assert db.session.query(Subscriber).count() == 0

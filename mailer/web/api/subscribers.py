@@ -61,6 +61,10 @@ def erase_subscriber(subscriber_id: int):
 
 
 def _payload() -> dict:
+    """The body as the rate-limit keys see it (they run before the view, and before the API's
+    body-size cap is in force: so an oversized body is not parsed here)."""
+    if (request.content_length or 0) > current_app.config["API_MAX_BODY"]:
+        return {}
     payload = request.get_json(silent=True)
     return payload if isinstance(payload, dict) else {}
 
