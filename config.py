@@ -86,10 +86,10 @@ class Config:
     MAIL_FROM = env_str("MAIL_FROM", "newsletter@example.org")
     MAIL_FROM_NAME = env_str("MAIL_FROM_NAME", "Urząd Miasta — Wydarzenia")
     MAIL_DOMAIN = env_str("MAIL_DOMAIN", MAIL_FROM.rpartition("@")[2])
-    LIST_ID_NAMESPACE = env_str("LIST_ID_NAMESPACE", MAIL_DOMAIN)
+    LIST_ID_NAMESPACE = env_str("LIST_ID_NAMESPACE")  # default: MAIL_DOMAIN
     FEEDBACK_ID_SENDER = env_str("FEEDBACK_ID_SENDER")
     UNSUBSCRIBE_MAILTO = env_str("UNSUBSCRIBE_MAILTO")
-    DKIM_DOMAIN = env_str("DKIM_DOMAIN", MAIL_DOMAIN)
+    DKIM_DOMAIN = env_str("DKIM_DOMAIN")  # default: MAIL_DOMAIN
     DKIM_RSA_KEY_FILE = env_str("DKIM_RSA_KEY_FILE")
     DKIM_RSA_SELECTOR = env_str("DKIM_RSA_SELECTOR", "rsa")
     DKIM_ED25519_KEY_FILE = env_str("DKIM_ED25519_KEY_FILE")

@@ -18,7 +18,7 @@ from . import links, tokens
 from .consent import Origin, record
 from .errors import BadToken, InvalidInput
 from .jobs import enqueue
-from .mail.headers import list_headers, list_id
+from .mail.headers import list_headers
 from .mail.message import address, build, check_header_value
 from .mail.render import render_notice
 from .mail.transport import from_config
@@ -364,19 +364,8 @@ def send_welcome(session: Session, subscriber_id: int) -> None:
                 subject=rendered.subject, text=rendered.text, html=rendered.html,
                 domain=config["MAIL_DOMAIN"],
                 headers=list_headers(config, unsubscribe_url=unsubscribe_url,
-                                     label=_list_label(first.name, first.slug, config),
+                                     label=first.name,
                                      slug=first.slug)))
-
-
-def _list_label(name: str, slug: str, config) -> str:
-    """The list's name, shortened until its List-Id fits one line (headers.list_id folds a
-    long non-ASCII label over several lines, which the message builder refuses)."""
-    label = name
-    while label:
-        if not any(ch in list_id(label, slug, config["LIST_ID_NAMESPACE"]) for ch in "\r\n"):
-            return label
-        label = label[:-4].rstrip() + "…" if len(label) > 4 else ""
-    return slug
 
 
 # --- Purge -------------------------------------------------------------------------------

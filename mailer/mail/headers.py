@@ -1,19 +1,15 @@
 """The list headers every mail to a subscriber carries (RFC 2369, 2919, 8058)."""
 
-from email.header import Header
-
-from .message import check_header_value
+from .message import check_header_value, encoded_words
 
 
 def list_id(label: str, slug: str, namespace: str) -> str:
-    """``List-Id: Label <slug.namespace>``; a non-ASCII label becomes an encoded word."""
+    """``List-Id: Label <slug.namespace>``, folded; a non-ASCII label becomes encoded words
+    (each at most 75 characters). Raises InvalidInput on CR/LF in the label."""
     check_header_value(label)
-    phrase = label.replace('"', "'")
-    if phrase.isascii():
-        phrase = f'"{phrase}"'
-    else:
-        phrase = Header(phrase, "utf-8").encode(maxlinelen=76, linesep="\r\n")
-    return f"{phrase} <{slug}.{namespace}>"
+    phrase = label.replace('"', "'").replace("\\", "")
+    phrase = f'"{phrase}"' if phrase.isascii() else encoded_words(phrase)
+    return f"{phrase}\r\n <{slug}.{namespace}>"
 
 
 def list_headers(config, *, unsubscribe_url: str, label: str, slug: str,
@@ -26,7 +22,7 @@ def list_headers(config, *, unsubscribe_url: str, label: str, slug: str,
     headers = [
         ("List-Unsubscribe", unsubscribe),
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
-        ("List-Id", list_id(label, slug, config["LIST_ID_NAMESPACE"])),
+        ("List-Id", list_id(label, slug, config.get("LIST_ID_NAMESPACE") or config["MAIL_DOMAIN"])),
     ]
     if config.get("FEEDBACK_ID_SENDER"):
         kind = f"campaign{campaign_id}" if campaign_id else "notice"

@@ -49,15 +49,50 @@ def address(display_name: str, email: str) -> Address:
         raise InvalidInput("This email address is not valid.") from exc
 
 
+ADDRESS_HEADERS = {"from", "to", "cc", "reply-to", "sender"}
+# 42 bytes of UTF-8 make 56 base64 characters: "=?utf-8?b?" + 56 + "?=" = 68 <= 75 (RFC 2047),
+# and "Subject: " + 68 still fits a 78-character line.
+_WORD_BYTES = 42
+
+
+def encoded_words(text: str, separator: str = CRLF + " ") -> str:
+    """``text`` as RFC 2047 encoded words of at most 68 characters, never splitting a character."""
+    chunks, chunk, size = [], [], 0
+    for ch in text:
+        width = len(ch.encode("utf-8"))
+        if size + width > _WORD_BYTES:
+            chunks.append("".join(chunk))
+            chunk, size = [], 0
+        chunk.append(ch)
+        size += width
+    chunks.append("".join(chunk))
+    return separator.join(
+        "=?utf-8?b?" + binascii.b2a_base64(c.encode("utf-8"), newline=False).decode("ascii") + "?="
+        for c in chunks
+    )
+
+
 def fold(name: str, value) -> str:
-    """One header, folded with CRLF and RFC 2047 encoded where needed."""
-    check_header_value(str(value))
-    return SMTP.header_factory(name, str(value)).fold(policy=SMTP)
+    """One header line (CRLF-folded). Non-ASCII text and display names become encoded words
+    of at most 75 characters; ``value`` is a str, or an Address for address headers.
+    Raises InvalidInput on CR/LF."""
+    if name.lower() in ADDRESS_HEADERS:
+        if not isinstance(value, Address):
+            check_header_value(value)
+            value = SMTP.header_factory(name, value).addresses[0]
+        check_header_value(value.display_name)
+        if value.display_name and not value.display_name.isascii():
+            return f"{name}: {encoded_words(value.display_name)}{CRLF} <{value.addr_spec}>{CRLF}"
+        value = str(value)
+    check_header_value(value)
+    if value.isascii():
+        return SMTP.header_factory(name, value).fold(policy=SMTP)
+    return f"{name}: {encoded_words(value)}{CRLF}"
 
 
 def raw_header(name: str, value: str) -> str:
-    """A header written as given (ASCII, already safe), never encoded."""
-    check_header_value(value)
+    """A header written as given: ASCII, already folded (CRLF only before white space)."""
+    check_header_value(value.replace(CRLF + " ", " ").replace(CRLF + "\t", " "))
     value.encode("ascii")
     return f"{name}: {value}{CRLF}"
 
@@ -81,8 +116,8 @@ def build(*, sender: Address, to: Address, subject: str, text: str, html: str, d
     message_id = message_id or make_msgid(domain)
     boundary = "=_" + secrets.token_hex(12)
     head = [
-        fold("From", str(sender)),
-        fold("To", str(to)),
+        fold("From", sender),
+        fold("To", to),
         fold("Subject", subject),
         raw_header("Date", formatdate(localtime=False, usegmt=True)),
         raw_header("Message-ID", message_id),
