@@ -84,7 +84,7 @@ def _limits(config) -> list[tuple[str, float, float]]:
 
 
 class RateLimiter:
-    """``take(n)`` blocks until it may send some of n messages and returns how many (≥1)."""
+    """``take(n)`` waits until it may send some of n messages and returns how many."""
 
     def __init__(self, config=None):
         config = config or current_app.config
@@ -93,13 +93,18 @@ class RateLimiter:
         self.redis = _client(config["REDIS_URL"]) if config.get("REDIS_URL") else None
         self._script = self.redis.register_script(_TAKE) if self.redis else None
 
-    def take(self, wanted: int) -> int:
+    def take(self, wanted: int, max_wait: float | None = None) -> int:
+        """Up to ``wanted`` tokens, waiting for at least one; 0 if none came within
+        ``max_wait`` seconds (None: wait as long as it takes)."""
         if not self.limits or wanted <= 0:
             return wanted
+        deadline = None if max_wait is None else time.monotonic() + max_wait
         while True:
             granted, wait_ms = self._try(wanted)
             if granted:
                 return granted
+            if deadline is not None and time.monotonic() >= deadline:
+                return 0
             time.sleep(min(1.0, max(0.005, wait_ms / 1000)))
 
     def _try(self, wanted: int) -> tuple[int, int]:

@@ -191,12 +191,16 @@ def send_batch(session: Session, campaign_id: int, batch: int) -> float | None:
     transport = from_config(config)
     try:
         while _status(session, campaign_id) == CampaignStatus.SENDING:
-            rows, skipped = deliveries.claim(session, campaign_id, batch,
-                                             config["SEND_CHUNK_SIZE"], lease)
+            # Tokens first, rows second: no claimed row waits on the rate limit (and its lease).
+            allowed = limiter.take(config["SEND_CHUNK_SIZE"], max_wait=2.0)
+            if not allowed:
+                slot.refresh()
+                continue  # check pause/cancel again, then wait for more tokens
+            rows, skipped = deliveries.claim(session, campaign_id, batch, allowed, lease)
             session.commit()
             if not rows and not skipped:
                 break
-            outcomes = _send_chunk(session, mailer, transport, limiter, rows, skipped)
+            outcomes = _send_chunk(session, mailer, transport, rows, skipped)
             deliveries.record(session, campaign_id, outcomes, config["SEND_PAUSE_AFTER_FAILURES"],
                               _pause_reason(config["SEND_PAUSE_AFTER_FAILURES"], outcomes))
             session.commit()
@@ -282,7 +286,7 @@ def _mailer(session: Session, campaign: Campaign) -> CampaignMailer:
     return _mailers[key]
 
 
-def _send_chunk(session, mailer, transport, limiter, rows, skipped) -> deliveries.Outcomes:
+def _send_chunk(session, mailer, transport, rows, skipped) -> deliveries.Outcomes:
     config = current_app.config
     suffix = mailer.message_id_suffix
     outcomes = deliveries.Outcomes(sent=[], message_id_suffix=suffix, retry=[], failed=[],
@@ -298,10 +302,7 @@ def _send_chunk(session, mailer, transport, limiter, rows, skipped) -> deliverie
             continue
         messages.append(message)
         by_recipient[id(message)] = row
-    results: list[Result] = []
-    while len(results) < len(messages):
-        allowed = limiter.take(len(messages) - len(results))
-        results += transport.send(messages[len(results):len(results) + allowed])
+    results: list[Result] = transport.send(messages)
     for result in results:
         row = by_recipient[id(result.message)]
         if result.ok:

@@ -94,10 +94,11 @@ def test_rate_holds_across_two_worker_processes(app, session, timed_server):
             stop_process(worker)
     arrivals = sorted(timed_server.handler.arrivals)
     assert len(arrivals) == 60
-    # In any window of W seconds a bucket of RATE per second (holding at most RATE) lets
-    # through at most RATE * W + RATE messages; two independent per-process buckets would
-    # let through about twice that.
-    window = 2.0
+    # In any window of W seconds a bucket of RATE per second (holding at most RATE) issues
+    # at most RATE * W + RATE tokens; a chunk (10) of slack covers tokens taken just before
+    # a window and sent in it. Two independent per-process buckets would let through about
+    # 2 * (RATE * W + RATE) = 80.
+    window = 3.0
     worst = max(sum(1 for t in arrivals if start <= t < start + window) for start in arrivals)
-    assert worst <= RATE * window + RATE + 1, worst
+    assert worst <= RATE * window + RATE + 10, worst
     assert worst >= RATE  # it was not trivially slow either
