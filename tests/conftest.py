@@ -13,11 +13,12 @@ import uuid
 from pathlib import Path
 
 import pytest
+import redis
 import sqlalchemy as sa
 from celery.contrib.testing.worker import start_worker
 
 from mailer import create_app
-from mailer.extensions import db, limiter
+from mailer.extensions import db
 from tests.smtp_server import SMTPServer
 from worker import celery_init_app
 
@@ -120,7 +121,16 @@ def app(app_instance, smtp_server):
         yield app_instance
         db.session.remove()
         empty_tables()
-        limiter.reset()
+        reset_rate_limits()
+
+
+def reset_rate_limits() -> None:
+    """Forget this run's rate-limit counters (only ours: other runs may share the Redis)."""
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(f"LIMITS:LIMITER/mailer-test-{RUN_ID}/*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
 
 
 def empty_tables() -> None:
