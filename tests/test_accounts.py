@@ -82,6 +82,7 @@ def test_admin_manages_staff(client, session):
     assert response.status_code == 302
     new = session.scalar(select(User).where(User.email == "nowa@example.org"))
     assert new.role == Role.EDITOR
+    assert post(client, f"/admin/users/{new.id}/role", {"role": "root"}, "/admin/users").status_code == 400
     assert post(client, f"/admin/users/{new.id}/role", {"role": "admin"}, "/admin/users").status_code == 302
     session.refresh(new)
     assert new.role == Role.ADMIN

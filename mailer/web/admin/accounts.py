@@ -5,7 +5,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
 from ... import users
-from ...errors import DomainError
+from ...errors import DomainError, InvalidInput
 from ...extensions import db, limiter
 from ...models import Role
 from ..admin_forms import LoginForm, RoleForm, UserForm
@@ -87,8 +87,7 @@ def user_add():
 def user_role(user_id: int):
     form = RoleForm()
     if not form.validate_on_submit():
-        flash(_("Unknown role."), "error")
-        return redirect(url_for("admin.users"))
+        raise InvalidInput("Unknown role.", "role")
     users.set_role(db.session, user_id, form.role.data)
     db.session.commit()
     flash(_("Role changed."), "success")
@@ -98,6 +97,8 @@ def user_role(user_id: int):
 @bp.post("/users/<int:user_id>/active")
 @staff_required(Role.ADMIN)
 def user_active(user_id: int):
+    if request.form.get("active") not in ("0", "1"):
+        raise InvalidInput("The request could not be understood.")
     active = request.form.get("active") == "1"
     if not active and user_id == current_user.id:
         flash(_("You cannot deactivate your own account."), "error")
