@@ -162,6 +162,34 @@ def parse(schema: Schema, payload: dict, partial: bool = False) -> dict:
     return values
 
 
+# --- Query parameters ------------------------------------------------------------------
+
+def query_int(args, name: str, default: int | None, highest: int) -> int | None:
+    """A whole number from 1 to ``highest``, or ``default`` when absent; raises InvalidInput."""
+    raw = args.get(name, "")
+    if raw == "":
+        return default
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= highest:
+        raise InvalidInput("This parameter must be a whole number in range.", name)
+    return int(raw)
+
+
+def query_text(args, name: str, max_length: int) -> str:
+    """Stripped text, at most ``max_length`` characters; raises InvalidInput."""
+    value = args.get(name, "").strip()
+    if len(value) > max_length:
+        raise InvalidInput("This parameter is too long.", name)
+    return value
+
+
+def query_choice(args, name: str, choices: list[str]) -> str | None:
+    """One of ``choices``, or None when absent; raises InvalidInput."""
+    value = args.get(name) or None
+    if value is not None and value not in choices:
+        raise InvalidInput("This value is not one of the allowed ones.", name)
+    return value
+
+
 # --- The bodies --------------------------------------------------------------------------
 
 LIST_CREATE: Schema = {

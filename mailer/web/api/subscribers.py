@@ -18,28 +18,17 @@ from . import admin_only, bp, serializers
 ID = "<int(min=1, max=2147483647):subscriber_id>"
 MAX_PER_PAGE = 200
 MAX_QUERY = 200
-
-
-def _int_arg(name: str, default: int, highest: int) -> int:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= highest:
-        raise InvalidInput("This parameter must be a whole number in range.", name)
-    return int(raw)
+MAX_PAGE = 100_000
 
 
 @bp.get("/subscribers")
 def search_subscribers():
-    query = request.args.get("query", "").strip()
-    if len(query) > MAX_QUERY:
-        raise InvalidInput("This parameter is too long.", "query")
-    status = request.args.get("status") or None
-    if status is not None and status not in {s.value for s in SubscriptionStatus}:
-        raise InvalidInput("This value is not one of the allowed ones.", "status")
-    list_id = _int_arg("list_id", 0, schemas.MAX_ID) or None
-    page = _int_arg("page", 1, 100_000)
-    per_page = _int_arg("per_page", 50, MAX_PER_PAGE)
+    args = request.args
+    query = schemas.query_text(args, "query", MAX_QUERY)
+    status = schemas.query_choice(args, "status", [s.value for s in SubscriptionStatus])
+    list_id = schemas.query_int(args, "list_id", None, schemas.MAX_ID)
+    page = schemas.query_int(args, "page", 1, MAX_PAGE)
+    per_page = schemas.query_int(args, "per_page", 50, MAX_PER_PAGE)
     rows, total = audience.search(db.session, query=query, list_id=list_id, status=status,
                                   page=page, per_page=per_page)
     return jsonify(serializers.page(rows, total, page, per_page, serializers.subscriber))
