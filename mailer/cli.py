@@ -35,7 +35,12 @@ def create_user_command(email: str, role: str) -> None:
     """Add a staff member. The password comes from MAILER_PASSWORD, or is asked for."""
     from . import users
     from .errors import DomainError
+    from .subscribers import normalize_email
 
+    try:
+        email = normalize_email(email)  # before asking for a password
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
     password = os.environ.get("MAILER_PASSWORD") or click.prompt(
         "Password", hide_input=True, confirmation_prompt=True)
     try:
