@@ -6,7 +6,7 @@ from mailer import subscriptions
 from mailer.extensions import db
 from mailer.models import ConsentRecord, Subscriber, Subscription, SubscriptionStatus, Suppression
 from mailer.suppression import email_hash
-from tests.helpers_api import (Api, admin_token, anonymous, api, assert_error, editor_api,  # noqa: F401
+from tests.helpers_api import (admin_token, anonymous, api, assert_error, editor_api,  # noqa: F401
                                editor_token, make_list, settle)
 
 VISITOR = "Zofia.Wojcik@Example.org"
