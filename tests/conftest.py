@@ -16,6 +16,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 from celery.contrib.testing.worker import start_worker
+from celery.utils.nodenames import anon_nodename
 
 from mailer import create_app
 from mailer.extensions import db
@@ -110,7 +111,18 @@ def celery_worker(app_instance):
     celery_app = celery_init_app(app_instance)
     with start_worker(celery_app, pool="solo", concurrency=1, perform_ping_check=False,
                       loglevel="WARNING", shutdown_timeout=30):
+        app_instance.extensions["test_worker"] = celery_app
         yield celery_app
+        app_instance.extensions.pop("test_worker", None)
+
+
+def settle_worker(app) -> None:
+    """Drop this run's queued tasks and wait until the worker has finished the one in hand,
+    so tables are not emptied under a running task (a deadlock on PostgreSQL)."""
+    celery_app = app.extensions.get("test_worker")
+    if celery_app is not None:
+        celery_app.control.purge()
+        celery_app.control.ping(destination=[anon_nodename()], timeout=30, limit=1)
 
 
 @pytest.fixture
@@ -120,6 +132,7 @@ def app(app_instance, smtp_server):
     with app_instance.app_context():
         yield app_instance
         db.session.remove()
+        settle_worker(app_instance)
         empty_tables()
         reset_rate_limits()
 
