@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 3113dfdf1e61
+Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 21:14:41.829247
+Create Date: 2026-11-25 22:07:58.783564
 
 """
 from alembic import op
@@ -12,7 +12,7 @@ import mailer.models.types
 
 
 # revision identifiers, used by Alembic.
-revision = '3113dfdf1e61'
+revision = '0001'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -50,6 +50,7 @@ def upgrade():
     op.create_table('subscribers',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('email', sa.String(length=320), nullable=False),
+    sa.Column('email_hash', sa.String(length=64), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('locale', sa.String(length=8), nullable=False),
     sa.Column('attributes', sa.JSON(), nullable=False),
@@ -62,6 +63,9 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_subscribers')),
     sa.UniqueConstraint('email', name=op.f('uq_subscribers_email'))
     )
+    with op.batch_alter_table('subscribers', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_subscribers_email_hash'), ['email_hash'], unique=False)
+
     op.create_table('suppressions',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('email_hash', sa.String(length=64), nullable=False),
@@ -129,6 +133,9 @@ def upgrade():
     sa.Column('failed_count', sa.Integer(), nullable=False),
     sa.Column('consecutive_failures', sa.Integer(), nullable=False),
     sa.Column('status_reason', sa.Text(), nullable=False),
+    sa.Column('snapshot_at', mailer.models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('skipped_count', sa.Integer(), nullable=False),
+    sa.Column('progress_at', mailer.models.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_by_id', sa.Integer(), nullable=True),
     sa.Column('created_at', mailer.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', mailer.models.types.UTCDateTime(timezone=True), nullable=False),
@@ -156,6 +163,32 @@ def upgrade():
     with op.batch_alter_table('consent_records', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_consent_records_subscriber_id'), ['subscriber_id'], unique=False)
 
+    op.create_table('import_jobs',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('filename', sa.String(length=255), nullable=False),
+    sa.Column('stored_name', sa.String(length=64), nullable=False),
+    sa.Column('status', sa.Enum('uploaded', 'queued', 'running', 'done', 'failed', name='importstatus', native_enum=False, length=16), nullable=False),
+    sa.Column('delimiter', sa.String(length=1), nullable=False),
+    sa.Column('has_header', sa.Boolean(), nullable=False),
+    sa.Column('columns', sa.Integer(), nullable=False),
+    sa.Column('options', sa.JSON(), nullable=False),
+    sa.Column('consent_source', sa.String(length=200), nullable=False),
+    sa.Column('total_rows', sa.Integer(), nullable=False),
+    sa.Column('done_rows', sa.Integer(), nullable=False),
+    sa.Column('created_count', sa.Integer(), nullable=False),
+    sa.Column('subscribed_count', sa.Integer(), nullable=False),
+    sa.Column('existing_count', sa.Integer(), nullable=False),
+    sa.Column('suppressed_count', sa.Integer(), nullable=False),
+    sa.Column('invalid_count', sa.Integer(), nullable=False),
+    sa.Column('invalid_rows', sa.JSON(), nullable=False),
+    sa.Column('error', sa.Text(), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', mailer.models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('heartbeat_at', mailer.models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('finished_at', mailer.models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_import_jobs_created_by_id_users'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_import_jobs'))
+    )
     op.create_table('subscriptions',
     sa.Column('subscriber_id', sa.Integer(), nullable=False),
     sa.Column('list_id', sa.Integer(), nullable=False),
@@ -190,12 +223,13 @@ def upgrade():
     sa.Column('campaign_id', sa.Integer(), nullable=False),
     sa.Column('subscriber_id', sa.Integer(), nullable=False),
     sa.Column('batch', sa.Integer(), nullable=False),
-    sa.Column('status', sa.Enum('queued', 'sending', 'sent', 'failed', 'bounced', name='deliverystatus', native_enum=False, length=16), nullable=False),
+    sa.Column('status', sa.Enum('queued', 'sending', 'sent', 'failed', 'bounced', 'skipped', name='deliverystatus', native_enum=False, length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('last_error', sa.String(length=500), nullable=False),
     sa.Column('message_id', sa.String(length=200), nullable=False),
     sa.Column('claimed_at', mailer.models.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('sent_at', mailer.models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('next_attempt_at', mailer.models.types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_deliveries_campaign_id_campaigns'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['subscriber_id'], ['subscribers.id'], name=op.f('fk_deliveries_subscriber_id_subscribers'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_deliveries')),
@@ -221,6 +255,7 @@ def downgrade():
         batch_op.drop_index('ix_subscriptions_list_status')
 
     op.drop_table('subscriptions')
+    op.drop_table('import_jobs')
     with op.batch_alter_table('consent_records', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_consent_records_subscriber_id'))
 
@@ -236,6 +271,9 @@ def downgrade():
     op.drop_table('users')
     op.drop_table('templates')
     op.drop_table('suppressions')
+    with op.batch_alter_table('subscribers', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_subscribers_email_hash'))
+
     op.drop_table('subscribers')
     op.drop_table('lists')
     with op.batch_alter_table('events', schema=None) as batch_op:
