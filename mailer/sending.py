@@ -210,6 +210,8 @@ def send_batch(session: Session, campaign_id: int, batch: int) -> float | None:
         slot.release()
     _finish_if_done(session, campaign_id)
     session.commit()
+    if _status(session, campaign_id) != CampaignStatus.SENDING:
+        return None  # paused or cancelled: resume re-queues the batches
     due = deliveries.next_due(session, campaign_id, batch)
     session.commit()
     if due is None:
