@@ -150,7 +150,7 @@ def empty_tables() -> None:
     tables = [t.name for t in reversed(db.metadata.sorted_tables)]
     with db.engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+            conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} CASCADE"))
         else:
             for table in tables:
                 conn.execute(sa.text(f"DELETE FROM {table}"))

@@ -19,6 +19,8 @@ class SubscriptionStatus(enum.StrEnum):
 
 class Subscriber(db.Model):
     __tablename__ = "subscribers"
+    # Ids are never reused (SQLite too): tokens and tasks carry them.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)

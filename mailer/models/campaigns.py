@@ -57,6 +57,8 @@ class CampaignEvent(db.Model):
 
 class Campaign(db.Model):
     __tablename__ = "campaigns"
+    # Ids are never reused (SQLite too): tokens and tasks carry them.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), default="")
@@ -98,6 +100,7 @@ class Delivery(db.Model):
     __table_args__ = (
         UniqueConstraint("campaign_id", "subscriber_id", name="uq_deliveries_campaign_subscriber"),
         Index("ix_deliveries_campaign_status_batch", "campaign_id", "status", "batch"),
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

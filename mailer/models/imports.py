@@ -21,6 +21,8 @@ class ImportStatus(enum.StrEnum):
 
 class ImportJob(db.Model):
     __tablename__ = "import_jobs"
+    # Ids are never reused (SQLite too): tokens and tasks carry them.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     filename: Mapped[str] = mapped_column(String(255), default="")

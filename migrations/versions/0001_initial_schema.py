@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 22:07:58.783564
+Create Date: 2026-11-25 22:22:40.950170
 
 """
 from alembic import op
@@ -61,7 +61,8 @@ def upgrade():
     sa.Column('created_at', mailer.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', mailer.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_subscribers')),
-    sa.UniqueConstraint('email', name=op.f('uq_subscribers_email'))
+    sa.UniqueConstraint('email', name=op.f('uq_subscribers_email')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('subscribers', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_subscribers_email_hash'), ['email_hash'], unique=False)
@@ -141,7 +142,8 @@ def upgrade():
     sa.Column('updated_at', mailer.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_campaigns_created_by_id_users'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['template_id'], ['templates.id'], name=op.f('fk_campaigns_template_id_templates'), ondelete='SET NULL'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_campaigns'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_campaigns')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('campaigns', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_campaigns_scheduled_at'), ['scheduled_at'], unique=False)
@@ -187,7 +189,8 @@ def upgrade():
     sa.Column('heartbeat_at', mailer.models.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('finished_at', mailer.models.types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_import_jobs_created_by_id_users'), ondelete='SET NULL'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_import_jobs'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_import_jobs')),
+    sqlite_autoincrement=True
     )
     op.create_table('subscriptions',
     sa.Column('subscriber_id', sa.Integer(), nullable=False),
@@ -233,7 +236,8 @@ def upgrade():
     sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_deliveries_campaign_id_campaigns'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['subscriber_id'], ['subscribers.id'], name=op.f('fk_deliveries_subscriber_id_subscribers'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_deliveries')),
-    sa.UniqueConstraint('campaign_id', 'subscriber_id', name='uq_deliveries_campaign_subscriber')
+    sa.UniqueConstraint('campaign_id', 'subscriber_id', name='uq_deliveries_campaign_subscriber'),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('deliveries', schema=None) as batch_op:
         batch_op.create_index('ix_deliveries_campaign_status_batch', ['campaign_id', 'status', 'batch'], unique=False)
