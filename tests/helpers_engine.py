@@ -1,6 +1,5 @@
 """Factories and checks for the sending engine's tests (real database, real SMTP server)."""
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -9,7 +8,6 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from mailer import deliveries, sending
@@ -17,7 +15,6 @@ from mailer.extensions import db
 from mailer.models import (Campaign, CampaignEvent, CampaignStatus, Delivery, DeliveryStatus, Event,
                            MailingList, Subscriber, Subscription, SubscriptionStatus)
 from mailer.models.types import utcnow
-from tests.smtp_server import Handler, Received, SMTPServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DOMAIN = "odbiorcy.example.org"
@@ -180,36 +177,6 @@ def wait_worker_idle(celery_app, timeout: float = 30.0) -> None:
             busy = busy or not reply or any(reply.values())
         quiet = 0 if busy else quiet + 1
         time.sleep(0.05)
-
-
-class FaultyHandler(Handler):
-    """The shared test server's handler, but dropping the connection for real (its
-    ``drop_after`` reaches for ``session.transport``, which aiosmtpd's Session lacks), and
-    optionally slow (``delay`` seconds per DATA) and recording arrival times."""
-
-    delay: float = 0.0
-
-    async def handle_DATA(self, server, session, envelope):
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        with self.lock:
-            if self.drop_after is not None and len(self.messages) >= self.drop_after:
-                self.drop_after = None
-                server.transport.close()
-                return "421 4.4.2 Connection dropped"
-            self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
-                                          envelope.original_content or envelope.content))
-            self.arrivals.append(time.monotonic())
-        return "250 2.0.0 Message accepted"
-
-
-class FaultySMTPServer(SMTPServer):
-    def __init__(self):
-        self.handler = FaultyHandler()
-        self.handler.arrivals = []
-        self.port = free_port()
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
-                                     decode_data=False, data_size_limit=10 * 1024 * 1024)
 
 
 TICK_SCRIPT = """

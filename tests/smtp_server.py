@@ -1,8 +1,12 @@
 """A real SMTP server for the tests (aiosmtpd), with scripted failures.
 
 ``replies`` maps a recipient to the reply its RCPT gets (``"550 5.1.1 No such user"``);
-``drop_after`` closes the connection after that many accepted messages (once).
+``drop_after`` closes the connection after that many accepted messages (once); ``delay``
+slows every DATA down (so a worker can be killed mid-batch); ``arrivals`` records when each
+message came (for counting messages per rate-limit window).
 """
+
+import asyncio
 
 import socket
 import threading
@@ -36,6 +40,8 @@ class Handler:
     messages: list[Received] = field(default_factory=list)
     replies: dict[str, str] = field(default_factory=dict)
     drop_after: int | None = None
+    delay: float = 0.0
+    arrivals: list[float] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -46,13 +52,16 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            await asyncio.sleep(self.delay)
         with self.lock:
             if self.drop_after is not None and len(self.messages) >= self.drop_after:
                 self.drop_after = None
-                session.transport.close()  # the client sees the connection drop mid-batch
+                server.transport.close()  # the client sees the connection drop mid-batch
                 return "421 4.4.2 Connection dropped"
             self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
                                           envelope.original_content or envelope.content))
+            self.arrivals.append(time.monotonic())
         return "250 2.0.0 Message accepted"
 
 
@@ -73,7 +82,9 @@ class SMTPServer:
         with self.handler.lock:
             self.handler.messages.clear()
             self.handler.replies.clear()
+            self.handler.arrivals.clear()
             self.handler.drop_after = None
+            self.handler.delay = 0.0
 
     @property
     def messages(self) -> list[Received]:

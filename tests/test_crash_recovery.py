@@ -9,7 +9,8 @@ import uuid
 import pytest
 
 from mailer.models import CampaignStatus, DeliveryStatus
-from tests.helpers_engine import (FaultySMTPServer, address, campaign_status, dispatch, make_audience,
+from tests.smtp_server import SMTPServer
+from tests.helpers_engine import (address, campaign_status, dispatch, make_audience,
                                   make_campaign, prepare_without_fan_out, received_counts, rows,
                                   start_worker_process, stop_process, tick_in_subprocess, wait_until,
                                   worker_env)
@@ -21,7 +22,7 @@ COUNT = 60
 
 @pytest.fixture
 def slow_server():
-    server = FaultySMTPServer()
+    server = SMTPServer()
     server.handler.delay = 0.04  # so that a kill lands mid-batch
     server.start()
     yield server

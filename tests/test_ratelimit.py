@@ -8,7 +8,8 @@ import pytest
 
 from mailer.models import CampaignStatus
 from mailer.ratelimit import ConnectionSlot, RateLimiter
-from tests.helpers_engine import (FaultySMTPServer, campaign_status, dispatch, make_audience,
+from tests.smtp_server import SMTPServer
+from tests.helpers_engine import (campaign_status, dispatch, make_audience,
                                   make_campaign, prepare_without_fan_out, start_worker_process,
                                   stop_process, wait_until, worker_env)
 
@@ -65,7 +66,7 @@ def test_expired_slot_lease_frees_the_slot(app):
 
 @pytest.fixture
 def timed_server():
-    server = FaultySMTPServer()
+    server = SMTPServer()
     server.start()
     yield server
     server.stop()

@@ -6,13 +6,14 @@ from sqlalchemy import select
 
 from mailer import sending, suppression
 from mailer.models import CampaignStatus, Delivery, DeliveryStatus, Subscriber
-from tests.helpers_engine import (FaultySMTPServer, address, assert_exactly_once, campaign_status, make_audience,
+from tests.smtp_server import SMTPServer
+from tests.helpers_engine import (address, assert_exactly_once, campaign_status, make_audience,
                                   make_campaign, rows, wait_until, wait_worker_idle)
 
 
 @pytest.fixture
 def faulty_server():
-    server = FaultySMTPServer()
+    server = SMTPServer()
     server.start()
     yield server
     server.stop()

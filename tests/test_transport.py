@@ -2,10 +2,11 @@
 
 import pytest
 
+from tests.smtp_server import SMTPServer
+
 from mailer.mail.message import Outgoing
 from mailer.mail.transport import (OutboxTransport, Result, SMTPSettings, SMTPTransport,
                                    from_config)
-from tests.helpers_engine import FaultySMTPServer
 
 
 def _message(to: str) -> Outgoing:
@@ -39,7 +40,7 @@ def test_outbox_when_no_smtp(tmp_path):
 
 
 def test_one_connection_reused_and_reopened_after_a_drop():
-    server = FaultySMTPServer()
+    server = SMTPServer()
     server.start()
     try:
         server.handler.drop_after = 2
