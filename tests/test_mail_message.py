@@ -102,3 +102,9 @@ def test_cr_or_lf_in_a_header_value_is_refused(field, bad):
 def test_cr_lf_in_an_address_is_refused():
     with pytest.raises(InvalidInput):
         address("Jan", "jan@example.org\r\nBcc: x@evil.example")
+
+
+@pytest.mark.parametrize("bad", ["no-at-sign", "@example.org", "jan@"])
+def test_an_address_without_local_part_or_domain_is_refused(bad):
+    with pytest.raises(InvalidInput):
+        address("Jan", bad)

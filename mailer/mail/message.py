@@ -43,6 +43,8 @@ def address(display_name: str, email: str) -> Address:
     check_header_value(display_name)
     check_header_value(email)
     local, _, domain = email.rpartition("@")
+    if not local or not domain:
+        raise InvalidInput("This email address is not valid.")
     try:
         return Address(display_name=display_name, username=local, domain=domain)
     except (ValueError, IndexError) as exc:
