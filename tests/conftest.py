@@ -129,6 +129,7 @@ def settle_worker(app) -> None:
 def app(app_instance, smtp_server):
     """The app with a context pushed; every table emptied and every counter reset after."""
     smtp_server.reset()
+    reset_rate_limits()  # also what tests without this fixture may have counted
     with app_instance.app_context():
         yield app_instance
         db.session.remove()
