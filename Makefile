@@ -5,7 +5,7 @@ PORT ?= 5000
 BIN = $(VENV)/bin
 FLASK = $(BIN)/flask --app mailer
 
-.PHONY: run test bench install install-test translations system-test-deps migration clean
+.PHONY: run test bench bench-deps install install-test translations system-test-deps migration clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -44,8 +44,16 @@ system-test-deps:
 	  else echo "Install Debian's chromium package (sudo apt-get install chromium)"; exit 1; fi; }
 
 ## make bench: sending throughput against a same-run baseline (see bench/README).
-bench: install-test
+bench: install-test bench-deps
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Postfix's smtp-sink receives the benchmark's mail (aiosmtpd would be the bottleneck).
+bench-deps:
+	@test -x /usr/sbin/smtp-sink || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix >/dev/null; \
+	  else echo "Install Debian's postfix package (it ships /usr/sbin/smtp-sink)"; exit 1; fi; }
 
 ## make migration m="what changed": a new Alembic revision from the models.
 migration: install
