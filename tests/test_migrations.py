@@ -29,7 +29,9 @@ def fresh_database(database_url: str, tmp_path):
 
 def test_upgrade_matches_models_and_downgrade_empties(app_instance, database_url, tmp_path):
     url, drop = fresh_database(database_url, tmp_path)
-    app = create_app("test", {"SQLALCHEMY_DATABASE_URI": url})
+    # The run's own settings (extensions such as the rate limiter are process-wide), another database.
+    settings = {key: value for key, value in app_instance.config.items() if key.isupper()}
+    app = create_app("test", {**settings, "SQLALCHEMY_DATABASE_URI": url})
     try:
         with app.app_context():
             upgrade()
