@@ -1,8 +1,6 @@
 """Public pages: upcoming events with the subscribe box, the JSON subscribe endpoint for
 embeds, confirmation and unsubscribe links."""
 
-import hashlib
-
 from flask import (Blueprint, current_app, jsonify, make_response, redirect, render_template,
                    request, url_for)
 from flask_babel import get_locale
@@ -10,9 +8,8 @@ from flask_babel import gettext as _
 
 from .. import events, subscriptions
 from ..errors import ExpiredToken, InvalidInput
-from ..extensions import csrf, db, limiter
-from ..subscribers import normalize_email
-from . import error_response
+from ..extensions import csrf, db
+from . import error_response, subscribe_limits
 from .forms import HONEYPOT, ButtonForm, SubscribeForm, UnsubscribeForm
 
 bp = Blueprint("public", __name__)
@@ -29,16 +26,6 @@ def _posted() -> dict:
     return request.form
 
 
-def _address_key() -> str:
-    raw = _posted().get("email")
-    raw = raw if isinstance(raw, str) else ""
-    try:
-        value = normalize_email(raw)
-    except InvalidInput:
-        value = raw.strip().lower()[:254]
-    return "subscribe-address:" + hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()
-
-
 def _json_breach(_limit):
     response = jsonify(error=_("Too many attempts. Please wait a moment and try again."))
     response.status_code = 429
@@ -46,15 +33,12 @@ def _json_breach(_limit):
 
 
 def _ip_limit(json: bool = False):
-    return limiter.shared_limit(lambda: current_app.config["SUBSCRIBE_RATE_LIMIT"],
-                                scope="subscribe-ip", methods=["POST"],
-                                on_breach=_json_breach if json else None)
+    return subscribe_limits.per_ip(on_breach=_json_breach if json else None)
 
 
 def _address_limit(json: bool = False):
-    return limiter.shared_limit(lambda: current_app.config["SUBSCRIBE_ADDRESS_RATE_LIMIT"],
-                                scope="subscribe-address", key_func=_address_key, methods=["POST"],
-                                on_breach=_json_breach if json else None)
+    return subscribe_limits.per_address(lambda: _posted().get("email"),
+                                        on_breach=_json_breach if json else None)
 
 
 def current_locale_name() -> str:

@@ -1,6 +1,5 @@
 """Subscribers: search and read them, sign visitors up (double opt-in), erase (admin)."""
 
-import hashlib
 import ipaddress
 
 from flask import current_app, jsonify, request
@@ -8,11 +7,10 @@ from flask_babel import gettext as _
 from flask_limiter.util import get_remote_address
 
 from ... import audience, subscriptions
-from ...errors import InvalidInput
-from ...extensions import db, limiter
+from ...extensions import db
 from ...models import SubscriptionStatus
-from ...subscribers import normalize_email
 from .. import api_schemas as schemas
+from .. import subscribe_limits
 from . import admin_only, bp, serializers
 
 ID = "<int(min=1, max=2147483647):subscriber_id>"
@@ -69,22 +67,9 @@ def visitor_ip() -> str:
     return get_remote_address() or ""
 
 
-def _address_key() -> str:
-    """The same key as the public form's, so both routes count against one limit per address."""
-    raw = _payload().get("email")
-    raw = raw if isinstance(raw, str) else ""
-    try:
-        value = normalize_email(raw)
-    except InvalidInput:
-        value = raw.strip().lower()[:254]
-    return "subscribe-address:" + hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()
-
-
 @bp.post("/subscribers/subscribe")
-@limiter.shared_limit(lambda: current_app.config["SUBSCRIBE_RATE_LIMIT"], scope="subscribe-ip",
-                      key_func=visitor_ip, override_defaults=False)
-@limiter.shared_limit(lambda: current_app.config["SUBSCRIBE_ADDRESS_RATE_LIMIT"],
-                      scope="subscribe-address", key_func=_address_key, override_defaults=False)
+@subscribe_limits.per_ip(key_func=visitor_ip)
+@subscribe_limits.per_address(lambda: _payload().get("email"))
 def subscribe():
     """Double opt-in: the same 202 whether the address is new, pending, confirmed or suppressed."""
     values = schemas.parse(schemas.SUBSCRIBE, schemas.parse_body(request))
