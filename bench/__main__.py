@@ -39,6 +39,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--dkim-both", action="store_true",
                         help="also sign with ed25519-sha256 (two signatures per message)")
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
+    parser.add_argument("--snapshot-only", action="store_true",
+                        help="seed and time the audience snapshot, send nothing (e.g. with --million)")
     args = parser.parse_args()
     if args.million:
         args.n = 1_000_000
@@ -239,6 +241,8 @@ def run(args, env: dict, keys_dir: Path) -> None:
 
         snapshot = time_snapshot(main_list, args.n)
         print(f"snapshot of {args.n:,} recipients (one INSERT ... SELECT): {snapshot:.2f} s", flush=True)
+        if args.snapshot_only:
+            return
 
         results = [send_campaign(app, env, args, main_list, "no DKIM")]
         print(_line(results[-1]), flush=True)
