@@ -49,6 +49,8 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
+        if exc.response is not None:  # an answer made already (e.g. a JSON 429 from on_breach)
+            return exc.response
         messages = {
             400: _("The request could not be understood."),
             403: _("You do not have access to this page."),

@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from .. import events, subscriptions
 from ..errors import ExpiredToken, InvalidInput
 from ..extensions import csrf, db
-from . import error_response, subscribe_limits
+from . import subscribe_limits
 from .forms import HONEYPOT, ButtonForm, SubscribeForm, UnsubscribeForm
 
 bp = Blueprint("public", __name__)
@@ -50,14 +50,6 @@ def _origin(source: str) -> dict:
     (PROXY_FIX_HOPS) made of the forwarding headers; X-Forwarded-For is never read here."""
     return {"source": source, "ip": request.remote_addr or "",
             "user_agent": request.user_agent.string or ""}
-
-
-@bp.errorhandler(429)
-def too_many(exc):
-    """The JSON endpoint answers its limits in JSON (``on_breach``); pages as usual."""
-    if exc.response is not None:
-        return exc.response
-    return error_response(429, _("Too many attempts. Please wait a moment and try again."))
 
 
 # --- Index and the subscribe form --------------------------------------------------------
