@@ -21,7 +21,8 @@ def _keys() -> list[str]:
     return [*current_app.config["SECRET_KEY_FALLBACKS"], current_app.config["SECRET_KEY"]]
 
 
-def _serializer(purpose: str) -> URLSafeSerializer:
+def serializer(purpose: str) -> URLSafeSerializer:
+    """The non-expiring serializer for ``purpose``; build it once for many tokens."""
     return URLSafeSerializer(_keys(), salt=f"mailer.{purpose}")
 
 
@@ -31,13 +32,13 @@ def _timed_serializer(purpose: str) -> URLSafeTimedSerializer:
 
 def sign(purpose: str, payload) -> str:
     """A token for ``payload`` (JSON-able) that never expires."""
-    return _serializer(purpose).dumps(payload)
+    return serializer(purpose).dumps(payload)
 
 
 def verify(purpose: str, token: str):
     """The payload of ``token``; raises BadToken if it is not ours or not for ``purpose``."""
     try:
-        return _serializer(purpose).loads(token)
+        return serializer(purpose).loads(token)
     except BadSignature as exc:
         raise BadToken("This link is not valid.") from exc
 

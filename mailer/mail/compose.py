@@ -58,8 +58,8 @@ class CampaignMailer:
         self.signer = signer if signer is not None else dkim.from_config(config)
         # The same tokens and URLs as mailer.links, with the serializers built once.
         self.base_url = config["BASE_URL"]
-        self._unsubscribe = tokens._serializer(tokens.UNSUBSCRIBE)
-        self._view = tokens._serializer(tokens.VIEW)
+        self._unsubscribe = tokens.serializer(tokens.UNSUBSCRIBE)
+        self._view = tokens.serializer(tokens.VIEW)
         self.boundary = "=_" + secrets.token_hex(12)
         extra = list_headers(config, unsubscribe_url=_UNSUBSCRIBE_MARK, label=self.list_label,
                              slug=self.list_slug, campaign_id=campaign.id)
