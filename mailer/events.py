@@ -76,6 +76,9 @@ def local_zone() -> ZoneInfo:
     return ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
 
 
+YEARS = (1900, 2200)
+
+
 def parse_when(value, field: str, required: bool) -> datetime | None:
     """An aware UTC datetime from an aware datetime or an ISO 8601 string; naive values are
     local (Europe/Warsaw) time. Raises InvalidInput."""
@@ -90,6 +93,8 @@ def parse_when(value, field: str, required: bool) -> datetime | None:
             raise InvalidInput("Give the date and time as YYYY-MM-DD HH:MM.", field) from None
     if not isinstance(value, datetime):
         raise InvalidInput("Give the date and time as YYYY-MM-DD HH:MM.", field)
+    if not YEARS[0] <= value.year <= YEARS[1]:  # also keeps astimezone() from overflowing
+        raise InvalidInput("Give a date between the years 1900 and 2200.", field)
     if value.tzinfo is None:
         value = value.replace(tzinfo=local_zone())
     return value.astimezone(timezone.utc)

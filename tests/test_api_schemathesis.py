@@ -23,7 +23,7 @@ def test_api_conforms_to_its_document(app, admin_token, celery_worker):
             operation = result.ok()
 
             @given(case=operation.as_strategy())
-            @settings(max_examples=EXAMPLES, deadline=None, database=None,
+            @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
                       suppress_health_check=list(HealthCheck))
             def check(case):
                 # Valid by the document is not always valid by the rules (an id that exists,

@@ -39,6 +39,8 @@ def test_naive_times_are_warsaw_and_stored_utc(session):
     ({"starts_at": ""}, "starts_at"),
     ({"starts_at": "jutro"}, "starts_at"),
     ({"starts_at": 12}, "starts_at"),
+    ({"starts_at": "0001-01-01T00:00:00+00:01"}, "starts_at"),  # would overflow in UTC
+    ({"starts_at": "9999-12-31T23:59:59-01:00"}, "starts_at"),
     ({"ends_at": "2026-12-05T17:00"}, "ends_at"),
     ({"ends_at": "2026-12-05T18:00"}, "ends_at"),
     ({"place": "p" * 201}, "place"),
