@@ -11,7 +11,7 @@ from datetime import timedelta
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import and_, case, exists, func, or_, select, update
+from sqlalchemy import and_, case, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from . import links, tokens
@@ -22,7 +22,7 @@ from .mail.headers import list_headers
 from .mail.message import address, build, check_header_value
 from .mail.render import render_notice
 from .mail.transport import from_config
-from .models import (MailingList, Subscriber, Subscription, SubscriptionStatus, campaign_lists,
+from .models import (Delivery, MailingList, Subscriber, Subscription, SubscriptionStatus, campaign_lists,
                      utcnow)
 from .subscribers import normalize_email
 from .suppression import is_suppressed
@@ -382,6 +382,7 @@ def purge_pending(session: Session) -> int:
     ids = list(session.scalars(select(Subscriber.id).where(and_(has_any, ~other))))
     if not ids:
         return 0
+    session.execute(delete(Delivery).where(Delivery.subscriber_id.in_(ids)))  # no FK cascade
     for subscriber in session.scalars(select(Subscriber).where(Subscriber.id.in_(ids))):
         session.delete(subscriber)  # cascades to subscriptions and consent records
     session.flush()

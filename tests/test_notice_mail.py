@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from mailer import subscriptions
-from mailer.models import ConsentRecord, SubscriptionStatus, utcnow
+from mailer.models import ConsentRecord, Delivery, SubscriptionStatus, utcnow
+from tests.helpers_engine import make_campaign
 from tests.helpers_visitor import (barrier, confirm_path, csrf_token, drain, html_part, make_list,
                                    subscribe, subscriber, text_part)
 
@@ -125,6 +126,9 @@ def test_purge_pending_removes_only_stale_unconfirmed(app, session, newsletter, 
     subscriber(session, "mixed@example.org").subscriptions[0].status = SubscriptionStatus.CONFIRMED
     session.commit()
     stale_id = subscriber(session, "stale@example.org").id
+    # a row from a campaign they once got (deliveries have no FK cascade: the purge deletes it)
+    session.add(Delivery(campaign_id=make_campaign(session, [newsletter]).id, subscriber_id=stale_id))
+    session.commit()
     app.extensions["celery"].send_task("mailer.purge_pending")
     barrier(session, smtp_server)  # the purge ran before the barrier's mail
     assert subscriber(session, "stale@example.org") is None
@@ -132,4 +136,5 @@ def test_purge_pending_removes_only_stale_unconfirmed(app, session, newsletter, 
     assert subscriber(session, "mixed@example.org") is not None
     assert session.scalar(select(func.count(ConsentRecord.id))
                           .where(ConsentRecord.subscriber_id == stale_id)) == 0
+    assert session.scalar(select(func.count(Delivery.id)).where(Delivery.subscriber_id == stale_id)) == 0
     assert subscriptions.purge_pending(session) == 0
