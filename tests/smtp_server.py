@@ -3,7 +3,9 @@
 ``replies`` maps a recipient to the reply its RCPT gets (``"550 5.1.1 No such user"``);
 ``drop_after`` closes the connection after that many accepted messages (once); ``delay``
 slows every DATA down (so a worker can be killed mid-batch); ``arrivals`` records when each
-message came (for counting messages per rate-limit window).
+message came (for counting messages per rate-limit window). It offers PIPELINING (RFC 2920;
+aiosmtpd reads commands from a buffered stream, so pipelined input works) unless
+``pipelining`` is turned off, to test clients that wait for every reply.
 """
 
 import asyncio
@@ -43,6 +45,13 @@ class Handler:
     delay: float = 0.0
     arrivals: list[float] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    pipelining: bool = True
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         reply = self.replies.get(address.lower())
@@ -85,6 +94,7 @@ class SMTPServer:
             self.handler.arrivals.clear()
             self.handler.drop_after = None
             self.handler.delay = 0.0
+            self.handler.pipelining = True
 
     @property
     def messages(self) -> list[Received]:

@@ -1,4 +1,7 @@
-"""Transports: settings from SMTP_URL, outcome classification, the outbox, reconnection."""
+"""Transports: settings from SMTP_URL, outcome classification, the outbox, reconnection,
+SMTP with and without PIPELINING."""
+
+import smtplib
 
 import pytest
 
@@ -39,20 +42,72 @@ def test_outbox_when_no_smtp(tmp_path):
     assert result.ok and len(list(tmp_path.glob("*.eml"))) == 1
 
 
-def test_one_connection_reused_and_reopened_after_a_drop():
+@pytest.fixture
+def server():
     server = SMTPServer()
     server.start()
-    try:
-        server.handler.drop_after = 2
-        server.handler.replies["bad@example.org"] = "550 5.1.1 No such user"
-        transport = SMTPTransport(SMTPSettings("127.0.0.1", server.port))
-        results = transport.send([_message(f"r{i}@example.org") for i in range(3)]
-                                 + [_message("bad@example.org"), _message("r3@example.org")])
-        transport.close()
-        assert [r.ok for r in results] == [True, True, True, False, True]
-        assert results[3].code == 550
-        assert sorted(r for m in server.messages for r in m.recipients) == \
-            ["r0@example.org", "r1@example.org", "r2@example.org", "r3@example.org"]
-        assert server.handler.drop_after is None  # the drop happened; the 3rd went on a new connection
-    finally:
-        server.stop()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
+def test_one_connection_reused_and_reopened_after_a_drop(server, pipelining):
+    server.handler.pipelining = pipelining
+    server.handler.drop_after = 2
+    server.handler.replies["bad@example.org"] = "550 5.1.1 No such user"
+    transport = SMTPTransport(SMTPSettings("127.0.0.1", server.port))
+    results = transport.send([_message(f"r{i}@example.org") for i in range(3)]
+                             + [_message("bad@example.org"), _message("r3@example.org")])
+    transport.close()
+    assert [r.ok for r in results] == [True, True, True, False, True]
+    assert results[3].code == 550 and "5.1.1" in results[3].error
+    assert sorted(r for m in server.messages for r in m.recipients) == \
+        ["r0@example.org", "r1@example.org", "r2@example.org", "r3@example.org"]
+    assert server.handler.drop_after is None  # the drop happened; the 3rd went on a new connection
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
+def test_refusals_mid_chunk_and_a_closing_server(server, pipelining):
+    """A refused recipient does not disturb the transaction after it; a 421 (the server
+    closes) fails only its own message, the rest go on a new connection."""
+    server.handler.pipelining = pipelining
+    server.handler.replies.update({"bad@example.org": "550 5.1.1 No such user",
+                                   "busy@example.org": "421 4.7.0 Too busy, closing"})
+    names = ["a", "bad", "b", "busy", "c", "bad", "bad", "d"]
+    transport = SMTPTransport(SMTPSettings("127.0.0.1", server.port))
+    results = transport.send([_message(f"{name}@example.org") for name in names])
+    transport.close()
+    assert [(r.ok, r.code) for r in results] == [
+        (True, 250), (False, 550), (True, 250), (False, 421), (True, 250), (False, 550), (False, 550),
+        (True, 250)]
+    assert results[3].temporary and not results[1].temporary
+    assert [m.recipients for m in server.messages] == [[f"{n}@example.org"] for n in "abcd"]
+
+
+def test_dots_and_line_ends_arrive_as_sent(server):
+    """The pipelined DATA payload is dot-stuffed and ends lines with CRLF only (RFC 5321)."""
+    body = b"Subject: kropki\r\n\r\n.first\r\n..second\r\nbare\nlf\r\n.\r\nend"
+    transport = SMTPTransport(SMTPSettings("127.0.0.1", server.port))
+    [result] = transport.send([Outgoing("a@example.org", "b@example.org", body, "<1@example.org>")])
+    transport.close()
+    assert result.ok
+    assert server.messages[0].data == body.replace(b"bare\nlf", b"bare\r\nlf") + b"\r\n"
+
+
+@pytest.mark.parametrize("pipelining, most", [(True, 3 + 10), (False, 2 + 4 * 10)],
+                         ids=["pipelined", "one-by-one"])
+def test_pipelining_writes_once_per_message(server, monkeypatch, pipelining, most):
+    """With PIPELINING a message is one write (its data and the next envelope) and one
+    wait; without, MAIL, RCPT, DATA and the data each wait for their reply."""
+    server.handler.pipelining = pipelining
+    writes = []
+    send = smtplib.SMTP.send
+    monkeypatch.setattr(smtplib.SMTP, "send", lambda smtp, data: (writes.append(data), send(smtp, data))[1])
+    transport = SMTPTransport(SMTPSettings("127.0.0.1", server.port))
+    results = transport.send([_message(f"r{i}@example.org") for i in range(10)])
+    transport.close()
+    assert all(r.ok for r in results) and len(server.messages) == 10
+    assert len(writes) <= most
+    if pipelining:
+        assert sum(isinstance(w, bytes) and b"MAIL FROM:<a@example.org>" in w for w in writes) == 10
+        assert len(writes) < 2 + 4 * 10

@@ -4,6 +4,7 @@
 caller records outcomes in bulk. A transport never raises for one recipient's failure.
 """
 
+import re
 import smtplib
 import ssl
 import uuid
@@ -92,7 +93,13 @@ class SMTPSettings:
 
 
 class SMTPTransport:
-    """One SMTP connection, opened lazily, reused across messages, reopened if dropped."""
+    """One SMTP connection, opened lazily, reused across messages, reopened if dropped.
+
+    When the server offers PIPELINING (RFC 2920) each message costs one round trip, not
+    four: its data goes out in one write with the next message's MAIL, RCPT and DATA,
+    and the client then waits for the one reply it needs next (DATA's 354). Without it,
+    smtplib's ``sendmail`` waits for every reply.
+    """
 
     def __init__(self, settings: SMTPSettings):
         self.settings = settings
@@ -113,9 +120,31 @@ class SMTPTransport:
             smtp.login(s.username, s.password)
         return smtp
 
+    def send(self, messages: Iterable[Outgoing]) -> list[Result]:
+        """One Result per message, in order. A connection lost mid-message costs that
+        message one more try on a fresh connection, then it is a temporary failure."""
+        messages = list(messages)
+        results: list[Result] = []
+        retried = -1  # the index of the message that had its second chance
+        while len(results) < len(messages):
+            try:
+                if self._smtp is None:
+                    self._smtp = self._connect()
+                if self._smtp.has_extn("pipelining"):
+                    self._send_pipelined(messages[len(results):], results)
+                else:
+                    for message in messages[len(results):]:
+                        results.append(self._send_one(message))
+                        if self._smtp is None:
+                            break  # closed after a 421: the rest go on a new connection
+            except (smtplib.SMTPServerDisconnected, OSError) as exc:
+                self.close()
+                if retried == len(results):
+                    results.append(Result(messages[len(results)], False, 421, f"connection lost: {exc}"))
+                retried = len(results)
+        return results
+
     def _send_one(self, message: Outgoing) -> Result:
-        if self._smtp is None:
-            self._smtp = self._connect()
         try:
             refused = self._smtp.sendmail(message.sender, [message.recipient], message.data)
         except smtplib.SMTPRecipientsRefused as exc:
@@ -130,19 +159,40 @@ class SMTPTransport:
             return Result(message, False, code, _text(text))
         return Result(message, True)
 
-    def send(self, messages: Iterable[Outgoing]) -> list[Result]:
-        results = []
-        for message in messages:
-            try:
-                results.append(self._send_one(message))
-            except (smtplib.SMTPServerDisconnected, OSError) as exc:
+    def _send_pipelined(self, messages: list[Outgoing], results: list[Result]) -> None:
+        """Append a Result per message; returns early, the connection closed, after a 421."""
+        smtp = self._smtp
+        envelopes = [_envelope(message) for message in messages]
+        ahead = False  # this message's envelope went out with the previous write
+        for index, message in enumerate(messages):
+            if envelopes[index] is None:
+                results.append(Result(message, False, 553, "5.6.7 the address needs SMTPUTF8"))
+                ahead = False
+                continue
+            if not ahead:
+                smtp.send(envelopes[index])
+            replies = [smtp.getreply() for _ in range(3)]  # MAIL, RCPT, DATA
+            refusal = next(((code, text) for (code, text), ok in zip(replies, _ACCEPTED)
+                            if code not in ok), None)
+            following = envelopes[index + 1] if index + 1 < len(messages) else None
+            ahead = following is not None
+            if refusal is None:
+                smtp.send(_dot_stuffed(message.data) + (following or b""))
+                code, text = smtp.getreply()
+                results.append(Result(message, code == 250, code, "" if code == 250 else _text(text)))
+                closing = code == 421
+            else:
+                code, text = refusal
+                results.append(Result(message, False, code, _text(text)))
+                closing = any(code == 421 for code, _ in replies)
+                if not closing:  # end the transaction (a 354 given anyway gets an empty body)
+                    empty = replies[2][0] == 354
+                    smtp.send((b".\r\n" if empty else b"") + b"RSET\r\n" + (following or b""))
+                    for _ in range(2 if empty else 1):
+                        smtp.getreply()
+            if closing:  # the server is closing: the rest go on a new connection
                 self.close()
-                try:  # one fresh connection per message before giving up on it
-                    results.append(self._send_one(message))
-                except (smtplib.SMTPServerDisconnected, OSError) as again:
-                    self.close()
-                    results.append(Result(message, False, 421, f"connection lost: {again or exc}"))
-        return results
+                return
 
     def _reset(self) -> None:
         try:
@@ -157,6 +207,32 @@ class SMTPTransport:
             except (smtplib.SMTPException, OSError):
                 self._smtp.close()
             self._smtp = None
+
+
+_LINE_END = re.compile(rb"\r\n|\n|\r(?!\n)")
+_ACCEPTED = ((250,), (250, 251), (354,))  # what MAIL, RCPT and DATA answer when all is well
+
+
+def _envelope(message: Outgoing) -> bytes | None:
+    """MAIL, RCPT and DATA in one piece (None when an address is not ASCII)."""
+    try:
+        return (f"MAIL FROM:<{message.sender}>\r\nRCPT TO:<{message.recipient}>\r\nDATA\r\n"
+                .encode("ascii"))
+    except UnicodeEncodeError:
+        return None
+
+
+def _dot_stuffed(data: bytes) -> bytes:
+    """The DATA payload: CRLF line ends only (RFC 5321; built messages have them
+    already), a dot that starts a line doubled, a line with a single dot at the end."""
+    if data.count(b"\n") != data.count(b"\r\n") or data.count(b"\r") != data.count(b"\r\n"):
+        data = _LINE_END.sub(b"\r\n", data)
+    data = data.replace(b"\r\n.", b"\r\n..")
+    if data.startswith(b"."):
+        data = b"." + data
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
 
 
 def _text(value) -> str:
