@@ -4,7 +4,7 @@
 caller records outcomes in bulk. A transport never raises for one recipient's failure.
 """
 
-import re
+import functools
 import smtplib
 import ssl
 import uuid
@@ -107,7 +107,7 @@ class SMTPTransport:
 
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
-        context = ssl.create_default_context()
+        context = _tls_context() if s.ssl or s.starttls else None
         if s.ssl:
             smtp = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=context)
         else:
@@ -209,7 +209,13 @@ class SMTPTransport:
             self._smtp = None
 
 
-_LINE_END = re.compile(rb"\r\n|\n|\r(?!\n)")
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """Built once per process: loading the CA bundle takes about 20 ms, once per batch
+    it was a tenth of a worker's time."""
+    return ssl.create_default_context()
+
+
 _ACCEPTED = ((250,), (250, 251), (354,))  # what MAIL, RCPT and DATA answer when all is well
 
 
@@ -223,11 +229,10 @@ def _envelope(message: Outgoing) -> bytes | None:
 
 
 def _dot_stuffed(data: bytes) -> bytes:
-    """The DATA payload: CRLF line ends only (RFC 5321; built messages have them
-    already), a dot that starts a line doubled, a line with a single dot at the end."""
-    if data.count(b"\n") != data.count(b"\r\n") or data.count(b"\r") != data.count(b"\r\n"):
-        data = _LINE_END.sub(b"\r\n", data)
-    data = data.replace(b"\r\n.", b"\r\n..")
+    """The DATA payload as smtplib sends bytes: a dot that starts a line doubled, a line
+    with a single dot at the end (built messages already end every line with CRLF)."""
+    if b"\n." in data:
+        data = data.replace(b"\n.", b"\n..")
     if data.startswith(b"."):
         data = b"." + data
     if not data.endswith(b"\r\n"):
