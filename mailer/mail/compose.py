@@ -36,8 +36,9 @@ class Recipient:
 
 def _b64(text: str) -> bytes:
     """Base64 of the UTF-8 text with CRLF line ends, in lines of 76 characters."""
-    normalized = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n")
-    encoded = binascii.b2a_base64(normalized.encode("utf-8"), newline=False)
+    if "\r" in text:  # rendered templates end lines with "\n" only: skip two copies
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    encoded = binascii.b2a_base64(text.encode("utf-8").replace(b"\n", b"\r\n"), newline=False)
     return b"\r\n".join([encoded[i:i + 76] for i in range(0, len(encoded), 76)]) + b"\r\n"
 
 
