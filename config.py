@@ -123,7 +123,7 @@ class Config:
     RATE_PER_HOUR = env_int("RATE_PER_HOUR", 0)
     SMTP_MAX_CONNECTIONS = env_int("SMTP_MAX_CONNECTIONS", 4)
     # Sending engine (issue 4): chunking, leases, retries, self-pause.
-    SEND_CHUNK_SIZE = env_int("SEND_CHUNK_SIZE", 100)  # rows claimed, sent and committed together
+    SEND_CHUNK_SIZE = env_int("SEND_CHUNK_SIZE", 250)  # rows claimed, sent and committed together
     SEND_LEASE_SECONDS = env_int("SEND_LEASE_SECONDS", 300)  # a claimed row is re-claimable after
     SEND_STALL_SECONDS = env_int("SEND_STALL_SECONDS", 120)  # tick re-enqueues a silent campaign
     SEND_MAX_ATTEMPTS = env_int("SEND_MAX_ATTEMPTS", 5)  # 4xx answers before a row is failed

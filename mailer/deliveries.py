@@ -174,9 +174,10 @@ class Outcomes:
 
 
 def record(session: Session, campaign_id: int, outcomes: Outcomes, pause_after: int,
-           pause_reason: str) -> None:
+           pause_reason: str) -> str | None:
     """Write a chunk's outcomes and the campaign's counters; pause the campaign when
-    ``pause_after`` failures in a row have been reached."""
+    ``pause_after`` failures in a row have been reached. Returns the campaign's status
+    as of this write (a pause or cancel committed meanwhile included)."""
     now = utcnow()
     if outcomes.sent:
         session.execute(update(Delivery).where(Delivery.id.in_(outcomes.sent))
@@ -193,18 +194,21 @@ def record(session: Session, campaign_id: int, outcomes: Outcomes, pause_after: 
             .execution_options(synchronize_session=False))
     consecutive = (literal(outcomes.trailing_failures) if outcomes.any_success
                    else Campaign.consecutive_failures + outcomes.trailing_failures)
-    session.execute(update(Campaign).where(Campaign.id == campaign_id).values(
+    status = session.scalar(update(Campaign).where(Campaign.id == campaign_id).values(
         sent_count=Campaign.sent_count + len(outcomes.sent),
         failed_count=Campaign.failed_count + len(outcomes.failed),
         skipped_count=Campaign.skipped_count + outcomes.skipped,
         consecutive_failures=consecutive,
         progress_at=now,
-    ).execution_options(synchronize_session=False))
+    ).returning(Campaign.status).execution_options(synchronize_session=False))
     if pause_after and outcomes.trailing_failures:
-        session.execute(update(Campaign).where(
+        paused = session.execute(update(Campaign).where(
             Campaign.id == campaign_id, Campaign.status == "sending",
             Campaign.consecutive_failures >= pause_after,
         ).values(status="paused", status_reason=pause_reason).execution_options(synchronize_session=False))
+        if paused.rowcount:
+            status = "paused"
+    return status
 
 
 def requeue_failed(session: Session, campaign_id: int) -> int:

@@ -189,20 +189,23 @@ def send_batch(session: Session, campaign_id: int, batch: int) -> float | None:
         return 5.0  # every SMTP connection slot is busy: try again soon
     limiter = RateLimiter(config)
     transport = from_config(config)
+    status = _status(session, campaign_id)  # the slot may have taken a while
     try:
-        while _status(session, campaign_id) == CampaignStatus.SENDING:
+        while status == CampaignStatus.SENDING:
             # Tokens first, rows second: no claimed row waits on the rate limit (and its lease).
             allowed = limiter.take(config["SEND_CHUNK_SIZE"], max_wait=2.0)
             if not allowed:
                 slot.refresh()
-                continue  # check pause/cancel again, then wait for more tokens
+                status = _status(session, campaign_id)  # paused or cancelled meanwhile?
+                continue
             rows, skipped = deliveries.claim(session, campaign_id, batch, allowed, lease)
             session.commit()
             if not rows and not skipped:
                 break
             outcomes = _send_chunk(session, mailer, transport, rows, skipped)
-            deliveries.record(session, campaign_id, outcomes, config["SEND_PAUSE_AFTER_FAILURES"],
-                              _pause_reason(config["SEND_PAUSE_AFTER_FAILURES"], outcomes))
+            # The status comes back with the counters: a pause stops the batch after this chunk.
+            status = deliveries.record(session, campaign_id, outcomes, config["SEND_PAUSE_AFTER_FAILURES"],
+                                       _pause_reason(config["SEND_PAUSE_AFTER_FAILURES"], outcomes))
             session.commit()
             slot.refresh()
     finally:
