@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+BASELINE_MAX = 100_000
 
 
 def free_port() -> int:
@@ -260,7 +261,8 @@ def run(args, env: dict, keys_dir: Path) -> None:
         db.session.remove()
         db.engine.dispose()  # nothing of the pool crosses the fork
         host, port = "127.0.0.1", int(env["SMTP_URL"].rsplit(":", 1)[1])
-        sent, seconds = baseline.run(mailer, host, port, args.n, args.workers)
+        # A rate needs no million messages: the baseline sends N, at most 100,000.
+        sent, seconds = baseline.run(mailer, host, port, min(args.n, BASELINE_MAX), args.workers)
         base_rate = sent / seconds
         print(f"baseline ({args.workers}-process render + hand-built bytes + smtplib, no DB/queue): "
               f"{sent:,} in {seconds:.1f} s = {base_rate:,.0f} msgs/s", flush=True)

@@ -31,6 +31,8 @@ class Received:
     sender: str
     recipients: list[str]
     data: bytes
+    tls: bool = False  # came over TLS (STARTTLS or implicit)
+    login: str = ""  # the AUTH user, if any
 
     @property
     def message(self) -> EmailMessage:
@@ -68,18 +70,24 @@ class Handler:
                 self.drop_after = None
                 server.transport.close()  # the client sees the connection drop mid-batch
                 return "421 4.4.2 Connection dropped"
+            login = session.auth_data.login.decode() if session.authenticated else ""
             self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
-                                          envelope.original_content or envelope.content))
+                                          envelope.original_content or envelope.content,
+                                          tls=server.transport.get_extra_info("ssl_object") is not None,
+                                          login=login))
             self.arrivals.append(time.monotonic())
         return "250 2.0.0 Message accepted"
 
 
 class SMTPServer:
-    def __init__(self):
+    """``options`` go to aiosmtpd's Controller: ``tls_context`` (STARTTLS), ``ssl_context``
+    (implicit TLS), ``authenticator``, ``auth_required``, ``require_starttls``..."""
+
+    def __init__(self, **options):
         self.handler = Handler()
         self.port = free_port()
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
-                                     decode_data=False, data_size_limit=10 * 1024 * 1024)
+                                     decode_data=False, data_size_limit=10 * 1024 * 1024, **options)
 
     def start(self) -> None:
         self.controller.start()

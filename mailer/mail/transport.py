@@ -4,6 +4,7 @@
 caller records outcomes in bulk. A transport never raises for one recipient's failure.
 """
 
+import base64
 import functools
 import smtplib
 import ssl
@@ -72,10 +73,12 @@ class SMTPSettings:
     ssl: bool = False
     starttls: bool = False
     timeout: float = 30.0
+    cafile: str = ""  # trust this CA bundle instead of the system's (a private relay)
 
     @classmethod
     def from_url(cls, url: str) -> "SMTPSettings":
-        """``smtp://user:pass@host:port?starttls=1`` or ``smtps://...`` (implicit TLS)."""
+        """``smtp://user:pass@host:port?starttls=1`` or ``smtps://...`` (implicit TLS);
+        ``?timeout=`` seconds, ``?cafile=`` a CA bundle for the server's certificate."""
         parts = urlsplit(url)
         if parts.scheme not in {"smtp", "smtps"}:
             raise ValueError(f"SMTP_URL must start with smtp:// or smtps://, not {parts.scheme}://")
@@ -89,6 +92,7 @@ class SMTPSettings:
             ssl=implicit,
             starttls=query.get("starttls", "0").lower() in {"1", "true", "yes"},
             timeout=float(query.get("timeout", 30)),
+            cafile=query.get("cafile", ""),
         )
 
 
@@ -107,17 +111,21 @@ class SMTPTransport:
 
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
-        context = _tls_context() if s.ssl or s.starttls else None
+        context = _tls_context(s.cafile) if s.ssl or s.starttls else None
         if s.ssl:
             smtp = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=context)
         else:
             smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
-        smtp.ehlo()
-        if s.starttls:
-            smtp.starttls(context=context)
+        try:
             smtp.ehlo()
-        if s.username:
-            smtp.login(s.username, s.password)
+            if s.starttls:
+                smtp.starttls(context=context)
+                smtp.ehlo()
+            if s.username:
+                _authenticate(smtp, s.username, s.password)
+        except BaseException:
+            smtp.close()
+            raise
         return smtp
 
     def send(self, messages: Iterable[Outgoing]) -> list[Result]:
@@ -129,7 +137,14 @@ class SMTPTransport:
         while len(results) < len(messages):
             try:
                 if self._smtp is None:
-                    self._smtp = self._connect()
+                    try:
+                        self._smtp = self._connect()
+                    except smtplib.SMTPServerDisconnected:
+                        raise
+                    except smtplib.SMTPException as exc:  # greeting, STARTTLS or AUTH refused
+                        code = getattr(exc, "smtp_code", 530)
+                        error = f"connecting: {_text(getattr(exc, 'smtp_error', exc))}"
+                        return results + [Result(m, False, code, error) for m in messages[len(results):]]
                 if self._smtp.has_extn("pipelining"):
                     self._send_pipelined(messages[len(results):], results)
                 else:
@@ -209,11 +224,23 @@ class SMTPTransport:
             self._smtp = None
 
 
+def _authenticate(smtp: smtplib.SMTP, username: str, password: str) -> None:
+    """AUTH PLAIN in UTF-8 (RFC 4616) when offered: smtplib's ``login`` encodes ASCII only
+    and, refused, retries with other mechanisms. Otherwise ``login``."""
+    if "PLAIN" not in smtp.esmtp_features.get("auth", "").upper().split():
+        smtp.login(username, password)
+        return
+    token = base64.b64encode(b"\0" + username.encode() + b"\0" + password.encode()).decode("ascii")
+    code, text = smtp.docmd("AUTH", "PLAIN " + token)
+    if code != 235:
+        raise smtplib.SMTPAuthenticationError(code, text)
+
+
 @functools.cache
-def _tls_context() -> ssl.SSLContext:
+def _tls_context(cafile: str) -> ssl.SSLContext:
     """Built once per process: loading the CA bundle takes about 20 ms, once per batch
     it was a tenth of a worker's time."""
-    return ssl.create_default_context()
+    return ssl.create_default_context(cafile=cafile or None)
 
 
 _ACCEPTED = ((250,), (250, 251), (354,))  # what MAIL, RCPT and DATA answer when all is well
