@@ -18,6 +18,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 def free_port() -> int:
@@ -77,6 +78,16 @@ class Handler:
                                           login=login))
             self.arrivals.append(time.monotonic())
         return "250 2.0.0 Message accepted"
+
+
+def authenticator_for(user: str, password: str):
+    """An aiosmtpd ``authenticator`` that accepts one login. ``handled=False``: aiosmtpd
+    answers a refusal itself (535); ``auth_data`` stays on the session (Received.login)."""
+    def check(server, session, envelope, mechanism, auth_data):
+        ok = isinstance(auth_data, LoginPassword) and \
+            (auth_data.login, auth_data.password) == (user.encode(), password.encode())
+        return AuthResult(success=ok, handled=False, auth_data=auth_data)
+    return check
 
 
 class SMTPServer:

@@ -5,8 +5,8 @@ import pytest
 from sqlalchemy import select
 
 from mailer import sending, suppression
-from mailer.models import CampaignStatus, Delivery, DeliveryStatus, Subscriber
-from tests.smtp_server import SMTPServer
+from mailer.models import Campaign, CampaignStatus, Delivery, DeliveryStatus, Subscriber
+from tests.smtp_server import SMTPServer, authenticator_for
 from tests.helpers_engine import (address, assert_exactly_once, campaign_status, make_audience,
                                   make_campaign, rows, wait_until, wait_worker_idle)
 
@@ -69,6 +69,40 @@ def test_temporary_permanent_and_dropped_connection(session, faulty_server, engi
     assert not suppression.is_suppressed(session, address(3))
     stats = sending.progress(session, campaign.id)
     assert (stats["sent"], stats["failed"], stats["queued"]) == (21, 3, 0)
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_refused_login_pauses_the_campaign_and_resume_sends_each_once(session, app, celery_worker):
+    """A wrong SMTP password fails no recipient for good: the rows wait for a retry, the
+    campaign pauses itself and says why; with the password fixed, resume sends to all."""
+    server = SMTPServer(auth_required=True, auth_require_tls=False,
+                        authenticator=authenticator_for("newsletter", "dobre-hasło"))
+    server.start()
+    saved = dict(app.config)
+    app.config.update(BATCH_SIZE=10, SEND_CHUNK_SIZE=4, SEND_RETRY_BASE_SECONDS=0.2,
+                      SEND_RETRY_MAX_SECONDS=0.4, SEND_MAX_ATTEMPTS=5, SEND_PAUSE_AFTER_FAILURES=6,
+                      SMTP_URL=f"smtp://newsletter:zle@127.0.0.1:{server.port}")
+    try:
+        campaign = make_campaign(session, make_audience(session, 12))
+        session.commit()
+        sending.launch(session, campaign.id)
+        session.commit()
+        wait_until(lambda: campaign_status(campaign.id) == CampaignStatus.PAUSED)
+        session.expire_all()
+        assert "535" in session.get(Campaign, campaign.id).status_reason
+        assert server.messages == []
+        assert DeliveryStatus.FAILED not in rows(campaign.id).values()
+        app.config["SMTP_URL"] = f"smtp://newsletter:dobre-has%C5%82o@127.0.0.1:{server.port}"
+        sending.resume(session, campaign.id)
+        session.commit()
+        wait_until(lambda: campaign_status(campaign.id) == CampaignStatus.SENT)
+        assert_exactly_once(server, campaign.id, {address(i) for i in range(12)})
+        assert {m.login for m in server.messages} == {"newsletter"}
+    finally:
+        wait_worker_idle(celery_worker)
+        app.config.clear()
+        app.config.update(saved)
+        server.stop()
 
 
 def test_backoff_grows_with_jitter_and_is_capped(app):

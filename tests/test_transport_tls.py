@@ -1,6 +1,6 @@
 """SMTP over STARTTLS and implicit TLS, with AUTH, against a real aiosmtpd server that
 holds a certificate the client trusts through ``?cafile=``; refusals at connect time
-become per-message results (a wrong password pauses nothing by itself, it fails)."""
+become temporary per-message results."""
 
 import ipaddress
 import ssl
@@ -8,7 +8,6 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
 import pytest
-from aiosmtpd.smtp import AuthResult, LoginPassword
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -16,7 +15,7 @@ from cryptography.x509.oid import NameOID
 
 from mailer.mail.message import Outgoing
 from mailer.mail.transport import SMTPSettings, SMTPTransport
-from tests.smtp_server import SMTPServer
+from tests.smtp_server import SMTPServer, authenticator_for
 
 USER, PASSWORD = "newsletter", "hasło-ąę 123"
 
@@ -48,13 +47,6 @@ def server_context(certificate) -> ssl.SSLContext:
     return context
 
 
-def authenticator(server, session, envelope, mechanism, auth_data):
-    ok = isinstance(auth_data, LoginPassword) and \
-        (auth_data.login, auth_data.password) == (USER.encode(), PASSWORD.encode())
-    # handled=False: aiosmtpd answers a refusal itself (535); auth_data stays on the session
-    return AuthResult(success=ok, handled=False, auth_data=auth_data)
-
-
 def messages(count: int) -> list[Outgoing]:
     return [Outgoing("a@example.org", f"r{i}@example.org", b"Subject: tls\r\n\r\nhello\r\n", f"<{i}@x>")
             for i in range(count)]
@@ -63,7 +55,7 @@ def messages(count: int) -> list[Outgoing]:
 @pytest.fixture
 def starttls_server(certificate):
     server = SMTPServer(tls_context=server_context(certificate), require_starttls=True,
-                        auth_required=True, auth_require_tls=True, authenticator=authenticator)
+                        auth_required=True, auth_require_tls=True, authenticator=authenticator_for(USER, PASSWORD))
     server.start()
     yield server
     server.stop()
@@ -73,7 +65,7 @@ def starttls_server(certificate):
 def implicit_tls_server(certificate):
     # aiosmtpd counts only STARTTLS as TLS for auth_require_tls: the session is TLS all along
     server = SMTPServer(ssl_context=server_context(certificate), auth_required=True,
-                        auth_require_tls=False, authenticator=authenticator)
+                        auth_require_tls=False, authenticator=authenticator_for(USER, PASSWORD))
     server.start()
     yield server
     server.stop()
@@ -105,13 +97,15 @@ def test_implicit_tls_and_auth(implicit_tls_server, certificate):
     assert [(m.tls, m.login) for m in implicit_tls_server.messages] == [(True, USER)] * 2
 
 
-def test_wrong_password_fails_every_message_of_the_chunk(starttls_server, certificate):
+def test_wrong_password_is_a_temporary_failure_of_every_message(starttls_server, certificate):
+    """A refused login is a setting to fix, not a bad recipient: the engine retries the
+    messages later (and pauses the campaign after SEND_PAUSE_AFTER_FAILURES)."""
     url = f"smtp://{USER}:wrong@127.0.0.1:{starttls_server.port}?starttls=1&cafile={certificate[0]}"
     transport = SMTPTransport(SMTPSettings.from_url(url))
     results = transport.send(messages(2))
     transport.close()
     assert [(r.ok, r.code) for r in results] == [(False, 535), (False, 535)], results
-    assert "connecting" in results[0].error and not results[0].temporary
+    assert "connecting" in results[0].error and results[0].temporary and not results[0].hard_bounce
     assert starttls_server.messages == []
 
 

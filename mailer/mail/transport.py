@@ -24,16 +24,20 @@ class Result:
     ok: bool
     code: int = 250
     error: str = ""
+    # The connection was refused (greeting, TLS, AUTH), not the recipient: a setting to
+    # fix, after which the message is worth sending again.
+    connecting: bool = False
 
     @property
     def temporary(self) -> bool:
-        """A 4xx answer or a lost connection: worth retrying later."""
-        return not self.ok and (self.code < 500 or self.code >= 600)
+        """A 4xx answer, a lost or refused connection: worth retrying later."""
+        return not self.ok and (self.connecting or self.code < 500 or self.code >= 600)
 
     @property
     def hard_bounce(self) -> bool:
         """5.1.x (bad mailbox or domain): the address should never be mailed again."""
-        return not self.ok and self.code >= 500 and self.code < 600 and " 5.1." in f" {self.error}"
+        return (not self.ok and not self.connecting and 500 <= self.code < 600
+                and " 5.1." in f" {self.error}")
 
 
 class Transport(Protocol):
@@ -144,7 +148,8 @@ class SMTPTransport:
                     except smtplib.SMTPException as exc:  # greeting, STARTTLS or AUTH refused
                         code = getattr(exc, "smtp_code", 530)
                         error = f"connecting: {_text(getattr(exc, 'smtp_error', exc))}"
-                        return results + [Result(m, False, code, error) for m in messages[len(results):]]
+                        return results + [Result(m, False, code, error, connecting=True)
+                                          for m in messages[len(results):]]
                 if self._smtp.has_extn("pipelining"):
                     self._send_pipelined(messages[len(results):], results)
                 else:
