@@ -3,7 +3,7 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import (BooleanField, EmailField, PasswordField, SelectField,
+from wtforms import (BooleanField, EmailField, PasswordField, SelectChoice, SelectField,
                      SelectMultipleField, StringField, TextAreaField)
 from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
@@ -14,7 +14,7 @@ class LoginForm(FlaskForm):
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=1000)])
 
 
-ROLE_CHOICES = [("editor", _l("Editor")), ("admin", _l("Administrator"))]
+ROLE_CHOICES = [SelectChoice("editor", _l("Editor")), SelectChoice("admin", _l("Administrator"))]
 
 
 class UserForm(FlaskForm):
@@ -43,8 +43,8 @@ class MultiCheckboxField(SelectMultipleField):
     option_widget = CheckboxInput()
 
 
-STATUS_CHOICES = [("pending", _l("Pending (not yet confirmed)")),
-                  ("confirmed", _l("Confirmed (consent recorded elsewhere)"))]
+STATUS_CHOICES = [SelectChoice("pending", _l("Pending (not yet confirmed)")),
+                  SelectChoice("confirmed", _l("Confirmed (consent recorded elsewhere)"))]
 
 
 class MappingForm(FlaskForm):

@@ -3,6 +3,7 @@
 from flask import flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
+from wtforms import SelectChoice
 
 from ... import imports, lists
 from ...errors import InvalidInput
@@ -51,12 +52,12 @@ def _mapping_form(preview: dict, formdata=None) -> MappingForm:
         email_col=str(job.options.get("email_col")),
         name_col=str(job.options.get("name_col") if job.options.get("name_col") is not None else ""),
         locale_col=str(job.options.get("locale_col") if job.options.get("locale_col") is not None else ""))
-    columns = [(str(i), f"{i + 1}: {title}" if title and job.has_header else str(i + 1))
+    columns = [SelectChoice(str(i), f"{i + 1}: {title}" if title and job.has_header else str(i + 1))
                for i, title in enumerate(preview["header"])]
     form.email_col.choices = columns
-    form.name_col.choices = [("", _("(none)"))] + columns
-    form.locale_col.choices = [("", _("(none)"))] + columns
-    form.list_ids.choices = [(m.id, m.name) for m in lists.all_lists(db.session)]
+    form.name_col.choices = [SelectChoice("", _("(none)"))] + columns
+    form.locale_col.choices = [SelectChoice("", _("(none)"))] + columns
+    form.list_ids.choices = [SelectChoice(m.id, m.name) for m in lists.all_lists(db.session)]
     return form
 
 
