@@ -174,10 +174,11 @@ class Outcomes:
 
 
 def record(session: Session, campaign_id: int, outcomes: Outcomes, pause_after: int,
-           pause_reason: str) -> str | None:
+           last_error: str) -> str | None:
     """Write a chunk's outcomes and the campaign's counters; pause the campaign when
-    ``pause_after`` failures in a row have been reached. Returns the campaign's status
-    as of this write (a pause or cancel committed meanwhile included)."""
+    ``pause_after`` failures in a row have been reached (keeping ``last_error`` as the
+    reason). Returns the campaign's status as of this write (a pause or cancel committed
+    meanwhile included)."""
     now = utcnow()
     if outcomes.sent:
         session.execute(update(Delivery).where(Delivery.id.in_(outcomes.sent))
@@ -205,7 +206,7 @@ def record(session: Session, campaign_id: int, outcomes: Outcomes, pause_after: 
         paused = session.execute(update(Campaign).where(
             Campaign.id == campaign_id, Campaign.status == "sending",
             Campaign.consecutive_failures >= pause_after,
-        ).values(status="paused", status_reason=pause_reason).execution_options(synchronize_session=False))
+        ).values(status="paused", status_reason=last_error).execution_options(synchronize_session=False))
         if paused.rowcount:
             status = "paused"
     return status

@@ -25,6 +25,7 @@ from collections import OrderedDict
 from datetime import timedelta
 
 from flask import current_app
+from flask_babel import gettext, ngettext
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -144,7 +145,19 @@ def progress(session: Session, campaign_id: int) -> dict:
     eta = round(queued / rate) if rate > 0 and queued and campaign.status == CampaignStatus.SENDING else None
     return {"status": str(campaign.status), "total": total, "queued": queued, "sent": sent,
             "failed": failed, "skipped": campaign.skipped_count or 0, "rate": round(rate, 1),
-            "eta_seconds": eta, "reason": campaign.status_reason or ""}
+            "eta_seconds": eta, "reason": reason(campaign)}
+
+
+def reason(campaign: Campaign) -> str:
+    """Why the campaign stopped, in the current language: the automatic pause with the
+    last server answer (kept as it came), or a launch error's message."""
+    if not campaign.status_reason:
+        return ""
+    if campaign.status == CampaignStatus.PAUSED and campaign.consecutive_failures:
+        return ngettext("Paused automatically after %(num)d failed message in a row (last: %(error)s).",
+                        "Paused automatically after %(num)d failed messages in a row (last: %(error)s).",
+                        campaign.consecutive_failures, error=campaign.status_reason)
+    return gettext(campaign.status_reason)
 
 
 def _fan_out(session: Session, campaign: Campaign) -> None:
@@ -207,7 +220,7 @@ def send_batch(session: Session, campaign_id: int, batch: int) -> float | None:
             outcomes = _send_chunk(session, mailer, transport, rows, skipped)
             # The status comes back with the counters: a pause stops the batch after this chunk.
             status = deliveries.record(session, campaign_id, outcomes, config["SEND_PAUSE_AFTER_FAILURES"],
-                                       _pause_reason(config["SEND_PAUSE_AFTER_FAILURES"], outcomes))
+                                       _last_error(outcomes))
             session.commit()
             slot.refresh()
     finally:
@@ -340,11 +353,6 @@ def backoff(attempts: int, config) -> float:
     """Exponential delay before attempt ``attempts + 1``, with full jitter on its upper half."""
     ceiling = min(config["SEND_RETRY_MAX_SECONDS"], config["SEND_RETRY_BASE_SECONDS"] * 2 ** (attempts - 1))
     return ceiling / 2 + random.uniform(0, ceiling / 2)
-
-
-def _pause_reason(limit: int, outcomes: deliveries.Outcomes) -> str:
-    return (f"Paused automatically after {limit} failed messages in a row"
-            f" (last: {_last_error(outcomes)}).")
 
 
 def _last_error(outcomes: deliveries.Outcomes) -> str:

@@ -56,7 +56,7 @@ def test_record_updates_rows_and_counters_in_bulk(session):
         retry=[{"id": ids[3], "attempts": 1, "error": "451 later", "next_attempt_at": utcnow() + timedelta(hours=1)}],
         failed=[{"id": ids[4], "attempts": 1, "error": "550 5.1.1", "status": DeliveryStatus.BOUNCED}],
         skipped=1, trailing_failures=2, any_success=True)
-    deliveries.record(session, campaign.id, outcomes, pause_after=3, pause_reason="x")
+    deliveries.record(session, campaign.id, outcomes, pause_after=3, last_error="x")
     session.commit()
     campaign = session.get(Campaign, campaign.id)
     assert (campaign.sent_count, campaign.failed_count, campaign.skipped_count,

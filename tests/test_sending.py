@@ -2,6 +2,7 @@
 exactly-once, pause/resume/cancel, retry failed, progress."""
 
 import pytest
+from flask_babel import force_locale
 from sqlalchemy import select
 
 from mailer import deliveries, sending, suppression
@@ -182,8 +183,14 @@ def test_campaign_pauses_itself_after_consecutive_failures(session, smtp_server,
     run_all_batches(session, campaign.id)
     stats = sending.progress(session, campaign.id)
     assert stats["status"] == "paused"
-    assert "4 failed messages in a row" in stats["reason"]
     assert stats["failed"] < 10  # it stopped before trying everyone
+    count = stats["failed"]  # each failed for good: all of them in a row
+    with force_locale("en"):
+        assert sending.progress(session, campaign.id)["reason"] == \
+            f"Paused automatically after {count} failed messages in a row (last: 554 5.7.1 Blocked)."
+    with force_locale("pl"):
+        assert sending.progress(session, campaign.id)["reason"] == \
+            f"Wstrzymano automatycznie po {count} nieudanych wiadomościach z rzędu (ostatnia odpowiedź: 554 5.7.1 Blocked)."
 
 
 def test_scheduled_campaign_is_launched_by_tick(session, engine_config):

@@ -164,6 +164,11 @@ def campaign_progress(campaign_id: int):
     return jsonify(sending.progress(db.session, campaign_id))
 
 
+@bp.app_template_global("campaign_reason")
+def campaign_reason(campaign) -> str:
+    return sending.reason(campaign)
+
+
 @bp.app_template_global("status_label")
 def status_label(status) -> str:
     """A campaign state in the page's language."""
