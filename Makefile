@@ -31,7 +31,8 @@ translations: $(VENV)/.installed
 run: install
 	$(FLASK) db upgrade
 	$(FLASK) demo
-	PORT=$(PORT) $(BIN)/honcho start -f Procfile -p $(PORT)
+	@# honcho gives each process its own PORT: the links in mail are the web's (BASE_URL)
+	BASE_URL=$${BASE_URL:-http://127.0.0.1:$(PORT)} PORT=$(PORT) $(BIN)/honcho start -f Procfile -p $(PORT)
 
 ## make test: the whole suite on PostgreSQL and SQLite, with Redis, aiosmtpd, Celery and Chromium.
 test: install-test system-test-deps

@@ -57,14 +57,10 @@ def embedded(tmp_path):
     env = {key: value for key, value in os.environ.items()
            if key not in {"REDIS_URL", "SMTP_URL", "DATABASE_URL", "SECRET_KEY", "OUTBOX_DIR",
                           "BASE_URL", "CELERY_QUEUE", "MAILER_ENV"} and not key.startswith("TEST_")}
-    env.update(INSTANCE_DIR=str(instance), PORT=str(port), BASE_URL=f"http://127.0.0.1:{port}",
-               PYTHONUNBUFFERED="1")
-    run = {"cwd": ROOT, "env": env, "check": True, "capture_output": True, "text": True, "timeout": 120}
-    subprocess.run([str(BIN / "flask"), "--app", "mailer", "db", "upgrade"], **run)
-    demo = subprocess.run([str(BIN / "flask"), "--app", "mailer", "demo"], **run).stdout
-    login = re.search(r"Demo admin: (\S+) / (\S+)", demo)
-    # Exactly what `make run` starts: web, worker and beat from the Procfile, under honcho.
-    commands = {"honcho": [str(BIN / "honcho"), "start", "-f", "Procfile", "-p", str(port)]}
+    env.update(INSTANCE_DIR=str(instance), PYTHONUNBUFFERED="1")
+    # `make run` itself: migrate, the demo admin, then web, worker and beat under honcho
+    # (which gives each process its own PORT: the links in mail must still be the web's).
+    commands = {"make": ["make", "--no-print-directory", "run", f"PORT={port}"]}
     processes = {}
     try:
         for name, command in commands.items():
@@ -79,7 +75,8 @@ def embedded(tmp_path):
             except requests.RequestException:
                 return False
 
-        wait_until(up, "the web app")
+        wait_until(up, "the web app", logs=tmp_path)
+        login = re.search(r"Demo admin: (\S+) / (\S+)", (tmp_path / "make.log").read_text())
         yield {"base": base, "instance": instance, "outbox": instance / "outbox",
                "login": login.groups(), "processes": processes, "logs": tmp_path}
     finally:
