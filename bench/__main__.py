@@ -86,12 +86,17 @@ def environment(args, run_id: str, database_url: str, sink_port: int) -> dict:
     }
 
 
+WORKER_LOG = Path(tempfile.gettempdir()) / "mailer-bench-workers.log"
+
+
 def start_workers(env: dict, count: int) -> list[subprocess.Popen]:
+    """W solo-pool workers; their output goes to WORKER_LOG (shown if one dies)."""
+    log = WORKER_LOG.open("a")
     return [subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--pool", "solo",
          "--loglevel", "WARNING", "-n", f"bench{k}-{env['CELERY_QUEUE']}@%h", "--without-mingle",
          "--without-gossip", "-Q", env["CELERY_QUEUE"]], cwd=ROOT, env={**os.environ, **env},
-        stdout=subprocess.DEVNULL)
+        stdout=log, stderr=subprocess.STDOUT)
         for k in range(count)]
 
 
@@ -161,7 +166,7 @@ def send_campaign(app, env, args, mailing_list, label: str) -> dict:
                 break
             for process in workers:
                 if process.poll() is not None:
-                    sys.exit(f"a worker died ({process.returncode})")
+                    sys.exit(f"a worker died ({process.returncode}); its output: {WORKER_LOG}")
         last = db.session.scalar(sa.select(sa.func.max(Delivery.sent_at)).where(
             Delivery.campaign_id == campaign_id))
         campaign = db.session.get(Campaign, campaign_id)
@@ -197,6 +202,7 @@ def time_snapshot(mailing_list, n: int) -> float:
 
 def main() -> None:
     args = parse()
+    WORKER_LOG.unlink(missing_ok=True)
     run_id = uuid.uuid4().hex[:8]
     server_url = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL") or \
         "postgresql://postgres@127.0.0.1:5432/postgres"
