@@ -78,7 +78,7 @@ def detail(session: Session, subscriber_id: int, deliveries_limit: int = 200) ->
     deliveries = session.execute(
         select(Delivery, Campaign).join(Campaign, Campaign.id == Delivery.campaign_id)
         .where(Delivery.subscriber_id == subscriber_id)
-        .order_by(Delivery.campaign_id.desc()).limit(deliveries_limit)
+        .order_by(Delivery.id.desc()).limit(deliveries_limit)
     ).all()
     return {
         "subscriber": subscriber,

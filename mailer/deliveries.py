@@ -85,7 +85,7 @@ def stalled_batches(session: Session, campaign_id: int, now: datetime, lease: in
 
 
 def has_open(session: Session, campaign_id: int) -> bool:
-    return session.scalar(select(Delivery.subscriber_id).where(
+    return session.scalar(select(Delivery.id).where(
         Delivery.campaign_id == campaign_id, Delivery.status.in_(OPEN)).limit(1)) is not None
 
 
@@ -100,6 +100,7 @@ def _claimable(now: datetime, lease: int):
 
 @dataclass(frozen=True)
 class Claimed:
+    delivery_id: int
     subscriber_id: int
     email: str
     name: str
@@ -114,62 +115,59 @@ def claim(session: Session, campaign_id: int, batch: int, limit: int, lease: int
     confirmed on a campaign list, or is suppressed now, are marked skipped.
     Returns (rows to send, number skipped)."""
     now = utcnow()
-    keys = (select(Delivery.subscriber_id)
-            .where(Delivery.campaign_id == campaign_id, Delivery.batch == batch, _claimable(now, lease))
-            .order_by(Delivery.subscriber_id).limit(limit))
+    ids = (select(Delivery.id)
+           .where(Delivery.campaign_id == campaign_id, Delivery.batch == batch, _claimable(now, lease))
+           .order_by(Delivery.id).limit(limit))
     if _dialect(session) == "postgresql":
-        keys = keys.with_for_update(skip_locked=True)
-    # MATERIALIZED: the LIMIT applies once. Inlined, PostgreSQL may join it as a
-    # rescanned inner loop, and every rescan takes up to ``limit`` more rows.
-    keys = keys.cte("claim_keys").prefix_with("MATERIALIZED")
+        ids = ids.with_for_update(skip_locked=True)
     claimed = session.execute(
-        update(Delivery).where(Delivery.campaign_id == campaign_id,
-                               Delivery.subscriber_id.in_(select(keys.c.subscriber_id)))
+        update(Delivery).where(Delivery.id.in_(ids.scalar_subquery()))
         .values(status=DeliveryStatus.SENDING, claimed_at=now)
-        .returning(Delivery.subscriber_id, Delivery.attempts)
+        .returning(Delivery.id, Delivery.subscriber_id, Delivery.attempts)
         .execution_options(synchronize_session=False)
     ).all()
     if not claimed:
         return [], 0
-    attempts = {row.subscriber_id: row.attempts for row in claimed}
+    by_subscriber = {row.subscriber_id: row for row in claimed}
     eligible = session.execute(
         select(Subscriber.id, Subscriber.email, Subscriber.name).where(
-            Subscriber.id.in_(attempts),
+            Subscriber.id.in_(by_subscriber),
             _confirmed_on(_list_ids(campaign_id), Subscriber.id),
             ~_suppressed(Subscriber.email_hash),
         )
     ).all()
-    rows = sorted((Claimed(s.id, s.email, s.name or "", attempts[s.id]) for s in eligible),
-                  key=lambda c: c.subscriber_id)
-    skipped = sorted(attempts.keys() - {row.subscriber_id for row in rows})
+    rows = sorted((Claimed(by_subscriber[s.id].id, s.id, s.email, s.name or "",
+                           by_subscriber[s.id].attempts) for s in eligible),
+                  key=lambda c: c.delivery_id)
+    skipped = [row.id for row in claimed if row.subscriber_id not in {r.subscriber_id for r in rows}]
     if skipped:
         session.execute(
-            update(Delivery).where(Delivery.campaign_id == campaign_id, Delivery.subscriber_id.in_(skipped))
+            update(Delivery).where(Delivery.id.in_(skipped))
             .values(status=DeliveryStatus.SKIPPED, last_error="no longer subscribed")
             .execution_options(synchronize_session=False))
     return rows, len(skipped)
 
 
-def message_id(campaign_id: int, subscriber_id: int, suffix: str) -> str:
+def message_id(campaign_id: int, delivery_id: int, suffix: str) -> str:
     """The Message-ID of one delivery: the same on a re-send after a crash, so receivers
     can tell a duplicate. ``suffix`` is ".<launch time>@<MAIL_DOMAIN>"."""
-    return f"<{campaign_id}.{subscriber_id}{suffix}>"
+    return f"<{campaign_id}.{delivery_id}{suffix}>"
 
 
 def message_id_sql(suffix: str):
     """``message_id`` computed in SQL for a bulk UPDATE (no per-row parameters)."""
     return (literal("<") + cast(Delivery.campaign_id, String) + literal(".")
-            + cast(Delivery.subscriber_id, String) + literal(suffix + ">"))
+            + cast(Delivery.id, String) + literal(suffix + ">"))
 
 
 @dataclass
 class Outcomes:
     """What one chunk did, recorded by ``record`` in a few statements."""
 
-    sent: list[int]  # subscriber ids
+    sent: list[int]  # delivery ids
     message_id_suffix: str  # see message_id
-    retry: list[dict]  # {"subscriber_id", "attempts", "error", "next_attempt_at"}
-    failed: list[dict]  # {"subscriber_id", "attempts", "error", "status"} (failed or bounced)
+    retry: list[dict]  # {"id", "attempts", "error", "next_attempt_at"}
+    failed: list[dict]  # {"id", "attempts", "error", "status"} (failed or bounced)
     skipped: int = 0
     trailing_failures: int = 0  # failures after the chunk's last success
     any_success: bool = False
@@ -183,17 +181,16 @@ def record(session: Session, campaign_id: int, outcomes: Outcomes, pause_after: 
     meanwhile included)."""
     now = utcnow()
     if outcomes.sent:
-        session.execute(update(Delivery).where(Delivery.campaign_id == campaign_id,
-                                               Delivery.subscriber_id.in_(outcomes.sent))
+        session.execute(update(Delivery).where(Delivery.id.in_(outcomes.sent))
                         .values(status=DeliveryStatus.SENT, sent_at=now, last_error="",
                                 message_id=message_id_sql(outcomes.message_id_suffix))
                         .execution_options(synchronize_session=False))
     for row in outcomes.retry:
-        session.execute(update(Delivery).where(_key(campaign_id, row)).values(
+        session.execute(update(Delivery).where(Delivery.id == row["id"]).values(
             status=DeliveryStatus.QUEUED, attempts=row["attempts"], last_error=row["error"][:500],
             next_attempt_at=row["next_attempt_at"]).execution_options(synchronize_session=False))
     for row in outcomes.failed:
-        session.execute(update(Delivery).where(_key(campaign_id, row)).values(
+        session.execute(update(Delivery).where(Delivery.id == row["id"]).values(
             status=row["status"], attempts=row["attempts"], last_error=row["error"][:500])
             .execution_options(synchronize_session=False))
     consecutive = (literal(outcomes.trailing_failures) if outcomes.any_success
@@ -213,10 +210,6 @@ def record(session: Session, campaign_id: int, outcomes: Outcomes, pause_after: 
         if paused.rowcount:
             status = "paused"
     return status
-
-
-def _key(campaign_id: int, row: dict):
-    return and_(Delivery.campaign_id == campaign_id, Delivery.subscriber_id == row["subscriber_id"])
 
 
 def requeue_failed(session: Session, campaign_id: int) -> int:

@@ -316,7 +316,7 @@ def _send_chunk(session, mailer, transport, rows, skipped) -> deliveries.Outcome
     for row in rows:
         try:
             message = mailer.message_for(Recipient(row.subscriber_id, row.email, row.name), date,
-                                         deliveries.message_id(mailer.campaign_id, row.subscriber_id, suffix))
+                                         deliveries.message_id(mailer.campaign_id, row.delivery_id, suffix))
         except InvalidInput as exc:
             _failure(outcomes, row, Result(None, False, 550, exc.message), config)
             continue
@@ -326,7 +326,7 @@ def _send_chunk(session, mailer, transport, rows, skipped) -> deliveries.Outcome
     for result in results:
         row = by_recipient[id(result.message)]
         if result.ok:
-            outcomes.sent.append(row.subscriber_id)
+            outcomes.sent.append(row.delivery_id)
             outcomes.any_success = True
             outcomes.trailing_failures = 0
         else:
@@ -341,11 +341,11 @@ def _failure(outcomes: deliveries.Outcomes, row, result: Result, config) -> None
     attempts = row.attempts + 1
     error = f"{result.code} {result.error}".strip()
     if result.temporary and attempts < config["SEND_MAX_ATTEMPTS"]:
-        outcomes.retry.append({"subscriber_id": row.subscriber_id, "attempts": attempts, "error": error,
+        outcomes.retry.append({"id": row.delivery_id, "attempts": attempts, "error": error,
                                "next_attempt_at": utcnow() + timedelta(seconds=backoff(attempts, config))})
         return
     status = DeliveryStatus.BOUNCED if result.hard_bounce else DeliveryStatus.FAILED
-    outcomes.failed.append({"subscriber_id": row.subscriber_id, "attempts": attempts, "error": error,
+    outcomes.failed.append({"id": row.delivery_id, "attempts": attempts, "error": error,
                             "status": status})
 
 

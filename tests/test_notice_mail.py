@@ -136,5 +136,5 @@ def test_purge_pending_removes_only_stale_unconfirmed(app, session, newsletter, 
     assert subscriber(session, "mixed@example.org") is not None
     assert session.scalar(select(func.count(ConsentRecord.id))
                           .where(ConsentRecord.subscriber_id == stale_id)) == 0
-    assert session.scalar(select(func.count()).where(Delivery.subscriber_id == stale_id)) == 0
+    assert session.scalar(select(func.count(Delivery.id)).where(Delivery.subscriber_id == stale_id)) == 0
     assert subscriptions.purge_pending(session) == 0

@@ -81,7 +81,7 @@ def test_rate_holds_across_two_worker_processes(app, session, timed_server):
     from mailer.models import Delivery
 
     session.query(Delivery).filter(Delivery.campaign_id == campaign.id,
-                                   Delivery.subscriber_id % 2 == 1).update({"batch": 1})
+                                   Delivery.id % 2 == 1).update({"batch": 1})
     session.commit()
     env = worker_env(app, SMTP_URL=f"smtp://127.0.0.1:{timed_server.port}", RATE_PER_SECOND=RATE,
                      SEND_CHUNK_SIZE=10, REDIS_PREFIX=f"rl-test-{uuid.uuid4().hex[:8]}",

@@ -36,7 +36,7 @@ def test_snapshot_is_distinct_confirmed_unsuppressed_and_batched(session, engine
 
     campaign = launch_and_snapshot(session, campaign.id)
     assert campaign.total_count == 19
-    batches = session.execute(select(Delivery.batch, Delivery.subscriber_id).where(
+    batches = session.execute(select(Delivery.batch, Delivery.id).where(
         Delivery.campaign_id == campaign.id)).all()
     sizes = {}
     for batch, _ in batches:

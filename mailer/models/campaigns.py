@@ -3,7 +3,8 @@
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, Column, Enum, ForeignKey, Index, Integer, String, Table, Text
+from sqlalchemy import (BigInteger, Boolean, Column, Enum, ForeignKey, Index, Integer, String,
+                        Table, Text, UniqueConstraint)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -93,23 +94,27 @@ class Campaign(db.Model):
 
 
 class Delivery(db.Model):
-    """One row per (campaign, subscriber), its key: what makes sending exactly-once and
-    resumable.
+    """One row per (campaign, subscriber): what makes sending exactly-once and resumable.
 
     Built for the snapshot, which inserts a whole audience (a million rows) in one
     statement. So there are no foreign keys (their per-row trigger checks took a third
     of that time): the snapshot selects only existing subscribers, campaigns are never
     deleted, and whoever deletes a subscriber deletes their rows (``audience.erase_subscriber``,
-    ``subscriptions.purge_pending``). And two indexes, no more: the key, subscriber first,
-    which also serves a subscriber's history and erasure; and (campaign, status, batch)
-    for claims and progress.
+    ``subscriptions.purge_pending``). And three indexes, no more: the key; the unique
+    (subscriber, campaign) pair, which also serves a subscriber's history and erasure;
+    and (campaign, status, batch) for claims and progress.
     """
 
     __tablename__ = "deliveries"
-    __table_args__ = (Index("ix_deliveries_campaign_status_batch", "campaign_id", "status", "batch"),)
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "campaign_id", name="uq_deliveries_subscriber_campaign"),
+        Index("ix_deliveries_campaign_status_batch", "campaign_id", "status", "batch"),
+        {"sqlite_autoincrement": True},
+    )
 
-    subscriber_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    campaign_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(Integer)
+    subscriber_id: Mapped[int] = mapped_column(Integer)
     batch: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[DeliveryStatus] = mapped_column(str_enum(DeliveryStatus), default=DeliveryStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
