@@ -120,8 +120,11 @@ def claim(session: Session, campaign_id: int, batch: int, limit: int, lease: int
            .order_by(Delivery.id).limit(limit))
     if _dialect(session) == "postgresql":
         ids = ids.with_for_update(skip_locked=True)
+    # MATERIALIZED: the LIMIT applies once. Inlined, PostgreSQL may join it as a
+    # rescanned inner loop, and every rescan takes up to ``limit`` more rows.
+    ids = ids.cte("claim_ids").prefix_with("MATERIALIZED")
     claimed = session.execute(
-        update(Delivery).where(Delivery.id.in_(ids.scalar_subquery()))
+        update(Delivery).where(Delivery.id.in_(select(ids.c.id)))
         .values(status=DeliveryStatus.SENDING, claimed_at=now)
         .returning(Delivery.id, Delivery.subscriber_id, Delivery.attempts)
         .execution_options(synchronize_session=False)

@@ -26,6 +26,7 @@ def test_claims_never_overlap_and_respect_leases(session):
     session.commit()
     ids = [r.delivery_id for r in first + second + third]
     assert skipped == 0 and len(ids) == len(set(ids)) == 10
+    assert [len(first), len(second), len(third)] == [4, 4, 2]  # the limit holds (PostgreSQL plans)
     assert deliveries.claim(session, campaign.id, 0, 4, lease=60) == ([], 0)
     # a dead worker's rows come back once their lease is over
     session.execute(update(Delivery).where(Delivery.id.in_([r.delivery_id for r in first]))
