@@ -111,3 +111,17 @@ def test_pipelining_writes_once_per_message(server, monkeypatch, pipelining, mos
     if pipelining:
         assert sum(isinstance(w, bytes) and b"MAIL FROM:<a@example.org>" in w for w in writes) == 10
         assert len(writes) < 2 + 4 * 10
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
+def test_address_that_needs_smtputf8_is_refused_alone(server, pipelining):
+    """smtplib cannot write a non-ASCII address without SMTPUTF8 (it raised and lost the
+    chunk): that message is refused for good, its neighbours go out."""
+    server.handler.pipelining = pipelining
+    transport = SMTPTransport(SMTPSettings("127.0.0.1", server.port))
+    results = transport.send([_message("a@example.org"), _message("zażółć@example.org"),
+                              _message("b@example.org")])
+    transport.close()
+    assert [(r.ok, r.code) for r in results] == [(True, 250), (False, 553), (True, 250)]
+    assert not results[1].temporary
+    assert [m.recipients for m in server.messages] == [["a@example.org"], ["b@example.org"]]

@@ -165,6 +165,8 @@ class SMTPTransport:
         return results
 
     def _send_one(self, message: Outgoing) -> Result:
+        if _envelope(message) is None:
+            return _needs_smtputf8(message)
         try:
             refused = self._smtp.sendmail(message.sender, [message.recipient], message.data)
         except smtplib.SMTPRecipientsRefused as exc:
@@ -186,7 +188,7 @@ class SMTPTransport:
         ahead = False  # this message's envelope went out with the previous write
         for index, message in enumerate(messages):
             if envelopes[index] is None:
-                results.append(Result(message, False, 553, "5.6.7 the address needs SMTPUTF8"))
+                results.append(_needs_smtputf8(message))
                 ahead = False
                 continue
             if not ahead:
@@ -258,6 +260,11 @@ def _envelope(message: Outgoing) -> bytes | None:
                 .encode("ascii"))
     except UnicodeEncodeError:
         return None
+
+
+def _needs_smtputf8(message: Outgoing) -> Result:
+    """An address smtplib cannot write (it would raise): refused for good, nothing sent."""
+    return Result(message, False, 553, "5.6.7 the address needs SMTPUTF8")
 
 
 def _dot_stuffed(data: bytes) -> bytes:
