@@ -164,9 +164,7 @@ def campaign_progress(campaign_id: int):
     return jsonify(sending.progress(db.session, campaign_id))
 
 
-@bp.app_template_global("campaign_reason")
-def campaign_reason(campaign) -> str:
-    return sending.reason(campaign)
+bp.add_app_template_global(sending.reason, "campaign_reason")
 
 
 @bp.app_template_global("status_label")
