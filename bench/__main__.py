@@ -91,13 +91,13 @@ WORKER_LOG = Path(tempfile.gettempdir()) / "mailer-bench-workers.log"
 
 def start_workers(env: dict, count: int) -> list[subprocess.Popen]:
     """W solo-pool workers; their output goes to WORKER_LOG (shown if one dies)."""
-    log = WORKER_LOG.open("a")
-    return [subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--pool", "solo",
-         "--loglevel", "WARNING", "-n", f"bench{k}-{env['CELERY_QUEUE']}@%h", "--without-mingle",
-         "--without-gossip", "-Q", env["CELERY_QUEUE"]], cwd=ROOT, env={**os.environ, **env},
-        stdout=log, stderr=subprocess.STDOUT)
-        for k in range(count)]
+    with WORKER_LOG.open("a") as log:  # each worker holds its own copy of the descriptor
+        return [subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--pool", "solo",
+             "--loglevel", "WARNING", "-n", f"bench{k}-{env['CELERY_QUEUE']}@%h", "--without-mingle",
+             "--without-gossip", "-Q", env["CELERY_QUEUE"]], cwd=ROOT, env={**os.environ, **env},
+            stdout=log, stderr=subprocess.STDOUT)
+            for k in range(count)]
 
 
 def wait_ready(celery_client, count: int) -> None:
