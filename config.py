@@ -74,6 +74,11 @@ class Config:
         "timezone": "Europe/Warsaw",
         # Redis redelivers an unacknowledged task after this; no ETA may exceed it.
         "broker_transport_options": {"visibility_timeout": 3600},
+        # A request publishing a job to a broker that is down gives up within a second
+        # (the job is in the database: the relay publishes it later).
+        "task_publish_retry_policy": {"max_retries": 1, "interval_start": 0.2,
+                                      "interval_step": 0.2, "interval_max": 0.5},
+        "broker_connection_timeout": 2,
     }
     # Visitor side (embedded broker): kombu's SQLAlchemy transport passes these options to
     # create_engine, which refuses visibility_timeout (a Redis option): none without Redis.
@@ -122,14 +127,21 @@ class Config:
     RATE_PER_SECOND = env_float("RATE_PER_SECOND", 0)  # 0: unlimited
     RATE_PER_HOUR = env_int("RATE_PER_HOUR", 0)
     SMTP_MAX_CONNECTIONS = env_int("SMTP_MAX_CONNECTIONS", 4)
-    # Sending engine (issue 4): chunking, leases, retries, self-pause.
-    SEND_CHUNK_SIZE = env_int("SEND_CHUNK_SIZE", 250)  # rows claimed, sent and committed together
-    SEND_LEASE_SECONDS = env_int("SEND_LEASE_SECONDS", 300)  # a claimed row is re-claimable after
-    SEND_STALL_SECONDS = env_int("SEND_STALL_SECONDS", 120)  # tick re-enqueues a silent campaign
+    # Sending engine (mailer.sending, mailer.dispatch)
+    SEND_SENDERS = env_int("SEND_SENDERS", 4)  # sender tasks queued per campaign
+    SEND_SENDER_SECONDS = env_int("SEND_SENDER_SECONDS", 120)  # then a fresh task goes on
+    SEND_LEASE_SECONDS = env_int("SEND_LEASE_SECONDS", 15)  # a dead sender's batch is free after
+    SEND_STALL_SECONDS = env_int("SEND_STALL_SECONDS", 30)  # tick re-queues senders after
     SEND_MAX_ATTEMPTS = env_int("SEND_MAX_ATTEMPTS", 5)  # 4xx answers before a row is failed
     SEND_RETRY_BASE_SECONDS = env_float("SEND_RETRY_BASE_SECONDS", 30)  # doubled per attempt
     SEND_RETRY_MAX_SECONDS = env_float("SEND_RETRY_MAX_SECONDS", 900)
-    SEND_PAUSE_AFTER_FAILURES = env_int("SEND_PAUSE_AFTER_FAILURES", 50)  # consecutive
+    SEND_PAUSE_AFTER_FAILURES = env_int("SEND_PAUSE_AFTER_FAILURES", 50)  # permanent, in a row
+    SEND_PAUSE_AFTER_SECONDS = env_int("SEND_PAUSE_AFTER_SECONDS", 1800)  # nothing accepted
+    BOUNCE_ADDRESS = env_str("BOUNCE_ADDRESS")  # VERP base; default bounces@MAIL_DOMAIN
+
+    # Jobs (mailer.jobs) and beat
+    TICK_SECONDS = env_float("TICK_SECONDS", 5)
+    JOB_RELAY_SECONDS = env_int("JOB_RELAY_SECONDS", 300)  # publish again if not finished by then
 
     # Web
     BABEL_DEFAULT_LOCALE = env_str("DEFAULT_LOCALE", "pl")

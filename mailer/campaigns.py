@@ -10,22 +10,22 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import links, tokens
+from . import campaign_mail, links, tokens
+from . import campaign_states as states
 from .email_templates import (SAMPLE_EMAIL, SAMPLE_NAME, compile_for, content_templates,
                               default_content_template)
 from .errors import BadToken, Conflict, InvalidInput, NotFound
 from .events import all_events, parse_when
 from .events import when as event_when
 from .jobs import enqueue
-from .mail.compose import CampaignMailer, Recipient
 from .mail.message import check_header_value
 from .mail.render import Rendered
-from .mail.transport import from_config
+from .mail.transport import ConnectionFailed, from_config
 from .models import (Campaign, CampaignEvent, CampaignStatus, Event, MailingList, Subscriber,
                      Template, TemplateKind, utcnow)
 from .subscribers import normalize_email
 
-EDITABLE = {CampaignStatus.DRAFT, CampaignStatus.SCHEDULED}
+EDITABLE = states.EDITABLE
 MAX_TEST_ADDRESSES = 10
 _UPCOMING = {"pl": "Najbliższe wydarzenia", "en": "Upcoming events"}
 
@@ -186,27 +186,20 @@ def schedule(session: Session, campaign_id: int, when: datetime | str) -> Campai
     """Send at ``when`` (aware, ISO 8601, or naive Europe/Warsaw time); beat's tick starts it.
     Raises NotFound, Conflict, InvalidInput (past time, no lists)."""
     campaign = get_campaign(session, campaign_id)
-    if campaign.status not in EDITABLE:
-        raise Conflict("This campaign can no longer be scheduled.")
+    states.check(campaign, "schedule")
     at = parse_when(when, "scheduled_at", required=True)
     if at <= utcnow():
         raise InvalidInput("Choose a time in the future.", "scheduled_at")
     if not campaign.lists:
         raise InvalidInput("Choose at least one list.", "list_ids")
-    campaign.scheduled_at = at
-    campaign.status = CampaignStatus.SCHEDULED
-    session.flush()
+    states.require(session, campaign, "schedule", scheduled_at=at)
     return campaign
 
 
 def unschedule(session: Session, campaign_id: int) -> Campaign:
     """Back to draft; raises NotFound, Conflict unless scheduled."""
     campaign = get_campaign(session, campaign_id)
-    if campaign.status != CampaignStatus.SCHEDULED:
-        raise Conflict("This campaign is not scheduled.")
-    campaign.status = CampaignStatus.DRAFT
-    campaign.scheduled_at = None
-    session.flush()
+    states.require(session, campaign, "unschedule", scheduled_at=None)
     return campaign
 
 
@@ -247,13 +240,17 @@ def send_test(session: Session, campaign_id: int, addresses) -> None:
     recipient. Raises NotFound, InvalidInput; OSError when the mail server cannot be reached."""
     campaign = get_campaign(session, campaign_id)
     cleaned = test_addresses(addresses)
-    compiled = compile_for(session, campaign)
+    compiled = campaign_mail.compiled(session, campaign)
     compiled = dataclasses.replace(compiled, subject=f"[TEST] {compiled.subject}")
-    mailer = CampaignMailer(campaign, compiled)
+    mail = campaign_mail.CampaignMail(campaign, compiled, current_app.config)
+    links_ = {"unsubscribe_url": links.unsubscribe_url(0, campaign.id),
+              "view_url": links.view_url(campaign.id, 0)}
     transport = from_config(current_app.config)
     try:
-        results = transport.send([mailer.message_for(Recipient(None, address, ""))
+        results = transport.send([mail.test_message(address, {"name": "", "email": address, **links_})
                                   for address in cleaned])
+    except ConnectionFailed as exc:
+        raise OSError(f"test mail not sent: {exc}") from exc
     finally:
         transport.close()
     failed = [r for r in results if not r.ok and r.temporary]
@@ -264,8 +261,9 @@ def send_test(session: Session, campaign_id: int, addresses) -> None:
 def render_as(session: Session, campaign: Campaign, subscriber_id: int | None = None,
               public: bool = False) -> Rendered:
     """The campaign as one recipient sees it (None or 0: a sample recipient; ``public``: no
-    name or address at all, for the archive); links work. Raises InvalidInput (broken template)."""
-    compiled = compile_for(session, campaign)
+    name or address at all, for the archive); links work. What a launched campaign sent, not
+    what its template and events say now. Raises InvalidInput (a draft's broken template)."""
+    compiled = campaign_mail.compiled(session, campaign)
     subscriber = session.get(Subscriber, subscriber_id) if subscriber_id else None
     sid = subscriber.id if subscriber else 0
     if public:

@@ -1,29 +1,38 @@
-"""The SQL of sending: the audience snapshot, atomic claims, outcomes recorded in bulk.
+"""The SQL of sending: the audience snapshot, batch leases, outcomes recorded in bulk.
 
 Every statement here is set-based and works on PostgreSQL and SQLite (>= 3.35 for
-``UPDATE ... RETURNING``). Nothing here commits: the caller (``mailer.sending``) does.
+``UPDATE ... RETURNING``). Functions taking a Session leave the commit to the caller
+(``mailer.sending``); ``BatchStore`` commits on its own connection (the recorder thread).
+
+Writes to a batch's rows are fenced by its lease: each transaction first renews the lease
+row (``UPDATE send_batches ... WHERE holder = :me``), which fails once another sender has
+taken the batch over and, on PostgreSQL, locks that row until the commit, so a takeover
+waits for an in-flight record to land and then sees it. A row is recorded once: only a row
+still ``queued`` changes, and the counters grow by what actually changed.
 """
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import String, and_, cast, exists, func, literal, or_, select, update
+from sqlalchemy import (Connection, Engine, String, and_, cast, exists, func, literal, or_, select,
+                        update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from .models import (Campaign, Delivery, DeliveryStatus, Subscriber, Subscription,
+from .models import (Campaign, Delivery, DeliveryStatus, SendBatch, Subscriber, Subscription,
                      SubscriptionStatus, Suppression, campaign_lists)
 from .models.types import utcnow
 
-OPEN = (DeliveryStatus.QUEUED, DeliveryStatus.SENDING)
+QUEUED = DeliveryStatus.QUEUED
 
 
-def _dialect(session: Session) -> str:
-    return session.get_bind().dialect.name
+def _dialect(bind) -> str:
+    return bind.dialect.name
 
 
-def _insert(session: Session):
-    return (postgresql.insert if _dialect(session) == "postgresql" else sqlite.insert)
+def _insert(bind):
+    return postgresql.insert if _dialect(bind) == "postgresql" else sqlite.insert
 
 
 def _list_ids(campaign_id: int):
@@ -43,10 +52,23 @@ def _suppressed(hash_column):
     return exists().where(Suppression.email_hash == hash_column)
 
 
+def _audience(list_ids):
+    return and_(_confirmed_on(list_ids, Subscriber.id), ~_suppressed(Subscriber.email_hash))
+
+
+# --- The snapshot --------------------------------------------------------------------
+
+def audience_count(session: Session, list_ids: list[int]) -> int:
+    """How many distinct subscribers a campaign to ``list_ids`` would reach now."""
+    if not list_ids:
+        return 0
+    return session.scalar(select(func.count(Subscriber.id)).where(_audience(list_ids))) or 0
+
+
 def snapshot(session: Session, campaign_id: int, batch_size: int) -> int:
     """Insert one queued Delivery per distinct subscriber confirmed on any of the
-    campaign's lists and not suppressed, numbered into batches, in ONE statement;
-    idempotent (ON CONFLICT DO NOTHING). Returns the campaign's delivery count.
+    campaign's lists and not suppressed, numbered into batches, in ONE statement, and one
+    SendBatch per batch; idempotent. Returns the campaign's delivery count.
 
     The list ids go in as values, not as a join with campaign_lists: the planner then
     estimates the audience from the statistics of subscriptions (a merge join over a
@@ -55,100 +77,145 @@ def snapshot(session: Session, campaign_id: int, batch_size: int) -> int:
     number = func.row_number().over(order_by=Subscriber.id) - 1
     audience = select(
         literal(campaign_id), Subscriber.id, number // batch_size,
-        literal(DeliveryStatus.QUEUED.value), literal(0), literal(""), literal(""),
-    ).where(
-        _confirmed_on(list_ids, Subscriber.id),
-        ~_suppressed(Subscriber.email_hash),
-    )
+        literal(QUEUED.value), literal(0), literal(""), literal(""),
+    ).where(_audience(list_ids))
     columns = ["campaign_id", "subscriber_id", "batch", "status", "attempts", "last_error",
                "message_id"]
-    statement = _insert(session)(Delivery).from_select(columns, audience)
-    session.execute(statement.on_conflict_do_nothing(
-        index_elements=["campaign_id", "subscriber_id"]))
-    return session.scalar(select(func.count()).where(Delivery.campaign_id == campaign_id))
+    bind = session.get_bind()
+    statement = _insert(bind)(Delivery).from_select(columns, audience)
+    session.execute(statement.on_conflict_do_nothing(index_elements=["subscriber_id", "campaign_id"]))
+    total = session.scalar(select(func.count()).where(Delivery.campaign_id == campaign_id)) or 0
+    batches = [{"campaign_id": campaign_id, "batch": n, "done": False}
+               for n in range(-(-total // batch_size))]
+    if batches:
+        session.execute(_insert(bind)(SendBatch).on_conflict_do_nothing(
+            index_elements=["campaign_id", "batch"]), batches)
+    return total
 
 
-def open_batches(session: Session, campaign_id: int) -> list[int]:
-    """Batch numbers that still have queued or in-flight rows."""
-    return list(session.scalars(
-        select(Delivery.batch).distinct()
-        .where(Delivery.campaign_id == campaign_id, Delivery.status.in_(OPEN))
-        .order_by(Delivery.batch)))
+# --- Batches and their leases --------------------------------------------------------
+
+def _open(campaign_id: int):
+    return and_(SendBatch.campaign_id == campaign_id, SendBatch.done.is_(False))
 
 
-def stalled_batches(session: Session, campaign_id: int, now: datetime, lease: int) -> list[int]:
-    """Batches with rows due to be sent (queued, past any retry delay) or whose lease
-    ran out (a worker died holding them)."""
-    return list(session.scalars(
-        select(Delivery.batch).distinct().where(Delivery.campaign_id == campaign_id, _claimable(now, lease))
-        .order_by(Delivery.batch)))
+def lease_next_batch(session: Session, campaign_id: int, holder: str, lease: float) -> tuple[int, int] | None:
+    """Take the lease of the campaign's first open batch that is due and not held by a
+    live lease (a dead holder's lease ran out); returns (batch row id, batch number)."""
+    now = utcnow()
+    pick = (select(SendBatch.id)
+            .where(_open(campaign_id), or_(SendBatch.due_at.is_(None), SendBatch.due_at <= now),
+                   or_(SendBatch.holder.is_(None), SendBatch.lease_expires_at < now))
+            .order_by(SendBatch.batch).limit(1))
+    if _dialect(session.get_bind()) == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    # MATERIALIZED: the LIMIT applies once (inlined, PostgreSQL may rescan it per row).
+    chosen = pick.cte("chosen").prefix_with("MATERIALIZED")
+    row = session.execute(
+        update(SendBatch).where(SendBatch.id.in_(select(chosen.c.id)))
+        .values(holder=holder, lease_expires_at=now + timedelta(seconds=lease))
+        .returning(SendBatch.id, SendBatch.batch).execution_options(synchronize_session=False)
+    ).first()
+    return (row.id, row.batch) if row else None
+
+
+def _free(now: datetime):
+    """Not held by a live lease (never leased, given back, or its holder is dead)."""
+    return or_(SendBatch.holder.is_(None), SendBatch.lease_expires_at < now)
+
+
+def next_batch_in(session: Session, campaign_id: int) -> float | None:
+    """Seconds until one of the campaign's open batches that no live lease holds becomes
+    due (0: now); None when there is none (done, or every open batch is being sent)."""
+    now = utcnow()
+    free = and_(_open(campaign_id), _free(now))
+    if session.scalar(select(SendBatch.id).where(
+            free, or_(SendBatch.due_at.is_(None), SendBatch.due_at <= now)).limit(1)):
+        return 0.0
+    soonest = session.scalar(select(func.min(SendBatch.due_at)).where(free))
+    return None if soonest is None else max(0.0, (soonest - now).total_seconds())
 
 
 def has_open(session: Session, campaign_id: int) -> bool:
-    return session.scalar(select(Delivery.id).where(
-        Delivery.campaign_id == campaign_id, Delivery.status.in_(OPEN)).limit(1)) is not None
+    return session.scalar(select(SendBatch.id).where(_open(campaign_id)).limit(1)) is not None
 
 
-def _claimable(now: datetime, lease: int):
-    return or_(
-        and_(Delivery.status == DeliveryStatus.QUEUED,
-             or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now)),
-        and_(Delivery.status == DeliveryStatus.SENDING,
-             Delivery.claimed_at < now - timedelta(seconds=lease)),
-    )
+def stalled(session: Session, campaign_id: int) -> bool:
+    """An open batch is due now and no live lease holds it: nobody is sending it."""
+    return next_batch_in(session, campaign_id) == 0.0
+
+
+def _renew(conn: Connection, batch_id: int, holder: str, lease: float) -> bool:
+    """The fence: renew our lease (locking its row until commit); False when it is gone."""
+    return conn.execute(update(SendBatch).where(SendBatch.id == batch_id, SendBatch.holder == holder)
+                        .values(lease_expires_at=utcnow() + timedelta(seconds=lease))).rowcount == 1
 
 
 @dataclass(frozen=True)
-class Claimed:
+class Row:
+    """A delivery to send, with what its message needs."""
+
     delivery_id: int
     subscriber_id: int
     email: str
     name: str
+    locale: str
     attempts: int
 
 
-def claim(session: Session, campaign_id: int, batch: int, limit: int, lease: int
-          ) -> tuple[list[Claimed], int]:
-    """Atomically take up to ``limit`` claimable rows of one batch (queued and due, or
-    in "sending" past their lease): PostgreSQL locks with SKIP LOCKED so concurrent
-    claims never overlap; SQLite has one writer. Rows whose subscriber is no longer
-    confirmed on a campaign list, or is suppressed now, are marked skipped.
-    Returns (rows to send, number skipped)."""
+def open_rows(session: Session, campaign_id: int, batch: int, batch_id: int, holder: str,
+              lease: float, marks: dict[int, str]) -> tuple[list[Row], int, int, int] | None:
+    """Under our lease of ``batch``: record what a previous holder's journal says was
+    accepted (not sent again), count what it says was in flight (sent again, perhaps twice),
+    skip rows whose subscriber left or is suppressed now, and return the rows due to be
+    sent with (recovered, in doubt, skipped) counts. None when the lease is gone."""
+    conn = session.connection()
+    if not _renew(conn, batch_id, holder, lease):
+        return None
+    mine = and_(Delivery.campaign_id == campaign_id, Delivery.batch == batch, Delivery.status == QUEUED)
+    accepted = [key for key, mark in marks.items() if mark == "a"]
+    doubtful = [key for key, mark in marks.items() if mark == "f"]
+    recovered = in_doubt = 0
+    if accepted:
+        recovered = conn.execute(update(Delivery).where(mine, Delivery.id.in_(accepted)).values(
+            status=DeliveryStatus.SENT, sent_at=utcnow(), attempts=Delivery.attempts + 1,
+            last_error="")).rowcount
+    if doubtful:
+        in_doubt = session.scalar(select(func.count()).where(mine, Delivery.id.in_(doubtful))) or 0
     now = utcnow()
-    ids = (select(Delivery.id)
-           .where(Delivery.campaign_id == campaign_id, Delivery.batch == batch, _claimable(now, lease))
-           .order_by(Delivery.id).limit(limit))
-    if _dialect(session) == "postgresql":
-        ids = ids.with_for_update(skip_locked=True)
-    # MATERIALIZED: the LIMIT applies once. Inlined, PostgreSQL may join it as a
-    # rescanned inner loop, and every rescan takes up to ``limit`` more rows.
-    ids = ids.cte("claim_ids").prefix_with("MATERIALIZED")
-    claimed = session.execute(
-        update(Delivery).where(Delivery.id.in_(select(ids.c.id)))
-        .values(status=DeliveryStatus.SENDING, claimed_at=now)
-        .returning(Delivery.id, Delivery.subscriber_id, Delivery.attempts)
-        .execution_options(synchronize_session=False)
-    ).all()
-    if not claimed:
-        return [], 0
-    by_subscriber = {row.subscriber_id: row for row in claimed}
-    eligible = session.execute(
-        select(Subscriber.id, Subscriber.email, Subscriber.name).where(
-            Subscriber.id.in_(by_subscriber),
-            _confirmed_on(_list_ids(campaign_id), Subscriber.id),
-            ~_suppressed(Subscriber.email_hash),
-        )
-    ).all()
-    rows = sorted((Claimed(by_subscriber[s.id].id, s.id, s.email, s.name or "",
-                           by_subscriber[s.id].attempts) for s in eligible),
-                  key=lambda c: c.delivery_id)
-    skipped = [row.id for row in claimed if row.subscriber_id not in {r.subscriber_id for r in rows}]
-    if skipped:
-        session.execute(
-            update(Delivery).where(Delivery.id.in_(skipped))
-            .values(status=DeliveryStatus.SKIPPED, last_error="no longer subscribed")
-            .execution_options(synchronize_session=False))
-    return rows, len(skipped)
+    eligible = _audience(_list_ids(campaign_id)).label("eligible")
+    found = session.execute(
+        select(Delivery.id, Delivery.subscriber_id, Delivery.attempts, Subscriber.email,
+               Subscriber.name, Subscriber.locale, eligible)
+        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .where(mine, or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now))
+        .order_by(Delivery.id)).all()
+    gone = [row.id for row in found if not row.eligible]
+    skipped = 0
+    if gone:
+        skipped = conn.execute(update(Delivery).where(mine, Delivery.id.in_(gone)).values(
+            status=DeliveryStatus.SKIPPED, last_error="no longer subscribed")).rowcount
+    if recovered or in_doubt or skipped:
+        conn.execute(update(Campaign).where(Campaign.id == campaign_id).values(
+            sent_count=Campaign.sent_count + recovered, doubtful_count=Campaign.doubtful_count + in_doubt,
+            skipped_count=Campaign.skipped_count + skipped, progress_at=now))
+    rows = [Row(row.id, row.subscriber_id, row.email, row.name or "", row.locale or "", row.attempts)
+            for row in found if row.eligible]
+    return rows, recovered, in_doubt, skipped
+
+
+def release_batch(session: Session, batch_id: int, campaign_id: int, batch: int, holder: str) -> bool:
+    """Give the lease back: the batch is done when no row is left queued, else due when its
+    first waiting row is. Returns whether the batch is done (False also if the lease is gone)."""
+    waiting = session.scalar(select(func.min(func.coalesce(Delivery.next_attempt_at, utcnow()))).where(
+        Delivery.campaign_id == campaign_id, Delivery.batch == batch, Delivery.status == QUEUED))
+    left = session.scalar(select(Delivery.id).where(
+        Delivery.campaign_id == campaign_id, Delivery.batch == batch, Delivery.status == QUEUED).limit(1))
+    result = session.execute(update(SendBatch).where(SendBatch.id == batch_id, SendBatch.holder == holder)
+                             .values(holder=None, lease_expires_at=None, done=left is None,
+                                     due_at=None if left is None else waiting)
+                             .execution_options(synchronize_session=False))
+    return result.rowcount == 1 and left is None
 
 
 def message_id(campaign_id: int, delivery_id: int, suffix: str) -> str:
@@ -157,94 +224,122 @@ def message_id(campaign_id: int, delivery_id: int, suffix: str) -> str:
     return f"<{campaign_id}.{delivery_id}{suffix}>"
 
 
-def message_id_sql(suffix: str):
+def _message_id_sql(suffix: str):
     """``message_id`` computed in SQL for a bulk UPDATE (no per-row parameters)."""
     return (literal("<") + cast(Delivery.campaign_id, String) + literal(".")
             + cast(Delivery.id, String) + literal(suffix + ">"))
 
 
 @dataclass
-class Outcomes:
-    """What one chunk did, recorded by ``record`` in a few statements."""
+class Tally:
+    """What one flush writes, sorted by the engine's policy (``mailer.sending``)."""
 
-    sent: list[int]  # delivery ids
-    message_id_suffix: str  # see message_id
-    retry: list[dict]  # {"id", "attempts", "error", "next_attempt_at"}
-    failed: list[dict]  # {"id", "attempts", "error", "status"} (failed or bounced)
-    skipped: int = 0
-    trailing_failures: int = 0  # failures after the chunk's last success
-    any_success: bool = False
+    sent: list[int] = field(default_factory=list)
+    retry: dict[tuple[datetime, str], list[int]] = field(default_factory=dict)  # (when, error)
+    failed: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (status, error)
+    bounced: list[str] = field(default_factory=list)  # keyed hashes of addresses to suppress
+    doubtful: int = 0
+    permanent_streak: int = 0  # permanent refusals after the last acceptance
+    any_accepted: bool = False
+    failing: bool = False  # the last outcome was a failure
+    last_error: str = ""
 
 
-def record(session: Session, campaign_id: int, outcomes: Outcomes, pause_after: int,
-           last_error: str) -> str | None:
-    """Write a chunk's outcomes and the campaign's counters; pause the campaign when
-    ``pause_after`` failures in a row have been reached (keeping ``last_error`` as the
-    reason). Returns the campaign's status as of this write (a pause or cancel committed
-    meanwhile included)."""
-    now = utcnow()
-    if outcomes.sent:
-        session.execute(update(Delivery).where(Delivery.id.in_(outcomes.sent))
-                        .values(status=DeliveryStatus.SENT, sent_at=now, last_error="",
-                                message_id=message_id_sql(outcomes.message_id_suffix))
-                        .execution_options(synchronize_session=False))
-    for row in outcomes.retry:
-        session.execute(update(Delivery).where(Delivery.id == row["id"]).values(
-            status=DeliveryStatus.QUEUED, attempts=row["attempts"], last_error=row["error"][:500],
-            next_attempt_at=row["next_attempt_at"]).execution_options(synchronize_session=False))
-    for row in outcomes.failed:
-        session.execute(update(Delivery).where(Delivery.id == row["id"]).values(
-            status=row["status"], attempts=row["attempts"], last_error=row["error"][:500])
-            .execution_options(synchronize_session=False))
-    consecutive = (literal(outcomes.trailing_failures) if outcomes.any_success
-                   else Campaign.consecutive_failures + outcomes.trailing_failures)
-    status = session.scalar(update(Campaign).where(Campaign.id == campaign_id).values(
-        sent_count=Campaign.sent_count + len(outcomes.sent),
-        failed_count=Campaign.failed_count + len(outcomes.failed),
-        skipped_count=Campaign.skipped_count + outcomes.skipped,
-        consecutive_failures=consecutive,
-        progress_at=now,
-    ).returning(Campaign.status).execution_options(synchronize_session=False))
-    if pause_after and outcomes.trailing_failures:
-        paused = session.execute(update(Campaign).where(
-            Campaign.id == campaign_id, Campaign.status == "sending",
-            Campaign.consecutive_failures >= pause_after,
-        ).values(status="paused", status_reason=last_error).execution_options(synchronize_session=False))
-        if paused.rowcount:
-            status = "paused"
-    return status
+@dataclass(frozen=True)
+class Standing:
+    """The campaign as a flush left it."""
+
+    status: str
+    consecutive_failures: int
+    failing_since: datetime | None
+
+
+class BatchStore:
+    """Records a batch's outcomes on its own connection, fenced by the batch's lease.
+    ``decide`` sorts outcomes into a Tally; ``judge`` says, from the campaign's standing
+    after the write, whether to go on ("ok") or stop ("stop"), pausing it if need be."""
+
+    def __init__(self, engine: Engine, campaign_id: int, batch_id: int, holder: str, lease: float,
+                 suffix: str, decide: Callable[[list], Tally],
+                 judge: Callable[[Connection, Standing, Tally], str]):
+        self.engine, self.campaign_id, self.batch_id = engine, campaign_id, batch_id
+        self.holder, self.lease, self.suffix = holder, lease, suffix
+        self.decide, self.judge = decide, judge
+
+    def flush(self, outcomes: list) -> str:
+        tally = self.decide(outcomes)
+        with self.engine.begin() as conn:
+            if not _renew(conn, self.batch_id, self.holder, self.lease):
+                return "lost"
+            campaign = Campaign.__table__.c
+            if not outcomes:
+                status = conn.scalar(select(campaign.status).where(campaign.id == self.campaign_id))
+                return "ok" if status == "sending" else "stop"
+            now = utcnow()
+            mine = and_(Delivery.campaign_id == self.campaign_id, Delivery.status == QUEUED)
+            sent = failed = 0
+            if tally.sent:
+                sent = conn.execute(update(Delivery).where(mine, Delivery.id.in_(tally.sent)).values(
+                    status=DeliveryStatus.SENT, sent_at=now, attempts=Delivery.attempts + 1,
+                    last_error="", message_id=_message_id_sql(self.suffix))).rowcount
+            for (when, error), ids in tally.retry.items():
+                conn.execute(update(Delivery).where(mine, Delivery.id.in_(ids)).values(
+                    attempts=Delivery.attempts + 1, last_error=error[:500], next_attempt_at=when))
+            for (status, error), ids in tally.failed.items():
+                failed += conn.execute(update(Delivery).where(mine, Delivery.id.in_(ids)).values(
+                    status=status, attempts=Delivery.attempts + 1, last_error=error[:500])).rowcount
+            if tally.bounced:
+                conn.execute(_insert(conn)(Suppression).on_conflict_do_nothing(index_elements=["email_hash"]),
+                             [{"email_hash": digest, "reason": "bounced", "created_at": now}
+                              for digest in tally.bounced])
+            row = conn.execute(update(Campaign).where(Campaign.id == self.campaign_id).values(
+                sent_count=Campaign.sent_count + sent,
+                failed_count=Campaign.failed_count + failed,
+                doubtful_count=Campaign.doubtful_count + tally.doubtful,
+                consecutive_failures=(literal(tally.permanent_streak) if tally.any_accepted
+                                      else Campaign.consecutive_failures + tally.permanent_streak),
+                failing_since=(None if not tally.failing else now if tally.any_accepted
+                               else func.coalesce(Campaign.failing_since, now)),
+                backoff_level=0 if tally.any_accepted else Campaign.backoff_level,
+                progress_at=now,
+            ).returning(Campaign.status, Campaign.consecutive_failures, Campaign.failing_since)).one()
+            return self.judge(conn, Standing(str(row.status), row.consecutive_failures,
+                                             row.failing_since), tally)
 
 
 def requeue_failed(session: Session, campaign_id: int) -> int:
-    """Put failed (not bounced) rows back in the queue; returns how many."""
+    """Put failed (not bounced) rows back in the queue, their batches open again; returns
+    how many."""
+    batches = select(Delivery.batch).where(Delivery.campaign_id == campaign_id,
+                                           Delivery.status == DeliveryStatus.FAILED).distinct()
+    session.execute(update(SendBatch).where(SendBatch.campaign_id == campaign_id,
+                                            SendBatch.batch.in_(batches))
+                    .values(done=False, due_at=None).execution_options(synchronize_session=False))
     result = session.execute(
         update(Delivery).where(Delivery.campaign_id == campaign_id,
                                Delivery.status == DeliveryStatus.FAILED)
-        .values(status=DeliveryStatus.QUEUED, attempts=0, next_attempt_at=None, claimed_at=None)
+        .values(status=QUEUED, attempts=0, next_attempt_at=None)
         .execution_options(synchronize_session=False))
     return result.rowcount
 
 
 def skip_open(session: Session, campaign_id: int, reason: str) -> int:
-    """Mark every queued row skipped (a cancelled campaign); returns how many."""
+    """Mark every queued row skipped and every batch done (a cancelled campaign); returns
+    how many rows. A sender recording meanwhile holds its batch's lease row: on PostgreSQL
+    this waits for it, then skips only what it left queued."""
+    session.execute(update(SendBatch).where(SendBatch.campaign_id == campaign_id)
+                    .values(done=True).execution_options(synchronize_session=False))
     result = session.execute(
-        update(Delivery).where(Delivery.campaign_id == campaign_id,
-                               Delivery.status == DeliveryStatus.QUEUED)
+        update(Delivery).where(Delivery.campaign_id == campaign_id, Delivery.status == QUEUED)
         .values(status=DeliveryStatus.SKIPPED, last_error=reason)
         .execution_options(synchronize_session=False))
     return result.rowcount
 
 
-def next_due(session: Session, campaign_id: int, batch: int) -> datetime | None:
-    """When the earliest row of ``batch`` waiting for a retry becomes due (None if none)."""
-    return session.scalar(select(func.min(Delivery.next_attempt_at)).where(
-        Delivery.campaign_id == campaign_id, Delivery.batch == batch,
-        Delivery.status == DeliveryStatus.QUEUED))
-
-
 def count_by_status(session: Session, campaign_id: int) -> dict[str, int]:
-    """Rows per status (a scan: for tests and the admin detail page, not per poll)."""
+    """Rows per status (a scan: for the admin detail page, not per poll)."""
     return dict(session.execute(
         select(Delivery.status, func.count()).where(Delivery.campaign_id == campaign_id)
         .group_by(Delivery.status)).all())
+
 

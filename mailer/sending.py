@@ -1,48 +1,58 @@
-"""The sending engine: launch, snapshot, batches, pause/resume/cancel, retries, progress.
+"""The sending engine: launch, snapshot, senders, pause/resume/cancel, retries, progress.
 
-Flow: ``launch`` (a view) marks the campaign sending and queues "mailer.start_campaign";
-``start`` snapshots the audience into Delivery rows (one INSERT ... SELECT) and queues one
-"mailer.send_batch" per batch; ``send_batch`` claims its rows chunk by chunk, sends each
-chunk over one SMTP connection and records the outcomes in bulk; ``tick`` (beat) launches
-due schedules, re-queues the batches of a stalled campaign and finishes campaigns.
+Flow: ``launch`` (a view, or beat's tick for a schedule) freezes what the campaign sends,
+marks it sending and queues "mailer.start_campaign"; ``start`` snapshots the audience into
+Delivery rows and their batches and queues ``SEND_SENDERS`` "mailer.send_campaign" tasks;
+each sender (``send``) leases batch after batch, sends it through ``mailer.dispatch`` over
+one SMTP connection that it keeps for the whole run, and gives it back; ``tick`` (beat)
+launches due schedules, re-queues the senders of a stalled campaign and finishes campaigns.
 
-Exactly once: a row is sent only by whoever claimed it (atomic UPDATE ... RETURNING), and
-its "sent" state is committed with the chunk right after the server's answers. A batch
-run twice finds nothing left to claim; a worker killed mid-chunk leaves its rows
-"sending" until their lease (SEND_LEASE_SECONDS) runs out, then they are claimed again.
-The one duplicate window: a message the server accepted (250) whose chunk was not yet
-committed when the worker died is sent again, at most one chunk (SEND_CHUNK_SIZE) per
-killed worker, and only for the tenth of a second a chunk takes to go out. Chunks of 250
-rather than 100 cost that much more exposure and send 25 % faster (two transactions per
-chunk, claim and record, are the fixed cost); pause and cancel also act within one chunk.
+Exactly once: a batch's rows are sent and recorded only by the holder of its lease
+(``mailer.deliveries``), each acceptance is journaled as the server answers it
+(``mailer.journal``), and a new holder records what the journal says was accepted before
+sending anything. The windows that remain (see ``mailer.dispatch``) are a few messages in
+flight per killed worker and a message whose connection was lost before its answer; both
+are counted in ``Campaign.doubtful_count``.
+
+A relay that says "try later" (4xx) or does not answer makes the campaign back off on its
+own (``retry_at``, doubling each time, with jitter) and slow down; it pauses for a person
+only when nothing has been accepted for ``SEND_PAUSE_AFTER_SECONDS``, or after
+``SEND_PAUSE_AFTER_FAILURES`` permanent refusals in a row.
 
 ``launch``, ``pause``, ``resume``, ``cancel`` and ``retry_failed`` leave the commit to the
-caller; ``start``, ``send_batch`` and ``tick`` are task bodies and commit as they go.
+caller; ``start``, ``send`` and ``tick`` are task bodies and commit as they go.
 """
 
 import random
-from collections import OrderedDict
+import time
+import uuid
 from datetime import timedelta
+from functools import partial
 
 from flask import current_app
-from flask_babel import gettext, ngettext
-from sqlalchemy import select, update
+from flask_babel import format_time, gettext, ngettext
+from sqlalchemy import Connection, case, select, update
 from sqlalchemy.orm import Session
 
-from . import deliveries, suppression
-from .email_templates import compile_for
+from . import campaign_mail, deliveries
+from . import campaign_states as states
+from .dispatch import Item, Outcome, Run, dispatch
 from .errors import Conflict, InvalidInput, NotFound
+from .extensions import db
 from .jobs import enqueue
-from .mail.compose import CampaignMailer, Recipient
-from .mail.compose import _now_date as message_date
-from .mail.transport import Result, from_config
+from .journal import open_journal
+from .mail.message import now_date
+from .mail.transport import from_config
 from .models import Campaign, CampaignStatus, DeliveryStatus
 from .models.types import utcnow
 from .ratelimit import ConnectionSlot, RateLimiter
+from .suppression import email_hash
 
 START_TASK = "mailer.start_campaign"
-BATCH_TASK = "mailer.send_batch"
-_mailers: OrderedDict = OrderedDict()  # (campaign id, started_at) -> CampaignMailer, per process
+SEND_TASK = "mailer.send_campaign"
+SHORT_WAIT = 5.0  # a sender sleeps through waits this short; longer ones are a continuation
+MAX_COUNTDOWN = 300.0  # far below the broker's visibility timeout (STANDARDS 28)
+SENDING = CampaignStatus.SENDING
 
 
 def _get(session: Session, campaign_id: int) -> Campaign:
@@ -55,42 +65,44 @@ def _get(session: Session, campaign_id: int) -> Campaign:
 # --- Staff actions (the caller commits) ---------------------------------------------
 
 def launch(session: Session, campaign_id: int) -> Campaign:
-    """Draft or scheduled -> sending, now. Raises NotFound, Conflict (another state),
-    InvalidInput (no list, no event, a broken template)."""
+    """Draft or scheduled -> sending, now: what it sends is frozen here. Raises NotFound,
+    Conflict (another state), InvalidInput (no list, no event, nobody to send to, a
+    broken template)."""
     campaign = _get(session, campaign_id)
-    if campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):
-        raise Conflict("Only a draft or scheduled campaign can be sent.")
+    states.check(campaign, "launch")
     if not campaign.lists:
         raise InvalidInput("Choose at least one list.", "list_ids")
     if not campaign.campaign_events:
         raise InvalidInput("Choose at least one event.", "event_ids")
-    compile_for(session, campaign)  # a broken template fails here, not in the worker
-    campaign.status = CampaignStatus.SENDING
-    campaign.started_at = utcnow()
-    campaign.status_reason = ""
+    if not deliveries.audience_count(session, [item.id for item in campaign.lists]):
+        raise InvalidInput("Nobody would receive this campaign: its lists have no confirmed "
+                           "subscribers.", "list_ids")
+    campaign_mail.freeze(session, campaign)  # a broken template fails here, not in a worker
+    states.require(session, campaign, "launch", started_at=utcnow(), status_code="",
+                   status_reason="")
     enqueue(session, START_TASK, campaign.id)
     return campaign
 
 
 def pause(session: Session, campaign_id: int) -> Campaign:
-    """Sending -> paused; batches stop after their current chunk. Raises NotFound, Conflict."""
+    """Sending -> paused; senders stop within a fraction of a second. Raises NotFound,
+    Conflict."""
     campaign = _get(session, campaign_id)
-    if campaign.status != CampaignStatus.SENDING:
-        raise Conflict("Only a campaign that is sending can be paused.")
-    campaign.status = CampaignStatus.PAUSED
-    campaign.status_reason = ""
+    states.require(session, campaign, "pause", status_code="", status_reason="")
     return campaign
 
 
 def resume(session: Session, campaign_id: int) -> Campaign:
-    """Paused -> sending; re-queues the open batches. Raises NotFound, Conflict."""
+    """Paused -> sending; re-queues the senders (and the start, if the campaign never
+    started). Raises NotFound, Conflict, InvalidInput (a campaign that could not start
+    still has a broken template)."""
     campaign = _get(session, campaign_id)
-    if campaign.status != CampaignStatus.PAUSED:
-        raise Conflict("Only a paused campaign can be resumed.")
-    campaign.status = CampaignStatus.SENDING
-    campaign.status_reason = ""
-    campaign.consecutive_failures = 0
-    campaign.progress_at = utcnow()
+    states.check(campaign, "resume")
+    if campaign_mail.frozen(session, campaign.id) is None:
+        campaign_mail.freeze(session, campaign)
+    states.require(session, campaign, "resume", status_code="", status_reason="",
+                   consecutive_failures=0, failing_since=None, retry_at=None, backoff_level=0,
+                   progress_at=utcnow(), started_at=campaign.started_at or utcnow())
     _fan_out(session, campaign)
     return campaign
 
@@ -98,13 +110,12 @@ def resume(session: Session, campaign_id: int) -> Campaign:
 def cancel(session: Session, campaign_id: int) -> Campaign:
     """Stop for good: rows not yet sent are marked skipped. Raises NotFound, Conflict."""
     campaign = _get(session, campaign_id)
-    if campaign.status in (CampaignStatus.SENT, CampaignStatus.CANCELLED):
-        raise Conflict("This campaign has already finished.")
-    campaign.status = CampaignStatus.CANCELLED
-    campaign.finished_at = utcnow()
-    session.flush()
+    states.require(session, campaign, "cancel", finished_at=utcnow(), status_code="",
+                   status_reason="")
     skipped = deliveries.skip_open(session, campaign.id, "cancelled")
-    campaign.skipped_count = (campaign.skipped_count or 0) + skipped
+    session.execute(update(Campaign).where(Campaign.id == campaign.id).values(
+        skipped_count=Campaign.skipped_count + skipped).execution_options(synchronize_session=False))
+    session.expire(campaign)
     return campaign
 
 
@@ -112,18 +123,18 @@ def retry_failed(session: Session, campaign_id: int) -> Campaign:
     """Re-queue the failed rows only (never bounced or sent ones); a sent campaign goes
     back to sending. Raises NotFound, Conflict (not started, or cancelled)."""
     campaign = _get(session, campaign_id)
-    if campaign.status not in (CampaignStatus.SENDING, CampaignStatus.PAUSED, CampaignStatus.SENT):
+    if campaign.status not in (SENDING, CampaignStatus.PAUSED, CampaignStatus.SENT):
         raise Conflict("Only failed messages of a started campaign can be retried.")
     count = deliveries.requeue_failed(session, campaign.id)
     if not count:
         return campaign
-    campaign.failed_count = max(0, (campaign.failed_count or 0) - count)
-    campaign.consecutive_failures = 0
-    if campaign.status == CampaignStatus.SENT:
-        campaign.status = CampaignStatus.SENDING
-        campaign.finished_at = None
-    campaign.progress_at = utcnow()
-    if campaign.status == CampaignStatus.SENDING:
+    reset = {"failed_count": Campaign.failed_count - count, "consecutive_failures": 0,
+             "failing_since": None, "progress_at": utcnow()}
+    if not states.move(session, campaign.id, "reopen", finished_at=None, **reset):
+        session.execute(update(Campaign).where(Campaign.id == campaign.id).values(**reset)
+                        .execution_options(synchronize_session=False))
+    session.expire(campaign)
+    if campaign.status == SENDING:
         _fan_out(session, campaign)
     return campaign
 
@@ -135,46 +146,58 @@ def progress(session: Session, campaign_id: int) -> dict:
     total = campaign.total_count or 0
     sent = campaign.sent_count or 0
     failed = campaign.failed_count or 0
-    queued = max(0, total - sent - failed - (campaign.skipped_count or 0))
+    skipped = campaign.skipped_count or 0
+    queued = max(0, total - sent - failed - skipped)
     rate = 0.0
     if campaign.started_at and sent:
-        end = campaign.finished_at or (campaign.progress_at if campaign.status != CampaignStatus.SENDING
+        end = campaign.finished_at or (campaign.progress_at if campaign.status != SENDING
                                        else utcnow())
         elapsed = ((end or utcnow()) - campaign.started_at).total_seconds()
         rate = sent / elapsed if elapsed > 0 else 0.0
-    eta = round(queued / rate) if rate > 0 and queued and campaign.status == CampaignStatus.SENDING else None
+    eta = round(queued / rate) if rate > 0 and queued and campaign.status == SENDING else None
     return {"status": str(campaign.status), "total": total, "queued": queued, "sent": sent,
-            "failed": failed, "skipped": campaign.skipped_count or 0, "rate": round(rate, 1),
-            "eta_seconds": eta, "reason": reason(campaign)}
+            "failed": failed, "skipped": skipped, "doubtful": campaign.doubtful_count or 0,
+            "rate": round(rate, 1), "eta_seconds": eta, "reason": reason(campaign)}
 
 
 def reason(campaign: Campaign) -> str:
-    """Why the campaign stopped, in the current language: the automatic pause with the
-    last server answer (kept as it came), or a launch error's message."""
-    if not campaign.status_reason:
-        return ""
-    if campaign.status == CampaignStatus.PAUSED and campaign.consecutive_failures:
+    """Why the campaign waits or stopped, in the current language (the server's last
+    answer kept as it came)."""
+    code, detail = campaign.status_code, campaign.status_reason or ""
+    if code == "failures" and campaign.status == CampaignStatus.PAUSED:
         return ngettext("Paused automatically after %(num)d failed message in a row (last: %(error)s).",
                         "Paused automatically after %(num)d failed messages in a row (last: %(error)s).",
-                        campaign.consecutive_failures, error=campaign.status_reason)
-    return gettext(campaign.status_reason)
+                        campaign.consecutive_failures, error=detail)
+    if code == "failing" and campaign.status == CampaignStatus.PAUSED:
+        return gettext("Paused automatically: the mail server accepted nothing for %(minutes)d "
+                       "minutes (last answer: %(error)s).",
+                       minutes=current_app.config["SEND_PAUSE_AFTER_SECONDS"] // 60, error=detail)
+    if code == "backoff" and campaign.status == SENDING and campaign.retry_at:
+        return gettext("The mail server asked to wait (%(error)s): sending again at %(time)s.",
+                       error=detail, time=format_time(campaign.retry_at, "short"))
+    if code == "refused" and campaign.status == CampaignStatus.PAUSED:
+        return gettext("Paused automatically: the mail server refused the connection (%(error)s).",
+                       error=detail)
+    if code == "launch":
+        return gettext("The campaign could not start: %(error)s", error=gettext(detail))
+    return ""
 
 
 def _fan_out(session: Session, campaign: Campaign) -> None:
-    """Queue the campaign's start if its snapshot is missing, else its open batches."""
+    """Queue the campaign's start if its snapshot is missing, else its senders."""
     if campaign.snapshot_at is None:
         enqueue(session, START_TASK, campaign.id)
         return
-    for batch in deliveries.open_batches(session, campaign.id):
-        enqueue(session, BATCH_TASK, campaign.id, batch)
+    for _ in range(current_app.config["SEND_SENDERS"]):
+        enqueue(session, SEND_TASK, campaign.id)
 
 
 # --- Task bodies (they commit) ------------------------------------------------------
 
 def start(session: Session, campaign_id: int) -> None:
-    """Snapshot the audience once and queue its batches; safe to run twice."""
+    """Snapshot the audience once and queue the senders; safe to run twice."""
     campaign = session.get(Campaign, campaign_id)
-    if campaign is None or campaign.status not in (CampaignStatus.SENDING, CampaignStatus.PAUSED):
+    if campaign is None or campaign.status not in (SENDING, CampaignStatus.PAUSED):
         return
     if campaign.snapshot_at is None:
         now = utcnow()
@@ -182,171 +205,193 @@ def start(session: Session, campaign_id: int) -> None:
                                                    current_app.config["BATCH_SIZE"])
         campaign.snapshot_at = now
         campaign.progress_at = now
-    if campaign.status == CampaignStatus.SENDING:
+    if campaign.status == SENDING:
         _fan_out(session, campaign)
         _finish_if_done(session, campaign.id)
     session.commit()
 
 
-def send_batch(session: Session, campaign_id: int, batch: int) -> float | None:
-    """Send what is claimable in one batch, chunk by chunk, until it is empty or the
-    campaign stops sending. Returns the seconds after which rows of this batch waiting
-    for a retry (after a 4xx) become due, or None when none wait."""
+def send(session: Session, campaign_id: int) -> float | None:
+    """One sender: lease batch after batch of the campaign and send it, until none is left
+    for it, the campaign stops, or SEND_SENDER_SECONDS pass. Returns after how many seconds
+    this sender should run again (batches waiting for a retry, a back-off, the rate limit,
+    or its time was up), or None."""
     config = current_app.config
     campaign = session.get(Campaign, campaign_id)
-    if campaign is None or campaign.status != CampaignStatus.SENDING:
+    if campaign is None or campaign.status != SENDING:
         return None
-    mailer = _mailer(session, campaign)
+    mail = campaign_mail.mail_for(session, campaign)
     session.commit()
     lease = config["SEND_LEASE_SECONDS"]
     slot = ConnectionSlot(config, lease=lease)
-    if not slot.acquire():
-        return 5.0  # every SMTP connection slot is busy: try again soon
-    limiter = RateLimiter(config)
-    transport = from_config(config)
-    status = _status(session, campaign_id)  # the slot may have taken a while
+    if not slot.acquire(timeout=SHORT_WAIT):
+        return SHORT_WAIT  # every SMTP connection slot is busy: come back soon
+    transport, limiter = from_config(config), RateLimiter(config)
+    holder = uuid.uuid4().hex
+    until = time.monotonic() + config["SEND_SENDER_SECONDS"]
     try:
-        while status == CampaignStatus.SENDING:
-            # Tokens first, rows second: no claimed row waits on the rate limit (and its lease).
-            allowed = limiter.take(config["SEND_CHUNK_SIZE"], max_wait=2.0)
-            if not allowed:
-                slot.refresh()
-                status = _status(session, campaign_id)  # paused or cancelled meanwhile?
+        while time.monotonic() < until:
+            wait = _waiting(session, campaign_id)
+            if wait != 0.0:
+                return wait
+            leased = deliveries.lease_next_batch(session, campaign_id, holder, lease)
+            session.commit()
+            if leased is None:
+                wait = deliveries.next_batch_in(session, campaign_id)
+                session.commit()
+                if wait is None:
+                    break  # nothing left for this sender
+                if wait > SHORT_WAIT:
+                    return wait
+                time.sleep(wait)
                 continue
-            rows, skipped = deliveries.claim(session, campaign_id, batch, allowed, lease)
-            session.commit()
-            if not rows and not skipped:
-                break
-            outcomes = _send_chunk(session, mailer, transport, rows, skipped)
-            # The status comes back with the counters: a pause stops the batch after this chunk.
-            status = deliveries.record(session, campaign_id, outcomes, config["SEND_PAUSE_AFTER_FAILURES"],
-                                       _last_error(outcomes))
-            session.commit()
-            slot.refresh()
+            then = _send_batch(session, mail, campaign_id, leased, holder, transport, limiter, slot)
+            if then is not None:
+                return then
+        else:
+            return 0.0  # its time is up: a fresh task goes on
     finally:
         transport.close()
         slot.release()
     _finish_if_done(session, campaign_id)
     session.commit()
-    if _status(session, campaign_id) != CampaignStatus.SENDING:
-        return None  # paused or cancelled: resume re-queues the batches
-    due = deliveries.next_due(session, campaign_id, batch)
+    return None
+
+
+def _waiting(session: Session, campaign_id: int) -> float | None:
+    """0.0 when the campaign is sending and not backing off; else the seconds to wait
+    for its back-off, or None when it no longer sends."""
+    row = session.execute(select(Campaign.status, Campaign.retry_at)
+                          .where(Campaign.id == campaign_id)).first()
     session.commit()
-    if due is None:
+    if row is None or row.status != SENDING:
         return None
-    return max(0.0, (due - utcnow()).total_seconds())
+    if row.retry_at is not None and row.retry_at > utcnow():
+        return (row.retry_at - utcnow()).total_seconds()
+    return 0.0
 
 
-def tick(session: Session) -> None:
-    """Beat: launch due schedules; re-queue the batches of a sending campaign that made
-    no progress for SEND_STALL_SECONDS (lost tasks, killed workers); finish campaigns."""
+def _send_batch(session: Session, mail, campaign_id: int, leased: tuple[int, int], holder: str,
+                transport, limiter: RateLimiter, slot: ConnectionSlot) -> float | None:
+    """Send one leased batch. Returns None to go on with the next batch, or the seconds
+    after which this sender should run again (it stops now)."""
+    config = current_app.config
+    batch_id, batch = leased
+    lease = config["SEND_LEASE_SECONDS"]
+    journal = open_journal(config, f"c{campaign_id}-b{batch}")
+    try:
+        marks = journal.read()
+        opened = deliveries.open_rows(session, campaign_id, batch, batch_id, holder, lease, marks)
+        session.commit()
+        if opened is None:
+            return None  # taken over meanwhile
+        rows = opened[0]
+        if marks:
+            journal.clear()  # recorded: a later holder must not count it again
+        date = now_date()
+        items = [Item(row.delivery_id, row.email, row.attempts, partial(mail.message, row, date))
+                 for row in rows]
+        store = deliveries.BatchStore(db.engine, campaign_id, batch_id, holder, lease,
+                                      mail.message_id_suffix, decide=partial(_tally, config),
+                                      judge=partial(_judge, config, campaign_id))
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        report = dispatch(items, Run(transport, journal, store, lease, app.app_context, limiter,
+                                     slot, pause_after=config["SEND_PAUSE_AFTER_FAILURES"]))
+        if report.stopped != "lost" and not report.unrecorded:
+            deliveries.release_batch(session, batch_id, campaign_id, batch, holder)
+            session.commit()
+            journal.clear()
+    finally:
+        journal.close()
+    failure = report.connection_error
+    if failure is not None and 500 <= failure.code < 600:  # refused for good (a wrong password)
+        states.move(session, campaign_id, "stop", status_code="refused",
+                    status_reason=report.last_error[:500])
+        session.commit()
+        return None
+    if failure is not None or report.stopped in ("backoff", "journal"):
+        return _back_off(session, campaign_id, report.last_error)
+    if report.stopped == "rate":
+        return report.rate_wait
+    if report.stopped in ("stop", "failures"):
+        return None if _waiting(session, campaign_id) is None else 0.0
+    return None
+
+
+def _back_off(session: Session, campaign_id: int, error: str) -> float | None:
+    """The relay refuses for now or does not answer: every sender of the campaign waits,
+    twice as long each time (with jitter, capped); the campaign pauses for a person once
+    nothing has been accepted for SEND_PAUSE_AFTER_SECONDS. Returns the wait (None: paused)."""
     config = current_app.config
     now = utcnow()
-    due = session.scalars(select(Campaign.id).where(
-        Campaign.status == CampaignStatus.SCHEDULED, Campaign.scheduled_at <= now)).all()
-    for campaign_id in due:
-        try:
-            launch(session, campaign_id)
-        except (Conflict, InvalidInput) as exc:
-            campaign = session.get(Campaign, campaign_id)
-            campaign.status = CampaignStatus.PAUSED if campaign.status == CampaignStatus.SENDING \
-                else CampaignStatus.DRAFT
-            campaign.status_reason = exc.message
+    campaign = session.get(Campaign, campaign_id)
+    failing_since = campaign.failing_since or now
+    if (now - failing_since).total_seconds() >= config["SEND_PAUSE_AFTER_SECONDS"]:
+        states.move(session, campaign_id, "stop", status_code="failing", status_reason=error[:500])
         session.commit()
-    stall = timedelta(seconds=config["SEND_STALL_SECONDS"])
-    for campaign in session.scalars(select(Campaign).where(Campaign.status == CampaignStatus.SENDING)).all():
-        if campaign.snapshot_at is None:
-            last = campaign.progress_at or campaign.started_at
-            if last is None or last < now - stall:
-                enqueue(session, START_TASK, campaign.id)  # start is idempotent
-                campaign.progress_at = now
-        elif not _finish_if_done(session, campaign.id):
-            last = campaign.progress_at or campaign.snapshot_at
-            if last < now - stall:
-                for batch in deliveries.stalled_batches(session, campaign.id, now,
-                                                        config["SEND_LEASE_SECONDS"]):
-                    enqueue(session, BATCH_TASK, campaign.id, batch)
-                campaign.progress_at = now  # at most one re-queue per stall period
-        session.commit()
+        return None
+    level = (campaign.backoff_level or 0) + 1
+    wait = backoff(level, config)
+    session.execute(update(Campaign).where(Campaign.id == campaign_id, Campaign.status == SENDING)
+                    .values(backoff_level=level, retry_at=now + timedelta(seconds=wait),
+                            failing_since=failing_since, status_code="backoff",
+                            status_reason=error[:500])
+                    .execution_options(synchronize_session=False))
+    session.commit()
+    return wait
 
 
-# --- Helpers ------------------------------------------------------------------------
-
-def _status(session: Session, campaign_id: int) -> str | None:
-    status = session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
-    session.commit()  # end the read: the next one sees a pause committed meanwhile
-    return status
-
-
-def _finish_if_done(session: Session, campaign_id: int) -> bool:
-    """Mark a sending campaign sent when no row is queued or in flight."""
-    if deliveries.has_open(session, campaign_id):
-        return False
-    result = session.execute(update(Campaign).where(
-        Campaign.id == campaign_id, Campaign.status == CampaignStatus.SENDING,
-        Campaign.snapshot_at.is_not(None),
-    ).values(status=CampaignStatus.SENT, finished_at=utcnow(), status_reason="")
-        .execution_options(synchronize_session=False))
-    if result.rowcount:
-        session.expire_all()
-    return bool(result.rowcount)
-
-
-def _mailer(session: Session, campaign: Campaign) -> CampaignMailer:
-    """The campaign's compiled template and message skeleton, built once per process
-    (its content cannot change once it is sending)."""
-    key = (campaign.id, campaign.started_at)
-    if key not in _mailers:
-        mailer = CampaignMailer(campaign, compile_for(session, campaign))
-        stamp = int(campaign.started_at.timestamp()) if campaign.started_at else 0
-        mailer.message_id_suffix = f".{stamp}@{mailer.domain}"
-        _mailers[key] = mailer
-        while len(_mailers) > 8:
-            _mailers.popitem(last=False)
-    return _mailers[key]
-
-
-def _send_chunk(session, mailer, transport, rows, skipped) -> deliveries.Outcomes:
-    config = current_app.config
-    suffix = mailer.message_id_suffix
-    outcomes = deliveries.Outcomes(sent=[], message_id_suffix=suffix, retry=[], failed=[],
-                                   skipped=skipped)
-    date = message_date()
-    messages, by_recipient = [], {}
-    for row in rows:
-        try:
-            message = mailer.message_for(Recipient(row.subscriber_id, row.email, row.name), date,
-                                         deliveries.message_id(mailer.campaign_id, row.delivery_id, suffix))
-        except InvalidInput as exc:
-            _failure(outcomes, row, Result(None, False, 550, exc.message), config)
+def _tally(config, outcomes: list[Outcome]) -> deliveries.Tally:
+    """The engine's policy for each outcome: sent; a 4xx or an unanswered message tried
+    again later (backoff with jitter) until SEND_MAX_ATTEMPTS; a 5xx failed for good, and a
+    5.1.x hard bounce also suppresses the address (5.7.x policy blocks do not)."""
+    tally = deliveries.Tally()
+    now = utcnow()
+    retry_at: dict[int, object] = {}  # one jittered time per attempt number and flush
+    for outcome in outcomes:
+        item, result = outcome.item, outcome.result
+        if result is not None and result.ok:
+            tally.sent.append(item.key)
+            tally.any_accepted, tally.permanent_streak, tally.failing = True, 0, False
             continue
-        messages.append(message)
-        by_recipient[id(message)] = row
-    results: list[Result] = transport.send(messages)
-    for result in results:
-        row = by_recipient[id(result.message)]
-        if result.ok:
-            outcomes.sent.append(row.delivery_id)
-            outcomes.any_success = True
-            outcomes.trailing_failures = 0
+        tally.failing = True
+        if result is None:
+            error = outcome.error
+            tally.failed.setdefault((DeliveryStatus.FAILED.value, error), []).append(item.key)
+            tally.permanent_streak += 1
         else:
-            _failure(outcomes, row, result, config)
-            if result.hard_bounce:
-                suppression.suppress(session, row.email, "bounced")
-    return outcomes
+            error = f"{result.code} {result.error}".strip()
+            tally.doubtful += result.doubt
+            attempts = item.attempts + 1
+            if result.temporary and attempts < config["SEND_MAX_ATTEMPTS"]:
+                when = retry_at.setdefault(attempts, now + timedelta(seconds=backoff(attempts, config)))
+                tally.retry.setdefault((when, error[:500]), []).append(item.key)
+            else:
+                status = DeliveryStatus.BOUNCED if result.hard_bounce else DeliveryStatus.FAILED
+                tally.failed.setdefault((status.value, error[:500]), []).append(item.key)
+                if result.hard_bounce:
+                    tally.bounced.append(email_hash(item.email))
+                if not result.temporary:
+                    tally.permanent_streak += 1
+        tally.last_error = error[:500]
+    return tally
 
 
-def _failure(outcomes: deliveries.Outcomes, row, result: Result, config) -> None:
-    outcomes.trailing_failures += 1
-    attempts = row.attempts + 1
-    error = f"{result.code} {result.error}".strip()
-    if result.temporary and attempts < config["SEND_MAX_ATTEMPTS"]:
-        outcomes.retry.append({"id": row.delivery_id, "attempts": attempts, "error": error,
-                               "next_attempt_at": utcnow() + timedelta(seconds=backoff(attempts, config))})
-        return
-    status = DeliveryStatus.BOUNCED if result.hard_bounce else DeliveryStatus.FAILED
-    outcomes.failed.append({"id": row.delivery_id, "attempts": attempts, "error": error,
-                            "status": status})
+def _judge(config, campaign_id: int, conn: Connection, standing: deliveries.Standing,
+           tally: deliveries.Tally) -> str:
+    """After a flush: go on, or stop (paused or cancelled by staff, or paused here after
+    SEND_PAUSE_AFTER_FAILURES permanent refusals in a row)."""
+    if standing.status != SENDING:
+        return "stop"
+    limit = config["SEND_PAUSE_AFTER_FAILURES"]
+    if limit and standing.consecutive_failures >= limit:
+        states.move(conn, campaign_id, "stop", status_code="failures", status_reason=tally.last_error)
+        return "stop"
+    if tally.any_accepted:
+        conn.execute(update(Campaign).where(Campaign.id == campaign_id).values(
+            status_code=case((Campaign.status == SENDING, ""), else_=Campaign.status_code),
+            retry_at=None))
+    return "ok"
 
 
 def backoff(attempts: int, config) -> float:
@@ -355,7 +400,46 @@ def backoff(attempts: int, config) -> float:
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
-def _last_error(outcomes: deliveries.Outcomes) -> str:
-    rows = outcomes.retry + outcomes.failed
-    return rows[-1]["error"][:200] if rows else "unknown"
+def tick(session: Session) -> None:
+    """Beat: launch due schedules; re-queue the senders of a sending campaign whose due
+    batches nobody has held for SEND_STALL_SECONDS (lost tasks, killed workers); finish
+    campaigns."""
+    config = current_app.config
+    now = utcnow()
+    due = session.scalars(select(Campaign.id).where(
+        Campaign.status == CampaignStatus.SCHEDULED, Campaign.scheduled_at <= now)).all()
+    for campaign_id in due:
+        try:
+            launch(session, campaign_id)
+            session.commit()
+        except Conflict:  # cancelled, unscheduled or launched meanwhile
+            session.rollback()
+        except InvalidInput as exc:
+            session.rollback()
+            states.move(session, campaign_id, "stop", status_code="launch", status_reason=str(exc))
+            session.commit()
+    stall = timedelta(seconds=config["SEND_STALL_SECONDS"])
+    for campaign in session.scalars(select(Campaign).where(Campaign.status == SENDING)).all():
+        quiet = (campaign.progress_at or campaign.started_at or now) < now - stall
+        if campaign.snapshot_at is None:
+            if quiet:
+                enqueue(session, START_TASK, campaign.id)  # start is idempotent
+                campaign.progress_at = now
+        elif not _finish_if_done(session, campaign.id):
+            backing_off = campaign.retry_at is not None and campaign.retry_at > now
+            if quiet and not backing_off and deliveries.stalled(session, campaign.id):
+                _fan_out(session, campaign)
+                campaign.progress_at = now  # at most one re-queue per stall period
+        session.commit()
 
+
+def _finish_if_done(session: Session, campaign_id: int) -> bool:
+    """Mark a sending campaign sent when no batch is left open."""
+    if deliveries.has_open(session, campaign_id):
+        return False
+    return states.move(session, campaign_id, "finish", finished_at=utcnow(), status_code="",
+                       status_reason="") if _snapshotted(session, campaign_id) else False
+
+
+def _snapshotted(session: Session, campaign_id: int) -> bool:
+    return session.scalar(select(Campaign.snapshot_at).where(Campaign.id == campaign_id)) is not None

@@ -1,31 +1,26 @@
 """Subscribing and leaving: double opt-in, confirmation, welcome, unsubscribe, purge.
 
 Every function takes the session first; the caller (view or task) commits. Mails are
-never sent here inside a request: ``subscribe`` and ``confirm`` enqueue the tasks that
-call ``send_confirmation`` and ``send_welcome`` after the commit.
+never sent here inside a request: ``subscribe`` and ``confirm`` owe the subscriber a
+notice (``mailer.notices``), written with the rest and sent after the commit.
 """
 
 import secrets
 from datetime import timedelta
 
 from flask import current_app
-from flask_babel import force_locale
-from flask_babel import gettext as _
 from sqlalchemy import and_, case, delete, exists, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from . import links, tokens
+from . import notices, tokens
 from .consent import Origin, record
 from .errors import BadToken, InvalidInput
-from .jobs import enqueue
-from .mail.headers import list_headers
-from .mail.message import address, build, check_header_value
-from .mail.render import render_notice
-from .mail.transport import from_config
-from .models import (Delivery, MailingList, Subscriber, Subscription, SubscriptionStatus, campaign_lists,
-                     utcnow)
+from .mail.message import check_header_value
+from .models import (Delivery, MailingList, NoticeKind, Subscriber, Subscription, SubscriptionStatus,
+                     campaign_lists, utcnow)
 from .subscribers import normalize_email
-from .suppression import is_suppressed
+from .suppression import email_hash, is_suppressed
 
 SOURCES = {"form", "api", "embed", "admin"}
 MAX_NAME = 200
@@ -120,29 +115,30 @@ def subscribe(session: Session, *, email: str, name: str = "", list_ids: list[in
 
 
 def _find_or_create(session: Session, email: str, name: str, locale: str) -> Subscriber:
+    """The subscriber with ``email``, created if new. Two sign-ups of one new address at
+    once: the insert that loses the race does nothing (ON CONFLICT), and both find the row."""
     subscriber = session.scalar(select(Subscriber).where(Subscriber.email == email))
-    if subscriber is not None:
-        if name and not subscriber.name:
-            subscriber.name = name
-        return subscriber
-    subscriber = Subscriber(email=email, name=name, locale=locale, confirm_nonce=secrets.token_hex(16))
-    session.add(subscriber)
-    session.flush()
+    if subscriber is None:
+        now = utcnow()
+        insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)
+        session.execute(insert(Subscriber).values(
+            email=email, email_hash=email_hash(email), name=name, locale=locale, attributes={},
+            confirm_nonce=secrets.token_hex(16), confirm_sent_today=0, created_at=now,
+            updated_at=now).on_conflict_do_nothing(index_elements=["email"]))
+        subscriber = session.scalar(select(Subscriber).where(Subscriber.email == email))
+    elif name and not subscriber.name:
+        subscriber.name = name
     return subscriber
 
 
 def _request_confirmation(session: Session, subscriber: Subscriber) -> bool:
-    """Enqueue a confirmation mail unless the cool-down, the daily cap per address or the
-    global hourly cap forbid it. Decided by one conditional UPDATE, so two requests at
-    once cannot both pass. Returns whether a mail was queued."""
+    """Owe a confirmation mail unless the cool-down or the daily cap per address forbid it
+    (decided by one conditional UPDATE, so two requests at once cannot both pass); the
+    site-wide hourly cap delays it (``notices``), never drops it. Returns whether one was
+    queued."""
     config = current_app.config
     now = utcnow()
     today = now.date().isoformat()
-    hour_ago = now - timedelta(hours=1)
-    recent = session.scalar(select(func.count(Subscriber.id))
-                            .where(Subscriber.confirm_sent_at >= hour_ago))
-    if recent >= config["PENDING_MAX_PER_HOUR"]:
-        return False
     cooled = now - timedelta(seconds=config["CONFIRM_COOLDOWN"])
     under_cap = or_(Subscriber.confirm_sent_day.is_(None), Subscriber.confirm_sent_day != today,
                     Subscriber.confirm_sent_today < config["CONFIRM_MAX_PER_DAY"])
@@ -161,7 +157,7 @@ def _request_confirmation(session: Session, subscriber: Subscriber) -> bool:
                                 "confirm_nonce"])
     if result.rowcount != 1:
         return False
-    enqueue(session, "mailer.send_confirmation", subscriber.id)
+    notices.queue(session, subscriber.id, NoticeKind.CONFIRM)
     return True
 
 
@@ -218,7 +214,7 @@ def confirm_once(session: Session, token: str, *, ip: str = "",
                    version=version)
     subscriber.confirm_nonce = secrets.token_hex(16)  # single use
     session.flush()
-    enqueue(session, "mailer.send_welcome", subscriber.id)
+    notices.queue(session, subscriber.id, NoticeKind.WELCOME)
     return subscriber, False
 
 
@@ -296,76 +292,6 @@ def leave(session: Session, token: str, *, list_ids: list[int] | None = None, so
 def _campaign_list_ids(session: Session, campaign_id: int) -> set[int]:
     return set(session.scalars(select(campaign_lists.c.list_id)
                                .where(campaign_lists.c.campaign_id == campaign_id)))
-
-
-# --- Notices (task bodies) ---------------------------------------------------------------
-
-def _send(message) -> None:
-    """Send one notice now; raises OSError on a temporary failure (the task retries)."""
-    transport = from_config(current_app.config)
-    try:
-        [result] = transport.send([message])
-    finally:
-        transport.close()
-    if not result.ok and result.temporary:
-        raise OSError(f"temporary SMTP failure {result.code}: {result.error}")
-    if not result.ok:
-        current_app.logger.warning("notice to subscriber refused: %s %s", result.code, result.error)
-
-
-def _sender():
-    config = current_app.config
-    return address(config["MAIL_FROM_NAME"], config["MAIL_FROM"])
-
-
-def send_confirmation(session: Session, subscriber_id: int) -> None:
-    """Mail the confirmation link (no announcement content) if something is still pending."""
-    subscriber = session.get(Subscriber, subscriber_id)
-    if subscriber is None or is_suppressed(session, subscriber.email):
-        return
-    pending = [item for item in subscriber.subscriptions if item.status == PENDING]
-    if not pending or not subscriber.confirm_nonce:
-        return
-    config = current_app.config
-    hours = config["CONFIRM_MAX_AGE"] // 3600
-    with force_locale(subscriber.locale):
-        rendered = render_notice(
-            "confirm", _("Confirm your subscription"), recipient_name=subscriber.name,
-            confirm_url=links.confirm_url(confirm_token(subscriber)), hours=hours,
-            lists=[item.list.name for item in pending],
-            organisation=config["ORGANISATION_NAME"],
-        )
-    _send(build(sender=_sender(), to=address(subscriber.name, subscriber.email),
-                subject=rendered.subject, text=rendered.text, html=rendered.html,
-                domain=config["MAIL_DOMAIN"]))
-
-
-def send_welcome(session: Session, subscriber_id: int) -> None:
-    """Mail the welcome notice, with the list headers and the unsubscribe link, if the
-    subscriber is still confirmed on some list."""
-    subscriber = session.get(Subscriber, subscriber_id)
-    if subscriber is None or is_suppressed(session, subscriber.email):
-        return
-    confirmed = sorted((item for item in subscriber.subscriptions if item.status == CONFIRMED),
-                       key=lambda item: item.list_id)
-    if not confirmed:
-        return
-    config = current_app.config
-    first = confirmed[0].list
-    unsubscribe_url = links.unsubscribe_url(subscriber.id)
-    with force_locale(subscriber.locale):
-        rendered = render_notice(
-            "welcome", _("Welcome to the newsletter: %(name)s", name=first.name),
-            recipient_name=subscriber.name, lists=[item.list.name for item in confirmed],
-            unsubscribe_url=unsubscribe_url, organisation=config["ORGANISATION_NAME"],
-            home_url=links.absolute("/"),
-        )
-    _send(build(sender=_sender(), to=address(subscriber.name, subscriber.email),
-                subject=rendered.subject, text=rendered.text, html=rendered.html,
-                domain=config["MAIL_DOMAIN"],
-                headers=list_headers(config, unsubscribe_url=unsubscribe_url,
-                                     label=first.name,
-                                     slug=first.slug)))
 
 
 # --- Purge -------------------------------------------------------------------------------

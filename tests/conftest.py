@@ -87,6 +87,7 @@ def service_config(database_url: str, smtp_server: SMTPServer, tmp: Path) -> dic
         },
         "SMTP_URL": f"smtp://127.0.0.1:{smtp_server.port}",
         "OUTBOX_DIR": tmp / "outbox",
+        "INSTANCE_DIR": tmp / "instance",
         "BASE_URL": "http://localhost",
         "MAIL_FROM": "wydarzenia@miasto.example.pl",
         "MAIL_DOMAIN": "miasto.example.pl",

@@ -8,7 +8,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from mailer import deliveries, sending
 from mailer.extensions import db
@@ -65,15 +65,14 @@ def launch_and_snapshot(session, campaign_id: int) -> Campaign:
 
 
 def run_all_batches(session, campaign_id: int, timeout: float = 30.0) -> None:
-    """Run the batches here until nothing is open or the campaign stops sending (a worker
-    thread of an earlier test may be sending some of them at the same time)."""
+    """Run a sender here until nothing is open or the campaign stops sending (a worker
+    thread may be sending some batches at the same time)."""
     deadline = time.monotonic() + timeout
     while campaign_status(campaign_id) == CampaignStatus.SENDING and time.monotonic() < deadline:
-        for batch in deliveries.open_batches(session, campaign_id):
-            sending.send_batch(session, campaign_id, batch)
+        then = sending.send(session, campaign_id)
         db.session.commit()
-        if deliveries.has_open(session, campaign_id):
-            time.sleep(0.05)
+        if then is not None and deliveries.has_open(session, campaign_id):
+            time.sleep(min(then, 0.2))
 
 
 def wait_until(predicate, timeout: float = 60.0, interval: float = 0.1):
@@ -194,26 +193,25 @@ def tick_in_subprocess(env: dict) -> None:
     subprocess.run([sys.executable, "-c", TICK_SCRIPT], cwd=ROOT, env=env, check=True, timeout=60)
 
 
-def prepare_without_fan_out(session, campaign_id: int) -> list[int]:
-    """Launch and snapshot a campaign here but queue nothing: returns its batch numbers."""
+def prepare_without_fan_out(session, campaign_id: int) -> None:
+    """Launch and snapshot a campaign here but queue nothing (the test's own worker thread
+    would otherwise start sending it)."""
     sending.launch(session, campaign_id)
     sending.pause(session, campaign_id)  # a start task seen by another worker only snapshots
     session.commit()
     sending.start(session, campaign_id)
-    campaign = session.get(Campaign, campaign_id)
-    campaign.status = CampaignStatus.SENDING
+    session.execute(update(Campaign).where(Campaign.id == campaign_id).values(status=CampaignStatus.SENDING))
     session.commit()
-    return deliveries.open_batches(session, campaign_id)
 
 
-def dispatch(broker_url: str, queue: str, campaign_id: int, batches: list[int]) -> None:
-    """Send the batch tasks to ``queue`` on ``broker_url`` (a worker subprocess's queue)."""
+def dispatch(broker_url: str, queue: str, campaign_id: int, senders: int = 2) -> None:
+    """Queue ``senders`` sender tasks on ``queue`` at ``broker_url`` (a worker subprocess's)."""
     from celery import Celery
 
     client = Celery("engine-tests", broker=broker_url, set_as_current=False)
     try:
-        for batch in batches:
-            client.send_task("mailer.send_batch", args=(campaign_id, batch), queue=queue)
+        for _ in range(senders):
+            client.send_task("mailer.send_campaign", args=(campaign_id,), queue=queue)
     finally:
         client.close()
 

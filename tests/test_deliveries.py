@@ -1,73 +1,145 @@
-"""The engine's SQL on both databases: snapshot, claims, leases, bulk outcomes, counters."""
+"""The engine's SQL on both databases: snapshot, batch leases, fenced bulk outcomes,
+journal recovery, counters."""
 
 from datetime import timedelta
 
 from sqlalchemy import select, update
 
 from mailer import deliveries, suppression
-from mailer.models import Campaign, Delivery, DeliveryStatus, Subscription, SubscriptionStatus
+from mailer.dispatch import Item, Outcome
+from mailer.extensions import db
+from mailer.mail.message import Outgoing
+from mailer.mail.transport import Result
+from mailer.models import (Campaign, Delivery, DeliveryStatus, SendBatch, Subscription,
+                           SubscriptionStatus)
 from mailer.models.types import utcnow
+from mailer.sending import _judge, _tally
 from tests.helpers_engine import address, make_audience, make_campaign
 
 
-def _campaign(session, count=10):
+def _snapshot(session, count=10, batch_size=4):
     lists = make_audience(session, count)
     campaign = make_campaign(session, lists)
+    campaign.status = "sending"
     session.commit()
-    return campaign
-
-
-def test_claims_never_overlap_and_respect_leases(session):
-    campaign = _campaign(session)
-    assert deliveries.snapshot(session, campaign.id, 100) == 10
-    first, skipped = deliveries.claim(session, campaign.id, 0, 4, lease=60)
-    second, _ = deliveries.claim(session, campaign.id, 0, 4, lease=60)
-    third, _ = deliveries.claim(session, campaign.id, 0, 4, lease=60)
+    total = deliveries.snapshot(session, campaign.id, batch_size)
     session.commit()
-    ids = [r.delivery_id for r in first + second + third]
-    assert skipped == 0 and len(ids) == len(set(ids)) == 10
-    assert [len(first), len(second), len(third)] == [4, 4, 2]  # the limit holds (PostgreSQL plans)
-    assert deliveries.claim(session, campaign.id, 0, 4, lease=60) == ([], 0)
-    # a dead worker's rows come back once their lease is over
-    session.execute(update(Delivery).where(Delivery.id.in_([r.delivery_id for r in first]))
-                    .values(claimed_at=utcnow() - timedelta(seconds=120)))
-    again, _ = deliveries.claim(session, campaign.id, 0, 10, lease=60)
-    assert sorted(r.delivery_id for r in again) == sorted(r.delivery_id for r in first)
+    return campaign, total
 
 
-def test_claim_skips_who_left_or_was_suppressed_since_the_snapshot(session):
-    campaign = _campaign(session, 5)
-    deliveries.snapshot(session, campaign.id, 100)
-    left = session.scalar(select(Subscription).where(Subscription.subscriber.has(email=address(1))))
-    left.status = SubscriptionStatus.UNSUBSCRIBED
-    suppression.suppress(session, address(2), "complaint")
+def _expire(session, batch_id):
+    session.execute(update(SendBatch).where(SendBatch.id == batch_id)
+                    .values(lease_expires_at=utcnow() - timedelta(seconds=1)))
     session.commit()
-    rows, skipped = deliveries.claim(session, campaign.id, 0, 10, lease=60)
-    assert skipped == 2
-    assert sorted(r.email for r in rows) == [address(0), address(3), address(4)]
 
 
-def test_record_updates_rows_and_counters_in_bulk(session):
-    campaign = _campaign(session, 6)
-    deliveries.snapshot(session, campaign.id, 100)
-    rows, _ = deliveries.claim(session, campaign.id, 0, 10, lease=60)
-    ids = [r.delivery_id for r in rows]
-    outcomes = deliveries.Outcomes(
-        sent=ids[:3], message_id_suffix=".77@miasto.example.pl",
-        retry=[{"id": ids[3], "attempts": 1, "error": "451 later", "next_attempt_at": utcnow() + timedelta(hours=1)}],
-        failed=[{"id": ids[4], "attempts": 1, "error": "550 5.1.1", "status": DeliveryStatus.BOUNCED}],
-        skipped=1, trailing_failures=2, any_success=True)
-    deliveries.record(session, campaign.id, outcomes, pause_after=3, last_error="x")
+def _store(app, campaign_id, batch_id, holder):
+    return deliveries.BatchStore(db.engine, campaign_id, batch_id, holder, 30, ".1@miasto.example.pl",
+                                 decide=lambda outcomes: _tally(app.config, outcomes),
+                                 judge=lambda conn, standing, tally: _judge(app.config, campaign_id,
+                                                                            conn, standing, tally))
+
+
+def _accepted(rows):
+    return [Outcome(Item(row.delivery_id, row.email, row.attempts, lambda: None),
+                    Result(Outgoing("b@x", row.email, b"", "<m>"), True)) for row in rows]
+
+
+def test_snapshot_makes_one_lease_row_per_batch(session):
+    campaign, total = _snapshot(session, 10, 4)
+    assert total == 10
+    batches = session.scalars(select(SendBatch.batch).where(SendBatch.campaign_id == campaign.id)
+                              .order_by(SendBatch.batch)).all()
+    assert batches == [0, 1, 2]
+    assert deliveries.snapshot(session, campaign.id, 4) == 10  # idempotent
+    assert session.scalar(select(db.func.count()).select_from(SendBatch)) == 3
+
+
+def test_batch_leases_never_overlap_and_a_dead_holders_expires(session):
+    campaign, _ = _snapshot(session, 10, 4)
+    first = deliveries.lease_next_batch(session, campaign.id, "a" * 32, 30)
+    second = deliveries.lease_next_batch(session, campaign.id, "b" * 32, 30)
+    third = deliveries.lease_next_batch(session, campaign.id, "c" * 32, 30)
     session.commit()
+    assert [first[1], second[1], third[1]] == [0, 1, 2]
+    assert deliveries.lease_next_batch(session, campaign.id, "d" * 32, 30) is None
+    assert deliveries.next_batch_in(session, campaign.id) is None  # all held by live leases
+    _expire(session, first[0])
+    assert deliveries.stalled(session, campaign.id)
+    assert deliveries.lease_next_batch(session, campaign.id, "d" * 32, 30) == first
+
+
+def test_a_sender_whose_lease_ran_out_records_nothing(app, session):
+    """Two senders of one batch, the first stopped past its lease: only the holder's
+    outcomes count (the counters once said 8 sent of 4)."""
+    campaign, _ = _snapshot(session, 4, 4)
+    batch_id, batch = deliveries.lease_next_batch(session, campaign.id, "a" * 32, 30)
+    rows_a, *_ = deliveries.open_rows(session, campaign.id, batch, batch_id, "a" * 32, 30, {})
+    session.commit()
+    _expire(session, batch_id)
+    assert deliveries.lease_next_batch(session, campaign.id, "b" * 32, 30) == (batch_id, batch)
+    rows_b, *_ = deliveries.open_rows(session, campaign.id, batch, batch_id, "b" * 32, 30, {})
+    session.commit()
+    assert deliveries.open_rows(session, campaign.id, batch, batch_id, "a" * 32, 30, {}) is None
+    session.rollback()
+    assert _store(app, campaign.id, batch_id, "a" * 32).flush(_accepted(rows_a)) == "lost"
+    assert _store(app, campaign.id, batch_id, "b" * 32).flush(_accepted(rows_b)) == "ok"
+    assert _store(app, campaign.id, batch_id, "b" * 32).flush(_accepted(rows_b)) == "ok"  # twice: once
+    db.session.expire_all()
+    campaign = db.session.get(Campaign, campaign.id)
+    assert campaign.sent_count == 4
+    assert set(db.session.scalars(select(Delivery.status).where(Delivery.campaign_id == campaign.id))) \
+        == {DeliveryStatus.SENT}
+
+
+def test_a_new_holder_records_the_journal_and_counts_what_was_in_flight(session):
+    campaign, _ = _snapshot(session, 4, 4)
+    batch_id, batch = deliveries.lease_next_batch(session, campaign.id, "a" * 32, 30)
+    ids = session.scalars(select(Delivery.id).where(Delivery.campaign_id == campaign.id)
+                          .order_by(Delivery.id)).all()
+    marks = {ids[0]: "a", ids[1]: "a", ids[2]: "f"}
+    rows, recovered, in_doubt, skipped = deliveries.open_rows(
+        session, campaign.id, batch, batch_id, "a" * 32, 30, marks)
+    session.commit()
+    assert (recovered, in_doubt, skipped) == (2, 1, 0)
+    assert [row.delivery_id for row in rows] == ids[2:]  # accepted ones are not sent again
     campaign = session.get(Campaign, campaign.id)
-    assert (campaign.sent_count, campaign.failed_count, campaign.skipped_count,
-            campaign.consecutive_failures, campaign.status) == (3, 1, 1, 2, "draft")
-    sent = session.get(Delivery, ids[0])
-    assert sent.status == DeliveryStatus.SENT
-    assert sent.message_id == f"<{campaign.id}.{ids[0]}.77@miasto.example.pl>"
-    assert session.get(Delivery, ids[3]).status == DeliveryStatus.QUEUED
-    # the retried row is not claimable before its time
-    assert deliveries.claim(session, campaign.id, 0, 10, lease=60) == ([], 0)
-    assert deliveries.next_due(session, campaign.id, 0) is not None
-    assert deliveries.has_open(session, campaign.id)
-    assert deliveries.count_by_status(session, campaign.id)[DeliveryStatus.BOUNCED] == 1
+    session.refresh(campaign)
+    assert (campaign.sent_count, campaign.doubtful_count) == (2, 1)
+
+
+def test_rows_of_people_who_left_or_are_suppressed_are_skipped(session):
+    campaign, _ = _snapshot(session, 4, 4)
+    gone = session.scalar(select(Subscription).join(Subscription.subscriber).where(
+        Subscription.subscriber.has(email=address(1))))
+    gone.status = SubscriptionStatus.UNSUBSCRIBED
+    suppression.suppress(session, address(2), "bounced")
+    session.commit()
+    batch_id, batch = deliveries.lease_next_batch(session, campaign.id, "a" * 32, 30)
+    rows, _, _, skipped = deliveries.open_rows(session, campaign.id, batch, batch_id, "a" * 32, 30, {})
+    session.commit()
+    assert skipped == 2
+    assert [row.email for row in rows] == [address(0), address(3)]
+
+
+def test_a_batch_given_back_is_done_or_due_when_its_retries_are(session):
+    campaign, _ = _snapshot(session, 2, 4)
+    batch_id, batch = deliveries.lease_next_batch(session, campaign.id, "a" * 32, 30)
+    later = utcnow() + timedelta(minutes=5)
+    session.execute(update(Delivery).where(Delivery.campaign_id == campaign.id, Delivery.subscriber_id
+                                           == select(Delivery.subscriber_id).limit(1).scalar_subquery())
+                    .values(next_attempt_at=later))
+    session.execute(update(Delivery).where(Delivery.campaign_id == campaign.id,
+                                           Delivery.next_attempt_at.is_(None))
+                    .values(status=DeliveryStatus.SENT))
+    assert deliveries.release_batch(session, batch_id, campaign.id, batch, "a" * 32) is False
+    session.commit()
+    assert deliveries.next_batch_in(session, campaign.id) > 200  # due in five minutes
+    session.execute(update(Delivery).where(Delivery.campaign_id == campaign.id).values(
+        status=DeliveryStatus.SENT))
+    deliveries.lease_next_batch(session, campaign.id, "b" * 32, 30)  # not due yet: nothing
+    session.execute(update(SendBatch).values(due_at=None))
+    assert deliveries.lease_next_batch(session, campaign.id, "b" * 32, 30) == (batch_id, batch)
+    assert deliveries.release_batch(session, batch_id, campaign.id, batch, "b" * 32) is True
+    session.commit()
+    assert not deliveries.has_open(session, campaign.id)

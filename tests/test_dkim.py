@@ -8,8 +8,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
+from mailer import deliveries
+from mailer.campaign_mail import CampaignMail
 from mailer.mail import dkim as signing
-from mailer.mail.compose import CampaignMailer, Recipient
 from mailer.mail.render import compile_campaign
 
 
@@ -40,7 +41,9 @@ def keys(tmp_path_factory):
 
 class _Campaign:
     id = 42
-    lists = []
+    lists: list = []
+    locale = "pl"
+    started_at = None
 
 
 def _message(app, keys) -> bytes:
@@ -55,8 +58,8 @@ def _message(app, keys) -> bytes:
             '<p><a href="{{ unsubscribe_url }}">Wypisz</a></p>',
             content_text="Cześć {{ subscriber.name }}\n  trailing spaces   \n{{ unsubscribe_url }}",
             context={})
-        mailer = CampaignMailer(_Campaign(), compiled)
-        return mailer.message_for(Recipient(7, "jan@example.org", "Jan Kowalski")).data
+        mail = CampaignMail(_Campaign(), compiled, app.config)
+        return mail.message(deliveries.Row(3, 7, "jan@example.org", "Jan Kowalski", "pl", 0)).data
     finally:
         app.config.update(DKIM_RSA_KEY_FILE="", DKIM_ED25519_KEY_FILE="")
 
@@ -83,8 +86,24 @@ def test_both_signatures_verify_with_dkimpy(app, keys):
     assert "s=rsa2026" in head and "s=ed2026" in head
     signed = head.split("h=")[1].split(";")[0].replace("\r\n\t", "").lower().split(":")
     for name in ("from", "to", "subject", "date", "message-id", "list-unsubscribe",
-                 "list-unsubscribe-post", "list-id", "mime-version", "content-type"):
+                 "list-unsubscribe-post", "list-id", "content-language", "mime-version", "content-type"):
         assert name in signed
+    # Over-signed: a relay adding a second From, Subject or unsubscribe header breaks them.
+    for name in ("from", "subject", "list-unsubscribe", "list-unsubscribe-post"):
+        assert signed.count(name) == 2, name
+    signature = head.split("DKIM-Signature:")[1]
+    assert all(len(line) <= 78 for line in signature.split("\r\n"))  # b= is folded
+
+
+@pytest.mark.parametrize("added", [b"From: Eve <eve@example.org>\r\n", b"Subject: Pilne!\r\n",
+                                   b"List-Unsubscribe: <https://evil.example/u>\r\n"])
+def test_a_header_added_by_a_relay_breaks_both(app, keys, added):
+    data = _message(app, keys)
+    _, records = keys
+    head, _, body = data.partition(b"\r\n\r\n")
+    tampered = head + b"\r\n" + added.rstrip(b"\r\n") + b"\r\n\r\n" + body
+    assert not _verifies(tampered, records, 0)
+    assert not _verifies(tampered, records, 1)
 
 
 @pytest.mark.parametrize("old,new", [

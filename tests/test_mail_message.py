@@ -1,30 +1,28 @@
 """The hand-assembled message meets STANDARDS 1-7 and 11 on its serialized bytes."""
 
 import re
-from email import message_from_bytes, policy
+from email import message_from_bytes, message_from_string, policy
 
 import pytest
 
 from mailer.errors import InvalidInput
-from mailer.mail.headers import list_headers
-from mailer.mail.message import address, build
+from mailer.mail.headers import ListSettings, list_headers
+from mailer.mail.message import Skeleton, address, fixed, make_msgid
 
-CONFIG = {"LIST_ID_NAMESPACE": "miasto.example.pl", "UNSUBSCRIBE_MAILTO": "",
-          "FEEDBACK_ID_SENDER": ""}
 LONG_URL = "http://localhost/u/" + "A" * 90  # longer than the ~77 characters policy.SMTP encodes
 
 
 def make(subject="Zaproszenie: koncert kolęd w żółtym ratuszu — wstęp wolny dla wszystkich gości",
-         name="Zażółć Gęślą Jaźń", url=LONG_URL, config=CONFIG):
-    return build(
-        sender=address("Urząd Miasta — Wydarzenia", "wydarzenia@miasto.example.pl"),
-        to=address(name, "jan@example.org"), subject=subject,
-        text="Dzień dobry,\nzapraszamy na koncert. Wypisz się: " + url,
-        html=f'<p>Dzień dobry, zapraszamy na koncert.</p><a href="{url}">Wypisz się</a>',
-        domain="miasto.example.pl",
-        headers=list_headers(config, unsubscribe_url=url, label="Wydarzenia w mieście",
-                             slug="wydarzenia", campaign_id=7),
-    )
+         name="Zażółć Gęślą Jaźń", url=LONG_URL, mailto="", email="jan@example.org"):
+    headers, suffix = list_headers(ListSettings("Wydarzenia w mieście", "wydarzenia",
+                                                "miasto.example.pl", mailto=mailto))
+    skeleton = Skeleton(
+        sender=address("Urząd Miasta — Wydarzenia", "wydarzenia@miasto.example.pl"), subject=subject,
+        text=fixed("Dzień dobry,\nzapraszamy na koncert. Wypisz się: " + url),
+        html=fixed(f'<p>Dzień dobry, zapraszamy na koncert.</p><a href="{url}">Wypisz się</a>'),
+        headers=headers, unsubscribe_suffix=suffix, language="pl")
+    return skeleton.render(to_name=name, to_email=email, return_path="bounces+s1-abcdefgh@miasto.example.pl",
+                           message_id=make_msgid("miasto.example.pl"), unsubscribe_url=url)
 
 
 def headers_of(data: bytes) -> list[tuple[str, str]]:
@@ -45,7 +43,7 @@ def test_list_unsubscribe_is_one_bracketed_url_never_encoded():
 
 
 def test_mailto_may_follow_the_url():
-    out = make(config={**CONFIG, "UNSUBSCRIBE_MAILTO": "wypisz@miasto.example.pl"})
+    out = make(mailto="wypisz@miasto.example.pl")
     value = dict(headers_of(out.data))["List-Unsubscribe"]
     assert value.startswith(f"<{LONG_URL}>, <mailto:wypisz@miasto.example.pl")
 
@@ -78,13 +76,13 @@ def test_list_id_under_the_namespace():
     assert str(parsed["List-Id"]).endswith("<wydarzenia.miasto.example.pl>")
 
 
-def test_multipart_alternative_text_then_html_quoted_printable():
+def test_multipart_alternative_text_then_html_base64():
     out = make()
     parsed = message_from_bytes(out.data, policy=policy.default)
     assert parsed.get_content_type() == "multipart/alternative"
     parts = list(parsed.iter_parts())
     assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
-    assert all(p["Content-Transfer-Encoding"] == "quoted-printable" for p in parts)
+    assert all(p["Content-Transfer-Encoding"] == "base64" for p in parts)
     assert all(p.get_content_charset() == "utf-8" for p in parts)
     assert "Dzień dobry" in parts[0].get_content() and "Wypisz się" in parts[1].get_content()
     assert out.data.isascii()  # nothing 8bit on the wire
@@ -108,3 +106,12 @@ def test_cr_lf_in_an_address_is_refused():
 def test_an_address_without_local_part_or_domain_is_refused(bad):
     with pytest.raises(InvalidInput):
         address("Jan", bad)
+
+
+def test_an_address_with_polish_letters_is_written_in_utf8_for_smtputf8():
+    out = make(email="małgorzata.wiśniewska@example.pl")
+    assert out.needs_smtputf8
+    parsed = message_from_string(out.data.decode("utf-8"), policy=policy.SMTPUTF8)  # RFC 6532
+    assert parsed["To"].addresses[0].addr_spec == "małgorzata.wiśniewska@example.pl"
+    assert parsed["To"].addresses[0].display_name == "Zażółć Gęślą Jaźń"
+    assert not make().needs_smtputf8 and make().data.isascii()

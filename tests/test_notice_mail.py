@@ -7,8 +7,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from mailer import subscriptions
-from mailer.models import ConsentRecord, Delivery, SubscriptionStatus, utcnow
+from mailer import notices, subscriptions
+from mailer.models import (ConsentRecord, Delivery, Notice, NoticeKind, NoticeStatus,
+                           SubscriptionStatus, utcnow)
 from tests.helpers_engine import make_campaign
 from tests.helpers_visitor import (barrier, confirm_path, csrf_token, drain, html_part, make_list,
                                    subscribe, subscriber, text_part)
@@ -47,7 +48,7 @@ def check_well_formed(data: bytes, app) -> None:
         assert len(word) <= 75
     body = data.split(b"\r\n\r\n", 1)[1]
     assert body.index(b"Content-Type: text/plain") < body.index(b"Content-Type: text/html")
-    assert body.count(b"Content-Transfer-Encoding: quoted-printable") == 2
+    assert body.count(b"Content-Transfer-Encoding: base64") == 2  # one builder, one encoding
     assert b"8bit" not in data and max(data) < 128
 
 
@@ -98,18 +99,24 @@ def test_long_name_subject_encoded_words_stay_short(client, app, session, smtp_s
     assert str(mail.message["List-Id"]).endswith("<dlugie.miasto.example.pl>")
 
 
-def test_tasks_send_nothing_when_nothing_is_due(app, session, newsletter, smtp_server):
+def test_a_notice_goes_once_and_only_while_it_has_something_to_say(app, session, newsletter,
+                                                                     smtp_server):
     subscriptions.subscribe(session, email="quiet@example.org", consent=True, source="admin")
     session.commit()
     smtp_server.wait_for(1)
     sub = subscriber(session, "quiet@example.org")
     celery = app.extensions["celery"]
-    celery.send_task("mailer.send_welcome", args=[sub.id])  # not confirmed: no welcome
-    subscriptions.unsubscribe(session, sub.id, source="admin")
+    for _ in range(3):  # the task redelivered: the notice is a row, already sent
+        celery.send_task("mailer.send_notices")
+    notices.queue(session, sub.id, NoticeKind.WELCOME)  # not confirmed: nothing to welcome to
     session.commit()
-    celery.send_task("mailer.send_confirmation", args=[sub.id])  # nothing pending: no mail
-    celery.send_task("mailer.send_confirmation", args=[999999])  # gone: no mail, no error
+    subscriptions.unsubscribe(session, sub.id, source="admin")
+    notices.queue(session, sub.id, NoticeKind.CONFIRM)  # nothing pending any more
+    session.commit()
     assert [m.recipients for m in barrier(session, smtp_server)] == [["quiet@example.org"]]
+    statuses = session.scalars(select(Notice.status).where(Notice.subscriber_id == sub.id)
+                               .order_by(Notice.id)).all()
+    assert statuses == [NoticeStatus.SENT, NoticeStatus.DROPPED, NoticeStatus.DROPPED]
 
 
 def test_purge_pending_removes_only_stale_unconfirmed(app, session, newsletter, smtp_server):

@@ -4,7 +4,7 @@ choice), the embed page and its snippet, and the staff outbox page."""
 import re
 from datetime import timedelta
 
-from mailer.mail.message import address, build
+from mailer.mail.message import Skeleton, address, fixed
 from mailer.mail.transport import OutboxTransport
 from mailer.models import Event, utcnow
 from tests.helpers_staff import login_as, new_client
@@ -75,9 +75,10 @@ def test_outbox_page(app, session, tmp_path, monkeypatch):
     assert staff.get("/admin/outbox").status_code == 404  # SMTP_URL set: no outbox
     monkeypatch.setitem(app.config, "SMTP_URL", "")
     assert "Skrzynka nadawcza jest pusta." in staff.get("/admin/outbox").get_data(as_text=True)
-    message = build(sender=address("Urząd Miasta", "a@example.org"), to=address("Óla", "o@example.org"),
-                    subject="Potwierdź zapis", text="Tekst ąę", html="<p>HTML <b>żółć</b></p>",
-                    domain="example.org")
+    message = Skeleton(sender=address("Urząd Miasta", "a@example.org"), subject="Potwierdź zapis",
+                       text=fixed("Tekst ąę"), html=fixed("<p>HTML <b>żółć</b></p>")).render(
+        to_name="Óla", to_email="o@example.org", return_path="bounces+s1-abcdefgh@example.org",
+        message_id="<1.2@example.org>")
     OutboxTransport(tmp_path).send([message])
     listing = staff.get("/admin/outbox").get_data(as_text=True)
     assert "Potwierdź zapis" in listing

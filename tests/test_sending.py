@@ -17,7 +17,7 @@ from tests.helpers_engine import (address, assert_exactly_once, campaign_status,
 @pytest.fixture
 def engine_config(app):
     saved = dict(app.config)
-    app.config.update(BATCH_SIZE=7, SEND_CHUNK_SIZE=3, SEND_RETRY_BASE_SECONDS=0.05,
+    app.config.update(BATCH_SIZE=7, SEND_RETRY_BASE_SECONDS=0.05,
                       SEND_RETRY_MAX_SECONDS=0.2, SEND_MAX_ATTEMPTS=3, SEND_PAUSE_AFTER_FAILURES=0,
                       RATE_PER_SECOND=0, RATE_PER_HOUR=0)
     yield app.config
@@ -53,8 +53,8 @@ def test_batches_send_each_recipient_once_even_when_run_twice(session, smtp_serv
     session.commit()
     launch_and_snapshot(session, campaign.id)
     run_all_batches(session, campaign.id)
-    for batch in range(3):  # a batch delivered twice by the queue
-        assert sending.send_batch(session, campaign.id, batch) is None
+    for _ in range(3):  # senders delivered again by the queue
+        assert sending.send(session, campaign.id) is None
     expected = {address(i) for i in range(16)}
     assert_exactly_once(smtp_server, campaign.id, expected)
     assert campaign_status(campaign.id) == CampaignStatus.SENT
@@ -88,7 +88,7 @@ def test_unsubscribe_committed_before_claim_is_honoured(session, smtp_server, en
     assert sending.progress(session, campaign.id)["queued"] == 0
 
 
-def test_pause_stops_between_chunks_resume_finishes_cancel_skips(session, smtp_server, engine_config,
+def test_pause_stops_senders_resume_finishes_cancel_skips(session, smtp_server, engine_config,
                                                                    celery_worker):
     lists = make_audience(session, 14)
     campaign = make_campaign(session, lists)
@@ -98,7 +98,7 @@ def test_pause_stops_between_chunks_resume_finishes_cancel_skips(session, smtp_s
     session.commit()
     sending.start(session, campaign.id)
     assert session.get(Campaign, campaign.id).total_count == 14
-    assert sending.send_batch(session, campaign.id, 0) is None
+    assert sending.send(session, campaign.id) is None
     assert smtp_server.messages == []
     with pytest.raises(Conflict):
         sending.pause(session, campaign.id)
@@ -119,7 +119,7 @@ def test_pause_stops_between_chunks_resume_finishes_cancel_skips(session, smtp_s
     sending.start(session, other.id)
     sending.cancel(session, other.id)
     session.commit()
-    assert sending.send_batch(session, other.id, 0) is None
+    assert sending.send(session, other.id) is None
     assert set(rows(other.id).values()) == {DeliveryStatus.SKIPPED}
     assert sending.progress(session, other.id)["status"] == "cancelled"
 

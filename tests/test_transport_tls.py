@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from mailer.mail.message import Outgoing
-from mailer.mail.transport import SMTPSettings, SMTPTransport
+from mailer.mail.transport import ConnectionFailed, SMTPSettings, SMTPTransport
 from tests.smtp_server import SMTPServer, authenticator_for
 
 USER, PASSWORD = "newsletter", "hasło-ąę 123"
@@ -102,10 +102,11 @@ def test_wrong_password_is_a_temporary_failure_of_every_message(starttls_server,
     messages later (and pauses the campaign after SEND_PAUSE_AFTER_FAILURES)."""
     url = f"smtp://{USER}:wrong@127.0.0.1:{starttls_server.port}?starttls=1&cafile={certificate[0]}"
     transport = SMTPTransport(SMTPSettings.from_url(url))
-    results = transport.send(messages(2))
+    with pytest.raises(ConnectionFailed) as failed:
+        transport.send(messages(2))
     transport.close()
-    assert [(r.ok, r.code) for r in results] == [(False, 535), (False, 535)], results
-    assert "connecting" in results[0].error and results[0].temporary and not results[0].hard_bounce
+    assert failed.value.code == 535 and "connecting" in failed.value.error
+    assert failed.value.results == []  # nothing attempted: the messages wait, none failed
     assert starttls_server.messages == []
 
 
@@ -113,9 +114,10 @@ def test_untrusted_certificate_is_a_connection_failure(starttls_server):
     """Without the CA the certificate does not verify: nothing is sent in clear instead."""
     transport = SMTPTransport(SMTPSettings.from_url(
         f"smtp://{USER}:{url_password()}@127.0.0.1:{starttls_server.port}?starttls=1"))
-    [result] = transport.send(messages(1))
+    with pytest.raises(ConnectionFailed) as failed:
+        transport.send(messages(1))
     transport.close()
-    assert not result.ok and result.temporary and "CERTIFICATE_VERIFY_FAILED" in result.error
+    assert "CERTIFICATE_VERIFY_FAILED" in failed.value.error
     assert starttls_server.messages == []
 
 
@@ -125,9 +127,10 @@ def test_server_without_starttls_is_refused(certificate):
     try:
         transport = SMTPTransport(SMTPSettings.from_url(
             f"smtp://127.0.0.1:{server.port}?starttls=1&cafile={certificate[0]}"))
-        [result] = transport.send(messages(1))
+        with pytest.raises(ConnectionFailed) as failed:
+            transport.send(messages(1))
         transport.close()
-        assert not result.ok and "STARTTLS" in result.error
+        assert "STARTTLS" in failed.value.error  # never in clear instead
         assert server.messages == []
     finally:
         server.stop()

@@ -5,12 +5,21 @@ from flask import Flask
 
 
 def celery_init_app(app: Flask) -> Celery:
-    """Flask's documented pattern: every task runs inside the app context."""
+    """Flask's documented pattern: every task runs inside the app context. A task that
+    was a queued job (``mailer.jobs``) forgets its job when it has run."""
+    from mailer import jobs
+    from mailer.extensions import db
 
     class FlaskTask(Task):
         def __call__(self, *args, **kwargs):
             with app.app_context():
-                return self.run(*args, **kwargs)
+                try:
+                    return self.run(*args, **kwargs)
+                finally:
+                    job = jobs.job_id(self.request.id)
+                    if job is not None:
+                        db.session.rollback()
+                        jobs.finished(db.session, job)
 
     celery_app = Celery(app.name, task_cls=FlaskTask)
     celery_app.config_from_object(app.config["CELERY"])
@@ -23,8 +32,8 @@ def celery_init_app(app: Flask) -> Celery:
 
 
 def beat_schedule(app: Flask) -> dict:
-    """Periodic work. Campaign schedules live in the database; beat only ticks."""
+    """Periodic work. Campaign schedules and jobs live in the database; beat only ticks."""
     return {
-        "tick": {"task": "mailer.tick", "schedule": 15.0},
+        "tick": {"task": "mailer.tick", "schedule": app.config["TICK_SECONDS"]},
         "purge-pending": {"task": "mailer.purge_pending", "schedule": 3600.0},
     }

@@ -3,20 +3,13 @@ the domain. Each is safe to run twice: the database, not the queue, records what
 
 from celery import shared_task
 
-from mailer import campaigns, sending, subscriptions
+from mailer import campaigns, imports, jobs, notices, sending, subscriptions
 from mailer.extensions import db
 
 
-@shared_task(name="mailer.send_confirmation", autoretry_for=(OSError,), retry_backoff=True,
-             retry_jitter=True, max_retries=5)
-def send_confirmation(subscriber_id: int) -> None:
-    subscriptions.send_confirmation(db.session, subscriber_id)
-
-
-@shared_task(name="mailer.send_welcome", autoretry_for=(OSError,), retry_backoff=True,
-             retry_jitter=True, max_retries=5)
-def send_welcome(subscriber_id: int) -> None:
-    subscriptions.send_welcome(db.session, subscriber_id)
+@shared_task(name="mailer.send_notices")
+def send_notices() -> None:
+    notices.send(db.session)
 
 
 @shared_task(name="mailer.purge_pending")
@@ -27,7 +20,11 @@ def purge_pending() -> None:
 
 @shared_task(name="mailer.tick")
 def tick() -> None:
+    """Beat, every few seconds: relay jobs the broker may have lost, launch schedules,
+    revive stalled campaigns, send notices whose turn came."""
+    jobs.relay(db.session)
     sending.tick(db.session)
+    notices.tick(db.session)
 
 
 @shared_task(name="mailer.start_campaign")
@@ -35,13 +32,13 @@ def start_campaign(campaign_id: int) -> None:
     sending.start(db.session, campaign_id)
 
 
-@shared_task(name="mailer.send_batch", bind=True, max_retries=50)
-def send_batch(self, campaign_id: int, batch: int) -> None:
-    """Rows put back after a 4xx are retried by retrying this task once they are due
-    (backoff with jitter, capped well under the broker's visibility timeout)."""
-    retry_in = sending.send_batch(db.session, campaign_id, batch)
-    if retry_in is not None:
-        raise self.retry(countdown=max(0.2, retry_in))
+@shared_task(name="mailer.send_campaign")
+def send_campaign(campaign_id: int) -> None:
+    """One sender of the campaign; it goes on in a new task when it has to wait (a batch due
+    for a retry, a back-off, the rate limit) or its time is up: one task, never a storm."""
+    then = sending.send(db.session, campaign_id)
+    if then is not None:
+        jobs.send_now("mailer.send_campaign", campaign_id, countdown=min(then, sending.MAX_COUNTDOWN))
 
 
 @shared_task(name="mailer.send_test", autoretry_for=(OSError,), retry_backoff=True,
@@ -54,6 +51,4 @@ def send_test(campaign_id: int, addresses: list[str]) -> None:
 
 @shared_task(name="mailer.import_csv")
 def import_csv(job_id: int) -> None:
-    from mailer import imports
-
     imports.run(db.session, job_id)

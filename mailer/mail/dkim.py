@@ -19,7 +19,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 SIGNED_HEADERS = ("From", "To", "Subject", "Date", "Message-ID", "List-Unsubscribe",
-                  "List-Unsubscribe-Post", "List-Id", "MIME-Version", "Content-Type")
+                  "List-Unsubscribe-Post", "List-Id", "Content-Language", "MIME-Version",
+                  "Content-Type")
+# Named once more in h= than they appear (RFC 6376 §5.4.2, "over-signing"): a relay that
+# adds a second From, Subject or unsubscribe header breaks the signature.
+OVERSIGNED = ("From", "Subject", "List-Unsubscribe", "List-Unsubscribe-Post")
 
 _WSP_RUN = re.compile(rb"[ \t]+")
 _WSP_EOL = re.compile(rb"[ \t]+\r\n")
@@ -80,16 +84,34 @@ class Signer:
             by_name[name.strip().lower()] = (name, value)  # the last instance is signed
         present = [h for h in SIGNED_HEADERS if h.lower().encode() in by_name]
         signed = b"".join(canonical_header(*by_name[h.lower().encode()]) for h in present)
+        names = ":".join(present + [h for h in OVERSIGNED if h in present])
         body_hash = base64.b64encode(hashlib.sha256(canonical_body(body)).digest()).decode()
         stamp = int(time.time()) if now is None else now
         signatures = []
         for key in self.keys:
-            tags = (f" v=1; a={key.algorithm}; c=relaxed/relaxed; d={self.domain};"
-                    f" s={key.selector}; t={stamp};\r\n\th={':'.join(present)};\r\n\tbh={body_hash};\r\n\tb=")
+            tags = (f" v=1; a={key.algorithm}; c=relaxed/relaxed;\r\n\td={self.domain};"
+                    f" s={key.selector}; t={stamp};\r\n\th={_folded(names, ':')};\r\n\tbh={body_hash};\r\n\tb=")
             unsigned = canonical_header(b"DKIM-Signature", tags.encode())[:-2]
             b = base64.b64encode(key.sign(signed + unsigned)).decode()
-            signatures.append(f"DKIM-Signature:{tags}{b}\r\n".encode())
+            signatures.append(f"DKIM-Signature:{tags}{_folded(b)}\r\n".encode())
         return b"".join(signatures) + head + sep + body
+
+
+def _folded(value: str, separator: str = "", width: int = 70) -> str:
+    """``value`` in lines of at most ``width`` characters joined by CRLF TAB (folding white
+    space in a tag value is ignored by verifiers, RFC 6376 §3.5); a ``separator``-joined
+    list is broken only after a separator."""
+    if separator:
+        pieces = [piece + separator for piece in value.split(separator)]
+        pieces[-1] = pieces[-1][:-len(separator)]
+    else:
+        pieces = [value[i:i + width] for i in range(0, len(value), width)]
+    lines = [""]
+    for piece in pieces:
+        if lines[-1] and len(lines[-1]) + len(piece) > width:
+            lines.append("")
+        lines[-1] += piece
+    return "\r\n\t".join(lines)
 
 
 def load_key(path: str, algorithm: str, selector: str) -> Key:

@@ -1,18 +1,16 @@
 """Rendering mail: HTML with inlined CSS plus a text part.
 
-Two kinds of source:
-- file templates in ``templates/email`` for the service's own notices (confirmation,
-  welcome), rendered by Flask's Jinja environment;
-- staff-editable campaign templates, rendered once per campaign in an
-  ``ImmutableSandboxedEnvironment`` with the recipient's values left as markers, then
-  personalized per recipient by joining pre-split segments (no Jinja per recipient).
+Staff-editable campaign templates are rendered once per campaign in an
+``ImmutableSandboxedEnvironment`` with the recipient's values left as markers, then
+personalized per recipient by joining pre-split segments (no Jinja per recipient). The
+service's own notices are rendered by ``mailer.notices`` with Flask's templates.
 """
 
+import functools
 import re
 from dataclasses import dataclass
 
 import css_inline
-from flask import render_template
 from inscriptis import get_text
 from inscriptis.model.config import ParserConfig
 from jinja2 import StrictUndefined, TemplateError
@@ -41,13 +39,6 @@ class Rendered:
     subject: str
     html: str
     text: str
-
-
-def render_notice(name: str, subject: str, **context) -> Rendered:
-    """``templates/email/{name}.html`` and ``.txt`` with ``context``; CSS inlined."""
-    html = inline_css(render_template(f"email/{name}.html", subject=subject, **context))
-    text = render_template(f"email/{name}.txt", subject=subject, **context)
-    return Rendered(subject, html, text)
 
 
 # --- Campaign templates -------------------------------------------------------------
@@ -113,9 +104,19 @@ class Personalizer:
 
 @dataclass(frozen=True)
 class CompiledCampaign:
+    """A campaign rendered once: both parts hold the recipient markers (``MARKERS``)."""
+
     subject: str
-    html: Personalizer
-    text: Personalizer
+    html_source: str
+    text_source: str
+
+    @functools.cached_property
+    def html(self) -> Personalizer:
+        return Personalizer(self.html_source, True)
+
+    @functools.cached_property
+    def text(self) -> Personalizer:
+        return Personalizer(self.text_source, False)
 
     def personalize(self, **values: str) -> Rendered:
         return Rendered(self.subject, self.html(values), self.text(values))
@@ -137,4 +138,4 @@ def compile_campaign(*, subject: str, preheader: str, layout_html: str, layout_t
                                text_sandbox)
     else:
         text = html_to_text(html)
-    return CompiledCampaign(subject, Personalizer(html, True), Personalizer(text, False))
+    return CompiledCampaign(subject, html, text)

@@ -1,7 +1,21 @@
 """Transports push built messages out: SMTP with connection reuse, or a local outbox folder.
 
-``send`` takes many messages and returns one Result per message, in order, so the
-caller records outcomes in bulk. A transport never raises for one recipient's failure.
+``send(messages, observer)`` takes many messages (any iterable, consumed lazily) and returns
+one Result per message it attempted, in order. A transport never raises for one
+recipient's failure. It raises ``ConnectionFailed`` when it cannot talk to the server at all
+(refused, no greeting within the connect timeout, TLS or AUTH refused, the connection lost
+again right after a reconnect); the Results of what was attempted before ride on it.
+
+The ``observer`` hears of each message twice: ``begin(message)`` before anything of it is
+written (it may answer False: stop, this message and the rest are not attempted), and
+``end(result)`` as soon as the server's answer is read. The sending engine journals
+acceptances there; the transport knows nothing of it.
+
+A message can reach its recipient twice in one way here, decided as a mail server decides
+it (RFC 1047): when the connection is lost after the message's final dot was written and
+before the server answered, the message is "in doubt" (``Result.doubt``). It is a temporary
+failure, tried again later by the caller (never at once, silently, on a new connection),
+and the caller counts it.
 """
 
 import base64
@@ -9,10 +23,12 @@ import functools
 import smtplib
 import ssl
 import uuid
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Protocol
+from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .message import Outgoing
@@ -24,44 +40,76 @@ class Result:
     ok: bool
     code: int = 250
     error: str = ""
-    # The connection was refused (greeting, TLS, AUTH), not the recipient: a setting to
-    # fix, after which the message is worth sending again.
-    connecting: bool = False
+    # Sent, but the connection was lost before the server answered: it may have been
+    # delivered. Tried again later like a 4xx, and counted.
+    doubt: bool = False
 
     @property
     def temporary(self) -> bool:
-        """A 4xx answer, a lost or refused connection: worth retrying later."""
-        return not self.ok and (self.connecting or self.code < 500 or self.code >= 600)
+        """A 4xx answer or an unanswered message: worth trying again later."""
+        return not self.ok and (self.doubt or self.code < 500 or self.code >= 600)
 
     @property
     def hard_bounce(self) -> bool:
         """5.1.x (bad mailbox or domain): the address should never be mailed again."""
-        return (not self.ok and not self.connecting and 500 <= self.code < 600
+        return (not self.ok and not self.doubt and 500 <= self.code < 600
                 and " 5.1." in f" {self.error}")
 
 
+class ConnectionFailed(Exception):
+    """No usable connection to the server. ``results`` are those of the messages attempted
+    before; the rest were not attempted. ``code`` and ``error`` say what went wrong."""
+
+    def __init__(self, code: int, error: str, results: list[Result]):
+        super().__init__(f"{code} {error}")
+        self.code, self.error, self.results = code, error, results
+
+
+class Observer(Protocol):
+    def begin(self, message: Outgoing) -> bool: ...
+
+    def end(self, result: Result) -> None: ...
+
+
+class _Everything:
+    """The observer of callers that want every message sent and nothing else."""
+
+    def begin(self, message: Outgoing) -> bool:
+        return True
+
+    def end(self, result: Result) -> None:
+        pass
+
+
+EVERYTHING = _Everything()
+
+
 class Transport(Protocol):
-    def send(self, messages: Iterable[Outgoing]) -> list[Result]: ...
+    def send(self, messages: Iterable[Outgoing], observer: Observer = EVERYTHING) -> list[Result]: ...
 
     def close(self) -> None: ...
 
 
 class OutboxTransport:
-    """Writes each message as an .eml file: the embedded default, read in the admin."""
+    """Writes each message as an .eml file, with the Return-Path a mailbox would show: the
+    embedded default, read by staff in the admin."""
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
 
-    def send(self, messages: Iterable[Outgoing]) -> list[Result]:
+    def send(self, messages: Iterable[Outgoing], observer: Observer = EVERYTHING) -> list[Result]:
         self.folder.mkdir(parents=True, exist_ok=True)
         results = []
         for message in messages:
+            if not observer.begin(message):
+                break
             stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
             path = self.folder / f"{stamp}-{uuid.uuid4().hex[:8]}.eml"
             tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(message.data)
+            tmp.write_bytes(f"Return-Path: <{message.sender}>\r\n".encode() + message.data)
             tmp.rename(path)  # readers never see half a message
             results.append(Result(message, True))
+            observer.end(results[-1])
         return results
 
     def close(self) -> None:
@@ -76,13 +124,15 @@ class SMTPSettings:
     password: str = ""
     ssl: bool = False
     starttls: bool = False
-    timeout: float = 30.0
+    timeout: float = 30.0  # for each reply once connected
+    connect_timeout: float = 10.0  # for the TCP connection, greeting, EHLO, TLS and AUTH
     cafile: str = ""  # trust this CA bundle instead of the system's (a private relay)
 
     @classmethod
     def from_url(cls, url: str) -> "SMTPSettings":
         """``smtp://user:pass@host:port?starttls=1`` or ``smtps://...`` (implicit TLS);
-        ``?timeout=`` seconds, ``?cafile=`` a CA bundle for the server's certificate."""
+        ``?timeout=`` and ``?connect_timeout=`` in seconds, ``?cafile=`` a CA bundle for
+        the server's certificate. Raises ValueError."""
         parts = urlsplit(url)
         if parts.scheme not in {"smtp", "smtps"}:
             raise ValueError(f"SMTP_URL must start with smtp:// or smtps://, not {parts.scheme}://")
@@ -96,8 +146,43 @@ class SMTPSettings:
             ssl=implicit,
             starttls=query.get("starttls", "0").lower() in {"1", "true", "yes"},
             timeout=float(query.get("timeout", 30)),
+            connect_timeout=float(query.get("connect_timeout", 10)),
             cafile=query.get("cafile", ""),
         )
+
+
+class _Queue:
+    """The messages still to send: an iterator with a pushed-back front (messages the
+    observer already agreed to, whose connection closed before their turn)."""
+
+    def __init__(self, messages: Iterable[Outgoing]):
+        self._rest: Iterator[Outgoing] = iter(messages)
+        self._front: deque[Outgoing] = deque()
+        self.order: dict[int, int] = {}  # id(message) -> its place (messages live till the end)
+
+    def push_back(self, messages: list[Outgoing]) -> None:
+        self._front.extendleft(reversed(messages))
+
+    def take(self) -> tuple[Outgoing | None, bool]:
+        """The next message, and whether the observer already agreed to it."""
+        if self._front:
+            return self._front.popleft(), True
+        message = next(self._rest, None)
+        if message is not None:
+            self.order[id(message)] = len(self.order)
+        return message, False
+
+    def in_order(self, results: list[Result]) -> list[Result]:
+        return sorted(results, key=lambda result: self.order[id(result.message)])
+
+
+@dataclass
+class _Connection:
+    smtp: smtplib.SMTP
+    # Begun on this connection, envelope not yet answered: they go again on the next one.
+    in_hand: list[Outgoing] = field(default_factory=list)
+    # Its final dot went out; the server has not answered yet.
+    unanswered: Outgoing | None = None
 
 
 class SMTPTransport:
@@ -106,20 +191,23 @@ class SMTPTransport:
     When the server offers PIPELINING (RFC 2920) each message costs one round trip, not
     four: its data goes out in one write with the next message's MAIL, RCPT and DATA,
     and the client then waits for the one reply it needs next (DATA's 354). Without it,
-    smtplib's ``sendmail`` waits for every reply.
+    smtplib's ``sendmail`` waits for every reply. An address that is not ASCII goes out with
+    SMTPUTF8 where the server offers it, and is refused alone (553 5.6.7) where it does not.
     """
 
     def __init__(self, settings: SMTPSettings):
         self.settings = settings
-        self._smtp: smtplib.SMTP | None = None
+        self._conn: _Connection | None = None
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self) -> _Connection:
         s = self.settings
         context = _tls_context(s.cafile) if s.ssl or s.starttls else None
+        # The greeting is read within the connect timeout, like EHLO, TLS and AUTH below.
         if s.ssl:
-            smtp = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=context)
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, context=context,
+                                                  timeout=s.connect_timeout)
         else:
-            smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+            smtp = smtplib.SMTP(s.host, s.port, timeout=s.connect_timeout)
         try:
             smtp.ehlo()
             if s.starttls:
@@ -127,108 +215,156 @@ class SMTPTransport:
                 smtp.ehlo()
             if s.username:
                 _authenticate(smtp, s.username, s.password)
+            if smtp.sock is not None:
+                smtp.sock.settimeout(s.timeout)
         except BaseException:
-            smtp.close()
+            _close(smtp)
             raise
-        return smtp
+        return _Connection(smtp)
 
-    def send(self, messages: Iterable[Outgoing]) -> list[Result]:
-        """One Result per message, in order. A connection lost mid-message costs that
-        message one more try on a fresh connection, then it is a temporary failure."""
-        messages = list(messages)
+    def send(self, messages: Iterable[Outgoing], observer: Observer = EVERYTHING) -> list[Result]:
+        """One Result per message attempted, in order. Raises ConnectionFailed."""
+        queue = _Queue(messages)
         results: list[Result] = []
-        retried = -1  # the index of the message that had its second chance
-        while len(results) < len(messages):
+        fruitless = 0  # connections lost in a row without an answer on them
+        while True:
+            if self._conn is None:
+                try:
+                    self._conn = self._connect()
+                except (smtplib.SMTPException, OSError) as exc:
+                    raise ConnectionFailed(*_failure(exc, "connecting"), queue.in_order(results)) from exc
+            answered = len(results)
             try:
-                if self._smtp is None:
-                    try:
-                        self._smtp = self._connect()
-                    except smtplib.SMTPServerDisconnected:
-                        raise
-                    except smtplib.SMTPException as exc:  # greeting, STARTTLS or AUTH refused
-                        code = getattr(exc, "smtp_code", 530)
-                        error = f"connecting: {_text(getattr(exc, 'smtp_error', exc))}"
-                        return results + [Result(m, False, code, error, connecting=True)
-                                          for m in messages[len(results):]]
-                if self._smtp.has_extn("pipelining"):
-                    self._send_pipelined(messages[len(results):], results)
+                if self._conn.smtp.has_extn("pipelining"):
+                    self._send_pipelined(self._conn, queue, results, observer)
                 else:
-                    for message in messages[len(results):]:
-                        results.append(self._send_one(message))
-                        if self._smtp is None:
-                            break  # closed after a 421: the rest go on a new connection
+                    self._send_each(self._conn, queue, results, observer)
+                return queue.in_order(results)
             except (smtplib.SMTPServerDisconnected, OSError) as exc:
-                self.close()
-                if retried == len(results):
-                    results.append(Result(messages[len(results)], False, 421, f"connection lost: {exc}"))
-                retried = len(results)
-        return results
+                conn, self._conn = self._conn, None
+                _close(conn.smtp)
+                if conn.unanswered is not None:
+                    results.append(Result(conn.unanswered, False, 451,
+                                          f"4.4.2 connection lost before the server answered: {exc}",
+                                          doubt=True))
+                    observer.end(results[-1])
+                queue.push_back(conn.in_hand)
+                fruitless = 0 if len(results) > answered else fruitless + 1
+                if fruitless >= 2:
+                    raise ConnectionFailed(*_failure(exc, "connection lost"), queue.in_order(results)) from exc
 
-    def _send_one(self, message: Outgoing) -> Result:
-        if _envelope(message) is None:
-            return _needs_smtputf8(message)
-        try:
-            refused = self._smtp.sendmail(message.sender, [message.recipient], message.data)
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, text = exc.recipients[message.recipient]
-            self._reset()
-            return Result(message, False, code, _text(text))
-        except smtplib.SMTPResponseException as exc:
-            self._reset()
-            return Result(message, False, exc.smtp_code, _text(exc.smtp_error))
-        if refused:
-            code, text = refused[message.recipient]
-            return Result(message, False, code, _text(text))
-        return Result(message, True)
-
-    def _send_pipelined(self, messages: list[Outgoing], results: list[Result]) -> None:
-        """Append a Result per message; returns early, the connection closed, after a 421."""
-        smtp = self._smtp
-        envelopes = [_envelope(message) for message in messages]
-        ahead = False  # this message's envelope went out with the previous write
-        for index, message in enumerate(messages):
-            if envelopes[index] is None:
-                results.append(_needs_smtputf8(message))
-                ahead = False
+    def _begin(self, conn: _Connection, queue: _Queue, results: list[Result],
+               observer: Observer) -> Outgoing | None:
+        """The next message the observer agrees to start, now in hand (None: none left, or
+        stop). A message with an address the server cannot take is answered here."""
+        smtputf8 = conn.smtp.has_extn("smtputf8")
+        while True:
+            message, agreed = queue.take()
+            if message is None:
+                return None
+            if not agreed and not observer.begin(message):
+                return None
+            if message.needs_smtputf8 and not smtputf8:
+                results.append(Result(message, False, 553, "5.6.7 the address needs SMTPUTF8, "
+                                                           "which the mail server does not offer"))
+                observer.end(results[-1])
                 continue
-            if not ahead:
-                smtp.send(envelopes[index])
+            conn.in_hand.append(message)
+            return message
+
+    def _send_each(self, conn: _Connection, queue: _Queue, results: list[Result],
+                   observer: Observer) -> None:
+        """One command and one reply at a time (a server without PIPELINING)."""
+        smtp = conn.smtp
+        while (message := self._begin(conn, queue, results, observer)) is not None:
+            code, text = smtp.mail(message.sender, ["SMTPUTF8"] if message.needs_smtputf8 else [])
+            if code == 250:
+                code, text = smtp.rcpt(message.recipient)
+            if code in (250, 251):
+                conn.in_hand, conn.unanswered = [], message
+                try:
+                    code, text = smtp.data(message.data)
+                except smtplib.SMTPDataError as exc:  # DATA itself refused
+                    code, text = exc.smtp_code, exc.smtp_error
+                conn.unanswered = None
+            else:
+                conn.in_hand = []
+            result = Result(message, code == 250, code, "" if code == 250 else _text(text))
+            results.append(result)
+            observer.end(result)
+            if code == 421:  # the server is closing: the rest go on a new connection
+                raise smtplib.SMTPServerDisconnected(_text(text))
+            if not result.ok:
+                _reset(smtp)
+
+    def _send_pipelined(self, conn: _Connection, queue: _Queue, results: list[Result],
+                        observer: Observer) -> None:
+        """Raises SMTPServerDisconnected when the server closes (421): what is in hand goes
+        again on a new connection."""
+        smtp = conn.smtp
+        message = self._begin(conn, queue, results, observer)
+        if message is not None:
+            smtp.send(_envelope(message))
+        while message is not None:
             replies = [smtp.getreply() for _ in range(3)]  # MAIL, RCPT, DATA
+            conn.in_hand.remove(message)
             refusal = next(((code, text) for (code, text), ok in zip(replies, _ACCEPTED)
                             if code not in ok), None)
-            following = envelopes[index + 1] if index + 1 < len(messages) else None
-            ahead = following is not None
+            following = self._begin(conn, queue, results, observer)
+            ahead = _envelope(following) if following is not None else b""
             if refusal is None:
-                smtp.send(_dot_stuffed(message.data) + (following or b""))
+                conn.unanswered = message
+                smtp.send(_dot_stuffed(message.data) + ahead)
                 code, text = smtp.getreply()
-                results.append(Result(message, code == 250, code, "" if code == 250 else _text(text)))
+                conn.unanswered = None
+                result = Result(message, code == 250, code, "" if code == 250 else _text(text))
                 closing = code == 421
             else:
                 code, text = refusal
-                results.append(Result(message, False, code, _text(text)))
-                closing = any(code == 421 for code, _ in replies)
+                result = Result(message, False, code, _text(text))
+                closing = any(reply_code == 421 for reply_code, _ in replies)
                 if not closing:  # end the transaction (a 354 given anyway gets an empty body)
                     empty = replies[2][0] == 354
-                    smtp.send((b".\r\n" if empty else b"") + b"RSET\r\n" + (following or b""))
+                    smtp.send((b".\r\n" if empty else b"") + b"RSET\r\n" + ahead)
                     for _ in range(2 if empty else 1):
                         smtp.getreply()
-            if closing:  # the server is closing: the rest go on a new connection
-                self.close()
-                return
-
-    def _reset(self) -> None:
-        try:
-            self._smtp.rset()
-        except (smtplib.SMTPException, OSError, AttributeError):
-            self.close()
+            results.append(result)
+            observer.end(result)
+            if closing:
+                raise smtplib.SMTPServerDisconnected(f"{code} {_text(text)}")
+            message = following
 
     def close(self) -> None:
-        if self._smtp is not None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        if conn.unanswered is None and not conn.in_hand:
             try:
-                self._smtp.quit()
+                conn.smtp.quit()
+                return
             except (smtplib.SMTPException, OSError):
-                self._smtp.close()
-            self._smtp = None
+                pass
+        _close(conn.smtp)  # mid-transaction: the server drops what it was given
+
+
+def _close(smtp: smtplib.SMTP) -> None:
+    try:
+        smtp.close()
+    except OSError:
+        pass
+
+
+def _reset(smtp: smtplib.SMTP) -> None:
+    try:
+        smtp.rset()
+    except smtplib.SMTPException:
+        pass  # a dead connection: the next command finds out
+
+
+def _failure(exc: BaseException, what: str) -> tuple[int, str]:
+    code = getattr(exc, "smtp_code", None) or 421
+    detail = _text(getattr(exc, "smtp_error", None) or exc) or type(exc).__name__
+    return code, f"{what}: {detail}"
 
 
 def _authenticate(smtp: smtplib.SMTP, username: str, password: str) -> None:
@@ -253,18 +389,12 @@ def _tls_context(cafile: str) -> ssl.SSLContext:
 _ACCEPTED = ((250,), (250, 251), (354,))  # what MAIL, RCPT and DATA answer when all is well
 
 
-def _envelope(message: Outgoing) -> bytes | None:
-    """MAIL, RCPT and DATA in one piece (None when an address is not ASCII)."""
-    try:
-        return (f"MAIL FROM:<{message.sender}>\r\nRCPT TO:<{message.recipient}>\r\nDATA\r\n"
-                .encode("ascii"))
-    except UnicodeEncodeError:
-        return None
-
-
-def _needs_smtputf8(message: Outgoing) -> Result:
-    """An address smtplib cannot write (it would raise): refused for good, nothing sent."""
-    return Result(message, False, 553, "5.6.7 the address needs SMTPUTF8")
+def _envelope(message: Outgoing) -> bytes:
+    """MAIL, RCPT and DATA in one piece (with SMTPUTF8 when an address needs it)."""
+    if message.needs_smtputf8:
+        return (f"MAIL FROM:<{message.sender}> SMTPUTF8\r\nRCPT TO:<{message.recipient}>\r\n"
+                "DATA\r\n").encode("utf-8")
+    return f"MAIL FROM:<{message.sender}>\r\nRCPT TO:<{message.recipient}>\r\nDATA\r\n".encode("ascii")
 
 
 def _dot_stuffed(data: bytes) -> bytes:

@@ -1,15 +1,18 @@
 """The persistent nouns, one module per area."""
 
 from .audience import ConsentRecord, MailingList, Subscriber, Subscription, SubscriptionStatus, Suppression
-from .campaigns import Campaign, CampaignEvent, CampaignStatus, Delivery, DeliveryStatus, campaign_lists
+from .campaigns import (Campaign, CampaignContent, CampaignEvent, CampaignStatus, Delivery, DeliveryStatus,
+                        SendBatch, campaign_lists)
 from .content import Event, Template, TemplateKind
 from .imports import ImportJob, ImportStatus
+from .queue import Job, Notice, NoticeKind, NoticeStatus
 from .staff import ApiToken, Role, User
 from .types import utcnow
 
 __all__ = [
-    "ApiToken", "Campaign", "CampaignEvent", "CampaignStatus", "ConsentRecord", "Delivery",
-    "DeliveryStatus", "Event", "ImportJob", "ImportStatus", "MailingList", "Role", "Subscriber", "Subscription",
+    "ApiToken", "Campaign", "CampaignContent", "CampaignEvent", "CampaignStatus", "ConsentRecord",
+    "Delivery", "DeliveryStatus", "Event", "ImportJob", "ImportStatus", "Job", "MailingList", "Notice",
+    "NoticeKind", "NoticeStatus", "Role", "SendBatch", "Subscriber", "Subscription",
     "SubscriptionStatus", "Suppression", "Template", "TemplateKind", "User", "campaign_lists",
     "utcnow",
 ]

@@ -27,8 +27,7 @@ class CampaignStatus(enum.StrEnum):
 
 
 class DeliveryStatus(enum.StrEnum):
-    QUEUED = "queued"
-    SENDING = "sending"
+    QUEUED = "queued"  # to be sent (now, or after next_attempt_at); its batch's lease says by whom
     SENT = "sent"
     FAILED = "failed"
     BOUNCED = "bounced"
@@ -75,7 +74,19 @@ class Campaign(db.Model):
     total_count: Mapped[int] = mapped_column(Integer, default=0)
     sent_count: Mapped[int] = mapped_column(Integer, default=0)
     failed_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Messages that may have reached their recipient twice: sent when a worker died or a
+    # connection was lost before the server's answer was recorded (an upper bound).
+    doubtful_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Permanent refusals in a row; and since when nothing was accepted while failures came.
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # After temporary refusals or a relay that does not answer, senders wait until
+    # retry_at; backoff_level doubles the wait each time and falls back on success.
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    backoff_level: Mapped[int] = mapped_column(Integer, default=0)
+    # Why the campaign waits or stopped: a code ("failures", "failing", "backoff", "launch"
+    # ...; see sending.reason) and its detail (the server's last answer, or a message id).
+    status_code: Mapped[str] = mapped_column(String(16), default="")
     status_reason: Mapped[str] = mapped_column(Text, default="")
     # Engine bookkeeping: when the audience snapshot was taken, rows skipped since, and the
     # last time a chunk was recorded (the beat tick re-enqueues batches of a stalled campaign).
@@ -91,6 +102,43 @@ class Campaign(db.Model):
     campaign_events: Mapped[list[CampaignEvent]] = relationship(
         cascade="all, delete-orphan", order_by=CampaignEvent.position
     )
+
+
+class CampaignContent(db.Model):
+    """What a campaign sends, frozen when it is launched: the subject and both parts
+    rendered from its template and events, with the recipient markers left in. Every copy,
+    the archive and the view-in-browser page come from this, whatever is edited later."""
+
+    __tablename__ = "campaign_contents"
+
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"),
+                                             primary_key=True)
+    locale: Mapped[str] = mapped_column(String(8), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(200))
+    html: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SendBatch(db.Model):
+    """One batch of a campaign's deliveries (``Delivery.batch``) and its lease: the sender
+    holding it is the only one that may send or record its rows. A lease is renewed every
+    few tenths of a second while its holder lives, so a dead holder's batch is taken over
+    seconds after the lease runs out. Done when no row is left to send; ``due_at`` when its
+    next rows wait for a retry."""
+
+    __tablename__ = "send_batches"
+    __table_args__ = (UniqueConstraint("campaign_id", "batch", name="uq_send_batches_campaign_batch"),
+                      Index("ix_send_batches_campaign_done", "campaign_id", "done"),
+                      {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(Integer)
+    batch: Mapped[int] = mapped_column(Integer)
+    holder: Mapped[str | None] = mapped_column(String(32))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    done: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Delivery(db.Model):
@@ -120,7 +168,6 @@ class Delivery(db.Model):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str] = mapped_column(String(500), default="")
     message_id: Mapped[str] = mapped_column(String(200), default="")
-    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A row put back after a temporary (4xx) failure is not claimed again before this.
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,264 @@
+"""The sending loop shared by campaigns and notices: one run of messages over one
+connection, each acceptance journaled as it is answered, outcomes recorded in bulk by a
+recorder thread that also keeps the lease alive.
+
+The unit of work (a campaign's batch, a set of notices) is leased; a ``Store`` records its
+outcomes, fenced by that lease, and renews it. The sending thread never waits for the
+database: it hands each outcome to the recorder, which commits a few times a second (or
+every ``FLUSH_AT`` outcomes) and learns in the same transaction whether the lease still
+holds and whether the campaign is still sending. Before each message the sending thread
+checks, without a round trip, that the lease was renewed recently enough
+(``lease - LEASE_MARGIN``): a worker stopped past its lease (SIGSTOP, a long GC, a lost
+network) sends nothing more once it wakes, because its clock says the lease may be gone,
+and the renewal it then asks for fails.
+
+What can go out twice, and how it is bounded:
+1. a worker killed (or a lease lost) while messages were in flight: at most the messages
+   marked in flight in the journal and not yet accepted (``journal.LEAD`` per connection,
+   the last hundreds of microseconds of sending); the next holder counts them;
+2. a connection lost after a message's data and before the server's answer
+   (``Result.doubt``): that message, retried later and counted.
+Both counts go to ``Campaign.doubtful_count``.
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .errors import InvalidInput
+from .journal import LEAD, Journal, JournalDown
+from .mail.message import Outgoing
+from .mail.transport import ConnectionFailed, Result, Transport
+from .ratelimit import ConnectionSlot, RateLimiter
+
+log = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 0.2  # the recorder commits at least this often (and renews the lease)
+FLUSH_AT = 250  # ... or as soon as this many outcomes wait
+LEASE_MARGIN = 0.5  # of the lease: stop sending when the last renewal is older than this share
+RATE_WAIT = 2.0  # seconds a sender waits for rate tokens before it gives its batch back
+BACKOFF_AFTER = 5  # temporary failures in a row after which a run stops and backs off
+
+
+@dataclass
+class Item:
+    """One message to send: its key (a delivery's or a notice's id) and how to build it."""
+
+    key: int
+    email: str
+    attempts: int
+    build: Callable[[], Outgoing]  # raises InvalidInput when it cannot be built
+
+
+@dataclass
+class Outcome:
+    item: Item
+    result: Result | None  # None: the message could not be built (``error`` says why)
+    error: str = ""
+
+
+class Store(Protocol):
+    def flush(self, outcomes: list[Outcome]) -> str:
+        """Commit ``outcomes`` and renew the lease; "ok", "lost" (the lease is someone
+        else's now) or "stop" (paused, cancelled: stop sending)."""
+        ...
+
+
+@dataclass
+class Report:
+    """How a run ended (each field None or zero when it did not happen)."""
+
+    attempted: int = 0
+    accepted: int = 0
+    # "lost", "stop", "backoff", "failures", "rate", "journal" or "" (ran out of items)
+    stopped: str = ""
+    connection_error: ConnectionFailed | None = None
+    rate_wait: float = 0.0  # seconds until the rate limit has tokens again
+    last_error: str = ""
+    unrecorded: int = 0  # outcomes the database never took (the journal keeps acceptances)
+
+
+class Recorder(threading.Thread):
+    """Commits outcomes and renews the lease, off the sending thread."""
+
+    def __init__(self, store: Store, lease_seconds: float, slot: ConnectionSlot | None,
+                 context: Callable):
+        super().__init__(daemon=True, name="recorder")
+        self.store, self.slot, self.context = store, slot, context
+        self.lease = lease_seconds
+        self.deadline = time.monotonic() + lease_seconds * LEASE_MARGIN
+        self.verdict = "ok"
+        self._buffer: list[Outcome] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._renewed = threading.Event()
+        self._done = False
+
+    def add(self, outcome: Outcome) -> None:
+        with self._lock:
+            self._buffer.append(outcome)
+            if len(self._buffer) >= FLUSH_AT:
+                self._wake.set()
+
+    def renew_now(self, timeout: float) -> bool:
+        """Ask for a flush now and wait for it; True if the lease holds for a while more."""
+        self._renewed.clear()
+        self._wake.set()
+        self._renewed.wait(timeout)
+        return self.verdict == "ok" and time.monotonic() < self.deadline
+
+    def finish(self) -> int:
+        """Flush what is left and stop; returns how many outcomes could not be recorded."""
+        self._done = True
+        self._wake.set()
+        self.join()
+        return len(self._buffer)
+
+    def run(self) -> None:
+        with self.context():
+            while True:
+                self._wake.wait(FLUSH_SECONDS)
+                self._wake.clear()
+                last = self._done
+                self._flush()
+                if last:
+                    return
+
+    def _flush(self) -> None:
+        with self._lock:
+            outcomes, self._buffer = self._buffer, []
+        started = time.monotonic()
+        try:
+            verdict = self.store.flush(outcomes)
+        except Exception:  # the database is away: keep the outcomes, keep trying
+            log.exception("recording outcomes failed; retrying")
+            with self._lock:
+                self._buffer[:0] = outcomes
+            time.sleep(0.2)
+            self._renewed.set()
+            return
+        if verdict == "ok" and self.slot is not None and not self.slot.refresh():
+            verdict = "lost"  # the connection slot ran out and went to someone else
+        if verdict == "ok":
+            self.deadline = started + self.lease * LEASE_MARGIN
+        self.verdict = verdict if self.verdict == "ok" else self.verdict
+        self._renewed.set()
+
+
+class Watch:
+    """The transport's observer: journal, lease, rate and failure streak, per message."""
+
+    def __init__(self, items: Sequence[Item], journal: Journal, recorder: Recorder,
+                 limiter: RateLimiter | None, report: Report, pause_after: int = 0):
+        self.items, self.journal, self.recorder = items, journal, recorder
+        self.limiter, self.report, self.pause_after = limiter, report, pause_after
+        self.tokens = 0  # taken from the rate limit and not used yet
+        self.step = 1 if limiter is None or limiter.unlimited else \
+            max(1, min(50, int(min(rate for _, _, rate in limiter.limits) / 10)))
+        self._index: dict[int, int] = {}  # id(message) -> item index, while in the transport
+        self._marked: dict[int, int] = {}  # item index -> the journal write marking it in flight
+        self._temporary_streak = 0
+        self._permanent_streak = 0
+
+    def messages(self) -> Iterator[Outgoing]:
+        """Each item's message, built as the transport asks for it."""
+        head = self.items[:LEAD]
+        self.journal.settle(self.journal.mark(in_flight=[item.key for item in head]))
+        for index in range(len(head)):
+            self._marked[index] = 0
+        for index, item in enumerate(self.items):
+            try:
+                message = item.build()
+            except InvalidInput as exc:
+                self.recorder.add(Outcome(item, None, str(exc)))
+                continue
+            self._index[id(message)] = index
+            yield message
+
+    def begin(self, message: Outgoing) -> bool:
+        report, recorder = self.report, self.recorder
+        if recorder.verdict != "ok":
+            report.stopped = recorder.verdict
+            return False
+        if self._temporary_streak >= BACKOFF_AFTER:
+            report.stopped = "backoff"
+            return False
+        if self.pause_after and self._permanent_streak >= self.pause_after:
+            report.stopped = "failures"  # the store pauses the campaign as it records them
+            return False
+        if time.monotonic() >= recorder.deadline and not recorder.renew_now(timeout=5.0):
+            report.stopped = recorder.verdict if recorder.verdict != "ok" else "lost"
+            return False
+        if self.limiter is not None and not self.limiter.unlimited:
+            if not self.tokens:
+                self.tokens = self.limiter.take(self.step, max_wait=RATE_WAIT)
+                if not self.tokens:
+                    report.stopped, report.rate_wait = "rate", self.limiter.wait_seconds()
+                    return False
+            self.tokens -= 1
+        index = self._index[id(message)]
+        write = self._marked.pop(index, None)
+        if write is None:  # the item that would have marked it failed to build
+            write = self.journal.mark(in_flight=[self.items[index].key])
+        self.journal.settle(write)
+        report.attempted += 1
+        return True
+
+    def end(self, result: Result) -> None:
+        index = self._index.pop(id(result.message))
+        item = self.items[index]
+        ahead = index + LEAD
+        self._marked[ahead] = self.journal.mark(
+            accepted=[item.key] if result.ok else (),
+            in_flight=[self.items[ahead].key] if ahead < len(self.items) else ())
+        self.recorder.add(Outcome(item, result))
+        if result.ok:
+            self.report.accepted += 1
+            self._temporary_streak = self._permanent_streak = 0
+        else:
+            self.report.last_error = f"{result.code} {result.error}".strip()
+            self._temporary_streak = self._temporary_streak + 1 if result.temporary else 0
+            self._permanent_streak = 0 if result.temporary else self._permanent_streak + 1
+
+
+@dataclass
+class Run:
+    """What one dispatch needs besides its items."""
+
+    transport: Transport
+    journal: Journal
+    store: Store
+    lease_seconds: float
+    context: Callable  # makes the app context the recorder thread works in
+    limiter: RateLimiter | None = None
+    slot: ConnectionSlot | None = None
+    pause_after: int = 0  # permanent refusals in a row after which the run stops
+    report: Report = field(default_factory=Report)
+
+
+def dispatch(items: Sequence[Item], run: Run) -> Report:
+    """Send ``items`` over ``run.transport``; returns how it went. Every outcome is
+    committed (or, if the database is unreachable at the end, left in the journal for the
+    next holder) before this returns."""
+    recorder = Recorder(run.store, run.lease_seconds, run.slot, run.context)
+    recorder.start()
+    watch = Watch(items, run.journal, recorder, run.limiter, run.report, run.pause_after)
+    try:
+        run.transport.send(watch.messages(), watch)
+    except ConnectionFailed as exc:
+        run.report.connection_error = exc
+        run.report.last_error = f"{exc.code} {exc.error}"
+    except JournalDown as exc:
+        run.report.stopped = "journal"
+        run.report.last_error = f"journal: {exc}"
+        run.transport.close()  # mid-message perhaps: the server drops what it was given
+    finally:
+        run.report.unrecorded = recorder.finish()
+        if run.limiter is not None:
+            run.limiter.give_back(watch.tokens)
+    if recorder.verdict != "ok" and not run.report.stopped:
+        run.report.stopped = recorder.verdict
+    return run.report

@@ -1,0 +1,290 @@
+"""Notices: the mails the service owes one subscriber (the confirmation link, the welcome).
+
+A notice is a row written in the transaction that owes it (``queue``), so a commit never
+mails nobody and a lost task loses nothing. ``send`` (a task body) claims due notices
+with a lease, renders each from ``templates/email`` in its subscriber's language and sends
+them all over one connection with the engine's ``dispatch``: journaled, recorded in bulk,
+fenced by the lease. A notice is sent once even when its task runs twice. Confirmations
+past the site-wide hourly cap (``PENDING_MAX_PER_HOUR``) wait for the next free slot
+instead of being dropped; ``backlog`` tells staff how many wait.
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+
+from flask import current_app, render_template
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from sqlalchemy import Connection, Engine, and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from . import links, tokens
+from .dispatch import Item, Outcome, Run, dispatch
+from .extensions import db
+from .jobs import enqueue, send_now
+from .journal import open_journal
+from .mail import dkim
+from .mail.headers import ListSettings, list_headers
+from .mail.message import Outgoing, Skeleton, address, fixed, make_msgid
+from .mail.render import Rendered, inline_css
+from .errors import InvalidInput
+from .mail.transport import from_config
+from .models import Notice, NoticeKind, NoticeStatus, Subscriber, SubscriptionStatus, Suppression
+from .models.types import utcnow
+from .ratelimit import RateLimiter
+from .verp import SUBSCRIBER, Verp
+
+TASK = "mailer.send_notices"
+BATCH = 200  # notices claimed at a time
+QUEUED = NoticeStatus.QUEUED
+
+
+def queue(session: Session, subscriber_id: int, kind: NoticeKind) -> None:
+    """Owe ``subscriber_id`` a notice; it is sent after the caller commits."""
+    session.add(Notice(kind=kind, subscriber_id=subscriber_id))
+    enqueue(session, TASK)
+
+
+def backlog(session: Session) -> dict[str, int]:
+    """Notices waiting to be sent, and of them the confirmations held back by the hourly
+    cap (for the staff dashboard)."""
+    now = utcnow()
+    waiting = session.scalar(select(func.count()).where(Notice.status == QUEUED)) or 0
+    capped = session.scalar(select(func.count()).where(
+        Notice.status == QUEUED, Notice.kind == NoticeKind.CONFIRM, Notice.available_at > now)) or 0
+    return {"waiting": waiting, "capped": capped}
+
+
+# --- Rendering ---------------------------------------------------------------------
+
+def render(name: str, subject: str, **context) -> Rendered:
+    """``templates/email/{name}.html`` and ``.txt`` with ``context``; CSS inlined."""
+    html = inline_css(render_template(f"email/{name}.html", subject=subject, **context))
+    text = render_template(f"email/{name}.txt", subject=subject, **context)
+    return Rendered(subject, html, text)
+
+
+def _confirm_token(subscriber: Subscriber) -> str:
+    return tokens.sign_timed(tokens.CONFIRM, [subscriber.id, subscriber.confirm_nonce])
+
+
+def _message(notice: Notice, subscriber: Subscriber, verp: Verp) -> Outgoing | None:
+    """The notice for its subscriber, or None when there is nothing left to tell them
+    (nothing pending to confirm, nothing confirmed to welcome)."""
+    config = current_app.config
+    wanted = SubscriptionStatus.PENDING if notice.kind == NoticeKind.CONFIRM else SubscriptionStatus.CONFIRMED
+    subscriptions = sorted((item for item in subscriber.subscriptions if item.status == wanted),
+                           key=lambda item: item.list_id)
+    if not subscriptions or (notice.kind == NoticeKind.CONFIRM and not subscriber.confirm_nonce):
+        return None
+    names = [item.list.name for item in subscriptions]
+    headers: list[tuple[str, str]] = []
+    suffix = unsubscribe_url = ""
+    with force_locale(subscriber.locale):
+        if notice.kind == NoticeKind.CONFIRM:
+            rendered = render("confirm", _("Confirm your subscription"), recipient_name=subscriber.name,
+                              confirm_url=links.confirm_url(_confirm_token(subscriber)),
+                              hours=config["CONFIRM_MAX_AGE"] // 3600, lists=names,
+                              organisation=config["ORGANISATION_NAME"])
+        else:
+            first = subscriptions[0].list
+            unsubscribe_url = links.unsubscribe_url(subscriber.id)
+            rendered = render("welcome", _("Welcome to the newsletter: %(name)s", name=first.name),
+                              recipient_name=subscriber.name, lists=names,
+                              unsubscribe_url=unsubscribe_url, home_url=links.absolute("/"),
+                              organisation=config["ORGANISATION_NAME"])
+            headers, suffix = list_headers(ListSettings(
+                label=first.name, slug=first.slug,
+                namespace=config.get("LIST_ID_NAMESPACE") or config["MAIL_DOMAIN"],
+                mailto=config.get("UNSUBSCRIBE_MAILTO") or "",
+                feedback_sender=config.get("FEEDBACK_ID_SENDER") or ""))
+    skeleton = Skeleton(sender=address(config["MAIL_FROM_NAME"], config["MAIL_FROM"]),
+                        subject=rendered.subject, text=fixed(rendered.text), html=fixed(rendered.html),
+                        headers=headers, language=subscriber.locale, unsubscribe_suffix=suffix,
+                        signer=dkim.from_config(config))
+    return skeleton.render(to_name=subscriber.name, to_email=subscriber.email,
+                           return_path=verp.return_path(SUBSCRIBER, subscriber.id),
+                           message_id=make_msgid(config["MAIL_DOMAIN"]), unsubscribe_url=unsubscribe_url)
+
+
+# --- Sending (task body) -------------------------------------------------------------
+
+def _due(now):
+    return and_(Notice.status == QUEUED, Notice.available_at <= now,
+                or_(Notice.holder.is_(None), Notice.lease_expires_at < now))
+
+
+def _claim(session: Session, holder: str, lease: float) -> list[tuple[int, str | None]]:
+    """Lease up to BATCH due notices; confirmations only while the hourly cap allows, the
+    others' turn moved to when it will. Returns (notice id, previous holder)."""
+    config = current_app.config
+    now = utcnow()
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":  # one claimer at a time counts against the cap
+        session.execute(select(func.pg_advisory_xact_lock(0x6E6F7469)))
+    hour_ago = now - timedelta(hours=1)
+    sent = session.scalar(select(func.count()).where(
+        Notice.kind == NoticeKind.CONFIRM, Notice.sent_at > hour_ago)) or 0
+    in_hand = session.scalar(select(func.count()).where(
+        Notice.kind == NoticeKind.CONFIRM, Notice.status == QUEUED, Notice.holder.is_not(None),
+        Notice.lease_expires_at >= now)) or 0
+    room = max(0, config["PENDING_MAX_PER_HOUR"] - sent - in_hand)
+    picked = session.execute(select(Notice.id, Notice.kind, Notice.holder).where(_due(now))
+                             .order_by(Notice.id).limit(BATCH).with_for_update(skip_locked=True)).all()
+    chosen, held_back = [], []
+    for row in picked:
+        if row.kind == NoticeKind.CONFIRM:
+            if room <= 0:
+                held_back.append(row.id)
+                continue
+            room -= 1
+        chosen.append((row.id, row.holder))
+    if held_back:  # their turn: when the oldest confirmation of the hour leaves the window
+        oldest = session.scalar(select(func.min(Notice.sent_at)).where(
+            Notice.kind == NoticeKind.CONFIRM, Notice.sent_at > hour_ago)) or now
+        session.execute(update(Notice).where(Notice.id.in_(held_back))
+                        .values(available_at=oldest + timedelta(hours=1, seconds=1)))
+    if chosen:
+        session.execute(update(Notice).where(Notice.id.in_([id_ for id_, _ in chosen]))
+                        .values(holder=holder, lease_expires_at=now + timedelta(seconds=lease)))
+    return chosen
+
+
+def _fence(holder: str):
+    return and_(Notice.holder == holder, Notice.status == QUEUED)
+
+
+@dataclass
+class NoticeStore:
+    """Records notices' outcomes, fenced by the holder's lease on each row."""
+
+    engine: Engine
+    holder: str
+    ids: list[int]
+    lease: float
+    max_attempts: int
+
+    def flush(self, outcomes: list[Outcome]) -> str:
+        now = utcnow()
+        with self.engine.begin() as conn:
+            renewed = conn.execute(update(Notice).where(Notice.id.in_(self.ids), _fence(self.holder))
+                                   .values(lease_expires_at=now + timedelta(seconds=self.lease))).rowcount
+            if not renewed and not outcomes:
+                return "lost"
+            self._record(conn, outcomes, now)
+        return "ok"
+
+    def _record(self, conn: Connection, outcomes: list[Outcome], now) -> None:
+        for outcome in outcomes:
+            result, fence = outcome.result, and_(Notice.id == outcome.item.key, _fence(self.holder))
+            if result is not None and result.ok:
+                values: dict = {"status": NoticeStatus.SENT, "sent_at": now, "last_error": "",
+                                "message_id": result.message.message_id}
+            elif result is not None and result.temporary and outcome.item.attempts + 1 < self.max_attempts:
+                wait = 30 * 2 ** outcome.item.attempts
+                values = {"available_at": now + timedelta(seconds=wait), "holder": None,
+                          "last_error": f"{result.code} {result.error}"[:500]}
+            else:
+                error = outcome.error if result is None else f"{result.code} {result.error}"
+                values = {"status": NoticeStatus.FAILED, "last_error": error[:500]}
+            conn.execute(update(Notice).where(fence).values(attempts=Notice.attempts + 1, **values))
+
+
+def send(session: Session) -> None:
+    """Send every notice due now, a batch at a time over one connection."""
+    config = current_app.config
+    holder = uuid.uuid4().hex
+    lease = config["SEND_LEASE_SECONDS"]
+    verp = Verp(config)
+    transport = from_config(config)
+    try:
+        while True:
+            claimed = _claim(session, holder, lease)
+            session.commit()
+            if not claimed:
+                return
+            items = _prepare(session, claimed, holder, verp)
+            session.commit()
+            if items and not _dispatch(session, items, holder, lease, transport):
+                return
+    finally:
+        transport.close()
+
+
+def _prepare(session: Session, claimed: list[tuple[int, str | None]], holder: str,
+             verp: Verp) -> list[Item]:
+    """The claimed notices as items: what a dead previous holder's journal says was
+    accepted is recorded, not sent again; notices with nothing left to say are dropped."""
+    accepted: set[int] = set()
+    for previous in {old for _id, old in claimed if old}:
+        journal = open_journal(current_app.config, f"n-{previous}")
+        try:
+            accepted |= {key for key, mark in journal.read().items() if mark == "a"}
+        finally:
+            journal.close()
+    ids = [id_ for id_, _ in claimed]
+    done = [id_ for id_ in ids if id_ in accepted]
+    if done:
+        session.execute(update(Notice).where(Notice.id.in_(done), _fence(holder))
+                        .values(status=NoticeStatus.SENT, sent_at=utcnow()))
+    notices = session.scalars(select(Notice).where(Notice.id.in_(ids), _fence(holder))).all()
+    items, dropped, refused = [], [], []
+    for notice in notices:
+        subscriber = session.get(Subscriber, notice.subscriber_id)
+        try:
+            message = _message(notice, subscriber, verp) \
+                if subscriber is not None and not _suppressed(session, subscriber) else None
+        except InvalidInput as exc:  # a name or address that cannot go in a header
+            refused.append((notice.id, str(exc)))
+            continue
+        if message is None:
+            dropped.append(notice.id)
+            continue
+        items.append(Item(notice.id, subscriber.email, notice.attempts, partial(_same, message)))
+    if dropped:
+        session.execute(update(Notice).where(Notice.id.in_(dropped), _fence(holder))
+                        .values(status=NoticeStatus.DROPPED))
+    for id_, error in refused:
+        session.execute(update(Notice).where(Notice.id == id_, _fence(holder))
+                        .values(status=NoticeStatus.FAILED, last_error=error[:500]))
+    return items
+
+
+def _same(message: Outgoing) -> Outgoing:
+    return message
+
+
+def _suppressed(session: Session, subscriber: Subscriber) -> bool:
+    return session.scalar(select(Suppression.id).where(
+        Suppression.email_hash == subscriber.email_hash)) is not None
+
+
+def _dispatch(session: Session, items: list[Item], holder: str, lease: float, transport) -> bool:
+    """Send ``items``; False when the server cannot be reached (the rest wait for the tick)."""
+    config = current_app.config
+    journal = open_journal(config, f"n-{holder}")
+    store = NoticeStore(db.engine, holder, [item.key for item in items], lease,
+                        config["SEND_MAX_ATTEMPTS"])
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    try:
+        report = dispatch(items, Run(transport, journal, store, lease, app.app_context,
+                                     RateLimiter(config)))
+        if not report.unrecorded:
+            journal.clear()
+    finally:
+        journal.close()
+    session.execute(update(Notice).where(Notice.id.in_(store.ids), _fence(holder))
+                    .values(holder=None, lease_expires_at=None))
+    session.commit()
+    return report.connection_error is None and not report.stopped
+
+
+def tick(session: Session) -> None:
+    """Beat: start a sender when due notices wait and nobody holds them (a lost task, a
+    capped confirmation whose turn came, a worker that died)."""
+    if session.scalar(select(Notice.id).where(_due(utcnow())).limit(1)) is not None:
+        send_now(TASK)
+    session.commit()
+
