@@ -73,7 +73,7 @@ class Report:
 
     attempted: int = 0
     accepted: int = 0
-    # "lost", "stop", "backoff", "failures", "rate", "journal" or "" (ran out of items)
+    # "lost", "stop", "backoff", "failures", "rate", "journal", "slot" or "" (ran out of items)
     stopped: str = ""
     connection_error: ConnectionFailed | None = None
     rate_wait: float = 0.0  # seconds until the rate limit has tokens again
@@ -123,7 +123,12 @@ class Recorder(threading.Thread):
                 self._wake.wait(FLUSH_SECONDS)
                 self._wake.clear()
                 last = self._done
-                self._flush()
+                try:
+                    self._flush()
+                except Exception:  # never die: the sending thread relies on this one
+                    log.exception("the recorder failed; sending stops")
+                    self.verdict = "lost"
+                    self._renewed.set()
                 if last:
                     return
 
@@ -140,8 +145,14 @@ class Recorder(threading.Thread):
             time.sleep(0.2)
             self._renewed.set()
             return
-        if verdict == "ok" and self.slot is not None and not self.slot.refresh():
-            verdict = "lost"  # the connection slot ran out and went to someone else
+        if verdict == "ok" and self.slot is not None:
+            try:
+                held = self.slot.refresh()
+            except Exception:  # Redis is away: the cap cannot be vouched for
+                log.warning("the connection slot cannot be renewed", exc_info=True)
+                held = False
+            if not held:
+                verdict = "slot"  # lost (another sender took it) or unknown: stop, back off
         if verdict == "ok":
             self.deadline = started + self.lease * LEASE_MARGIN
         self.verdict = verdict if self.verdict == "ok" else self.verdict
@@ -210,11 +221,12 @@ class Watch:
     def end(self, result: Result) -> None:
         index = self._index.pop(id(result.message))
         item = self.items[index]
+        self.recorder.add(Outcome(item, result))  # first: recorded even if the journal fails
         ahead = index + LEAD
-        self._marked[ahead] = self.journal.mark(
-            accepted=[item.key] if result.ok else (),
-            in_flight=[self.items[ahead].key] if ahead < len(self.items) else ())
-        self.recorder.add(Outcome(item, result))
+        if ahead < len(self.items) or result.ok:
+            self._marked[ahead] = self.journal.mark(
+                accepted=[item.key] if result.ok else (),
+                in_flight=[self.items[ahead].key] if ahead < len(self.items) else ())
         if result.ok:
             self.report.accepted += 1
             self._temporary_streak = self._permanent_streak = 0

@@ -54,7 +54,10 @@ class RedisJournal:
     def __init__(self, client: redis.Redis, key: str):
         self.key = key
         self._pool = client.connection_pool
-        self._conn = self._pool.get_connection()
+        try:
+            self._conn = self._pool.get_connection()
+        except redis.RedisError as exc:
+            raise JournalDown(str(exc)) from exc
         self._written = 0  # writes issued
         self._acked = 0  # writes acknowledged
         self._unacked: deque[list[bytes]] = deque()  # packed, kept until acknowledged
@@ -93,7 +96,7 @@ class RedisJournal:
         try:
             self._conn.send_command("HGETALL", self.key)
             raw = self._conn.read_response()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except redis.RedisError as exc:
             raise JournalDown(str(exc)) from exc
         pairs = raw.items() if isinstance(raw, dict) else zip(raw[0::2], raw[1::2])
         return {int(key): value.decode() if isinstance(value, bytes) else value for key, value in pairs}
@@ -103,13 +106,13 @@ class RedisJournal:
         try:
             self._conn.send_command("DEL", self.key)
             self._conn.read_response()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except redis.RedisError as exc:
             raise JournalDown(str(exc)) from exc
 
     def close(self) -> None:
         try:
             self.settle(self._written)
-        except JournalDown:
+        except Exception:  # noqa: BLE001  a broken connection: drop it, the pool makes another
             self._conn.disconnect()
         self._pool.release(self._conn)
 

@@ -36,11 +36,11 @@ from sqlalchemy.orm import Session
 
 from . import campaign_mail, deliveries
 from . import campaign_states as states
-from .dispatch import Item, Outcome, Run, dispatch
+from .dispatch import Item, Outcome, Report, Run, dispatch
 from .errors import Conflict, InvalidInput, NotFound
 from .extensions import db
 from .jobs import enqueue
-from .journal import open_journal
+from .journal import JournalDown, open_journal
 from .mail.message import now_date
 from .mail.transport import from_config
 from .models import Campaign, CampaignStatus, DeliveryStatus
@@ -278,9 +278,14 @@ def _send_batch(session: Session, mail, campaign_id: int, leased: tuple[int, int
     config = current_app.config
     batch_id, batch = leased
     lease = config["SEND_LEASE_SECONDS"]
-    journal = open_journal(config, f"c{campaign_id}-b{batch}")
     try:
+        journal = open_journal(config, f"c{campaign_id}-b{batch}")
         marks = journal.read()
+    except JournalDown as exc:  # Redis is away: give the batch back and wait a little
+        deliveries.release_batch(session, batch_id, campaign_id, batch, holder)
+        session.commit()
+        return _back_off(session, campaign_id, f"journal: {exc}")
+    try:
         opened = deliveries.open_rows(session, campaign_id, batch, batch_id, holder, lease, marks)
         session.commit()
         if opened is None:
@@ -300,7 +305,10 @@ def _send_batch(session: Session, mail, campaign_id: int, leased: tuple[int, int
         if report.stopped != "lost" and not report.unrecorded:
             deliveries.release_batch(session, batch_id, campaign_id, batch, holder)
             session.commit()
-            journal.clear()
+            if report.stopped not in ("journal", "slot"):
+                journal.clear()
+    except JournalDown as exc:  # recorded in the database, so nothing is lost
+        report = Report(stopped="journal", last_error=f"journal: {exc}")
     finally:
         journal.close()
     failure = report.connection_error
@@ -309,7 +317,7 @@ def _send_batch(session: Session, mail, campaign_id: int, leased: tuple[int, int
                     status_reason=report.last_error[:500])
         session.commit()
         return None
-    if failure is not None or report.stopped in ("backoff", "journal"):
+    if failure is not None or report.stopped in ("backoff", "journal", "slot"):
         return _back_off(session, campaign_id, report.last_error)
     if report.stopped == "rate":
         return report.rate_wait

@@ -1,7 +1,10 @@
 """A real SMTP server for the tests (aiosmtpd), with scripted failures.
 
 ``replies`` maps a recipient to the reply its RCPT gets (``"550 5.1.1 No such user"``);
-``drop_after`` closes the connection after that many accepted messages (once); ``delay``
+``refuse_all`` is a reply every RCPT gets while set (a relay saying "try later");
+``drop_after`` closes the connection after that many accepted messages (once);
+``drop_every`` closes it at every n-th message's answer, after keeping the message
+(``keep_dropped``: the client never hears that it was accepted) or not; ``delay``
 slows every DATA down (so a worker can be killed mid-batch); ``arrivals`` records when each
 message came (for counting messages per rate-limit window). It offers PIPELINING (RFC 2920;
 aiosmtpd reads commands from a buffered stream, so pipelined input works) unless
@@ -49,6 +52,10 @@ class Handler:
     arrivals: list[float] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     pipelining: bool = True
+    refuse_all: str = ""
+    drop_every: int = 0
+    keep_dropped: bool = True
+    dropped: int = 0  # connections closed by drop_every
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
@@ -57,7 +64,7 @@ class Handler:
         return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        reply = self.replies.get(address.lower())
+        reply = self.refuse_all or self.replies.get(address.lower())
         if reply:
             return reply
         envelope.rcpt_tos.append(address)
@@ -72,6 +79,12 @@ class Handler:
                 server.transport.close()  # the client sees the connection drop mid-batch
                 return "421 4.4.2 Connection dropped"
             login = session.auth_data.login.decode() if session.authenticated else ""
+            drop = bool(self.drop_every) and (len(self.messages) + self.dropped + 1) % self.drop_every == 0
+            if drop:
+                self.dropped += 1
+                server.transport.close()  # the answer never reaches the client
+                if not self.keep_dropped:
+                    return "421 4.4.2 Connection dropped"
             self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
                                           envelope.original_content or envelope.content,
                                           tls=server.transport.get_extra_info("ssl_object") is not None,
@@ -114,6 +127,10 @@ class SMTPServer:
             self.handler.drop_after = None
             self.handler.delay = 0.0
             self.handler.pipelining = True
+            self.handler.refuse_all = ""
+            self.handler.drop_every = 0
+            self.handler.keep_dropped = True
+            self.handler.dropped = 0
 
     @property
     def messages(self) -> list[Received]:
