@@ -36,6 +36,6 @@ def seed(session: Session) -> tuple[str, str]:
                     "W razie deszczu koncert odbędzie się w sali widowiskowej ratusza.",
             link="https://example.org/wydarzenia/koncert-kolend",
         ))
-    email_templates.ensure_defaults(session)
+    email_templates.install_defaults(session.connection())  # where the migrations did not
     session.commit()
     return DEMO_EMAIL, password

@@ -24,6 +24,7 @@ from .mail.render import render_notice
 from .mail.transport import from_config
 from .models import (Delivery, MailingList, Subscriber, Subscription, SubscriptionStatus, campaign_lists,
                      utcnow)
+from .lists import public_lists
 from .subscribers import normalize_email
 from .suppression import is_suppressed
 
@@ -51,8 +52,7 @@ def clean_name(raw: str | None) -> str:
 
 
 def _chosen_lists(session: Session, list_ids: list[int] | None) -> list[MailingList]:
-    public = list(session.scalars(select(MailingList).where(MailingList.public.is_(True))
-                                  .order_by(MailingList.id)))
+    public = public_lists(session)
     if not public:
         raise InvalidInput("There is no newsletter to subscribe to yet.", "lists")
     if list_ids is None:
@@ -65,12 +65,6 @@ def _chosen_lists(session: Session, list_ids: list[int] | None) -> list[MailingL
     if not wanted or not wanted <= by_id.keys():
         raise InvalidInput("Choose at least one newsletter.", "lists")
     return [by_id[list_id] for list_id in sorted(wanted)]
-
-
-def public_lists(session: Session) -> list[MailingList]:
-    """The lists a visitor may choose on the subscribe form."""
-    return list(session.scalars(select(MailingList).where(MailingList.public.is_(True))
-                                .order_by(MailingList.id)))
 
 
 # --- Subscribe ---------------------------------------------------------------------------
@@ -194,16 +188,12 @@ def check_confirmation(session: Session, token: str) -> tuple[Subscriber, bool]:
     raise BadToken("This link is no longer valid.")
 
 
-def confirm(session: Session, token: str, *, ip: str = "", user_agent: str = "") -> Subscriber:
-    """Confirm the pending subscriptions named by ``token`` and queue the welcome mail.
-    Harmless when already confirmed. Raises ExpiredToken, or BadToken when the link is
-    forged or was used up (a new link was confirmed, or the subscriber left since)."""
-    return confirm_once(session, token, ip=ip, user_agent=user_agent)[0]
-
-
-def confirm_once(session: Session, token: str, *, ip: str = "",
-                 user_agent: str = "") -> tuple[Subscriber, bool]:
-    """``confirm``, also telling whether it was already confirmed (nothing done then)."""
+def confirm(session: Session, token: str, *, ip: str = "",
+            user_agent: str = "") -> tuple[Subscriber, bool]:
+    """Confirm the pending subscriptions named by ``token`` and queue the welcome mail; return
+    the subscriber and whether it was confirmed already (nothing is done then: confirming
+    twice is harmless). Raises ExpiredToken, or BadToken when the link is forged or was used
+    up (a new link was confirmed, or the subscriber left since)."""
     subscriber, already = check_confirmation(session, token)
     if already:
         return subscriber, True

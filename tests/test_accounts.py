@@ -4,7 +4,7 @@ from sqlalchemy import select
 
 from mailer import users
 from mailer.models import Role, User
-from tests.helpers_staff import PASSWORD, client, csrf, login, login_as, make_user, post  # noqa: F401
+from tests.helpers_staff import PASSWORD, csrf, login, login_as, make_user, post
 
 
 def test_login_and_logout(client, session):

@@ -77,7 +77,6 @@ def test_bad_compose_input(session, kwargs, field):
 
 def test_a_layout_is_not_a_content_template(session):
     event = make_event(session)
-    email_templates.ensure_defaults(session)
     layout = session.query(Template).filter_by(name="Układ podstawowy").one()
     with pytest.raises(InvalidInput):
         campaigns.create_campaign(session, event_ids=[event.id], list_ids=[], template_id=layout.id)

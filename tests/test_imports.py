@@ -10,7 +10,7 @@ from mailer import audience, imports, suppression
 from mailer.extensions import db
 from mailer.models import (ConsentRecord, ImportJob, ImportStatus, Role, Subscriber, Subscription,
                            SubscriptionStatus)
-from tests.helpers_staff import client, csrf, login_as, make_list, make_subscriber  # noqa: F401
+from tests.helpers_staff import csrf, login_as, make_list, make_subscriber
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from mailer import lists
 from mailer.errors import Conflict, InvalidInput, NotFound
 from mailer.models import MailingList, Role
-from tests.helpers_staff import client, login_as, post  # noqa: F401
+from tests.helpers_staff import login_as, post
 
 
 def count(session) -> int:

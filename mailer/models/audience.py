@@ -4,11 +4,11 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Enum, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
-from .types import UTCDateTime, utcnow
+from .types import UTCDateTime, str_enum, utcnow
 
 
 class SubscriptionStatus(enum.StrEnum):
@@ -24,7 +24,8 @@ class Subscriber(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
-    # Keyed hash of the address, matched against the suppression list in set-based SQL.
+    # Keyed hash of the address, matched against the suppression list in set-based SQL; set
+    # on every insert and address change by mailer.subscribers.
     email_hash: Mapped[str] = mapped_column(String(64), index=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     locale: Mapped[str] = mapped_column(String(8), default="pl")
@@ -43,13 +44,6 @@ class Subscriber(db.Model):
     consents: Mapped[list["ConsentRecord"]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", order_by="ConsentRecord.id"
     )
-
-    @validates("email")
-    def _hash_email(self, _key: str, email: str) -> str:
-        from ..suppression import email_hash
-
-        self.email_hash = email_hash(email)
-        return email
 
 
 class MailingList(db.Model):
@@ -75,11 +69,8 @@ class Subscription(db.Model):
         ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
     )
     list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"), primary_key=True)
-    status: Mapped[SubscriptionStatus] = mapped_column(
-        Enum(SubscriptionStatus, native_enum=False, length=16,
-             values_callable=lambda e: [m.value for m in e]),
-        default=SubscriptionStatus.PENDING,
-    )
+    status: Mapped[SubscriptionStatus] = mapped_column(str_enum(SubscriptionStatus),
+                                                       default=SubscriptionStatus.PENDING)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

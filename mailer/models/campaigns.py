@@ -3,18 +3,14 @@
 import enum
 from datetime import datetime
 
-from sqlalchemy import (BigInteger, Boolean, Column, Enum, ForeignKey, Index, Integer, String,
-                        Table, Text, UniqueConstraint)
+from sqlalchemy import (BigInteger, Boolean, Column, ForeignKey, Index, Integer, String, Table, Text,
+                        UniqueConstraint)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
 from .audience import MailingList
 from .content import Event, Template
-from .types import UTCDateTime, utcnow
-
-
-def str_enum(cls):
-    return Enum(cls, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
+from .types import UTCDateTime, str_enum, utcnow
 
 
 class CampaignStatus(enum.StrEnum):

@@ -5,7 +5,8 @@ from flask_babel import get_locale
 
 from .. import campaigns, events
 from ..extensions import db
-from .content_forms import error_text
+from ..lookups import get_or_404
+from ..models import Event
 
 bp = Blueprint("archive", __name__)
 
@@ -20,7 +21,6 @@ def event_when(event) -> str:
     return events.when(event, str(get_locale()))
 
 
-bp.add_app_template_global(error_text, "error_text")
 # templates/web/admin/base.html asks current_app which endpoints exist; Flask does not
 # expose it to templates by default.
 bp.add_app_template_global(current_app, "current_app")
@@ -59,6 +59,6 @@ def campaign_mail(campaign_id: int):
 
 @bp.get("/events/<int:event_id>.ics")
 def event_ics(event_id: int):
-    event = events.get_event(db.session, event_id)
+    event = get_or_404(db.session, Event, event_id)
     return Response(events.to_ics(event), mimetype="text/calendar",
                     headers={"Content-Disposition": f'attachment; filename="event-{event.id}.ics"'})

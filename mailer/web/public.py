@@ -6,10 +6,11 @@ from flask import (Blueprint, current_app, jsonify, make_response, redirect, ren
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
-from .. import events, subscriptions
+from .. import events, lists, subscriptions
 from ..errors import ExpiredToken, InvalidInput
 from ..extensions import csrf, db
 from . import subscribe_limits
+from .errors import error_body, error_text
 from .forms import HONEYPOT, ButtonForm, SubscribeForm, UnsubscribeForm
 
 bp = Blueprint("public", __name__)
@@ -55,11 +56,11 @@ def _origin(source: str) -> dict:
 # --- Index and the subscribe form --------------------------------------------------------
 
 def _index(form: SubscribeForm, error: InvalidInput | None = None, status: int = 200):
-    lists = subscriptions.public_lists(db.session)
+    offered = lists.public_lists(db.session)
     upcoming = events.upcoming(db.session, limit=12)
     locale = current_locale_name()
     when = {event.id: events.when(event, locale) for event in upcoming}
-    return render_template("web/public/index.html", form=form, lists=lists, events=upcoming,
+    return render_template("web/public/index.html", form=form, lists=offered, events=upcoming,
                            when=when, error=error), status
 
 
@@ -92,9 +93,7 @@ def subscribe():
             list_ids=chosen, locale=current_locale_name(),
             consent=request.form.get("consent") in {"y", "on", "1", "true"}, **_origin("form"))
     except InvalidInput as exc:
-        db.session.rollback()
         return _index(form, exc, 400)
-    db.session.commit()
     return _check_inbox()
 
 
@@ -145,19 +144,13 @@ def subscribe_json():
             list_ids=raw_lists or None, locale=_text(data, "locale") or current_locale_name(),
             consent=_consent(data.get("consent")), **_origin("embed"))
     except InvalidInput as exc:
-        db.session.rollback()
-        body = {"error": _(exc.message)}
-        if exc.field:
-            body["field"] = exc.field
-        return _cors(make_response(jsonify(body), 400))
-    db.session.commit()
+        return _cors(make_response(jsonify(error_body(error_text(exc), exc.field)), 400))
     return _cors(jsonify(ok=True, message=_("Check your inbox")))
 
 
 @bp.get("/embed")
 def embed():
-    lists = subscriptions.public_lists(db.session)
-    snippet = render_template("web/public/embed_snippet.html", lists=lists,
+    snippet = render_template("web/public/embed_snippet.html", lists=lists.public_lists(db.session),
                               endpoint=current_app.config["BASE_URL"] + url_for("public.subscribe_json"))
     return render_template("web/public/embed.html", snippet=snippet)
 
@@ -183,12 +176,10 @@ def confirm_page(token: str):
 @bp.post("/confirm/<token>")
 def confirm(token: str):
     try:
-        _subscriber, already = subscriptions.confirm_once(
+        _subscriber, already = subscriptions.confirm(
             db.session, token, ip=request.remote_addr or "", user_agent=request.user_agent.string or "")
     except ExpiredToken:
-        db.session.rollback()
         return _expired(token)
-    db.session.commit()
     return render_template("web/public/confirmed.html", already=already)
 
 
@@ -196,7 +187,6 @@ def confirm(token: str):
 @_ip_limit()
 def resend_confirmation(token: str):
     subscriptions.resend_confirmation(db.session, token)
-    db.session.commit()
     return _check_inbox()
 
 
@@ -212,14 +202,8 @@ def unsubscribe(token: str):
                                subscriber=subscriber, active=active, about=about, token=token)
     if request.form.get("List-Unsubscribe") == ONE_CLICK:
         subscriptions.leave(db.session, token, **_origin("one-click"))
-        db.session.commit()
         return make_response(_("You have been unsubscribed."), 200, {"Content-Type": "text/plain; charset=utf-8"})
     csrf.protect()
     chosen = request.form.getlist("lists") if request.form.get("choose_lists") else None
-    try:
-        subscriptions.leave(db.session, token, list_ids=chosen, **_origin("form"))
-    except InvalidInput:
-        db.session.rollback()
-        raise
-    db.session.commit()
+    subscriptions.leave(db.session, token, list_ids=chosen, **_origin("form"))
     return render_template("web/public/unsubscribed.html")

@@ -2,25 +2,28 @@
 
 from flask import flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from ... import campaigns, sending
-from ...errors import DomainError, InvalidInput
+from ...errors import Conflict, InvalidInput
 from ...extensions import db
-from ...models import CampaignStatus
+from ...lookups import get_or_404
+from ...models import Campaign, CampaignStatus
 from ..archive import mail_page
 from ..auth import staff_required
-from ..content_forms import campaign_values, error_text, int_or_none, local_input
+from ..content_forms import campaign_values, int_or_none, local_input
+from ..errors import error_text, flash_error
 from . import bp
 
-# sending.* state changes offered as buttons, with what the flash says afterwards.
+# State changes offered as buttons, with what the flash says afterwards.
 ACTIONS = {
-    "pause": (lambda s, cid: sending.pause(s, cid), "The campaign was paused."),
-    "resume": (lambda s, cid: sending.resume(s, cid), "Sending was resumed."),
-    "cancel": (lambda s, cid: sending.cancel(s, cid), "The campaign was cancelled."),
-    "retry": (lambda s, cid: sending.retry_failed(s, cid), "Failed messages will be sent again."),
-    "send": (lambda s, cid: sending.launch(s, cid), "Sending has started."),
-    "unschedule": (lambda s, cid: campaigns.unschedule(s, cid), "The schedule was removed."),
+    "pause": (sending.pause, _l("The campaign was paused.")),
+    "resume": (sending.resume, _l("Sending was resumed.")),
+    "cancel": (sending.cancel, _l("The campaign was cancelled.")),
+    "retry": (sending.retry_failed, _l("Failed messages will be sent again.")),
+    "send": (sending.launch, _l("Sending has started.")),
+    "unschedule": (campaigns.unschedule, _l("The schedule was removed.")),
 }
 
 
@@ -37,7 +40,6 @@ def _new_form(error=None, status=200, chosen=None):
                         "template_id": int_or_none(request.values.get("template_id")),
                         "locale": request.values.get("locale", "pl")}
     options = campaigns.compose_options(db.session)
-    db.session.commit()  # the built-in templates are created on first use
     return render_template("web/admin/campaigns/new.html", chosen=chosen, error=error,
                            **options), status
 
@@ -54,18 +56,15 @@ def campaign_new():
             template_id=form.get("template_id") or None, locale=form.get("locale", "pl"),
             created_by_id=current_user.id)
     except InvalidInput as exc:
-        db.session.rollback()
         return _new_form(exc, 400)
-    db.session.commit()
     flash(_("The campaign was created. Check the subject, preview it and send a test."), "success")
     return redirect(url_for("admin.campaign", campaign_id=campaign.id))
 
 
 def _detail(campaign_id: int, error=None, status=200, data=None):
-    campaign = campaigns.get_campaign(db.session, campaign_id)
+    campaign = get_or_404(db.session, Campaign, campaign_id)
     started = campaign.status not in campaigns.EDITABLE
     options = campaigns.compose_options(db.session)
-    db.session.commit()  # the built-in templates are created on first use
     return render_template(
         "web/admin/campaigns/detail.html", campaign=campaign, error=error, data=data,
         progress=sending.progress(db.session, campaign_id) if started else None,
@@ -82,9 +81,7 @@ def campaign(campaign_id: int):
     try:
         campaigns.update_campaign(db.session, campaign_id, campaign_values(request.form))
     except InvalidInput as exc:
-        db.session.rollback()
         return _detail(campaign_id, exc, 400, campaign_values(request.form))
-    db.session.commit()
     flash(_("The campaign was saved."), "success")
     return redirect(url_for("admin.campaign", campaign_id=campaign_id))
 
@@ -94,7 +91,6 @@ def campaign(campaign_id: int):
 def campaign_archive(campaign_id: int):
     archived = request.form.get("archived") == "1"
     campaigns.update_campaign(db.session, campaign_id, {"archived": archived})
-    db.session.commit()
     flash(_("Shown in the public archive once sent.") if archived
           else _("Not shown in the public archive."), "success")
     return redirect(url_for("admin.campaign", campaign_id=campaign_id))
@@ -120,9 +116,7 @@ def campaign_test(campaign_id: int):
     try:
         campaigns.request_test(db.session, campaign_id, request.form.get("addresses", ""))
     except InvalidInput as exc:
-        db.session.rollback()
         return _detail(campaign_id, exc, 400)
-    db.session.commit()
     flash(_("The test message is on its way."), "success")
     return redirect(url_for("admin.campaign", campaign_id=campaign_id))
 
@@ -133,9 +127,7 @@ def campaign_schedule(campaign_id: int):
     try:
         campaigns.schedule(db.session, campaign_id, request.form.get("scheduled_at", ""))
     except InvalidInput as exc:
-        db.session.rollback()
         return _detail(campaign_id, exc, 400)
-    db.session.commit()
     flash(_("The campaign is scheduled."), "success")
     return redirect(url_for("admin.campaign", campaign_id=campaign_id))
 
@@ -146,14 +138,10 @@ def campaign_action(campaign_id: int, action: str):
     call, done = ACTIONS[action]
     try:
         call(db.session, campaign_id)
-    except DomainError as exc:
-        db.session.rollback()
-        if exc.status == 404:
-            raise
-        flash(error_text(exc), "error")
+    except (Conflict, InvalidInput) as exc:
+        flash_error(exc)
     else:
-        db.session.commit()
-        flash(_(done), "success")
+        flash(str(done), "success")
     return redirect(url_for("admin.campaign", campaign_id=campaign_id))
 
 

@@ -8,14 +8,11 @@ from wtforms import SelectChoice
 from ... import imports, lists
 from ...errors import InvalidInput
 from ...extensions import db
-from ...models import ImportStatus, Role
-from ..admin_forms import MappingForm, UploadForm
+from ...lookups import get_or_404
+from ...models import ImportJob, ImportStatus, Role
+from ..admin_forms import MappingForm, UploadForm, add_error
 from ..auth import staff_required
 from . import bp
-
-
-def _message(exc: InvalidInput) -> str:
-    return _(exc.message, **getattr(exc, "params", {}))
 
 
 def _index(form: UploadForm, status: int = 200):
@@ -39,10 +36,8 @@ def import_upload():
     try:
         job = imports.save_upload(db.session, upload.stream, upload.filename or "", current_user.id)
     except InvalidInput as exc:
-        db.session.rollback()
-        form.file.errors.append(_message(exc))
+        add_error(form, exc)
         return _index(form, 400)
-    db.session.commit()
     return redirect(url_for("admin.import_job", job_id=job.id))
 
 
@@ -64,7 +59,7 @@ def _mapping_form(preview: dict, formdata=None) -> MappingForm:
 @bp.get("/imports/<int:job_id>")
 @staff_required(Role.ADMIN)
 def import_job(job_id: int):
-    job = imports.get_job(db.session, job_id)
+    job = get_or_404(db.session, ImportJob, job_id)
     if job.status != ImportStatus.UPLOADED:
         return render_template("web/admin/imports/progress.html", job=job,
                                progress=imports.progress(db.session, job_id))
@@ -83,11 +78,8 @@ def import_start(job_id: int):
                           locale_col=form.locale_col.data, list_ids=form.list_ids.data or [],
                           status=form.status.data, consent_source=form.consent_source.data or "")
         except InvalidInput as exc:
-            db.session.rollback()
-            field = getattr(form, exc.field or "", None)
-            (field.errors if field is not None else form.form_errors).append(_message(exc))
+            add_error(form, exc)
         else:
-            db.session.commit()
             flash(_("The import has started."), "success")
             return redirect(url_for("admin.import_job", job_id=job_id))
     return render_template("web/admin/imports/preview.html", form=form, **preview), 400

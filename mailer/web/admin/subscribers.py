@@ -8,7 +8,8 @@ from flask_babel import gettext as _
 
 from ... import audience, csv_export, lists
 from ...extensions import db
-from ...models import Role, SubscriptionStatus, utcnow
+from ...lookups import get_or_404
+from ...models import Role, Subscriber, SubscriptionStatus, utcnow
 from ..auth import staff_required
 from . import bp
 
@@ -64,7 +65,6 @@ def subscriber_unsubscribe(subscriber_id: int):
     if raw and not raw.isdigit():
         abort(400)
     audience.unsubscribe(db.session, subscriber_id, [int(raw)] if raw else None)
-    db.session.commit()
     flash(_("Unsubscribed."), "success")
     return redirect(url_for("admin.subscriber", subscriber_id=subscriber_id))
 
@@ -82,13 +82,12 @@ def subscriber_export(subscriber_id: int):
 @bp.route("/subscribers/<int:subscriber_id>/erase", methods=["GET", "POST"])
 @staff_required(Role.ADMIN)
 def subscriber_erase(subscriber_id: int):
-    found = audience.get_subscriber(db.session, subscriber_id)
+    found = get_or_404(db.session, Subscriber, subscriber_id)
     if request.method == "POST":
         if request.form.get("confirm") != "yes":
             flash(_("Tick the box to confirm the erasure."), "error")
             return render_template("web/admin/subscribers/erase.html", subscriber=found), 400
         audience.erase_subscriber(db.session, subscriber_id)
-        db.session.commit()
         flash(_("The subscriber's personal data was erased."), "success")
         return redirect(url_for("admin.subscribers"))
     return render_template("web/admin/subscribers/erase.html", subscriber=found)
