@@ -24,19 +24,20 @@ class Environment:
     def __init__(self, values: Mapping[str, str]):
         self.values = values
 
-    def str(self, name: str, default: str = "") -> str:
+    def text(self, name: str, default: str = "") -> str:
         return self.values.get(name) or default
 
-    def int(self, name: str, default: int) -> int:
+    def integer(self, name: str, default: int) -> int:
         value = self.values.get(name)
         return int(value) if value else default
 
-    def float(self, name: str, default: float) -> float:
+    def number(self, name: str, default: float) -> float:
         value = self.values.get(name)
         return float(value) if value else default
 
-    def list(self, name: str) -> list[str]:
-        return [part.strip() for part in self.str(name).split(",") if part.strip()]
+    def names(self, name: str) -> list[str]:
+        """A comma-separated list."""
+        return [part.strip() for part in self.text(name).split(",") if part.strip()]
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -55,29 +56,29 @@ class Config:
 
     def __init__(self, environ: Mapping[str, str] | None = None):
         env = Environment(os.environ if environ is None else environ)
-        instance = Path(env.str("INSTANCE_DIR", str(ROOT / "instance")))
+        instance = Path(env.text("INSTANCE_DIR", str(ROOT / "instance")))
         self.INSTANCE_DIR = instance
 
-        self.SECRET_KEY = env.str("SECRET_KEY", DEFAULT_SECRET)
+        self.SECRET_KEY = env.text("SECRET_KEY", DEFAULT_SECRET)
         # Old keys still verify tokens after a rotation; SECRET_KEY signs new ones.
-        self.SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS")
-        self.SUPPRESSION_KEY = env.str("SUPPRESSION_KEY")  # defaults to SECRET_KEY
-        self.BASE_URL = env.str("BASE_URL", f"http://127.0.0.1:{env.int('PORT', 5000)}").rstrip("/")
+        self.SECRET_KEY_FALLBACKS = env.names("SECRET_KEY_FALLBACKS")
+        self.SUPPRESSION_KEY = env.text("SUPPRESSION_KEY")  # defaults to SECRET_KEY
+        self.BASE_URL = env.text("BASE_URL", f"http://127.0.0.1:{env.integer('PORT', 5000)}").rstrip("/")
 
         self.SQLALCHEMY_DATABASE_URI = sqlalchemy_url(
-            env.str("DATABASE_URL", f"sqlite:///{instance / 'mailer.sqlite'}"))
+            env.text("DATABASE_URL", f"sqlite:///{instance / 'mailer.sqlite'}"))
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
 
-        self.REDIS_URL = env.str("REDIS_URL")
+        self.REDIS_URL = env.text("REDIS_URL")
         # Distinguishes the keys and queues of one deployment (or test run) in a shared Redis.
-        self.REDIS_PREFIX = env.str("REDIS_PREFIX", "mailer")
+        self.REDIS_PREFIX = env.text("REDIS_PREFIX", "mailer")
         self.CELERY: dict[str, Any] = {
             "broker_url": self.REDIS_URL or f"sqla+sqlite:///{instance / 'broker.sqlite'}",
             "task_ignore_result": True,
             "task_acks_late": True,
             "task_reject_on_worker_lost": True,
             "worker_prefetch_multiplier": 1,
-            "task_default_queue": env.str("CELERY_QUEUE", "mailer"),
+            "task_default_queue": env.text("CELERY_QUEUE", "mailer"),
             "broker_connection_retry_on_startup": True,
             "beat_schedule_filename": str(instance / "celerybeat-schedule"),
             "timezone": "Europe/Warsaw",
@@ -88,72 +89,72 @@ class Config:
         }
 
         # Mail
-        self.SMTP_URL = env.str("SMTP_URL")  # smtp://user:pass@host:port?starttls=1 or smtps://...
-        self.OUTBOX_DIR = Path(env.str("OUTBOX_DIR", str(instance / "outbox")))
-        self.MAIL_FROM = env.str("MAIL_FROM", "newsletter@example.org")
-        self.MAIL_FROM_NAME = env.str("MAIL_FROM_NAME", "Urząd Miasta — Wydarzenia")
-        self.MAIL_DOMAIN = env.str("MAIL_DOMAIN", self.MAIL_FROM.rpartition("@")[2])
-        self.LIST_ID_NAMESPACE = env.str("LIST_ID_NAMESPACE")  # default: MAIL_DOMAIN
-        self.FEEDBACK_ID_SENDER = env.str("FEEDBACK_ID_SENDER")
-        self.UNSUBSCRIBE_MAILTO = env.str("UNSUBSCRIBE_MAILTO")
-        self.DKIM_DOMAIN = env.str("DKIM_DOMAIN")  # default: MAIL_DOMAIN
-        self.DKIM_RSA_KEY_FILE = env.str("DKIM_RSA_KEY_FILE")
-        self.DKIM_RSA_SELECTOR = env.str("DKIM_RSA_SELECTOR", "rsa")
-        self.DKIM_ED25519_KEY_FILE = env.str("DKIM_ED25519_KEY_FILE")
-        self.DKIM_ED25519_SELECTOR = env.str("DKIM_ED25519_SELECTOR", "ed")
+        self.SMTP_URL = env.text("SMTP_URL")  # smtp://user:pass@host:port?starttls=1 or smtps://...
+        self.OUTBOX_DIR = Path(env.text("OUTBOX_DIR", str(instance / "outbox")))
+        self.MAIL_FROM = env.text("MAIL_FROM", "newsletter@example.org")
+        self.MAIL_FROM_NAME = env.text("MAIL_FROM_NAME", "Urząd Miasta — Wydarzenia")
+        self.MAIL_DOMAIN = env.text("MAIL_DOMAIN", self.MAIL_FROM.rpartition("@")[2])
+        self.LIST_ID_NAMESPACE = env.text("LIST_ID_NAMESPACE")  # default: MAIL_DOMAIN
+        self.FEEDBACK_ID_SENDER = env.text("FEEDBACK_ID_SENDER")
+        self.UNSUBSCRIBE_MAILTO = env.text("UNSUBSCRIBE_MAILTO")
+        self.DKIM_DOMAIN = env.text("DKIM_DOMAIN")  # default: MAIL_DOMAIN
+        self.DKIM_RSA_KEY_FILE = env.text("DKIM_RSA_KEY_FILE")
+        self.DKIM_RSA_SELECTOR = env.text("DKIM_RSA_SELECTOR", "rsa")
+        self.DKIM_ED25519_KEY_FILE = env.text("DKIM_ED25519_KEY_FILE")
+        self.DKIM_ED25519_SELECTOR = env.text("DKIM_ED25519_SELECTOR", "ed")
 
         # Subscribing
-        self.ORGANISATION_NAME = env.str("ORGANISATION_NAME", "Urząd Miasta")
-        self.CONSENT_TEXT_VERSION = env.str("CONSENT_TEXT_VERSION", "2026-11")
-        self.CONFIRM_MAX_AGE = env.int("CONFIRM_MAX_AGE_HOURS", 72) * 3600
-        self.CONFIRM_COOLDOWN = env.int("CONFIRM_COOLDOWN_MINUTES", 15) * 60
-        self.CONFIRM_MAX_PER_DAY = env.int("CONFIRM_MAX_PER_DAY", 3)
-        self.PENDING_MAX_PER_HOUR = env.int("PENDING_MAX_PER_HOUR", 1000)
-        self.PURGE_PENDING_AFTER_DAYS = env.int("PURGE_PENDING_AFTER_DAYS", 30)
-        self.SUBSCRIBE_RATE_LIMIT = env.str("SUBSCRIBE_RATE_LIMIT", "10 per minute;50 per day")
-        self.SUBSCRIBE_ADDRESS_RATE_LIMIT = env.str("SUBSCRIBE_ADDRESS_RATE_LIMIT", "5 per hour")
-        self.LOGIN_RATE_LIMIT = env.str("LOGIN_RATE_LIMIT", "10 per minute")
+        self.ORGANISATION_NAME = env.text("ORGANISATION_NAME", "Urząd Miasta")
+        self.CONSENT_TEXT_VERSION = env.text("CONSENT_TEXT_VERSION", "2026-11")
+        self.CONFIRM_MAX_AGE = env.integer("CONFIRM_MAX_AGE_HOURS", 72) * 3600
+        self.CONFIRM_COOLDOWN = env.integer("CONFIRM_COOLDOWN_MINUTES", 15) * 60
+        self.CONFIRM_MAX_PER_DAY = env.integer("CONFIRM_MAX_PER_DAY", 3)
+        self.PENDING_MAX_PER_HOUR = env.integer("PENDING_MAX_PER_HOUR", 1000)
+        self.PURGE_PENDING_AFTER_DAYS = env.integer("PURGE_PENDING_AFTER_DAYS", 30)
+        self.SUBSCRIBE_RATE_LIMIT = env.text("SUBSCRIBE_RATE_LIMIT", "10 per minute;50 per day")
+        self.SUBSCRIBE_ADDRESS_RATE_LIMIT = env.text("SUBSCRIBE_ADDRESS_RATE_LIMIT", "5 per hour")
+        self.LOGIN_RATE_LIMIT = env.text("LOGIN_RATE_LIMIT", "10 per minute")
         self.RATELIMIT_STORAGE_URI = self.REDIS_URL or "memory://"
         self.RATELIMIT_KEY_PREFIX = self.REDIS_PREFIX
         self.RATELIMIT_HEADERS_ENABLED = True
-        self.PROXY_FIX_HOPS = env.int("PROXY_FIX_HOPS", 0)
+        self.PROXY_FIX_HOPS = env.integer("PROXY_FIX_HOPS", 0)
         # Sites whose pages may POST /subscribe.json from a browser (CORS).
-        self.EMBED_ORIGINS = env.list("EMBED_ORIGINS")
+        self.EMBED_ORIGINS = env.names("EMBED_ORIGINS")
 
         # JSON API: requests per token, and the largest request body accepted.
-        self.API_RATE_LIMIT = env.str("API_RATE_LIMIT", "300 per minute")
-        self.API_MAX_BODY = env.int("API_MAX_BODY_KB", 256) * 1024
+        self.API_RATE_LIMIT = env.text("API_RATE_LIMIT", "300 per minute")
+        self.API_MAX_BODY = env.integer("API_MAX_BODY_KB", 256) * 1024
 
         # Staff passwords: argon2id costs (argon2-cffi's defaults: 3 passes over 64 MiB, 4 lanes).
-        self.PASSWORD_TIME_COST = env.int("PASSWORD_TIME_COST", 3)
-        self.PASSWORD_MEMORY_KIB = env.int("PASSWORD_MEMORY_KIB", 65536)
-        self.PASSWORD_PARALLELISM = env.int("PASSWORD_PARALLELISM", 4)
+        self.PASSWORD_TIME_COST = env.integer("PASSWORD_TIME_COST", 3)
+        self.PASSWORD_MEMORY_KIB = env.integer("PASSWORD_MEMORY_KIB", 65536)
+        self.PASSWORD_PARALLELISM = env.integer("PASSWORD_PARALLELISM", 4)
 
         # Sending
-        self.BATCH_SIZE = env.int("BATCH_SIZE", 500)
-        self.RATE_PER_SECOND = env.float("RATE_PER_SECOND", 0)  # 0: unlimited
-        self.RATE_PER_HOUR = env.int("RATE_PER_HOUR", 0)
-        self.SMTP_MAX_CONNECTIONS = env.int("SMTP_MAX_CONNECTIONS", 4)
+        self.BATCH_SIZE = env.integer("BATCH_SIZE", 500)
+        self.RATE_PER_SECOND = env.number("RATE_PER_SECOND", 0)  # 0: unlimited
+        self.RATE_PER_HOUR = env.integer("RATE_PER_HOUR", 0)
+        self.SMTP_MAX_CONNECTIONS = env.integer("SMTP_MAX_CONNECTIONS", 4)
         # The sending engine: chunking, leases, retries, self-pause.
-        self.SEND_CHUNK_SIZE = env.int("SEND_CHUNK_SIZE", 250)  # rows claimed, sent and committed together
-        self.SEND_LEASE_SECONDS = env.int("SEND_LEASE_SECONDS", 300)  # a claimed row is re-claimable after
-        self.SEND_STALL_SECONDS = env.int("SEND_STALL_SECONDS", 120)  # tick re-enqueues a silent campaign
-        self.SEND_MAX_ATTEMPTS = env.int("SEND_MAX_ATTEMPTS", 5)  # 4xx answers before a row is failed
-        self.SEND_RETRY_BASE_SECONDS = env.float("SEND_RETRY_BASE_SECONDS", 30)  # doubled per attempt
-        self.SEND_RETRY_MAX_SECONDS = env.float("SEND_RETRY_MAX_SECONDS", 900)
-        self.SEND_PAUSE_AFTER_FAILURES = env.int("SEND_PAUSE_AFTER_FAILURES", 50)  # consecutive
+        self.SEND_CHUNK_SIZE = env.integer("SEND_CHUNK_SIZE", 250)  # rows claimed, sent and committed together
+        self.SEND_LEASE_SECONDS = env.integer("SEND_LEASE_SECONDS", 300)  # a claimed row is re-claimable after
+        self.SEND_STALL_SECONDS = env.integer("SEND_STALL_SECONDS", 120)  # tick re-enqueues a silent campaign
+        self.SEND_MAX_ATTEMPTS = env.integer("SEND_MAX_ATTEMPTS", 5)  # 4xx answers before a row is failed
+        self.SEND_RETRY_BASE_SECONDS = env.number("SEND_RETRY_BASE_SECONDS", 30)  # doubled per attempt
+        self.SEND_RETRY_MAX_SECONDS = env.number("SEND_RETRY_MAX_SECONDS", 900)
+        self.SEND_PAUSE_AFTER_FAILURES = env.integer("SEND_PAUSE_AFTER_FAILURES", 50)  # consecutive
 
         # Web
-        self.BABEL_DEFAULT_LOCALE = env.str("DEFAULT_LOCALE", "pl")
-        self.BABEL_DEFAULT_TIMEZONE = env.str("DEFAULT_TIMEZONE", "Europe/Warsaw")
+        self.BABEL_DEFAULT_LOCALE = env.text("DEFAULT_LOCALE", "pl")
+        self.BABEL_DEFAULT_TIMEZONE = env.text("DEFAULT_TIMEZONE", "Europe/Warsaw")
         # One catalog folder per area (translations/<area>/pl/LC_MESSAGES/messages.po); merged.
         self.BABEL_TRANSLATION_DIRECTORIES = ";".join(
             str(path) for path in sorted((ROOT / "translations").glob("*")) if path.is_dir())
         self.LANGUAGES = ["pl", "en"]
-        self.MAX_CONTENT_LENGTH = env.int("MAX_UPLOAD_MB", 64) * 1024 * 1024
+        self.MAX_CONTENT_LENGTH = env.integer("MAX_UPLOAD_MB", 64) * 1024 * 1024
         # Staff imports: uploaded CSV files wait here until imported.
-        self.IMPORT_DIR = Path(env.str("IMPORT_DIR", str(instance / "imports")))
-        self.IMPORT_CHUNK = env.int("IMPORT_CHUNK", 1000)
+        self.IMPORT_DIR = Path(env.text("IMPORT_DIR", str(instance / "imports")))
+        self.IMPORT_CHUNK = env.integer("IMPORT_CHUNK", 1000)
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_SECURE = self.BASE_URL.startswith("https://")

@@ -9,8 +9,7 @@ from sqlalchemy.orm import Session, selectinload
 from . import suppression
 from .errors import InvalidInput
 from .lookups import get_or_404
-from .models import (Campaign, ConsentRecord, Delivery, MailingList, Subscriber, Subscription,
-                     SubscriptionStatus)
+from .models import Campaign, ConsentRecord, Delivery, MailingList, Subscriber, Subscription, SubscriptionStatus
 
 MAX_QUERY = 200
 MAX_PER_PAGE = 200

@@ -4,6 +4,7 @@ Sending itself (launch, pause, resume, cancel, progress) is mailer.sending's.
 """
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import datetime
 
 from flask import current_app
@@ -11,19 +12,27 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import links, tokens
-from .email_templates import (SAMPLE_EMAIL, SAMPLE_NAME, compile_for, content_templates,
-                              default_content_template)
+from .email_templates import SAMPLE_EMAIL, SAMPLE_NAME, compile_for, content_templates, default_content_template
 from .errors import BadToken, Conflict, InvalidInput, NotFound
-from .lookups import get_or_404
 from .events import all_events, parse_when
 from .events import when as event_when
 from .jobs import enqueue
+from .lookups import get_or_404
 from .mail.compose import CampaignMailer, Recipient
 from .mail.message import check_header_value
 from .mail.render import Rendered
 from .mail.transport import from_config
-from .models import (Campaign, CampaignEvent, CampaignStatus, Event, MailingList, Subscriber,
-                     Template, TemplateKind, utcnow)
+from .models import (
+    Campaign,
+    CampaignEvent,
+    CampaignStatus,
+    Event,
+    MailingList,
+    Subscriber,
+    Template,
+    TemplateKind,
+    utcnow,
+)
 from .subscribers import normalize_email
 
 EDITABLE = {CampaignStatus.DRAFT, CampaignStatus.SCHEDULED}
@@ -121,8 +130,8 @@ def _set_events(campaign: Campaign, events: list[Event]) -> None:
     campaign.campaign_events = [CampaignEvent(event=event, position=i) for i, event in enumerate(events)]
 
 
-def create_campaign(session: Session, *, event_ids: list[int], list_ids: list[int],
-                    template_id: int | None = None, subject: str | None = None,
+def create_campaign(session: Session, *, event_ids: Sequence[int | str], list_ids: Sequence[int | str],
+                    template_id: int | str | None = None, subject: str | None = None,
                     preheader: str | None = None, locale: str = "pl",
                     created_by_id: int | None = None) -> Campaign:
     """A draft campaign; subject and preheader are prefilled from the events when None, the
@@ -182,7 +191,7 @@ def schedule(session: Session, campaign_id: int, when: datetime | str) -> Campai
     if campaign.status not in EDITABLE:
         raise Conflict("This campaign can no longer be scheduled.")
     at = parse_when(when, "scheduled_at", required=True)
-    if at <= utcnow():
+    if at is None or at <= utcnow():
         raise InvalidInput("Choose a time in the future.", "scheduled_at")
     if not campaign.lists:
         raise InvalidInput("Choose at least one list.", "list_ids")

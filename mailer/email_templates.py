@@ -2,19 +2,20 @@
 
 import re
 from datetime import datetime, time, timedelta
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from flask import current_app
 from jinja2 import TemplateError, TemplateSyntaxError
 from jinja2.exceptions import SecurityError
-from sqlalchemy import Connection, event, select
+from sqlalchemy import Connection, Table, event, select
 from sqlalchemy.orm import Session
 
 from config import ROOT
 
 from .errors import InvalidInput
-from .lookups import get_or_404
 from .events import event_context, upcoming
+from .lookups import get_or_404
 from .mail.render import CompiledCampaign, Rendered, compile_campaign
 from .models import Campaign, Event, Template, TemplateKind, utcnow
 
@@ -36,16 +37,17 @@ def _source(stem: str, suffix: str) -> str:
 def install_defaults(connection: Connection) -> None:
     """Insert the built-in templates that are missing (idempotent), on a connection: for
     databases made by ``create_all`` (tests, the bench) rather than by the migrations."""
-    table = Template.__table__
-    ids = dict(connection.execute(select(table.c.name, table.c.id)).all())
+    table = cast(Table, Template.__table__)
+    ids: dict[str, int] = {name: id_ for name, id_ in connection.execute(select(table.c.name, table.c.id))}
     for name, kind, stem, layout_name in BUILTINS:
         if name in ids:
             continue
         now = utcnow()
-        ids[name] = connection.execute(table.insert().values(
+        connection.execute(table.insert().values(
             name=name, kind=kind, html=_source(stem, "html"), text=_source(stem, "txt"),
             builtin=True, layout_id=ids.get(layout_name) if layout_name else None, subject="",
-            created_at=now, updated_at=now)).inserted_primary_key[0]
+            created_at=now, updated_at=now))
+        ids[name] = connection.execute(select(table.c.id).where(table.c.name == name)).scalar_one()
 
 
 @event.listens_for(Template.__table__, "after_create")
@@ -195,9 +197,8 @@ def _clean(session: Session, template: Template | None, values: dict) -> dict:
     html, text = html.replace("\r\n", "\n"), text.replace("\r\n", "\n")
     if not html.strip():
         raise InvalidInput("The HTML part is required.", "html")
-    kind = template.kind if template else values.get("kind")
     try:
-        kind = TemplateKind(kind)
+        kind = TemplateKind(template.kind if template else str(values.get("kind")))
     except ValueError:
         raise InvalidInput("Choose whether this is a layout or content.", "kind") from None
     clash = session.scalar(select(Template.id).where(Template.name == name))
@@ -282,20 +283,20 @@ def preview(session: Session, template_id: int | None, values: dict | None = Non
     """A stored template (``values`` None) or unsaved edits rendered with sample data.
     Raises NotFound, InvalidInput."""
     template = get_or_404(session, Template, template_id) if template_id is not None else None
-    if template is None and values is None:
-        raise InvalidInput("Choose whether this is a layout or content.", "kind")
-    values = values if values is not None else {
-        "kind": template.kind, "html": template.html, "text": template.text,
-        "layout_id": template.layout_id}
+    if values is None:
+        if template is None:
+            raise InvalidInput("Choose whether this is a layout or content.", "kind")
+        values = {"kind": template.kind, "html": template.html, "text": template.text,
+                  "layout_id": template.layout_id}
     try:
-        kind = TemplateKind(template.kind if template else values.get("kind"))
+        kind = TemplateKind(template.kind if template else str(values.get("kind")))
     except ValueError:
         raise InvalidInput("Choose whether this is a layout or content.", "kind") from None
     layout = None
     if kind == TemplateKind.CONTENT:
         try:
-            layout = session.get(Template, int(values.get("layout_id")))
-        except (TypeError, ValueError):
+            layout = session.get(Template, int(str(values.get("layout_id"))))
+        except ValueError:
             layout = None
     html, text = values.get("html", ""), values.get("text", "")
     if not isinstance(html, str) or not isinstance(text, str):

@@ -2,6 +2,7 @@
 
 import re
 from datetime import datetime, timedelta, timezone
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -9,7 +10,7 @@ import icalendar
 import markdown as md
 import nh3
 from flask import current_app
-from flask_babel import format_datetime, force_locale
+from flask_babel import force_locale, format_datetime
 from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -130,7 +131,7 @@ def clean_event(values: dict) -> dict:
     """Validated event fields; raises InvalidInput (with ``field``) on the first mistake."""
     if not isinstance(values, dict):
         raise InvalidInput("Send the event's fields.")
-    cleaned = {
+    cleaned: dict[str, Any] = {
         "title": _text(values, "title", required=True),
         "starts_at": parse_when(values.get("starts_at"), "starts_at", required=True),
         "ends_at": parse_when(values.get("ends_at"), "ends_at", required=False),

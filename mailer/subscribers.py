@@ -30,6 +30,8 @@ def normalize_email(raw: str) -> str:
         result = validate_email(raw, check_deliverability=False, allow_smtputf8=False)
     except (EmailNotValidError, InvalidInput) as exc:
         raise InvalidInput("This email address is not valid.", "email") from exc
+    if result.ascii_email is None:  # not without SMTPUTF8, which is refused above already
+        raise InvalidInput("This email address is not valid.", "email")
     return result.ascii_email.lower()
 
 

@@ -6,25 +6,26 @@ call ``send_confirmation`` and ``send_welcome`` after the commit.
 """
 
 import secrets
+from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any, cast
 
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import and_, case, delete, exists, func, or_, select, update
+from sqlalchemy import CursorResult, and_, case, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from . import links, tokens
 from .consent import Origin, record
 from .errors import BadToken, InvalidInput
 from .jobs import enqueue
+from .lists import public_lists
 from .mail.headers import list_headers
 from .mail.message import address, build, check_header_value
 from .mail.render import render_notice
 from .mail.transport import from_config
-from .models import (Delivery, MailingList, Subscriber, Subscription, SubscriptionStatus, campaign_lists,
-                     utcnow)
-from .lists import public_lists
+from .models import Delivery, MailingList, Subscriber, Subscription, SubscriptionStatus, campaign_lists, utcnow
 from .subscribers import normalize_email
 from .suppression import is_suppressed
 
@@ -51,7 +52,7 @@ def clean_name(raw: str | None) -> str:
     return name
 
 
-def _chosen_lists(session: Session, list_ids: list[int] | None) -> list[MailingList]:
+def _chosen_lists(session: Session, list_ids: Sequence[int | str] | None) -> list[MailingList]:
     public = public_lists(session)
     if not public:
         raise InvalidInput("There is no newsletter to subscribe to yet.", "lists")
@@ -69,7 +70,7 @@ def _chosen_lists(session: Session, list_ids: list[int] | None) -> list[MailingL
 
 # --- Subscribe ---------------------------------------------------------------------------
 
-def subscribe(session: Session, *, email: str, name: str = "", list_ids: list[int] | None = None,
+def subscribe(session: Session, *, email: str, name: str = "", list_ids: Sequence[int | str] | None = None,
               locale: str = "pl", consent: bool, source: str, ip: str = "",
               user_agent: str = "") -> None:
     """Sign ``email`` up to ``list_ids`` (None: every public list), pending confirmation.
@@ -140,7 +141,7 @@ def _request_confirmation(session: Session, subscriber: Subscriber) -> bool:
     cooled = now - timedelta(seconds=config["CONFIRM_COOLDOWN"])
     under_cap = or_(Subscriber.confirm_sent_day.is_(None), Subscriber.confirm_sent_day != today,
                     Subscriber.confirm_sent_today < config["CONFIRM_MAX_PER_DAY"])
-    result = session.execute(
+    result = cast(CursorResult[Any], session.execute(
         update(Subscriber)
         .where(Subscriber.id == subscriber.id,
                or_(Subscriber.confirm_sent_at.is_(None), Subscriber.confirm_sent_at <= cooled),
@@ -150,7 +151,7 @@ def _request_confirmation(session: Session, subscriber: Subscriber) -> bool:
                                          Subscriber.confirm_sent_today + 1), else_=1),
                 confirm_nonce=func.coalesce(Subscriber.confirm_nonce, secrets.token_hex(16)))
         .execution_options(synchronize_session=False)
-    )
+    ))
     session.expire(subscriber, ["confirm_sent_at", "confirm_sent_day", "confirm_sent_today",
                                 "confirm_nonce"])
     if result.rowcount != 1:
@@ -263,23 +264,24 @@ def unsubscribe_view(session: Session, token: str) -> tuple[Subscriber | None, l
     return subscriber, subscriptions, about
 
 
-def leave(session: Session, token: str, *, list_ids: list[int] | None = None, source: str,
+def leave(session: Session, token: str, *, list_ids: Sequence[int | str] | None = None, source: str,
           ip: str = "", user_agent: str = "") -> None:
     """Unsubscribe the holder of ``token``: from ``list_ids`` when given (only lists of
     theirs count), else from the campaign's lists when the token names one, else from
     all. Idempotent. Raises BadToken for a forged or wrong-purpose token, InvalidInput
     for an empty or malformed choice of lists."""
     subscriber_id, campaign_id = tokens.read_unsubscribe_token(token)
+    chosen: list[int] | None = None
     if list_ids is not None:
         try:
-            list_ids = [int(list_id) for list_id in list_ids]
+            chosen = [int(list_id) for list_id in list_ids]
         except (TypeError, ValueError) as exc:
             raise InvalidInput("Choose at least one newsletter.", "lists") from exc
-        if not list_ids:
+        if not chosen:
             raise InvalidInput("Choose at least one newsletter.", "lists")
-    if list_ids is None and campaign_id:
-        list_ids = sorted(_campaign_list_ids(session, campaign_id)) or None
-    unsubscribe(session, subscriber_id, list_ids=list_ids, source=source, ip=ip,
+    elif campaign_id:
+        chosen = sorted(_campaign_list_ids(session, campaign_id)) or None
+    unsubscribe(session, subscriber_id, list_ids=chosen, source=source, ip=ip,
                 user_agent=user_agent)
 
 

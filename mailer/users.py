@@ -3,7 +3,6 @@
 import hashlib
 import secrets
 from datetime import timedelta
-
 from functools import lru_cache
 
 from argon2 import PasswordHasher

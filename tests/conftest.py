@@ -69,6 +69,18 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("database_url", BACKENDS, indirect=True, scope="session")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Skip the other database's variant of a test marked ``one_database``."""
+    for item in items:
+        marker = item.get_closest_marker("one_database")
+        backend = getattr(item, "callspec", None) and item.callspec.params.get("database_url")
+        if marker is None or backend is None:
+            continue
+        wanted = marker.args[0] if marker.args[0] in BACKENDS else BACKENDS[0]
+        if backend != wanted:
+            item.add_marker(pytest.mark.skip(reason=f"runs on {wanted} only: {marker.args[1]}"))
+
+
 def service_config(database_url: str, smtp_server: SMTPServer, tmp: Path) -> dict:
     """Settings shared by the in-process app and by subprocesses (see ``subprocess_env``)."""
     queue = f"mailer-test-{RUN_ID}"

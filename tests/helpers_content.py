@@ -20,7 +20,7 @@ def make_staff(session, email: str = "redakcja@miasto.example.pl", role: Role = 
 
 
 def log_in(client, user: User) -> None:
-    """Flask-Login's session keys, set directly (the login form is another helper's test)."""
+    """Flask-Login's session keys, set directly (the login form has its own tests)."""
     with client.session_transaction() as sess:
         sess["_user_id"] = str(user.id)
         sess["_fresh"] = True

@@ -1,5 +1,5 @@
 """Confirming a subscription: GET changes nothing, POST confirms once, expired links offer a
-new one, forged and used-up links fail, key rotation (STANDARDS 17, 18, 20, 22)."""
+new one, forged and used-up links fail, key rotation."""
 
 import pytest
 from itsdangerous import URLSafeTimedSerializer

@@ -1,5 +1,5 @@
-"""The confirmation and welcome mails as the SMTP server receives them (STANDARDS 1-7, 10,
-11, 14), the notice tasks' rules, and the purge of stale sign-ups (24)."""
+"""The confirmation and welcome mails as the SMTP server receives them, the notice tasks'
+rules, and the purge of stale sign-ups."""
 
 import re
 from datetime import timedelta

@@ -72,6 +72,8 @@ def timed_server():
     server.stop()
 
 
+@pytest.mark.one_database("postgresql", "the limit lives in Redis; the database only holds the "
+                                        "rows, and workers on several machines share PostgreSQL")
 def test_rate_holds_across_two_worker_processes(app, session, timed_server):
     lists = make_audience(session, 60)
     campaign = make_campaign(session, lists)

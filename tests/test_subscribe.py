@@ -1,5 +1,5 @@
 """Subscribing through HTTP: the form and the JSON endpoint, their defences, the consent
-record, the confirmation mail at the SMTP server, cool-down and caps (STANDARDS 12-16, 22)."""
+record, the confirmation mail at the SMTP server, cool-down and caps."""
 
 import pytest
 from sqlalchemy import func, select

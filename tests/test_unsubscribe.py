@@ -1,5 +1,5 @@
 """Leaving: GET changes nothing, the page's POST needs CSRF, RFC 8058 one-click works without
-cookies or token, idempotent, per-list choices, campaign tokens (STANDARDS 18-21)."""
+cookies or token, idempotent, per-list choices, campaign tokens."""
 
 import pytest
 from sqlalchemy import func, select

@@ -10,8 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ..errors import InvalidInput
-from ..models import (ConsentRecord, ImportJob, Subscriber, Subscription, SubscriptionStatus,
-                      Suppression, utcnow)
+from ..models import ConsentRecord, ImportJob, Subscriber, Subscription, SubscriptionStatus, Suppression, utcnow
 from ..subscribers import email_hash, normalize_email
 
 MAX_INVALID_KEPT = 1000  # invalid rows listed in the report (all are counted)
@@ -32,14 +31,14 @@ def bulk_insert(session: Session, model, rows: list[dict[str, Any]], *, varying:
     if connection.dialect.name != "postgresql":
         statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=conflict)
         if returning:
-            statement = statement.returning(*(table.c[name] for name in returning))
-            return connection.execute(statement, rows).all()
+            return list(connection.execute(statement.returning(*(table.c[name] for name in returning)),
+                                           rows))
         connection.execute(statement, rows)
         return []
     dialect = postgresql.dialect()
     pg_type = {c.name: c.type.compile(dialect=dialect) for c in table.columns}
     constant = [name for name in rows[0] if name not in varying]
-    params = {f"a_{name}": [row[name] for row in rows] for name in varying}
+    params: dict[str, Any] = {f"a_{name}": [row[name] for row in rows] for name in varying}
     params |= {f"k_{name}": json.dumps(rows[0][name]) if isinstance(table.c[name].type, JSON)
                else rows[0][name] for name in constant}
     arrays = ", ".join(f"CAST(:a_{name} AS {pg_type[name]}[])" for name in varying)
@@ -49,7 +48,7 @@ def bulk_insert(session: Session, model, rows: list[dict[str, Any]], *, varying:
            f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING")
     if returning:
         sql += f" RETURNING {', '.join(returning)}"
-        return connection.execute(text(sql), params).all()
+        return list(connection.execute(text(sql), params))
     connection.execute(text(sql), params)
     return []
 

@@ -3,10 +3,10 @@ chunk by chunk with its progress kept in the ImportJob row, and that progress fo
 
 import os
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session
 
 from .. import jobs
@@ -89,14 +89,14 @@ def start(session: Session, job_id: int, *, email_col: Any, name_col: Any = None
 def _claim(session: Session, job_id: int) -> bool:
     """Take a queued job, or a running one whose heartbeat stopped, in one UPDATE; commits."""
     now = utcnow()
-    claimed = session.execute(
+    claimed = cast(CursorResult[Any], session.execute(
         update(ImportJob).where(
             ImportJob.id == job_id,
             or_(ImportJob.status == ImportStatus.QUEUED,
                 (ImportJob.status == ImportStatus.RUNNING) & (ImportJob.heartbeat_at < now - STALE_AFTER)))
         .values(status=ImportStatus.RUNNING, heartbeat_at=now)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )).rowcount
     session.commit()
     return claimed == 1
 
@@ -108,7 +108,7 @@ def run(session: Session, job_id: int) -> None:
     exists. A file that became unreadable marks the job failed, with the reason."""
     if not _claim(session, job_id):  # finished, unknown, or another worker is on it
         return
-    job = session.get(ImportJob, job_id)
+    job = session.get_one(ImportJob, job_id)
     session.refresh(job)
     for counter in COUNTERS:
         setattr(job, counter, 0)
@@ -134,7 +134,7 @@ def run(session: Session, job_id: int) -> None:
         job.status = ImportStatus.DONE
     except (InvalidInput, OSError) as exc:
         session.rollback()
-        job = session.get(ImportJob, job_id)
+        job = session.get_one(ImportJob, job_id)
         job.status = ImportStatus.FAILED
         # The reason as a message id and its parameters: the page shows it in its language.
         if isinstance(exc, DomainError):

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
+from ..extensions import Model
 from .types import UTCDateTime, str_enum, utcnow
 
 
@@ -17,7 +17,7 @@ class SubscriptionStatus(enum.StrEnum):
     UNSUBSCRIBED = "unsubscribed"
 
 
-class Subscriber(db.Model):
+class Subscriber(Model):
     __tablename__ = "subscribers"
     # Ids are never reused (SQLite too): tokens and tasks carry them.
     __table_args__ = {"sqlite_autoincrement": True}
@@ -46,7 +46,7 @@ class Subscriber(db.Model):
     )
 
 
-class MailingList(db.Model):
+class MailingList(Model):
     __tablename__ = "lists"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -61,7 +61,7 @@ class MailingList(db.Model):
     )
 
 
-class Subscription(db.Model):
+class Subscription(Model):
     __tablename__ = "subscriptions"
     __table_args__ = (Index("ix_subscriptions_list_status", "list_id", "status"),)
 
@@ -79,7 +79,7 @@ class Subscription(db.Model):
     list: Mapped[MailingList] = relationship(back_populates="subscriptions")
 
 
-class ConsentRecord(db.Model):
+class ConsentRecord(Model):
     """Append-only proof of consent and of its withdrawal."""
 
     __tablename__ = "consent_records"
@@ -99,7 +99,7 @@ class ConsentRecord(db.Model):
     subscriber: Mapped[Subscriber] = relationship(back_populates="consents")
 
 
-class Suppression(db.Model):
+class Suppression(Model):
     """Addresses never to be mailed again, kept only as a keyed hash."""
 
     __tablename__ = "suppressions"

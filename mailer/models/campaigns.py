@@ -3,11 +3,10 @@
 import enum
 from datetime import datetime
 
-from sqlalchemy import (BigInteger, Boolean, Column, ForeignKey, Index, Integer, String, Table, Text,
-                        UniqueConstraint)
+from sqlalchemy import BigInteger, Boolean, Column, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
+from ..extensions import Model, db
 from .audience import MailingList
 from .content import Event, Template
 from .types import UTCDateTime, str_enum, utcnow
@@ -39,7 +38,7 @@ campaign_lists = Table(
 )
 
 
-class CampaignEvent(db.Model):
+class CampaignEvent(Model):
     __tablename__ = "campaign_events"
 
     campaign_id: Mapped[int] = mapped_column(
@@ -51,7 +50,7 @@ class CampaignEvent(db.Model):
     event: Mapped[Event] = relationship()
 
 
-class Campaign(db.Model):
+class Campaign(Model):
     __tablename__ = "campaigns"
     # Ids are never reused (SQLite too): tokens and tasks carry them.
     __table_args__ = {"sqlite_autoincrement": True}
@@ -89,7 +88,7 @@ class Campaign(db.Model):
     )
 
 
-class Delivery(db.Model):
+class Delivery(Model):
     """One row per (campaign, subscriber): what makes sending exactly-once and resumable.
 
     Built for the snapshot, which inserts a whole audience (a million rows) in one

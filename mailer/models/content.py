@@ -6,11 +6,11 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
+from ..extensions import Model
 from .types import UTCDateTime, str_enum, utcnow
 
 
-class Event(db.Model):
+class Event(Model):
     __tablename__ = "events"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -31,7 +31,7 @@ class TemplateKind(enum.StrEnum):
     CONTENT = "content"
 
 
-class Template(db.Model):
+class Template(Model):
     """A staff-editable email template: a layout, or content placed in a layout."""
 
     __tablename__ = "templates"

@@ -7,7 +7,7 @@ from flask_login import UserMixin
 from sqlalchemy import Boolean, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
+from ..extensions import Model
 from .types import UTCDateTime, str_enum, utcnow
 
 
@@ -16,7 +16,7 @@ class Role(enum.StrEnum):
     EDITOR = "editor"
 
 
-class User(UserMixin, db.Model):
+class User(UserMixin, Model):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -39,7 +39,7 @@ class User(UserMixin, db.Model):
         return self.role == Role.ADMIN
 
 
-class ApiToken(db.Model):
+class ApiToken(Model):
     """A Bearer token for the API; only its SHA-256 is stored."""
 
     __tablename__ = "api_tokens"

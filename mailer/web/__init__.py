@@ -7,10 +7,10 @@ from . import errors, transaction
 
 
 def register_blueprints(app: Flask) -> None:
-    from ..extensions import db, login_manager
+    from ..extensions import db_session, login_manager
     from ..models import User
 
-    login_manager.user_loader(lambda user_id: db.session.get(User, int(user_id)))
+    login_manager.user_loader(lambda user_id: db_session.get(User, int(user_id)))
     login_manager.login_view = "admin.login"
     from . import admin, api, archive, public
 

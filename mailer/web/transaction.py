@@ -9,7 +9,7 @@ the commit (mailer.jobs), so a rolled-back request mails nobody.
 
 from flask import Flask, Response, g, request
 
-from ..extensions import db
+from ..extensions import db_session
 
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -17,7 +17,7 @@ WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 def discard() -> None:
     """Roll this request's changes back even though its answer will be a redirect (a view
     that reports a refused action on the next page)."""
-    db.session.rollback()
+    db_session.rollback()
     g.discarded = True
 
 
@@ -26,7 +26,7 @@ def init_app(app: Flask) -> None:
     def end_transaction(response: Response) -> Response:
         if (request.method in WRITES and response.status_code < 400
                 and not g.get("discarded", False)):
-            db.session.commit()
+            db_session.commit()
         else:
-            db.session.rollback()
+            db_session.rollback()
         return response

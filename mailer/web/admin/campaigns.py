@@ -7,7 +7,7 @@ from flask_login import current_user
 
 from ... import campaigns, sending
 from ...errors import Conflict, InvalidInput
-from ...extensions import db
+from ...extensions import db_session
 from ...lookups import get_or_404
 from ...models import Campaign, CampaignStatus
 from ..archive import mail_page
@@ -31,7 +31,7 @@ ACTIONS = {
 @staff_required()
 def campaigns_index():
     return render_template("web/admin/campaigns/index.html",
-                           campaigns=campaigns.all_campaigns(db.session))
+                           campaigns=campaigns.all_campaigns(db_session))
 
 
 def _new_form(error=None, status=200, chosen=None):
@@ -39,7 +39,7 @@ def _new_form(error=None, status=200, chosen=None):
                         "list_ids": request.values.getlist("list_ids", type=int),
                         "template_id": int_or_none(request.values.get("template_id")),
                         "locale": request.values.get("locale", "pl")}
-    options = campaigns.compose_options(db.session)
+    options = campaigns.compose_options(db_session)
     return render_template("web/admin/campaigns/new.html", chosen=chosen, error=error,
                            **options), status
 
@@ -52,7 +52,7 @@ def campaign_new():
     form = request.form
     try:
         campaign = campaigns.create_campaign(
-            db.session, event_ids=form.getlist("event_ids"), list_ids=form.getlist("list_ids"),
+            db_session, event_ids=form.getlist("event_ids"), list_ids=form.getlist("list_ids"),
             template_id=form.get("template_id") or None, locale=form.get("locale", "pl"),
             created_by_id=current_user.id)
     except InvalidInput as exc:
@@ -62,12 +62,12 @@ def campaign_new():
 
 
 def _detail(campaign_id: int, error=None, status=200, data=None):
-    campaign = get_or_404(db.session, Campaign, campaign_id)
+    campaign = get_or_404(db_session, Campaign, campaign_id)
     started = campaign.status not in campaigns.EDITABLE
-    options = campaigns.compose_options(db.session)
+    options = campaigns.compose_options(db_session)
     return render_template(
         "web/admin/campaigns/detail.html", campaign=campaign, error=error, data=data,
-        progress=sending.progress(db.session, campaign_id) if started else None,
+        progress=sending.progress(db_session, campaign_id) if started else None,
         editable=campaign.status in campaigns.EDITABLE, Status=CampaignStatus,
         scheduled_local=local_input(campaign.scheduled_at),
         recipient=request.args.get("as", ""), **options), status
@@ -79,7 +79,7 @@ def campaign(campaign_id: int):
     if request.method == "GET":
         return _detail(campaign_id)
     try:
-        campaigns.update_campaign(db.session, campaign_id, campaign_values(request.form))
+        campaigns.update_campaign(db_session, campaign_id, campaign_values(request.form))
     except InvalidInput as exc:
         return _detail(campaign_id, exc, 400, campaign_values(request.form))
     flash(_("The campaign was saved."), "success")
@@ -90,7 +90,7 @@ def campaign(campaign_id: int):
 @staff_required()
 def campaign_archive(campaign_id: int):
     archived = request.form.get("archived") == "1"
-    campaigns.update_campaign(db.session, campaign_id, {"archived": archived})
+    campaigns.update_campaign(db_session, campaign_id, {"archived": archived})
     flash(_("Shown in the public archive once sent.") if archived
           else _("Not shown in the public archive."), "success")
     return redirect(url_for("admin.campaign", campaign_id=campaign_id))
@@ -101,7 +101,7 @@ def campaign_archive(campaign_id: int):
 def campaign_preview(campaign_id: int):
     """The preview frames: ?part=html|text, ?as=<subscriber address or id>."""
     try:
-        rendered = campaigns.preview(db.session, campaign_id, request.args.get("as"))
+        rendered = campaigns.preview(db_session, campaign_id, request.args.get("as"))
     except InvalidInput as exc:
         return render_template("web/admin/templates/preview_error.html",
                                message=error_text(exc)), 400
@@ -114,7 +114,7 @@ def campaign_preview(campaign_id: int):
 @staff_required()
 def campaign_test(campaign_id: int):
     try:
-        campaigns.request_test(db.session, campaign_id, request.form.get("addresses", ""))
+        campaigns.request_test(db_session, campaign_id, request.form.get("addresses", ""))
     except InvalidInput as exc:
         return _detail(campaign_id, exc, 400)
     flash(_("The test message is on its way."), "success")
@@ -125,7 +125,7 @@ def campaign_test(campaign_id: int):
 @staff_required()
 def campaign_schedule(campaign_id: int):
     try:
-        campaigns.schedule(db.session, campaign_id, request.form.get("scheduled_at", ""))
+        campaigns.schedule(db_session, campaign_id, request.form.get("scheduled_at", ""))
     except InvalidInput as exc:
         return _detail(campaign_id, exc, 400)
     flash(_("The campaign is scheduled."), "success")
@@ -137,7 +137,7 @@ def campaign_schedule(campaign_id: int):
 def campaign_action(campaign_id: int, action: str):
     call, done = ACTIONS[action]
     try:
-        call(db.session, campaign_id)
+        call(db_session, campaign_id)
     except (Conflict, InvalidInput) as exc:
         flash_error(exc)
     else:
@@ -149,7 +149,7 @@ def campaign_action(campaign_id: int, action: str):
 @staff_required()
 def campaign_progress(campaign_id: int):
     """JSON for the live progress bar (sending.progress)."""
-    return jsonify(sending.progress(db.session, campaign_id))
+    return jsonify(sending.progress(db_session, campaign_id))
 
 
 bp.add_app_template_global(sending.reason, "campaign_reason")

@@ -5,7 +5,7 @@ from flask_babel import gettext as _
 
 from ... import events
 from ...errors import Conflict, InvalidInput
-from ...extensions import db
+from ...extensions import db_session
 from ...lookups import get_or_404
 from ...models import Event
 from ..auth import staff_required
@@ -17,7 +17,7 @@ from . import bp
 @bp.get("/events", endpoint="events")
 @staff_required()
 def events_index():
-    return render_template("web/admin/events/index.html", events=events.all_events(db.session))
+    return render_template("web/admin/events/index.html", events=events.all_events(db_session))
 
 
 def _form(event=None, data=None, error=None, status=200):
@@ -31,7 +31,7 @@ def event_new():
     if request.method == "GET":
         return _form()
     try:
-        event = events.create_event(db.session, event_values(request.form))
+        event = events.create_event(db_session, event_values(request.form))
     except InvalidInput as exc:
         return _form(data=event_values(request.form), error=exc, status=400)
     flash(_("The event was saved."), "success")
@@ -42,11 +42,11 @@ def event_new():
 @staff_required()
 def event_edit(event_id: int):
     if request.method == "GET":
-        return _form(get_or_404(db.session, Event, event_id))
+        return _form(get_or_404(db_session, Event, event_id))
     try:
-        event = events.update_event(db.session, event_id, event_values(request.form))
+        event = events.update_event(db_session, event_id, event_values(request.form))
     except InvalidInput as exc:
-        return _form(get_or_404(db.session, Event, event_id), event_values(request.form), exc, 400)
+        return _form(get_or_404(db_session, Event, event_id), event_values(request.form), exc, 400)
     flash(_("The event was saved."), "success")
     return redirect(url_for("admin.event_edit", event_id=event.id))
 
@@ -55,7 +55,7 @@ def event_edit(event_id: int):
 @staff_required()
 def event_delete(event_id: int):
     try:
-        events.delete_event(db.session, event_id)
+        events.delete_event(db_session, event_id)
     except Conflict as exc:
         flash_error(exc)
         return redirect(url_for("admin.event_edit", event_id=event_id))

@@ -5,7 +5,7 @@ from flask_babel import gettext as _
 
 from ... import lists
 from ...errors import InvalidInput
-from ...extensions import db
+from ...extensions import db_session
 from ...lookups import get_or_404
 from ...models import MailingList, Role
 from ..admin_forms import ListForm, add_error
@@ -14,7 +14,7 @@ from . import bp
 
 
 def _page(form: ListForm, editing=None, status: int = 200):
-    return render_template("web/admin/lists/index.html", lists=lists.all_lists(db.session),
+    return render_template("web/admin/lists/index.html", lists=lists.all_lists(db_session),
                            form=form, editing=editing), status
 
 
@@ -30,7 +30,7 @@ def list_create():
     form = ListForm()
     if form.validate_on_submit():
         try:
-            created = lists.create_list(db.session, name=form.name.data,
+            created = lists.create_list(db_session, name=form.name.data,
                                         description=form.description.data or "",
                                         public=form.public.data)
         except InvalidInput as exc:
@@ -44,11 +44,11 @@ def list_create():
 @bp.route("/lists/<int:list_id>", methods=["GET", "POST"])
 @staff_required(Role.ADMIN)
 def list_edit(list_id: int):
-    editing = get_or_404(db.session, MailingList, list_id)
+    editing = get_or_404(db_session, MailingList, list_id)
     form = ListForm(obj=editing)
     if form.validate_on_submit():
         try:
-            lists.update_list(db.session, list_id, name=form.name.data,
+            lists.update_list(db_session, list_id, name=form.name.data,
                               description=form.description.data or "", public=form.public.data)
         except InvalidInput as exc:
             add_error(form, exc)

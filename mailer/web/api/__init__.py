@@ -15,7 +15,7 @@ from flask_limiter.util import get_remote_address
 from sqlalchemy.exc import DataError
 
 from ... import users
-from ...extensions import csrf, db, limiter
+from ...extensions import csrf, db_session, limiter
 from ...models import Role
 from ..errors import error_body
 
@@ -65,7 +65,7 @@ def admin_only(view):
             return error(403, _("Only an administrator may do this."))
         return view(*args, **kwargs)
 
-    wrapped.api_role = "admin"
+    wrapped.api_role = "admin"  # type: ignore[attr-defined]
     return wrapped
 
 
@@ -79,12 +79,12 @@ def authenticate():
     token = bearer_token()
     if not token:
         return unauthorized(_("Send an API token in the header Authorization: Bearer <token>."))
-    user = users.user_for_token(db.session, token) if len(token) <= MAX_TOKEN else None
+    user = users.user_for_token(db_session, token) if len(token) <= MAX_TOKEN else None
     if user is None:
         return unauthorized(_("This API token is not valid."), "invalid_token")
     # The token's bookkeeping is committed apart from the request's work, before it begins:
     # it holds whatever the answer, and a read stays a read (mailer.web.transaction).
-    db.session.commit()
+    db_session.commit()
     g.api_user = user
     return None
 

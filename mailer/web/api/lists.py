@@ -3,7 +3,7 @@
 from flask import jsonify
 
 from ... import lists
-from ...extensions import db
+from ...extensions import db_session
 from ...lookups import get_or_404
 from ...models import MailingList
 from . import admin_only, bp, schemas, serializers
@@ -16,7 +16,7 @@ ID = "<int(min=1, max=2147483647):list_id>"
 @spec.validate(resp=answers(200, schemas.MailingLists, "The lists."))
 def list_lists():
     """All mailing lists."""
-    return jsonify({"items": [serializers.mailing_list(item) for item in lists.all_lists(db.session)]})
+    return jsonify({"items": [serializers.mailing_list(item) for item in lists.all_lists(db_session)]})
 
 
 @bp.post("/lists")
@@ -26,7 +26,7 @@ def create_list(json: schemas.ListCreate):
     """Create a list.
 
     Only for tokens of administrators (403 for editors)."""
-    item = lists.create_list(db.session, **json.values())
+    item = lists.create_list(db_session, **json.values())
     return jsonify(serializers.mailing_list(item)), 201
 
 
@@ -37,6 +37,6 @@ def update_list(list_id: int, json: schemas.ListUpdate):
     """Rename, describe, or make a list public or private.
 
     Only the fields sent change. Only for tokens of administrators (403 for editors)."""
-    current = serializers.list_values(get_or_404(db.session, MailingList, list_id))
-    item = lists.update_list(db.session, list_id, **(current | json.values()))
+    current = serializers.list_values(get_or_404(db_session, MailingList, list_id))
+    item = lists.update_list(db_session, list_id, **(current | json.values()))
     return jsonify(serializers.mailing_list(item))

@@ -234,7 +234,7 @@ class Accepted(BaseModel):
 
 class Event(EventFields):
     id: Id
-    starts_at: datetime  # type: ignore[assignment]
+    starts_at: datetime
     ends_at: datetime | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None

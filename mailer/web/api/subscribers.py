@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 from flask_limiter.util import get_remote_address
 
 from ... import audience, subscriptions
-from ...extensions import db
+from ...extensions import db_session
 from .. import subscribe_limits
 from . import admin_only, bp, schemas, serializers
 from .spec import answers, spec
@@ -19,7 +19,7 @@ ID = "<int(min=1, max=2147483647):subscriber_id>"
 @spec.validate(resp=answers(200, schemas.SubscriberPage, "One page of subscribers."))
 def search_subscribers(query: schemas.SubscriberSearch):
     """Search subscribers by address or name, filter by list and status."""
-    rows, total = audience.search(db.session, query=query.query, list_id=query.list_id,
+    rows, total = audience.search(db_session, query=query.query, list_id=query.list_id,
                                   status=query.status, page=query.page, per_page=query.per_page)
     return jsonify(serializers.page(rows, total, query.page, query.per_page, serializers.subscriber))
 
@@ -29,7 +29,7 @@ def search_subscribers(query: schemas.SubscriberSearch):
 def get_subscriber(subscriber_id: int):
     """A subscriber's data with subscriptions and consent history."""
     return jsonify(serializers.subscriber_export(subscriber_id,
-                                                 audience.export_subscriber(db.session, subscriber_id)))
+                                                 audience.export_subscriber(db_session, subscriber_id)))
 
 
 @bp.delete(f"/subscribers/{ID}")
@@ -39,7 +39,7 @@ def erase_subscriber(subscriber_id: int):
     """Erase a subscriber: personal data removed, the address suppressed.
 
     Only for tokens of administrators (403 for editors)."""
-    audience.erase_subscriber(db.session, subscriber_id)
+    audience.erase_subscriber(db_session, subscriber_id)
     return "", 204
 
 
@@ -73,7 +73,7 @@ def subscribe(json: schemas.Subscribe):
     The answer is the same whether the address is new, pending, confirmed or suppressed.
     Limited per visitor IP and per address like the public form."""
     subscriptions.subscribe(
-        db.session, email=json.email, name=json.name, list_ids=json.list_ids, locale=json.locale,
+        db_session, email=json.email, name=json.name, list_ids=json.list_ids, locale=json.locale,
         consent=json.consent, source="api", ip=json.ip or request.remote_addr or "",
         user_agent=json.user_agent or request.user_agent.string[:400],
     )
