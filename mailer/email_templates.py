@@ -124,8 +124,8 @@ def _sample_events(session: Session) -> list[Event]:
     ]
 
 
-def sample_context(session: Session, locale: str, events: list[Event] | None = None) -> dict:
-    events = events if events is not None else _sample_events(session)
+def sample_context(session: Session, locale: str) -> dict:
+    events = _sample_events(session)
     return {
         "locale": locale,
         "organisation": current_app.config["ORGANISATION_NAME"],

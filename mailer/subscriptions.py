@@ -126,10 +126,10 @@ def _find_or_create(session: Session, email: str, name: str, locale: str) -> Sub
     return subscriber
 
 
-def _request_confirmation(session: Session, subscriber: Subscriber) -> bool:
+def _request_confirmation(session: Session, subscriber: Subscriber) -> None:
     """Enqueue a confirmation mail unless the cool-down, the daily cap per address or the
     global hourly cap forbid it. Decided by one conditional UPDATE, so two requests at
-    once cannot both pass. Returns whether a mail was queued."""
+    once cannot both pass."""
     config = current_app.config
     now = utcnow()
     today = now.date().isoformat()
@@ -137,7 +137,7 @@ def _request_confirmation(session: Session, subscriber: Subscriber) -> bool:
     recent = session.scalar(select(func.count(Subscriber.id))
                             .where(Subscriber.confirm_sent_at >= hour_ago))
     if recent >= config["PENDING_MAX_PER_HOUR"]:
-        return False
+        return
     cooled = now - timedelta(seconds=config["CONFIRM_COOLDOWN"])
     under_cap = or_(Subscriber.confirm_sent_day.is_(None), Subscriber.confirm_sent_day != today,
                     Subscriber.confirm_sent_today < config["CONFIRM_MAX_PER_DAY"])
@@ -154,10 +154,8 @@ def _request_confirmation(session: Session, subscriber: Subscriber) -> bool:
     ))
     session.expire(subscriber, ["confirm_sent_at", "confirm_sent_day", "confirm_sent_today",
                                 "confirm_nonce"])
-    if result.rowcount != 1:
-        return False
-    enqueue(session, "mailer.send_confirmation", subscriber.id)
-    return True
+    if result.rowcount == 1:
+        enqueue(session, "mailer.send_confirmation", subscriber.id)
 
 
 # --- Confirm -----------------------------------------------------------------------------

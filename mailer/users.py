@@ -99,7 +99,7 @@ def user_for_token(session: Session, token: str) -> User | None:
     return api_token.user
 
 
-def set_password(session: Session, user: User, password: str) -> None:
+def set_password(user: User, password: str) -> None:
     """Raises InvalidInput when the password is too short."""
     _check_password(password)
     user.password_hash = _hasher().hash(password)

@@ -3,8 +3,6 @@
 import re
 from datetime import datetime, timedelta, timezone
 
-from flask_babel import refresh
-
 from mailer import users
 from mailer.models import (Event, MailingList, Role, Subscriber, Subscription, SubscriptionStatus,
                            User)
@@ -35,7 +33,6 @@ def csrf(client, path: str = "/admin/events/new") -> str:
 
 def post(client, path: str, data: dict, token_from: str = "/admin/events/new", **kwargs):
     token = csrf(client, token_from)
-    refresh()  # the test's app context outlives requests: forget the locale Babel cached
     return client.post(path, data={**data, "csrf_token": token}, **kwargs)
 
 
