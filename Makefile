@@ -5,7 +5,7 @@ PORT ?= 5000
 BIN = $(VENV)/bin
 FLASK = $(BIN)/flask --app mailer
 
-.PHONY: run test bench bench-deps install install-test translations system-test-deps migration clean
+.PHONY: run test lint bench bench-deps install install-test translations system-test-deps migration clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ run: install
 	$(FLASK) demo
 	@# honcho gives each process its own PORT: the links in mail are the web's (BASE_URL)
 	BASE_URL=$${BASE_URL:-http://127.0.0.1:$(PORT)} PORT=$(PORT) $(BIN)/honcho start -f Procfile -p $(PORT)
+
+## make lint: ruff and mypy over the application (settings in pyproject.toml).
+lint: install-test
+	$(BIN)/ruff check mailer worker config.py
+	$(BIN)/mypy
 
 ## make test: the whole suite on PostgreSQL and SQLite, with Redis, aiosmtpd, Celery and Chromium.
 test: install-test system-test-deps

@@ -11,7 +11,7 @@ import multiprocessing
 import os
 import smtplib
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from mailer.mail.transport import SMTPSettings, SMTPTransport
 

@@ -10,17 +10,16 @@ from config import CONFIGS, ROOT
 
 def create_app(config_name: str | None = None, overrides: dict | None = None) -> Flask:
     """Build the Flask app for ``config_name`` (default: ``MAILER_ENV`` or development)."""
-    config_class = CONFIGS[config_name or os.environ.get("MAILER_ENV", "development")]
-    if hasattr(config_class, "check"):
-        config_class.check()
+    config = CONFIGS[config_name or os.environ.get("MAILER_ENV", "development")]()
+    config.check()
     app = Flask(__name__, template_folder=str(ROOT / "templates"),
-                static_folder=str(ROOT / "static"), instance_path=str(config_class.INSTANCE_DIR))
-    app.config.from_object(config_class)
+                static_folder=str(ROOT / "static"), instance_path=str(config.INSTANCE_DIR))
+    app.config.from_object(config)
     app.config.update(overrides or {})
-    app.instance_path and os.makedirs(app.instance_path, exist_ok=True)
+    os.makedirs(app.instance_path, exist_ok=True)
     if app.config["PROXY_FIX_HOPS"]:
         hops = app.config["PROXY_FIX_HOPS"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
     from . import cli, jobs
     from .extensions import babel, configure_engine, csrf, db, limiter, login_manager, migrate

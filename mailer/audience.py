@@ -7,9 +7,9 @@ from sqlalchemy import and_, delete, exists, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from . import suppression
-from .errors import InvalidInput, NotFound
-from .models import (Campaign, ConsentRecord, Delivery, MailingList, Subscriber, Subscription,
-                     SubscriptionStatus)
+from .errors import InvalidInput
+from .lookups import get_or_404
+from .models import Campaign, ConsentRecord, Delivery, MailingList, Subscriber, Subscription, SubscriptionStatus
 
 MAX_QUERY = 200
 MAX_PER_PAGE = 200
@@ -62,18 +62,10 @@ def search(session: Session, *, query: str = "", list_id: int | None = None,
     return list(rows), total
 
 
-def get_subscriber(session: Session, subscriber_id: int) -> Subscriber:
-    """Raises NotFound."""
-    subscriber = session.get(Subscriber, subscriber_id)
-    if subscriber is None:
-        raise NotFound("This subscriber does not exist.")
-    return subscriber
-
-
 def detail(session: Session, subscriber_id: int, deliveries_limit: int = 200) -> dict[str, Any]:
     """A subscriber with subscriptions, consent history and the mail they were sent
     (newest first). Raises NotFound."""
-    subscriber = get_subscriber(session, subscriber_id)
+    subscriber = get_or_404(session, Subscriber, subscriber_id)
     lists = {m.id: m for m in session.scalars(select(MailingList))}
     deliveries = session.execute(
         select(Delivery, Campaign).join(Campaign, Campaign.id == Delivery.campaign_id)
@@ -125,7 +117,7 @@ def erase_subscriber(session: Session, subscriber_id: int) -> None:
     """Delete the subscriber, their subscriptions, consent records and delivery rows; keep
     only the keyed hash of the address on the suppression list (reason "erased").
     Raises NotFound."""
-    subscriber = get_subscriber(session, subscriber_id)
+    subscriber = get_or_404(session, Subscriber, subscriber_id)
     suppression.suppress(session, subscriber.email, "erased")
     session.execute(delete(Delivery).where(Delivery.subscriber_id == subscriber_id))
     session.execute(delete(ConsentRecord).where(ConsentRecord.subscriber_id == subscriber_id))
@@ -140,7 +132,7 @@ def unsubscribe(session: Session, subscriber_id: int, list_ids: list[int] | None
     "admin". Raises NotFound."""
     from . import subscriptions
 
-    get_subscriber(session, subscriber_id)
+    get_or_404(session, Subscriber, subscriber_id)
     subscriptions.unsubscribe(session, subscriber_id, list_ids=list_ids, source="admin")
 
 

@@ -4,6 +4,7 @@ Sending itself (launch, pause, resume, cancel, progress) is mailer.sending's.
 """
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import datetime
 
 from flask import current_app
@@ -12,30 +13,31 @@ from sqlalchemy.orm import Session
 
 from . import campaign_mail, links, tokens
 from . import campaign_states as states
-from .email_templates import (SAMPLE_EMAIL, SAMPLE_NAME, compile_for, content_templates,
-                              default_content_template)
+from .email_templates import SAMPLE_EMAIL, SAMPLE_NAME, compile_for, content_templates, default_content_template
 from .errors import BadToken, Conflict, InvalidInput, NotFound
 from .events import all_events, parse_when
 from .events import when as event_when
 from .jobs import enqueue
+from .lookups import get_or_404
 from .mail.message import check_header_value
 from .mail.render import Rendered
 from .mail.transport import ConnectionFailed, from_config
-from .models import (Campaign, CampaignEvent, CampaignStatus, Event, MailingList, Subscriber,
-                     Template, TemplateKind, utcnow)
+from .models import (
+    Campaign,
+    CampaignEvent,
+    CampaignStatus,
+    Event,
+    MailingList,
+    Subscriber,
+    Template,
+    TemplateKind,
+    utcnow,
+)
 from .subscribers import normalize_email
 
 EDITABLE = states.EDITABLE
 MAX_TEST_ADDRESSES = 10
 _UPCOMING = {"pl": "Najbliższe wydarzenia", "en": "Upcoming events"}
-
-
-def get_campaign(session: Session, campaign_id: int) -> Campaign:
-    """Raises NotFound."""
-    campaign = session.get(Campaign, campaign_id)
-    if campaign is None:
-        raise NotFound("This campaign does not exist.")
-    return campaign
 
 
 def all_campaigns(session: Session) -> list[Campaign]:
@@ -128,8 +130,8 @@ def _set_events(campaign: Campaign, events: list[Event]) -> None:
     campaign.campaign_events = [CampaignEvent(event=event, position=i) for i, event in enumerate(events)]
 
 
-def create_campaign(session: Session, *, event_ids: list[int], list_ids: list[int],
-                    template_id: int | None = None, subject: str | None = None,
+def create_campaign(session: Session, *, event_ids: Sequence[int | str], list_ids: Sequence[int | str],
+                    template_id: int | str | None = None, subject: str | None = None,
                     preheader: str | None = None, locale: str = "pl",
                     created_by_id: int | None = None) -> Campaign:
     """A draft campaign; subject and preheader are prefilled from the events when None, the
@@ -155,7 +157,7 @@ def update_campaign(session: Session, campaign_id: int, values: dict) -> Campaig
     """Change any of subject, preheader, template_id, event_ids, list_ids, locale, archived.
     Raises NotFound, Conflict (unless draft or scheduled; ``archived`` alone may change at any
     time), InvalidInput."""
-    campaign = get_campaign(session, campaign_id)
+    campaign = get_or_404(session, Campaign, campaign_id)
     if not isinstance(values, dict):
         raise InvalidInput("Send the campaign's fields.")
     content_keys = set(values) - {"archived"}
@@ -185,10 +187,10 @@ def update_campaign(session: Session, campaign_id: int, values: dict) -> Campaig
 def schedule(session: Session, campaign_id: int, when: datetime | str) -> Campaign:
     """Send at ``when`` (aware, ISO 8601, or naive Europe/Warsaw time); beat's tick starts it.
     Raises NotFound, Conflict, InvalidInput (past time, no lists)."""
-    campaign = get_campaign(session, campaign_id)
+    campaign = get_or_404(session, Campaign, campaign_id)
     states.check(campaign, "schedule")
     at = parse_when(when, "scheduled_at", required=True)
-    if at <= utcnow():
+    if at is None or at <= utcnow():
         raise InvalidInput("Choose a time in the future.", "scheduled_at")
     if not campaign.lists:
         raise InvalidInput("Choose at least one list.", "list_ids")
@@ -198,7 +200,7 @@ def schedule(session: Session, campaign_id: int, when: datetime | str) -> Campai
 
 def unschedule(session: Session, campaign_id: int) -> Campaign:
     """Back to draft; raises NotFound, Conflict unless scheduled."""
-    campaign = get_campaign(session, campaign_id)
+    campaign = get_or_404(session, Campaign, campaign_id)
     states.require(session, campaign, "unschedule", scheduled_at=None)
     return campaign
 
@@ -229,7 +231,7 @@ def test_addresses(addresses) -> list[str]:
 def request_test(session: Session, campaign_id: int, addresses) -> None:
     """Validate, then queue "mailer.send_test" (sent after the caller commits).
     Raises NotFound, InvalidInput (addresses, a broken template)."""
-    campaign = get_campaign(session, campaign_id)
+    campaign = get_or_404(session, Campaign, campaign_id)
     cleaned = test_addresses(addresses)
     compile_for(session, campaign)
     enqueue(session, "mailer.send_test", campaign.id, cleaned)
@@ -238,7 +240,7 @@ def request_test(session: Session, campaign_id: int, addresses) -> None:
 def send_test(session: Session, campaign_id: int, addresses) -> None:
     """Task body: send the campaign now to ``addresses``, subject marked [TEST], as a sample
     recipient. Raises NotFound, InvalidInput; OSError when the mail server cannot be reached."""
-    campaign = get_campaign(session, campaign_id)
+    campaign = get_or_404(session, Campaign, campaign_id)
     cleaned = test_addresses(addresses)
     compiled = campaign_mail.compiled(session, campaign)
     compiled = dataclasses.replace(compiled, subject=f"[TEST] {compiled.subject}")
@@ -299,7 +301,7 @@ def view_copy(session: Session, token: str) -> Rendered:
     if not (isinstance(payload, list) and len(payload) == 2
             and all(isinstance(part, int) and not isinstance(part, bool) for part in payload)):
         raise BadToken("This link is not valid.")
-    campaign = get_campaign(session, payload[0])
+    campaign = get_or_404(session, Campaign, payload[0])
     if payload[1] and session.get(Subscriber, payload[1]) is None:  # erased since
         return render_as(session, campaign, public=True)
     return render_as(session, campaign, payload[1])
@@ -315,7 +317,7 @@ def compose_options(session: Session) -> dict:
 def preview(session: Session, campaign_id: int, recipient: str | None = None) -> Rendered:
     """The campaign rendered as the subscriber with this id or address (empty: a sample
     recipient). Raises NotFound, InvalidInput (unknown subscriber, broken template)."""
-    campaign = get_campaign(session, campaign_id)
+    campaign = get_or_404(session, Campaign, campaign_id)
     recipient = (recipient or "").strip()
     subscriber_id = None
     if recipient:

@@ -6,7 +6,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from .extensions import db
+from .extensions import db_session
 
 users_cli = AppGroup("users", help="Staff accounts.")
 tokens_cli = AppGroup("tokens", help="API tokens of staff accounts.")
@@ -23,7 +23,7 @@ def demo_command() -> None:
     """Create the demo admin, a demo list and an upcoming event (idempotent); print the login."""
     from . import demo
 
-    email, password = demo.seed(db.session)
+    email, password = demo.seed(db_session)
     click.echo(f"Demo admin: {email} / {password}")
 
 
@@ -44,11 +44,11 @@ def create_user_command(email: str, role: str) -> None:
     password = os.environ.get("MAILER_PASSWORD") or click.prompt(
         "Password", hide_input=True, confirmation_prompt=True)
     try:
-        user = users.create_user(db.session, email, password, role)
+        user = users.create_user(db_session, email, password, role)
     except DomainError as exc:
-        db.session.rollback()
+        db_session.rollback()
         raise click.ClickException(exc.message) from exc
-    db.session.commit()
+    db_session.commit()
     click.echo(f"Created {user.role} {user.email}")
 
 
@@ -63,11 +63,11 @@ def create_token_command(email: str, name: str) -> None:
     if len(name) > 120:
         raise click.ClickException("The name is too long (at most 120 characters).")
     try:
-        user = users.user_by_email(db.session, email)
+        user = users.user_by_email(db_session, email)
         if not user.active:
             raise click.ClickException(f"The account {user.email} is deactivated.")
-        token = users.create_token(db.session, user, name)
+        token = users.create_token(db_session, user, name)
     except DomainError as exc:
         raise click.ClickException(exc.message) from exc
-    db.session.commit()
+    db_session.commit()
     click.echo(token)

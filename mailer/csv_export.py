@@ -1,4 +1,4 @@
-"""CSV output that spreadsheets cannot turn into formulas (STANDARDS 33)."""
+"""CSV output that spreadsheets cannot turn into formulas (a cell starting with = + - @ is text)."""
 
 import csv
 import io

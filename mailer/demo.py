@@ -20,7 +20,7 @@ def seed(session: Session) -> tuple[str, str]:
     if admin is None:
         users.create_user(session, DEMO_EMAIL, password, Role.ADMIN)
     else:
-        users.set_password(session, admin, password)
+        users.set_password(admin, password)
     if session.scalar(select(MailingList.id).limit(1)) is None:
         session.add(MailingList(name="Wydarzenia w mieście", slug="wydarzenia",
                                 description="Zapowiedzi koncertów, wystaw i spotkań.", public=True))
@@ -36,6 +36,6 @@ def seed(session: Session) -> tuple[str, str]:
                     "W razie deszczu koncert odbędzie się w sali widowiskowej ratusza.",
             link="https://example.org/wydarzenia/koncert-kolend",
         ))
-    email_templates.ensure_defaults(session)
+    email_templates.install_defaults(session.connection())  # where the migrations did not
     session.commit()
     return DEMO_EMAIL, password

@@ -2,52 +2,67 @@
 
 import re
 from datetime import datetime, time, timedelta
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from flask import current_app
 from jinja2 import TemplateError, TemplateSyntaxError
 from jinja2.exceptions import SecurityError
-from sqlalchemy import select
+from sqlalchemy import Connection, Table, event, select
 from sqlalchemy.orm import Session
 
 from config import ROOT
 
-from .errors import InvalidInput, NotFound
+from .errors import InvalidInput
 from .events import event_context, upcoming
+from .lookups import get_or_404
 from .mail.render import CompiledCampaign, Rendered, compile_campaign
-from .models import Campaign, Event, Template, TemplateKind
+from .models import Campaign, Event, Template, TemplateKind, utcnow
 
 BUILTIN_DIR = ROOT / "templates" / "email" / "campaign"
-# name, kind, file stem, layout name
+# name, kind, file stem, layout name. The rows are put in by the migration 0003 (which reads
+# the same files) or, where tables come from ``create_all``, by ``_insert_builtins``.
 BUILTINS = [
     ("Układ podstawowy", TemplateKind.LAYOUT, "layout", None),
     ("Zapowiedź wydarzenia", TemplateKind.CONTENT, "announcement", "Układ podstawowy"),
     ("Przegląd wydarzeń", TemplateKind.CONTENT, "digest", "Układ podstawowy"),
 ]
+ANNOUNCEMENT, DIGEST = BUILTINS[1][0], BUILTINS[2][0]
 
 
 def _source(stem: str, suffix: str) -> str:
     return (BUILTIN_DIR / f"{stem}.{suffix}").read_text(encoding="utf-8")
 
 
-def ensure_defaults(session: Session) -> None:
-    """Create the built-in templates that are missing (idempotent)."""
-    existing = {t.name: t for t in session.scalars(select(Template))}
+def install_defaults(connection: Connection) -> None:
+    """Insert the built-in templates that are missing (idempotent), on a connection: for
+    databases made by ``create_all`` (tests, the bench) rather than by the migrations."""
+    table = cast(Table, Template.__table__)
+    ids: dict[str, int] = {name: id_ for name, id_ in connection.execute(select(table.c.name, table.c.id))}
     for name, kind, stem, layout_name in BUILTINS:
-        if name in existing:
+        if name in ids:
             continue
-        template = Template(name=name, kind=kind, html=_source(stem, "html"),
-                            text=_source(stem, "txt"), builtin=True,
-                            layout=existing.get(layout_name) if layout_name else None)
-        session.add(template)
-        existing[name] = template
-    session.flush()
+        now = utcnow()
+        connection.execute(table.insert().values(
+            name=name, kind=kind, html=_source(stem, "html"), text=_source(stem, "txt"),
+            builtin=True, layout_id=ids.get(layout_name) if layout_name else None, subject="",
+            created_at=now, updated_at=now))
+        ids[name] = connection.execute(select(table.c.id).where(table.c.name == name)).scalar_one()
+
+
+@event.listens_for(Template.__table__, "after_create")
+def _insert_builtins(_table, connection: Connection, **_kwargs) -> None:
+    install_defaults(connection)
 
 
 def default_content_template(session: Session, several_events: bool) -> Template:
-    ensure_defaults(session)
-    name = "Przegląd wydarzeń" if several_events else "Zapowiedź wydarzenia"
-    return session.scalar(select(Template).where(Template.name == name))
+    """The built-in digest (several events) or announcement; raises InvalidInput if the
+    database has none (it was made without the migrations or ``install_defaults``)."""
+    name = DIGEST if several_events else ANNOUNCEMENT
+    template = session.scalar(select(Template).where(Template.name == name))
+    if template is None:
+        raise InvalidInput("Choose a content template.", "template_id")
+    return template
 
 
 def compile_for(session: Session, campaign: Campaign) -> CompiledCampaign:
@@ -79,16 +94,7 @@ _CONTENT = re.compile(r"\{\{-?\s*content\b")
 _MAX_SOURCE = 100_000
 
 
-def invalid(msgid: str, field: str | None = None, **params) -> InvalidInput:
-    """An InvalidInput whose message is ``msgid % params``; ``.msgid``/``.params`` let a
-    view translate it (see mailer.web.content_forms.error_text)."""
-    error = InvalidInput(msgid % params if params else msgid, field)
-    error.msgid, error.params = msgid, params
-    return error
-
-
 def all_templates(session: Session) -> list[Template]:
-    ensure_defaults(session)
     return list(session.scalars(select(Template).order_by(Template.kind, Template.name)))
 
 
@@ -98,14 +104,6 @@ def layouts(session: Session) -> list[Template]:
 
 def content_templates(session: Session) -> list[Template]:
     return [t for t in all_templates(session) if t.kind == TemplateKind.CONTENT]
-
-
-def get_template(session: Session, template_id: int) -> Template:
-    """Raises NotFound."""
-    template = session.get(Template, template_id)
-    if template is None:
-        raise NotFound("This template does not exist.")
-    return template
 
 
 def _sample_events(session: Session) -> list[Event]:
@@ -126,8 +124,8 @@ def _sample_events(session: Session) -> list[Event]:
     ]
 
 
-def sample_context(session: Session, locale: str, events: list[Event] | None = None) -> dict:
-    events = events if events is not None else _sample_events(session)
+def sample_context(session: Session, locale: str) -> dict:
+    events = _sample_events(session)
     return {
         "locale": locale,
         "organisation": current_app.config["ORGANISATION_NAME"],
@@ -144,17 +142,17 @@ def safe_compile(**kwargs) -> CompiledCampaign:
     except InvalidInput as exc:
         cause = exc.__cause__
         if isinstance(cause, SecurityError):
-            raise invalid("The template tries something that is not allowed in email templates "
+            raise InvalidInput("The template tries something that is not allowed in email templates "
                           "(%(detail)s).", "html", detail=str(cause)) from exc
         if isinstance(cause, TemplateSyntaxError):
-            raise invalid("Template syntax error on line %(line)s: %(detail)s", "html",
+            raise InvalidInput("Template syntax error on line %(line)s: %(detail)s", "html",
                           line=cause.lineno, detail=cause.message or "") from exc
         if isinstance(cause, TemplateError):
-            raise invalid("The template cannot be rendered: %(detail)s", "html",
+            raise InvalidInput("The template cannot be rendered: %(detail)s", "html",
                           detail=str(cause)) from exc
         raise
     except Exception as exc:  # staff code may divide by zero, index a missing item ...
-        raise invalid("The template cannot be rendered: %(detail)s", "html",
+        raise InvalidInput("The template cannot be rendered: %(detail)s", "html",
                       detail=f"{type(exc).__name__}: {exc}") from exc
 
 
@@ -199,9 +197,8 @@ def _clean(session: Session, template: Template | None, values: dict) -> dict:
     html, text = html.replace("\r\n", "\n"), text.replace("\r\n", "\n")
     if not html.strip():
         raise InvalidInput("The HTML part is required.", "html")
-    kind = template.kind if template else values.get("kind")
     try:
-        kind = TemplateKind(kind)
+        kind = TemplateKind(template.kind if template else str(values.get("kind")))
     except ValueError:
         raise InvalidInput("Choose whether this is a layout or content.", "kind") from None
     clash = session.scalar(select(Template.id).where(Template.name == name))
@@ -236,7 +233,7 @@ def save_template(session: Session, template_id: int | None, values: dict) -> Te
     data. values: name, kind (new only), layout_id (content), html, text.
     Raises NotFound, InvalidInput (syntax errors with their line, a layout without the
     unsubscribe placeholder, sandbox escapes, a duplicate name)."""
-    template = get_template(session, template_id) if template_id is not None else None
+    template = get_or_404(session, Template, template_id) if template_id is not None else None
     cleaned = _clean(session, template, values)
     if template is None:
         template = Template(builtin=False)
@@ -261,7 +258,7 @@ def builtin_stem(template: Template) -> str | None:
 
 def restore_default(session: Session, template_id: int) -> Template:
     """Put a built-in template's shipped source back; raises NotFound, InvalidInput."""
-    template = get_template(session, template_id)
+    template = get_or_404(session, Template, template_id)
     stem = builtin_stem(template) if template.builtin else None
     if stem is None:
         raise InvalidInput("Only built-in templates have a default to restore.")
@@ -272,7 +269,7 @@ def restore_default(session: Session, template_id: int) -> Template:
 
 def delete_template(session: Session, template_id: int) -> None:
     """Raises NotFound; InvalidInput for built-ins and for layouts still in use."""
-    template = get_template(session, template_id)
+    template = get_or_404(session, Template, template_id)
     if template.builtin:
         raise InvalidInput("Built-in templates cannot be deleted; restore the default instead.")
     if session.scalar(select(Template.id).where(Template.layout_id == template.id).limit(1)):
@@ -285,19 +282,21 @@ def preview(session: Session, template_id: int | None, values: dict | None = Non
             locale: str = "pl") -> Rendered:
     """A stored template (``values`` None) or unsaved edits rendered with sample data.
     Raises NotFound, InvalidInput."""
-    template = get_template(session, template_id) if template_id is not None else None
-    values = values if values is not None else {
-        "kind": template.kind, "html": template.html, "text": template.text,
-        "layout_id": template.layout_id}
+    template = get_or_404(session, Template, template_id) if template_id is not None else None
+    if values is None:
+        if template is None:
+            raise InvalidInput("Choose whether this is a layout or content.", "kind")
+        values = {"kind": template.kind, "html": template.html, "text": template.text,
+                  "layout_id": template.layout_id}
     try:
-        kind = TemplateKind(template.kind if template else values.get("kind"))
+        kind = TemplateKind(template.kind if template else str(values.get("kind")))
     except ValueError:
         raise InvalidInput("Choose whether this is a layout or content.", "kind") from None
     layout = None
     if kind == TemplateKind.CONTENT:
         try:
-            layout = session.get(Template, int(values.get("layout_id")))
-        except (TypeError, ValueError):
+            layout = session.get(Template, int(str(values.get("layout_id"))))
+        except ValueError:
             layout = None
     html, text = values.get("html", ""), values.get("text", "")
     if not isinstance(html, str) or not isinstance(text, str):

@@ -1,42 +1,51 @@
-"""Domain errors. The web layer maps them to 4xx answers; the domain never speaks HTTP."""
+"""Domain errors: what went wrong, as an English message id and its parameters.
+
+The domain never speaks HTTP and never translates. The web layer maps each class to a
+status once (``mailer.web.errors``) and translates ``msgid`` with ``params`` in the
+language of the page; ``str(error)`` is the English text, for logs and the CLI.
+"""
+
+from typing import Any
 
 
 class DomainError(Exception):
-    """Base of every rule broken by input; ``message`` is safe to show to the user."""
+    """Base of every rule broken by input. ``msgid`` is a catalogue message id (English, with
+    ``%(name)s`` placeholders filled from ``params``); ``field`` names the input at fault."""
 
-    status = 400
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.message = message
+    def __init__(self, msgid: str, field: str | None = None, **params: Any):
+        self.msgid = msgid
         self.field = field
+        self.params = params
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        """The English text: ``msgid`` with its parameters."""
+        return self.msgid % self.params if self.params else self.msgid
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class InvalidInput(DomainError):
     """Malformed or out-of-range input."""
 
-    status = 400
-
 
 class NotFound(DomainError):
-    status = 404
+    """No such item."""
 
 
 class Conflict(DomainError):
     """The request contradicts the current state (e.g. editing a sent campaign)."""
 
-    status = 409
-
 
 class BadToken(DomainError):
     """A token that is forged, tampered with, of another purpose, or already used."""
-
-    status = 400
 
 
 class ExpiredToken(BadToken):
     """A genuine token past its age; carries the payload so a new one can be offered."""
 
-    def __init__(self, message: str, payload=None):
-        super().__init__(message)
+    def __init__(self, msgid: str, payload: Any = None, field: str | None = None, **params: Any):
+        super().__init__(msgid, field, **params)
         self.payload = payload

@@ -2,6 +2,7 @@
 
 import re
 from datetime import datetime, timedelta, timezone
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -9,12 +10,13 @@ import icalendar
 import markdown as md
 import nh3
 from flask import current_app
-from flask_babel import format_datetime, force_locale
+from flask_babel import force_locale, format_datetime
 from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .errors import Conflict, InvalidInput, NotFound
+from .errors import Conflict, InvalidInput
+from .lookups import get_or_404
 from .mail.render import html_to_text
 from .models import Campaign, CampaignEvent, CampaignStatus, Event, utcnow
 
@@ -129,7 +131,7 @@ def clean_event(values: dict) -> dict:
     """Validated event fields; raises InvalidInput (with ``field``) on the first mistake."""
     if not isinstance(values, dict):
         raise InvalidInput("Send the event's fields.")
-    cleaned = {
+    cleaned: dict[str, Any] = {
         "title": _text(values, "title", required=True),
         "starts_at": parse_when(values.get("starts_at"), "starts_at", required=True),
         "ends_at": parse_when(values.get("ends_at"), "ends_at", required=False),
@@ -152,17 +154,9 @@ def create_event(session: Session, values: dict) -> Event:
     return event
 
 
-def get_event(session: Session, event_id: int) -> Event:
-    """Raises NotFound."""
-    event = session.get(Event, event_id)
-    if event is None:
-        raise NotFound("This event does not exist.")
-    return event
-
-
 def update_event(session: Session, event_id: int, values: dict) -> Event:
     """Replace an event's fields; raises NotFound, InvalidInput."""
-    event = get_event(session, event_id)
+    event = get_or_404(session, Event, event_id)
     for key, value in clean_event(values).items():
         setattr(event, key, value)
     session.flush()
@@ -171,7 +165,7 @@ def update_event(session: Session, event_id: int, values: dict) -> Event:
 
 def delete_event(session: Session, event_id: int) -> None:
     """Raises NotFound; Conflict when a campaign that is not a draft announces it."""
-    event = get_event(session, event_id)
+    event = get_or_404(session, Event, event_id)
     used = session.scalar(
         select(func.count()).select_from(CampaignEvent).join(Campaign)
         .where(CampaignEvent.event_id == event_id, Campaign.status != CampaignStatus.DRAFT)

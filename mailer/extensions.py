@@ -1,5 +1,7 @@
 """Unbound Flask extensions, wired to the app in ``create_app``."""
 
+from typing import TYPE_CHECKING, cast
+
 from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -8,7 +10,8 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -24,6 +27,15 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+# The models' base. At run time Flask-SQLAlchemy's db.Model (made from Base); type checkers
+# cannot follow that dynamic class, and see Base, of which it is a subclass.
+if TYPE_CHECKING:
+    Model = Base
+else:
+    Model = db.Model
+# db.session, typed as the Session it stands for: the scoped session forwards every Session
+# method to the current request's or task's session. Views pass it to the domain functions.
+db_session = cast(Session, db.session)
 migrate = Migrate()
 csrf = CSRFProtect()
 babel = Babel()
@@ -31,7 +43,7 @@ login_manager = LoginManager()
 limiter = Limiter(key_func=get_remote_address)
 
 
-def configure_engine(engine) -> None:
+def configure_engine(engine: Engine) -> None:
     """SQLite: WAL and a busy timeout so the web process and workers can share the file."""
     if engine.dialect.name != "sqlite":
         return

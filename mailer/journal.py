@@ -98,7 +98,7 @@ class RedisJournal:
             raw = self._conn.read_response()
         except redis.RedisError as exc:
             raise JournalDown(str(exc)) from exc
-        pairs = raw.items() if isinstance(raw, dict) else zip(raw[0::2], raw[1::2])
+        pairs = raw.items() if isinstance(raw, dict) else zip(raw[0::2], raw[1::2], strict=True)
         return {int(key): value.decode() if isinstance(value, bytes) else value for key, value in pairs}
 
     def clear(self) -> None:
@@ -112,7 +112,7 @@ class RedisJournal:
     def close(self) -> None:
         try:
             self.settle(self._written)
-        except Exception:  # noqa: BLE001  a broken connection: drop it, the pool makes another
+        except Exception:
             self._conn.disconnect()
         self._pool.release(self._conn)
 

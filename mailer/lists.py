@@ -6,7 +6,8 @@ import unicodedata
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .errors import Conflict, InvalidInput, NotFound
+from .errors import Conflict, InvalidInput
+from .lookups import get_or_404
 from .mail.message import check_header_value
 from .models import MailingList
 
@@ -71,19 +72,11 @@ def create_list(session: Session, *, name: str, slug: str | None = None, descrip
     return mailing_list
 
 
-def get_list(session: Session, list_id: int) -> MailingList:
-    """Raises NotFound."""
-    mailing_list = session.get(MailingList, list_id)
-    if mailing_list is None:
-        raise NotFound("This list does not exist.")
-    return mailing_list
-
-
 def update_list(session: Session, list_id: int, *, name: str, description: str,
                 public: bool) -> MailingList:
     """Rename, describe, make public or private (the slug stays, links keep working).
     Raises NotFound, InvalidInput."""
-    mailing_list = get_list(session, list_id)
+    mailing_list = get_or_404(session, MailingList, list_id)
     mailing_list.name, mailing_list.description = _clean(name, description)
     mailing_list.public = bool(public)
     session.flush()
@@ -95,5 +88,6 @@ def all_lists(session: Session) -> list[MailingList]:
 
 
 def public_lists(session: Session) -> list[MailingList]:
+    """The lists a visitor may choose on the subscribe form, by name."""
     return list(session.scalars(select(MailingList).where(MailingList.public.is_(True))
                                 .order_by(MailingList.name, MailingList.id)))

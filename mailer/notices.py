@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from . import links, tokens
 from .dispatch import Item, Outcome, Run, dispatch
+from .errors import InvalidInput
 from .extensions import db
 from .jobs import enqueue, send_now
 from .journal import open_journal
@@ -29,7 +30,6 @@ from .mail import dkim
 from .mail.headers import ListSettings, list_headers
 from .mail.message import Outgoing, Skeleton, address, fixed, make_msgid
 from .mail.render import Rendered, inline_css
-from .errors import InvalidInput
 from .mail.transport import from_config
 from .models import Notice, NoticeKind, NoticeStatus, Subscriber, SubscriptionStatus, Suppression
 from .models.types import utcnow

@@ -23,7 +23,7 @@ def signups_per_day(session: Session, days: int = SIGNUP_DAYS) -> list[tuple[dat
     today = utcnow().date()
     first = today - timedelta(days=days - 1)
     day = _day_expr(session, Subscriber.created_at)
-    counts = dict(session.execute(
+    counts: dict[str, int] = dict(session.execute(
         select(day, func.count(Subscriber.id))
         .where(Subscriber.created_at >= utcnow() - timedelta(days=days + 1)).group_by(day)
     ).all())

@@ -1,9 +1,16 @@
-"""Email addresses: validation and normalization in one place."""
+"""Email addresses: validation, normalization and the keyed hash, in one place."""
+
+import hashlib
+import hmac
+from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
+from flask import current_app
+from sqlalchemy import event, inspect
 
 from .errors import InvalidInput
 from .mail.message import check_header_value
+from .models import Subscriber
 
 MAX_EMAIL = 254
 
@@ -23,4 +30,24 @@ def normalize_email(raw: str) -> str:
         result = validate_email(raw, check_deliverability=False, allow_smtputf8=False)
     except (EmailNotValidError, InvalidInput) as exc:
         raise InvalidInput("This email address is not valid.", "email") from exc
+    if result.ascii_email is None:  # not without SMTPUTF8, which is refused above already
+        raise InvalidInput("This email address is not valid.", "email")
     return result.ascii_email.lower()
+
+
+def email_hash(email: str) -> str:
+    """HMAC-SHA256 of the normalized address under SUPPRESSION_KEY (kept apart from
+    SECRET_KEY so rotating that does not forget who must never be mailed). Subscribers carry
+    it, and the suppression list holds nothing else."""
+    secret = current_app.config["SUPPRESSION_KEY"] or current_app.config["SECRET_KEY"]
+    key = hashlib.sha256(b"mailer.suppression:" + secret.encode()).digest()
+    return hmac.new(key, email.strip().lower().encode(), hashlib.sha256).hexdigest()
+
+
+@event.listens_for(Subscriber, "before_insert")
+@event.listens_for(Subscriber, "before_update")
+def _hash_address(_mapper: Any, _connection: Any, subscriber: Subscriber) -> None:
+    """Keep ``email_hash`` in step with ``email`` for subscribers written through the ORM (the
+    CSV import's bulk statements compute it with ``email_hash`` themselves)."""
+    if subscriber.email_hash is None or inspect(subscriber).attrs.email.history.has_changes():
+        subscriber.email_hash = email_hash(subscriber.email)

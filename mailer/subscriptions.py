@@ -6,21 +6,32 @@ notice (``mailer.notices``), written with the rest and sent after the commit.
 """
 
 import secrets
+from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import and_, case, delete, exists, func, or_, select, update
+from sqlalchemy import CursorResult, and_, case, delete, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from . import notices, tokens
 from .consent import Origin, record
 from .errors import BadToken, InvalidInput
+from .lists import public_lists
 from .mail.message import check_header_value
-from .models import (Delivery, MailingList, NoticeKind, Subscriber, Subscription, SubscriptionStatus,
-                     campaign_lists, utcnow)
-from .subscribers import normalize_email
-from .suppression import email_hash, is_suppressed
+from .models import (
+    Delivery,
+    MailingList,
+    NoticeKind,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+    campaign_lists,
+    utcnow,
+)
+from .subscribers import email_hash, normalize_email
+from .suppression import is_suppressed
 
 SOURCES = {"form", "api", "embed", "admin"}
 MAX_NAME = 200
@@ -45,9 +56,8 @@ def clean_name(raw: str | None) -> str:
     return name
 
 
-def _chosen_lists(session: Session, list_ids: list[int] | None) -> list[MailingList]:
-    public = list(session.scalars(select(MailingList).where(MailingList.public.is_(True))
-                                  .order_by(MailingList.id)))
+def _chosen_lists(session: Session, list_ids: Sequence[int | str] | None) -> list[MailingList]:
+    public = public_lists(session)
     if not public:
         raise InvalidInput("There is no newsletter to subscribe to yet.", "lists")
     if list_ids is None:
@@ -62,15 +72,9 @@ def _chosen_lists(session: Session, list_ids: list[int] | None) -> list[MailingL
     return [by_id[list_id] for list_id in sorted(wanted)]
 
 
-def public_lists(session: Session) -> list[MailingList]:
-    """The lists a visitor may choose on the subscribe form."""
-    return list(session.scalars(select(MailingList).where(MailingList.public.is_(True))
-                                .order_by(MailingList.id)))
-
-
 # --- Subscribe ---------------------------------------------------------------------------
 
-def subscribe(session: Session, *, email: str, name: str = "", list_ids: list[int] | None = None,
+def subscribe(session: Session, *, email: str, name: str = "", list_ids: Sequence[int | str] | None = None,
               locale: str = "pl", consent: bool, source: str, ip: str = "",
               user_agent: str = "") -> None:
     """Sign ``email`` up to ``list_ids`` (None: every public list), pending confirmation.
@@ -131,18 +135,17 @@ def _find_or_create(session: Session, email: str, name: str, locale: str) -> Sub
     return subscriber
 
 
-def _request_confirmation(session: Session, subscriber: Subscriber) -> bool:
+def _request_confirmation(session: Session, subscriber: Subscriber) -> None:
     """Owe a confirmation mail unless the cool-down or the daily cap per address forbid it
     (decided by one conditional UPDATE, so two requests at once cannot both pass); the
-    site-wide hourly cap delays it (``notices``), never drops it. Returns whether one was
-    queued."""
+    site-wide hourly cap delays it (``notices``), never drops it."""
     config = current_app.config
     now = utcnow()
     today = now.date().isoformat()
     cooled = now - timedelta(seconds=config["CONFIRM_COOLDOWN"])
     under_cap = or_(Subscriber.confirm_sent_day.is_(None), Subscriber.confirm_sent_day != today,
                     Subscriber.confirm_sent_today < config["CONFIRM_MAX_PER_DAY"])
-    result = session.execute(
+    result = cast(CursorResult[Any], session.execute(
         update(Subscriber)
         .where(Subscriber.id == subscriber.id,
                or_(Subscriber.confirm_sent_at.is_(None), Subscriber.confirm_sent_at <= cooled),
@@ -152,13 +155,11 @@ def _request_confirmation(session: Session, subscriber: Subscriber) -> bool:
                                          Subscriber.confirm_sent_today + 1), else_=1),
                 confirm_nonce=func.coalesce(Subscriber.confirm_nonce, secrets.token_hex(16)))
         .execution_options(synchronize_session=False)
-    )
+    ))
     session.expire(subscriber, ["confirm_sent_at", "confirm_sent_day", "confirm_sent_today",
                                 "confirm_nonce"])
-    if result.rowcount != 1:
-        return False
-    notices.queue(session, subscriber.id, NoticeKind.CONFIRM)
-    return True
+    if result.rowcount == 1:
+        notices.queue(session, subscriber.id, NoticeKind.CONFIRM)
 
 
 # --- Confirm -----------------------------------------------------------------------------
@@ -190,16 +191,12 @@ def check_confirmation(session: Session, token: str) -> tuple[Subscriber, bool]:
     raise BadToken("This link is no longer valid.")
 
 
-def confirm(session: Session, token: str, *, ip: str = "", user_agent: str = "") -> Subscriber:
-    """Confirm the pending subscriptions named by ``token`` and queue the welcome mail.
-    Harmless when already confirmed. Raises ExpiredToken, or BadToken when the link is
-    forged or was used up (a new link was confirmed, or the subscriber left since)."""
-    return confirm_once(session, token, ip=ip, user_agent=user_agent)[0]
-
-
-def confirm_once(session: Session, token: str, *, ip: str = "",
-                 user_agent: str = "") -> tuple[Subscriber, bool]:
-    """``confirm``, also telling whether it was already confirmed (nothing done then)."""
+def confirm(session: Session, token: str, *, ip: str = "",
+            user_agent: str = "") -> tuple[Subscriber, bool]:
+    """Confirm the pending subscriptions named by ``token`` and queue the welcome mail; return
+    the subscriber and whether it was confirmed already (nothing is done then: confirming
+    twice is harmless). Raises ExpiredToken, or BadToken when the link is forged or was used
+    up (a new link was confirmed, or the subscriber left since)."""
     subscriber, already = check_confirmation(session, token)
     if already:
         return subscriber, True
@@ -269,23 +266,24 @@ def unsubscribe_view(session: Session, token: str) -> tuple[Subscriber | None, l
     return subscriber, subscriptions, about
 
 
-def leave(session: Session, token: str, *, list_ids: list[int] | None = None, source: str,
+def leave(session: Session, token: str, *, list_ids: Sequence[int | str] | None = None, source: str,
           ip: str = "", user_agent: str = "") -> None:
     """Unsubscribe the holder of ``token``: from ``list_ids`` when given (only lists of
     theirs count), else from the campaign's lists when the token names one, else from
     all. Idempotent. Raises BadToken for a forged or wrong-purpose token, InvalidInput
     for an empty or malformed choice of lists."""
     subscriber_id, campaign_id = tokens.read_unsubscribe_token(token)
+    chosen: list[int] | None = None
     if list_ids is not None:
         try:
-            list_ids = [int(list_id) for list_id in list_ids]
+            chosen = [int(list_id) for list_id in list_ids]
         except (TypeError, ValueError) as exc:
             raise InvalidInput("Choose at least one newsletter.", "lists") from exc
-        if not list_ids:
+        if not chosen:
             raise InvalidInput("Choose at least one newsletter.", "lists")
-    if list_ids is None and campaign_id:
-        list_ids = sorted(_campaign_list_ids(session, campaign_id)) or None
-    unsubscribe(session, subscriber_id, list_ids=list_ids, source=source, ip=ip,
+    elif campaign_id:
+        chosen = sorted(_campaign_list_ids(session, campaign_id)) or None
+    unsubscribe(session, subscriber_id, list_ids=chosen, source=source, ip=ip,
                 user_agent=user_agent)
 
 

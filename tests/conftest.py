@@ -17,8 +17,11 @@ import redis
 import sqlalchemy as sa
 from celery.contrib.testing.worker import start_worker
 from celery.utils.nodenames import anon_nodename
+from flask.testing import FlaskClient
+from sqlalchemy.orm import Session
 
 from mailer import create_app
+from mailer.email_templates import install_defaults
 from mailer.extensions import db
 from tests.smtp_server import SMTPServer
 from worker import celery_init_app
@@ -66,6 +69,18 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("database_url", BACKENDS, indirect=True, scope="session")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Skip the other database's variant of a test marked ``one_database``."""
+    for item in items:
+        marker = item.get_closest_marker("one_database")
+        backend = getattr(item, "callspec", None) and item.callspec.params.get("database_url")
+        if marker is None or backend is None:
+            continue
+        wanted = marker.args[0] if marker.args[0] in BACKENDS else BACKENDS[0]
+        if backend != wanted:
+            item.add_marker(pytest.mark.skip(reason=f"runs on {wanted} only: {marker.args[1]}"))
+
+
 def service_config(database_url: str, smtp_server: SMTPServer, tmp: Path) -> dict:
     """Settings shared by the in-process app and by subprocesses (see ``subprocess_env``)."""
     queue = f"mailer-test-{RUN_ID}"
@@ -95,11 +110,27 @@ def service_config(database_url: str, smtp_server: SMTPServer, tmp: Path) -> dic
     }
 
 
+class ServerLikeClient(FlaskClient):
+    """A test client whose every request runs in an app context of its own, as on a server.
+
+    The test body runs in an app context (for factories and domain calls), and Flask would
+    run a request inside a context of the same app that is already pushed: requests would
+    then share ``g`` (Flask-Login's user, Flask-WTF's token, Babel's locale) and the
+    database session with the test and with each other, and a view that forgot to commit
+    would look as if it had. Here each request (and each redirect followed) gets a fresh
+    context, hence its own session, removed when the request ends."""
+
+    def open(self, *args, **kwargs):
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
 @pytest.fixture(scope="session")
 def app_instance(database_url, smtp_server, tmp_path_factory):
     app = create_app("test", service_config(database_url, smtp_server, tmp_path_factory.mktemp("app")))
+    app.test_client_class = ServerLikeClient
     with app.app_context():
-        db.create_all()
+        db.create_all()  # the built-in email templates too (mailer.email_templates)
     yield app
     with app.app_context():
         db.session.remove()
@@ -132,6 +163,8 @@ def app(app_instance, smtp_server):
     smtp_server.reset()
     reset_rate_limits()  # also what tests without this fixture may have counted
     with app_instance.app_context():
+        with db.engine.begin() as connection:
+            install_defaults(connection)  # emptied by the test before
         yield app_instance
         db.session.remove()
         settle_worker(app_instance)
@@ -165,4 +198,20 @@ def client(app):
 
 @pytest.fixture
 def session(app):
+    """The test body's own session (its app context's): for factories and domain calls."""
     return db.session
+
+
+@pytest.fixture
+def fresh(app):
+    """Open a new session on a new connection, as another request would, to read what the
+    requests committed (and only that)."""
+    opened = []
+
+    def open_session() -> Session:
+        opened.append(Session(db.engine, expire_on_commit=False))
+        return opened[-1]
+
+    yield open_session
+    for item in opened:
+        item.close()

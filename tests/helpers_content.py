@@ -3,11 +3,8 @@
 import re
 from datetime import datetime, timedelta, timezone
 
-from flask_babel import refresh
-
 from mailer import users
-from mailer.models import (Event, MailingList, Role, Subscriber, Subscription, SubscriptionStatus,
-                           User)
+from mailer.models import Event, MailingList, Role, Subscriber, Subscription, SubscriptionStatus, User
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -20,7 +17,7 @@ def make_staff(session, email: str = "redakcja@miasto.example.pl", role: Role = 
 
 
 def log_in(client, user: User) -> None:
-    """Flask-Login's session keys, set directly (the login form is another helper's test)."""
+    """Flask-Login's session keys, set directly (the login form has its own tests)."""
     with client.session_transaction() as sess:
         sess["_user_id"] = str(user.id)
         sess["_fresh"] = True
@@ -35,7 +32,6 @@ def csrf(client, path: str = "/admin/events/new") -> str:
 
 def post(client, path: str, data: dict, token_from: str = "/admin/events/new", **kwargs):
     token = csrf(client, token_from)
-    refresh()  # the test's app context outlives requests: forget the locale Babel cached
     return client.post(path, data={**data, "csrf_token": token}, **kwargs)
 
 

@@ -12,8 +12,18 @@ from sqlalchemy import select, update
 
 from mailer import deliveries, sending
 from mailer.extensions import db
-from mailer.models import (Campaign, CampaignEvent, CampaignStatus, Delivery, DeliveryStatus, Event,
-                           MailingList, Subscriber, Subscription, SubscriptionStatus)
+from mailer.models import (
+    Campaign,
+    CampaignEvent,
+    CampaignStatus,
+    Delivery,
+    DeliveryStatus,
+    Event,
+    MailingList,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+)
 from mailer.models.types import utcnow
 
 ROOT = Path(__file__).resolve().parent.parent

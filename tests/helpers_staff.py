@@ -1,11 +1,8 @@
-"""Factories and a logged-in client for the staff-side tests (accounts, lists, subscribers,
-imports, dashboard)."""
+"""Factories and logging in for the staff-side tests (accounts, lists, subscribers, imports,
+dashboard)."""
 
 import re
 import uuid
-
-import pytest
-from flask.testing import FlaskClient
 
 from mailer import users
 from mailer.models import ConsentRecord, MailingList, Role, Subscriber, Subscription, SubscriptionStatus
@@ -13,27 +10,6 @@ from mailer.models import ConsentRecord, MailingList, Role, Subscriber, Subscrip
 PASSWORD = "correct horse battery"
 
 
-class FreshContextClient(FlaskClient):
-    """A test client whose every request gets its own app context, hence its own ``g``.
-
-    The ``app`` fixture keeps one app context pushed for the whole test, and a request
-    reuses a pushed context: ``g`` would then carry Flask-Login's loaded user and
-    Flask-WTF's CSRF token from one request (or one client) to the next, which no real
-    server does. Staff tests log in and out and switch users, so they need this."""
-
-    def open(self, *args, **kwargs):
-        with self.application.app_context():
-            return super().open(*args, **kwargs)
-
-
-@pytest.fixture
-def client(app):
-    """Overrides conftest's ``client`` in the staff test modules that import it."""
-    return FreshContextClient(app, app.response_class, use_cookies=True)
-
-
-def new_client(app) -> FreshContextClient:
-    return FreshContextClient(app, app.response_class, use_cookies=True)
 _CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')
 
 

@@ -12,7 +12,6 @@ aiosmtpd reads commands from a buffered stream, so pipelined input works) unless
 """
 
 import asyncio
-
 import socket
 import threading
 import time

@@ -4,7 +4,7 @@ from sqlalchemy import select
 
 from mailer import users
 from mailer.models import Role, User
-from tests.helpers_staff import PASSWORD, client, csrf, login, login_as, make_user, post  # noqa: F401
+from tests.helpers_staff import PASSWORD, csrf, login, login_as, make_user, post
 
 
 def test_login_and_logout(client, session):
@@ -104,7 +104,7 @@ def test_bad_staff_input_is_a_4xx_and_nothing_is_written(client, session):
     assert len(users.list_users(session)) == count
     response = post(client, "/admin/users", {"email": "nowy@example.org", "role": "editor",
                                               "password": "krótkie"}, "/admin/users")
-    assert "10".encode() in response.data
+    assert b"10" in response.data
 
 
 def test_the_last_admin_cannot_be_demoted_or_deactivated(client, session):
@@ -119,5 +119,5 @@ def test_the_last_admin_cannot_be_demoted_or_deactivated(client, session):
 
 def test_pages_in_english(client, session):
     login_as(client, session, Role.ADMIN)
-    assert "Personel".encode() in client.get("/admin/users?lang=pl").data
+    assert b"Personel" in client.get("/admin/users?lang=pl").data
     assert b"Staff" in client.get("/admin/users?lang=en").data

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from mailer.models import Role
-from tests.helpers_staff import client, csrf, login_as, new_client  # noqa: F401
+from tests.helpers_staff import csrf, login_as
 
 PUBLIC_ADMIN = {"admin.login"}
 PUBLIC_API = {"api.openapi_document"}
@@ -43,7 +43,7 @@ def test_every_admin_view_declares_its_role(app):
 
 
 def test_anonymous_is_sent_to_login_on_every_admin_route(app):
-    anonymous = new_client(app)
+    anonymous = app.test_client()
     token = csrf(anonymous)  # so a POST is refused for the login, not for a missing token
     refused = []
     for rule, method in routes(app, "/admin"):
@@ -56,7 +56,7 @@ def test_anonymous_is_sent_to_login_on_every_admin_route(app):
 
 
 def test_anonymous_gets_401_json_on_every_api_route(app):
-    anonymous = new_client(app)
+    anonymous = app.test_client()
     wrong = []
     for rule, method in routes(app, "/api/v1"):
         if rule.endpoint in PUBLIC_API:
@@ -68,7 +68,7 @@ def test_anonymous_gets_401_json_on_every_api_route(app):
 
 
 def test_a_bad_api_token_gets_401(app):
-    anonymous = new_client(app)
+    anonymous = app.test_client()
     for rule, method in routes(app, "/api/v1"):
         if rule.endpoint in PUBLIC_API:
             continue
@@ -78,7 +78,7 @@ def test_a_bad_api_token_gets_401(app):
 
 
 def test_editor_is_refused_every_admin_only_route(app, session):
-    editor = new_client(app)
+    editor = app.test_client()
     login_as(editor, session, Role.EDITOR)
     token = csrf(editor, "/admin/")
     admin_only = [(rule, method) for rule, method in routes(app, "/admin")
@@ -92,13 +92,13 @@ def test_editor_is_refused_every_admin_only_route(app, session):
 
 @pytest.mark.parametrize("path", ["/admin/", "/admin/subscribers", "/admin/lists"])
 def test_editor_reads_staff_pages(app, session, path):
-    editor = new_client(app)
+    editor = app.test_client()
     login_as(editor, session, Role.EDITOR)
     assert editor.get(path).status_code == 200
 
 
 def test_editor_sees_no_admin_only_links(app, session):
-    editor = new_client(app)
+    editor = app.test_client()
     login_as(editor, session, Role.EDITOR)
     page = editor.get("/admin/subscribers").data
     assert b"/admin/users" not in page and b"export.csv" not in page

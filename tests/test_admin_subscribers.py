@@ -9,9 +9,19 @@ from sqlalchemy import func, select
 
 from mailer import audience, subscriptions, suppression
 from mailer.errors import InvalidInput, NotFound
-from mailer.models import (Campaign, ConsentRecord, Delivery, DeliveryStatus, Role, Subscriber,
-                           Subscription, SubscriptionStatus, Suppression, utcnow)
-from tests.helpers_staff import client, login_as, make_list, make_subscriber, post  # noqa: F401
+from mailer.models import (
+    Campaign,
+    ConsentRecord,
+    Delivery,
+    DeliveryStatus,
+    Role,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+    Suppression,
+    utcnow,
+)
+from tests.helpers_staff import login_as, make_list, make_subscriber, post
 
 
 @pytest.fixture

@@ -8,8 +8,7 @@ import pytest
 
 from mailer.extensions import db
 from mailer.models import Campaign, Subscriber, Subscription, SubscriptionStatus
-from tests.helpers_api import (admin_token, anonymous, api, assert_error, editor_api,  # noqa: F401
-                               editor_token, event_body, make_list)
+from tests.helpers_api import admin_token, anonymous, api, assert_error, editor_api, editor_token, event_body, make_list  # noqa: F401
 
 
 def audience(size: int = 3):

@@ -6,8 +6,7 @@ import pytest
 
 from mailer.extensions import db
 from mailer.models import Campaign, CampaignEvent, CampaignStatus, Event
-from tests.helpers_api import (admin_token, anonymous, api, assert_error, editor_api,  # noqa: F401
-                               editor_token, event_body)
+from tests.helpers_api import admin_token, anonymous, api, assert_error, editor_api, editor_token, event_body  # noqa: F401
 
 
 def test_create_read_list_update_delete(editor_api):

@@ -15,7 +15,8 @@ from mailer.models import Subscription, SubscriptionStatus
 from tests.helpers_content import make_list, make_staff, make_subscriber
 from tests.smtp_server import free_port
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.one_database(
+    "sqlite", "a browser drives the pages; what differs between databases is tested below them")]
 playwright = pytest.importorskip("playwright.sync_api")
 SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

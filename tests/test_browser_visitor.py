@@ -45,6 +45,8 @@ def shot(page, name):
 
 
 @pytest.mark.browser
+@pytest.mark.one_database("sqlite", "a browser drives the pages; what differs between databases "
+                                    "is tested below them")
 def test_visitor_subscribes_confirms_and_leaves(request, app, session, smtp_server, celery_worker,
                                                 live_server, browser_page):
     page = browser_page

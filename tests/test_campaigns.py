@@ -6,11 +6,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from mailer import campaigns, email_templates
+from mailer import campaigns
 from mailer.errors import Conflict, InvalidInput
 from mailer.models import Campaign, CampaignStatus, Template
-from tests.helpers_content import (log_in, make_event, make_list, make_staff, make_subscriber,
-                                   post)
+from tests.helpers_content import log_in, make_event, make_list, make_staff, make_subscriber, post
 
 
 @pytest.fixture
@@ -77,7 +76,6 @@ def test_bad_compose_input(session, kwargs, field):
 
 def test_a_layout_is_not_a_content_template(session):
     event = make_event(session)
-    email_templates.ensure_defaults(session)
     layout = session.query(Template).filter_by(name="Układ podstawowy").one()
     with pytest.raises(InvalidInput):
         campaigns.create_campaign(session, event_ids=[event.id], list_ids=[], template_id=layout.id)
@@ -238,13 +236,10 @@ def test_send_test_reports_temporary_failures_for_a_retry(session, smtp_server):
 
 
 def test_campaign_page_in_both_languages(editor_client, session):
-    from flask_babel import refresh
-
     campaign = campaigns.create_campaign(session, event_ids=[make_event(session).id], list_ids=[])
     session.commit()
     polish = editor_client.get(f"/admin/campaigns/{campaign.id}?lang=pl").get_data(as_text=True)
     assert "Wyślij test" in polish and "Wyślij teraz" in polish and "Podgląd" in polish
-    refresh()
     english = editor_client.get(f"/admin/campaigns/{campaign.id}?lang=en").get_data(as_text=True)
     assert "Send test" in english and "Send now" in english and "Wyślij" not in english
 

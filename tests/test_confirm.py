@@ -1,12 +1,22 @@
 """Confirming a subscription: GET changes nothing, POST confirms once, expired links offer a
-new one, forged and used-up links fail, key rotation (STANDARDS 17, 18, 20, 22)."""
+new one, forged and used-up links fail, key rotation."""
 
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 
 from mailer import subscriptions, tokens
-from tests.helpers_visitor import (barrier, confirm_path, consents, csrf_token, drain, make_list,
-                                   statuses, subscribe, subscriber, unsubscribe_path)
+from tests.helpers_visitor import (
+    barrier,
+    confirm_path,
+    consents,
+    csrf_token,
+    drain,
+    make_list,
+    statuses,
+    subscribe,
+    subscriber,
+    unsubscribe_path,
+)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from mailer import stats
 from mailer.models import Campaign, CampaignStatus, Role, SubscriptionStatus, utcnow
-from tests.helpers_staff import client, login_as, make_list, make_subscriber  # noqa: F401
+from tests.helpers_staff import login_as, make_list, make_subscriber
 
 
 def test_figures(session):

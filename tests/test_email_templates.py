@@ -13,8 +13,6 @@ LAYOUT = ("<html><body>{{ content }}<p><a href=\"{{ unsubscribe_url }}\">Wypisz<
 
 @pytest.fixture
 def layout(session):
-    email_templates.ensure_defaults(session)
-    session.commit()
     return session.query(Template).filter_by(name="Układ podstawowy").one()
 
 

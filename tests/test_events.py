@@ -7,6 +7,7 @@ import pytest
 
 from mailer import events
 from mailer.errors import InvalidInput, NotFound
+from mailer.lookups import get_or_404
 from mailer.models import Event
 from tests.helpers_content import log_in, make_event, make_staff, post
 
@@ -62,11 +63,11 @@ def test_update_and_delete(session):
     event = make_event(session)
     events.update_event(session, event.id, {**VALID, "title": "Nowy tytuł"})
     session.commit()
-    assert events.get_event(session, event.id).title == "Nowy tytuł"
+    assert get_or_404(session, Event, event.id).title == "Nowy tytuł"
     events.delete_event(session, event.id)
     session.commit()
-    with pytest.raises(NotFound):
-        events.get_event(session, event.id)
+    with pytest.raises(NotFound, match="This event does not exist."):
+        get_or_404(session, Event, event.id)
 
 
 def test_markdown_is_sanitized():

@@ -31,17 +31,36 @@ from sqlalchemy import func, insert, select
 from mailer import create_app, sending
 from mailer.extensions import db
 from mailer.journal import LEAD
-from mailer.models import (Campaign, CampaignStatus, Delivery, DeliveryStatus, Job, MailingList,
-                           Subscriber, Subscription, SubscriptionStatus, utcnow)
+from mailer.models import (
+    Campaign,
+    CampaignStatus,
+    Delivery,
+    DeliveryStatus,
+    Job,
+    MailingList,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+    utcnow,
+)
 from mailer.suppression import email_hash
 from tests.conftest import RUN_ID, service_config
 from tests.fault_proxy import FaultProxy
-from tests.helpers_engine import (ROOT, make_campaign, received_counts, start_worker_process, stop_process,
-                                  wait_until, worker_env)
-from tests.helpers_staff import login_as, new_client, post
+from tests.helpers_engine import (
+    ROOT,
+    make_campaign,
+    received_counts,
+    start_worker_process,
+    stop_process,
+    wait_until,
+    worker_env,
+)
+from tests.helpers_staff import login_as, post
 from tests.smtp_server import SMTPServer, free_port
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow,
+              pytest.mark.one_database("postgresql", "the heaviest variants: SQLite serializes writers "
+                                                     "and adds nothing here but minutes")]
 COUNT = 2000
 LEASE = 3  # seconds: a dead or stopped sender's batch is free after this
 SETTINGS = {"SEND_LEASE_SECONDS": LEASE, "SEND_STALL_SECONDS": 2, "TICK_SECONDS": 0.5,
@@ -99,8 +118,6 @@ class Stack:
 
 @pytest.fixture
 def stack(app, database_url, tmp_path):
-    if not database_url.startswith("postgresql"):
-        pytest.skip("the fault suite runs on PostgreSQL only")
     smtp = SMTPServer()
     smtp.start()
     proxy = FaultProxy(smtp.port)
@@ -276,7 +293,7 @@ def test_broker_down_while_staff_launch_pause_and_resume(stack):
     down and the campaign goes out once it is back."""
     campaign = make_campaign(db.session, [audience()], subject="Broker niedostępny")
     db.session.commit()
-    staff = new_client(stack.app)
+    staff = stack.app.test_client()
     login_as(staff, db.session)
     for n in range(2):
         stack.start_worker(f"w{n}")

@@ -8,9 +8,8 @@ from sqlalchemy import func, select
 
 from mailer import audience, imports, suppression
 from mailer.extensions import db
-from mailer.models import (ConsentRecord, ImportJob, ImportStatus, Role, Subscriber, Subscription,
-                           SubscriptionStatus)
-from tests.helpers_staff import client, csrf, login_as, make_list, make_subscriber  # noqa: F401
+from mailer.models import ConsentRecord, ImportJob, ImportStatus, Role, Subscriber, Subscription, SubscriptionStatus
+from tests.helpers_staff import csrf, login_as, make_list, make_subscriber
 
 
 @pytest.fixture(autouse=True)
@@ -134,7 +133,7 @@ def test_confirmed_needs_a_consent_source_and_a_list(client, session):
     login_as(client, session, Role.ADMIN)
     job_id = job_id_from(upload(client, b"email\na@example.org\n"))
     response = start(client, job_id, status="confirmed", list_ids=[str(lst.id)])
-    assert response.status_code == 400 and "consent".encode() in response.data
+    assert response.status_code == 400 and b"consent" in response.data
     assert start(client, job_id, status="pending").status_code == 400  # no list
     for options in ({"email_col": "7"}, {"email_col": "x"}, {"status": "unsubscribed"},
                     {"list_ids": ["99999"]}, {"list_ids": ["abc"]}, {"consent_source": "x" * 300}):
@@ -181,7 +180,7 @@ def test_polish_message_for_a_wrong_encoding(client, session):
     login_as(client, session, Role.ADMIN)
     client.get("/admin/imports?lang=pl")
     response = upload(client, "email\nżółw@example.org\n".encode("cp1250"))
-    assert response.status_code == 400 and "kodowaniu UTF-8".encode() in response.data
+    assert response.status_code == 400 and b"kodowaniu UTF-8" in response.data
 
 
 def test_one_hundred_thousand_rows(client, session, import_dir, tmp_path):
@@ -207,3 +206,22 @@ def test_one_hundred_thousand_rows(client, session, import_dir, tmp_path):
     assert progress["created"] == 100_000 and progress["existing"] == 1
     assert count(session, Subscriber) == 100_000 and count(session, Subscription) == 100_000
     assert session.scalar(select(Subscriber.name).where(Subscriber.email == "osoba99999@example.org")) == "Osoba 99999"
+
+
+def test_a_file_that_breaks_during_the_import_fails_with_its_line_in_the_page_language(
+        client, session, import_dir):
+    lst = make_list(session)
+    login_as(client, session, Role.ADMIN)
+    job_id = job_id_from(upload(client, b"email\na@example.org\nb@example.org\n"))
+    imports.start(session, job_id, email_col=0, list_ids=[lst.id], status="pending")
+    [stored] = import_dir.iterdir()
+    stored.write_bytes(b"email\na@example.org\nb@example.org" + b",x" * 150 + b"\n")  # changed since
+    session.commit()  # queued now, with the file broken
+    imports.run(session, job_id)  # the task body (a worker left running by another test may claim it)
+    assert wait_done(client, job_id)["status"] == "failed"
+    session.rollback()
+    job = session.get(ImportJob, job_id)
+    assert job.status == ImportStatus.FAILED
+    assert (job.error, job.error_params) == ("Line %(line)s has too many columns.", {"line": 3})
+    assert "Wiersz 3 ma za dużo kolumn." in client.get(f"/admin/imports/{job_id}?lang=pl").get_data(as_text=True)
+    assert "Line 3 has too many columns." in client.get(f"/admin/imports/{job_id}?lang=en").get_data(as_text=True)

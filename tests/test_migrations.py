@@ -37,7 +37,13 @@ def test_upgrade_matches_models_and_downgrade_empties(app_instance, database_url
             upgrade()
             with db.engine.connect() as conn:
                 diff = compare_metadata(MigrationContext.configure(conn), db.metadata)
+                builtins = conn.execute(sa.text(
+                    "SELECT name, kind, layout_id IS NOT NULL FROM templates WHERE builtin ORDER BY id")).all()
             assert diff == [], f"models and migrations differ: {diff}"
+            # The built-in email templates are data of revision 0003, as the files ship them.
+            assert [tuple(row) for row in builtins] == [
+                ("Układ podstawowy", "layout", False), ("Zapowiedź wydarzenia", "content", True),
+                ("Przegląd wydarzeń", "content", True)]
             downgrade(revision="base")
             with db.engine.connect() as conn:
                 assert set(sa.inspect(conn).get_table_names()) <= {"alembic_version"}

@@ -1,5 +1,5 @@
-"""The confirmation and welcome mails as the SMTP server receives them (STANDARDS 1-7, 10,
-11, 14), the notice tasks' rules, and the purge of stale sign-ups (24)."""
+"""The confirmation and welcome mails as the SMTP server receives them, the notice tasks'
+rules, and the purge of stale sign-ups."""
 
 import re
 from datetime import timedelta
@@ -8,11 +8,19 @@ import pytest
 from sqlalchemy import func, select
 
 from mailer import notices, subscriptions
-from mailer.models import (ConsentRecord, Delivery, Notice, NoticeKind, NoticeStatus,
-                           SubscriptionStatus, utcnow)
+from mailer.models import ConsentRecord, Delivery, Notice, NoticeKind, NoticeStatus, SubscriptionStatus, utcnow
 from tests.helpers_engine import make_campaign
-from tests.helpers_visitor import (barrier, confirm_path, csrf_token, drain, html_part, make_list,
-                                   subscribe, subscriber, text_part)
+from tests.helpers_visitor import (
+    barrier,
+    confirm_path,
+    csrf_token,
+    drain,
+    html_part,
+    make_list,
+    subscribe,
+    subscriber,
+    text_part,
+)
 
 ENCODED_WORD = re.compile(rb"=\?[^?]+\?[bBqQ]\?[^?]*\?=")
 

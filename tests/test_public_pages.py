@@ -7,7 +7,7 @@ from datetime import timedelta
 from mailer.mail.message import Skeleton, address, fixed
 from mailer.mail.transport import OutboxTransport
 from mailer.models import Event, utcnow
-from tests.helpers_staff import login_as, new_client
+from tests.helpers_staff import login_as
 from tests.helpers_visitor import make_list
 
 
@@ -70,7 +70,7 @@ def test_get_subscribe_leads_to_the_box(client):
 
 def test_outbox_page(app, session, tmp_path, monkeypatch):
     monkeypatch.setitem(app.config, "OUTBOX_DIR", tmp_path)
-    staff = new_client(app)
+    staff = app.test_client()
     login_as(staff, session)
     assert staff.get("/admin/outbox").status_code == 404  # SMTP_URL set: no outbox
     monkeypatch.setitem(app.config, "SMTP_URL", "")
@@ -87,5 +87,5 @@ def test_outbox_page(app, session, tmp_path, monkeypatch):
     assert "Tekst ąę" in detail and 'sandbox=""' in detail and "żółć" in detail
     assert staff.get("/admin/outbox/..%2Fsecret.eml").status_code == 404
     assert staff.get("/admin/outbox/nope.eml").status_code == 404
-    anonymous = new_client(app)
+    anonymous = app.test_client()
     assert anonymous.get("/admin/outbox").status_code == 302  # behind the staff login

@@ -9,10 +9,18 @@ import pytest
 
 from mailer.models import CampaignStatus
 from mailer.ratelimit import ConnectionSlot, RateLimiter
+from tests.helpers_engine import (
+    campaign_status,
+    dispatch,
+    make_audience,
+    make_campaign,
+    prepare_without_fan_out,
+    start_worker_process,
+    stop_process,
+    wait_until,
+    worker_env,
+)
 from tests.smtp_server import SMTPServer
-from tests.helpers_engine import (campaign_status, dispatch, make_audience,
-                                  make_campaign, prepare_without_fan_out, start_worker_process,
-                                  stop_process, wait_until, worker_env)
 
 RATE = 10
 
@@ -73,6 +81,8 @@ def timed_server():
     server.stop()
 
 
+@pytest.mark.one_database("postgresql", "the limit lives in Redis; the database only holds the "
+                                        "rows, and workers on several machines share PostgreSQL")
 def test_rate_holds_across_two_worker_processes(app, session, timed_server, monkeypatch):
     monkeypatch.setitem(app.config, "BATCH_SIZE", 30)  # two batches: one per worker
     lists = make_audience(session, 60)

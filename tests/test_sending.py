@@ -7,11 +7,27 @@ from sqlalchemy import select
 
 from mailer import deliveries, sending, suppression
 from mailer.errors import Conflict, InvalidInput, NotFound
-from mailer.models import (Campaign, CampaignStatus, Delivery, DeliveryStatus, Subscription,
-                           SubscriptionStatus, Suppression)
-from tests.helpers_engine import (address, assert_exactly_once, campaign_status, launch_and_snapshot,
-                                  make_audience, make_campaign, rows, run_all_batches, wait_until,
-                                  wait_worker_idle)
+from mailer.models import (
+    Campaign,
+    CampaignStatus,
+    Delivery,
+    DeliveryStatus,
+    Subscription,
+    SubscriptionStatus,
+    Suppression,
+)
+from tests.helpers_engine import (
+    address,
+    assert_exactly_once,
+    campaign_status,
+    launch_and_snapshot,
+    make_audience,
+    make_campaign,
+    rows,
+    run_all_batches,
+    wait_until,
+    wait_worker_idle,
+)
 
 
 @pytest.fixture

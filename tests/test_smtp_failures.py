@@ -6,9 +6,17 @@ from sqlalchemy import select
 
 from mailer import sending, suppression
 from mailer.models import Campaign, CampaignStatus, Delivery, DeliveryStatus, Subscriber
+from tests.helpers_engine import (
+    address,
+    assert_exactly_once,
+    campaign_status,
+    make_audience,
+    make_campaign,
+    rows,
+    wait_until,
+    wait_worker_idle,
+)
 from tests.smtp_server import SMTPServer, authenticator_for
-from tests.helpers_engine import (address, assert_exactly_once, campaign_status, make_audience,
-                                  make_campaign, rows, wait_until, wait_worker_idle)
 
 
 @pytest.fixture

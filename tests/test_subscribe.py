@@ -1,5 +1,5 @@
 """Subscribing through HTTP: the form and the JSON endpoint, their defences, the consent
-record, the confirmation mail at the SMTP server, cool-down and caps (STANDARDS 12-16, 22)."""
+record, the confirmation mail at the SMTP server, cool-down and caps."""
 
 from datetime import timedelta
 
@@ -12,8 +12,19 @@ from mailer.models import ConsentRecord, Event, Notice, NoticeStatus, Subscriber
 from mailer.suppression import suppress
 from tests.conftest import service_config
 from tests.helpers_engine import wait_worker_idle
-from tests.helpers_visitor import (barrier, confirm_path, consents, csrf_token, drain, make_list, statuses,
-                                   strip_csrf, subscribe, subscriber, text_part)
+from tests.helpers_visitor import (
+    barrier,
+    confirm_path,
+    consents,
+    csrf_token,
+    drain,
+    make_list,
+    statuses,
+    strip_csrf,
+    subscribe,
+    subscriber,
+    text_part,
+)
 
 
 @pytest.fixture

@@ -5,11 +5,9 @@ import smtplib
 
 import pytest
 
-from tests.smtp_server import SMTPServer
-
 from mailer.mail.message import Outgoing
-from mailer.mail.transport import (OutboxTransport, Result, SMTPSettings, SMTPTransport,
-                                   from_config)
+from mailer.mail.transport import OutboxTransport, Result, SMTPSettings, SMTPTransport, from_config
+from tests.smtp_server import SMTPServer
 
 
 def _message(to: str) -> Outgoing:

@@ -1,13 +1,12 @@
 """Leaving: GET changes nothing, the page's POST needs CSRF, RFC 8058 one-click works without
-cookies or token, idempotent, per-list choices, campaign tokens (STANDARDS 18-21)."""
+cookies or token, idempotent, per-list choices, campaign tokens."""
 
 import pytest
 from sqlalchemy import func, select
 
 from mailer import subscriptions, tokens
 from mailer.models import Campaign, ConsentRecord, SubscriptionStatus
-from tests.helpers_visitor import (barrier, consents, csrf_token, drain, make_list, statuses,
-                                   subscriber)
+from tests.helpers_visitor import barrier, consents, csrf_token, drain, make_list, statuses, subscriber
 
 
 @pytest.fixture

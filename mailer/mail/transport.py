@@ -393,7 +393,7 @@ def _envelope(message: Outgoing) -> bytes:
     """MAIL, RCPT and DATA in one piece (with SMTPUTF8 when an address needs it)."""
     if message.needs_smtputf8:
         return (f"MAIL FROM:<{message.sender}> SMTPUTF8\r\nRCPT TO:<{message.recipient}>\r\n"
-                "DATA\r\n").encode("utf-8")
+                "DATA\r\n").encode()
     return f"MAIL FROM:<{message.sender}>\r\nRCPT TO:<{message.recipient}>\r\nDATA\r\n".encode("ascii")
 
 

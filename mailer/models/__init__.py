@@ -1,8 +1,16 @@
 """The persistent nouns, one module per area."""
 
 from .audience import ConsentRecord, MailingList, Subscriber, Subscription, SubscriptionStatus, Suppression
-from .campaigns import (Campaign, CampaignContent, CampaignEvent, CampaignStatus, Delivery, DeliveryStatus,
-                        SendBatch, campaign_lists)
+from .campaigns import (
+                        Campaign,
+                        CampaignContent,
+                        CampaignEvent,
+                        CampaignStatus,
+                        Delivery,
+                        DeliveryStatus,
+                        SendBatch,
+                        campaign_lists,
+)
 from .content import Event, Template, TemplateKind
 from .imports import ImportJob, ImportStatus
 from .queue import Job, Notice, NoticeKind, NoticeStatus

@@ -4,11 +4,11 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Enum, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
-from .types import UTCDateTime, utcnow
+from ..extensions import Model
+from .types import UTCDateTime, str_enum, utcnow
 
 
 class SubscriptionStatus(enum.StrEnum):
@@ -17,14 +17,15 @@ class SubscriptionStatus(enum.StrEnum):
     UNSUBSCRIBED = "unsubscribed"
 
 
-class Subscriber(db.Model):
+class Subscriber(Model):
     __tablename__ = "subscribers"
     # Ids are never reused (SQLite too): tokens and tasks carry them.
     __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
-    # Keyed hash of the address, matched against the suppression list in set-based SQL.
+    # Keyed hash of the address, matched against the suppression list in set-based SQL; set
+    # on every insert and address change by mailer.subscribers.
     email_hash: Mapped[str] = mapped_column(String(64), index=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     locale: Mapped[str] = mapped_column(String(8), default="pl")
@@ -44,15 +45,8 @@ class Subscriber(db.Model):
         back_populates="subscriber", cascade="all, delete-orphan", order_by="ConsentRecord.id"
     )
 
-    @validates("email")
-    def _hash_email(self, _key: str, email: str) -> str:
-        from ..suppression import email_hash
 
-        self.email_hash = email_hash(email)
-        return email
-
-
-class MailingList(db.Model):
+class MailingList(Model):
     __tablename__ = "lists"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -67,7 +61,7 @@ class MailingList(db.Model):
     )
 
 
-class Subscription(db.Model):
+class Subscription(Model):
     __tablename__ = "subscriptions"
     __table_args__ = (Index("ix_subscriptions_list_status", "list_id", "status"),)
 
@@ -75,11 +69,8 @@ class Subscription(db.Model):
         ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
     )
     list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"), primary_key=True)
-    status: Mapped[SubscriptionStatus] = mapped_column(
-        Enum(SubscriptionStatus, native_enum=False, length=16,
-             values_callable=lambda e: [m.value for m in e]),
-        default=SubscriptionStatus.PENDING,
-    )
+    status: Mapped[SubscriptionStatus] = mapped_column(str_enum(SubscriptionStatus),
+                                                       default=SubscriptionStatus.PENDING)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -88,7 +79,7 @@ class Subscription(db.Model):
     list: Mapped[MailingList] = relationship(back_populates="subscriptions")
 
 
-class ConsentRecord(db.Model):
+class ConsentRecord(Model):
     """Append-only proof of consent and of its withdrawal."""
 
     __tablename__ = "consent_records"
@@ -108,7 +99,7 @@ class ConsentRecord(db.Model):
     subscriber: Mapped[Subscriber] = relationship(back_populates="consents")
 
 
-class Suppression(db.Model):
+class Suppression(Model):
     """Addresses never to be mailed again, kept only as a keyed hash."""
 
     __tablename__ = "suppressions"

@@ -3,18 +3,13 @@
 import enum
 from datetime import datetime
 
-from sqlalchemy import (BigInteger, Boolean, Column, Enum, ForeignKey, Index, Integer, String,
-                        Table, Text, UniqueConstraint)
+from sqlalchemy import BigInteger, Boolean, Column, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
+from ..extensions import Model, db
 from .audience import MailingList
 from .content import Event, Template
-from .types import UTCDateTime, utcnow
-
-
-def str_enum(cls):
-    return Enum(cls, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
+from .types import UTCDateTime, str_enum, utcnow
 
 
 class CampaignStatus(enum.StrEnum):
@@ -42,7 +37,7 @@ campaign_lists = Table(
 )
 
 
-class CampaignEvent(db.Model):
+class CampaignEvent(Model):
     __tablename__ = "campaign_events"
 
     campaign_id: Mapped[int] = mapped_column(
@@ -54,7 +49,7 @@ class CampaignEvent(db.Model):
     event: Mapped[Event] = relationship()
 
 
-class Campaign(db.Model):
+class Campaign(Model):
     __tablename__ = "campaigns"
     # Ids are never reused (SQLite too): tokens and tasks carry them.
     __table_args__ = {"sqlite_autoincrement": True}
@@ -104,7 +99,7 @@ class Campaign(db.Model):
     )
 
 
-class CampaignContent(db.Model):
+class CampaignContent(Model):
     """What a campaign sends, frozen when it is launched: the subject and both parts
     rendered from its template and events, with the recipient markers left in. Every copy,
     the archive and the view-in-browser page come from this, whatever is edited later."""
@@ -120,7 +115,7 @@ class CampaignContent(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class SendBatch(db.Model):
+class SendBatch(Model):
     """One batch of a campaign's deliveries (``Delivery.batch``) and its lease: the sender
     holding it is the only one that may send or record its rows. A lease is renewed every
     few tenths of a second while its holder lives, so a dead holder's batch is taken over
@@ -141,7 +136,7 @@ class SendBatch(db.Model):
     done: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-class Delivery(db.Model):
+class Delivery(Model):
     """One row per (campaign, subscriber): what makes sending exactly-once and resumable.
 
     Built for the snapshot, which inserts a whole audience (a million rows) in one

@@ -3,14 +3,14 @@
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, Enum, ForeignKey, String, Text
+from sqlalchemy import Boolean, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
-from .types import UTCDateTime, utcnow
+from ..extensions import Model
+from .types import UTCDateTime, str_enum, utcnow
 
 
-class Event(db.Model):
+class Event(Model):
     __tablename__ = "events"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -31,17 +31,14 @@ class TemplateKind(enum.StrEnum):
     CONTENT = "content"
 
 
-class Template(db.Model):
+class Template(Model):
     """A staff-editable email template: a layout, or content placed in a layout."""
 
     __tablename__ = "templates"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
-    kind: Mapped[TemplateKind] = mapped_column(
-        Enum(TemplateKind, native_enum=False, length=16,
-             values_callable=lambda e: [m.value for m in e])
-    )
+    kind: Mapped[TemplateKind] = mapped_column(str_enum(TemplateKind))
     layout_id: Mapped[int | None] = mapped_column(ForeignKey("templates.id", ondelete="SET NULL"))
     subject: Mapped[str] = mapped_column(String(200), default="")
     html: Mapped[str] = mapped_column(Text, default="")

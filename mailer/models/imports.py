@@ -4,11 +4,11 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Enum, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
-from .types import UTCDateTime, utcnow
+from ..extensions import Model
+from .types import UTCDateTime, str_enum, utcnow
 
 
 class ImportStatus(enum.StrEnum):
@@ -19,7 +19,7 @@ class ImportStatus(enum.StrEnum):
     FAILED = "failed"
 
 
-class ImportJob(db.Model):
+class ImportJob(Model):
     __tablename__ = "import_jobs"
     # Ids are never reused (SQLite too): tokens and tasks carry them.
     __table_args__ = {"sqlite_autoincrement": True}
@@ -27,10 +27,7 @@ class ImportJob(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     filename: Mapped[str] = mapped_column(String(255), default="")
     stored_name: Mapped[str] = mapped_column(String(64))  # file under IMPORT_DIR, deleted when done
-    status: Mapped[ImportStatus] = mapped_column(
-        Enum(ImportStatus, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e]),
-        default=ImportStatus.UPLOADED,
-    )
+    status: Mapped[ImportStatus] = mapped_column(str_enum(ImportStatus), default=ImportStatus.UPLOADED)
     delimiter: Mapped[str] = mapped_column(String(1), default=",")
     has_header: Mapped[bool] = mapped_column(Boolean, default=True)
     columns: Mapped[int] = mapped_column(Integer, default=0)
@@ -45,7 +42,9 @@ class ImportJob(db.Model):
     suppressed_count: Mapped[int] = mapped_column(Integer, default=0)
     invalid_count: Mapped[int] = mapped_column(Integer, default=0)
     invalid_rows: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [[line, reason]], capped
+    # Why the job failed: a message id and its parameters, translated when shown.
     error: Mapped[str] = mapped_column(Text, default="")
+    error_params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Moved after every chunk; a RUNNING job whose heartbeat stopped may be claimed again.

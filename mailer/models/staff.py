@@ -4,11 +4,11 @@ import enum
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, Enum, ForeignKey, String
+from sqlalchemy import Boolean, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
-from .types import UTCDateTime, utcnow
+from ..extensions import Model
+from .types import UTCDateTime, str_enum, utcnow
 
 
 class Role(enum.StrEnum):
@@ -16,15 +16,13 @@ class Role(enum.StrEnum):
     EDITOR = "editor"
 
 
-class User(UserMixin, db.Model):
+class User(UserMixin, Model):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
     password_hash: Mapped[str] = mapped_column(String(200))
-    role: Mapped[Role] = mapped_column(
-        Enum(Role, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
-    )
+    role: Mapped[Role] = mapped_column(str_enum(Role))
     locale: Mapped[str] = mapped_column(String(8), default="pl")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -41,7 +39,7 @@ class User(UserMixin, db.Model):
         return self.role == Role.ADMIN
 
 
-class ApiToken(db.Model):
+class ApiToken(Model):
     """A Bearer token for the API; only its SHA-256 is stored."""
 
     __tablename__ = "api_tokens"

@@ -3,10 +3,27 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import (BooleanField, EmailField, PasswordField, SelectChoice, SelectField,
-                     SelectMultipleField, StringField, TextAreaField)
+from wtforms import (
+    BooleanField,
+    EmailField,
+    PasswordField,
+    SelectChoice,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
+
+from ..errors import DomainError
+from .errors import error_text
+
+
+def add_error(form: FlaskForm, exc: DomainError) -> None:
+    """Show a domain error next to the form field it names (or above the form)."""
+    field = getattr(form, exc.field or "", None)
+    (field.errors if field is not None else form.form_errors).append(error_text(exc))
 
 
 class LoginForm(FlaskForm):

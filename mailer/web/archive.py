@@ -4,8 +4,9 @@ from flask import Blueprint, Response, current_app, render_template
 from flask_babel import get_locale
 
 from .. import campaigns, events
-from ..extensions import db
-from .content_forms import error_text
+from ..extensions import db_session
+from ..lookups import get_or_404
+from ..models import Event
 
 bp = Blueprint("archive", __name__)
 
@@ -20,7 +21,6 @@ def event_when(event) -> str:
     return events.when(event, str(get_locale()))
 
 
-bp.add_app_template_global(error_text, "error_text")
 # templates/web/admin/base.html asks current_app which endpoints exist; Flask does not
 # expose it to templates by default.
 bp.add_app_template_global(current_app, "current_app")
@@ -36,29 +36,29 @@ def mail_page(html: str) -> Response:
 @bp.get("/m/<token>")
 def view_in_browser(token: str):
     """One recipient's copy of a campaign; a forged token gets the generic 400 page."""
-    return mail_page(campaigns.view_copy(db.session, token).html)
+    return mail_page(campaigns.view_copy(db_session, token).html)
 
 
 @bp.get("/archive")
 def index():
-    return render_template("web/archive/index.html", campaigns=campaigns.archived(db.session))
+    return render_template("web/archive/index.html", campaigns=campaigns.archived(db_session))
 
 
 @bp.get("/archive/<int:campaign_id>")
 def campaign(campaign_id: int):
-    item = campaigns.get_archived(db.session, campaign_id)
+    item = campaigns.get_archived(db_session, campaign_id)
     return render_template("web/archive/campaign.html", campaign=item)
 
 
 @bp.get("/archive/<int:campaign_id>/mail")
 def campaign_mail(campaign_id: int):
     """The archived campaign's HTML, shown in the archive page's frame."""
-    item = campaigns.get_archived(db.session, campaign_id)
-    return mail_page(campaigns.render_as(db.session, item, None, public=True).html)
+    item = campaigns.get_archived(db_session, campaign_id)
+    return mail_page(campaigns.render_as(db_session, item, None, public=True).html)
 
 
 @bp.get("/events/<int:event_id>.ics")
 def event_ics(event_id: int):
-    event = events.get_event(db.session, event_id)
+    event = get_or_404(db_session, Event, event_id)
     return Response(events.to_ics(event), mimetype="text/calendar",
                     headers={"Content-Disposition": f'attachment; filename="event-{event.id}.ics"'})

@@ -1,24 +1,12 @@
-"""Parsing the staff content forms (events, templates, campaigns) into domain values,
-and showing domain errors next to the fields they concern."""
+"""Parsing the staff content forms (events, templates, campaigns) into domain values."""
 
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from flask_babel import gettext as _
 from werkzeug.datastructures import MultiDict
 
-from ..errors import DomainError
-
 EVENT_FIELDS = ("title", "starts_at", "ends_at", "place", "summary", "body_md", "image_url", "link")
-
-
-def error_text(exc: DomainError) -> str:
-    """The error's message in the page's language (with its parameters, when it has some)."""
-    msgid = getattr(exc, "msgid", None)
-    if msgid:
-        return _(msgid, **getattr(exc, "params", {}))
-    return _(exc.message)
 
 
 def local_input(value: datetime | None) -> str:

@@ -1,15 +1,15 @@
 """Public pages: upcoming events with the subscribe box, the JSON subscribe endpoint for
 embeds, confirmation and unsubscribe links."""
 
-from flask import (Blueprint, current_app, jsonify, make_response, redirect, render_template,
-                   request, url_for)
+from flask import Blueprint, current_app, jsonify, make_response, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
-from .. import events, subscriptions
+from .. import events, lists, subscriptions
 from ..errors import ExpiredToken, InvalidInput
-from ..extensions import csrf, db
+from ..extensions import csrf, db_session
 from . import subscribe_limits
+from .errors import error_body, error_text
 from .forms import HONEYPOT, ButtonForm, SubscribeForm, UnsubscribeForm
 
 bp = Blueprint("public", __name__)
@@ -55,11 +55,11 @@ def _origin(source: str) -> dict:
 # --- Index and the subscribe form --------------------------------------------------------
 
 def _index(form: SubscribeForm, error: InvalidInput | None = None, status: int = 200):
-    lists = subscriptions.public_lists(db.session)
-    upcoming = events.upcoming(db.session, limit=12)
+    offered = lists.public_lists(db_session)
+    upcoming = events.upcoming(db_session, limit=12)
     locale = current_locale_name()
     when = {event.id: events.when(event, locale) for event in upcoming}
-    return render_template("web/public/index.html", form=form, lists=lists, events=upcoming,
+    return render_template("web/public/index.html", form=form, lists=offered, events=upcoming,
                            when=when, error=error), status
 
 
@@ -75,7 +75,7 @@ def index():
 
 @bp.get("/subscribe")
 def subscribe_page():
-    return redirect(url_for("public.index", **request.args) + "#newsletter")
+    return redirect(url_for("public.index", **request.args.to_dict()) + "#newsletter")  # type: ignore[arg-type]
 
 
 @bp.post("/subscribe")
@@ -88,13 +88,11 @@ def subscribe():
     chosen = request.form.getlist("lists") if request.form.get("choose_lists") else None
     try:
         subscriptions.subscribe(
-            db.session, email=request.form.get("email", ""), name=request.form.get("name", ""),
+            db_session, email=request.form.get("email", ""), name=request.form.get("name", ""),
             list_ids=chosen, locale=current_locale_name(),
             consent=request.form.get("consent") in {"y", "on", "1", "true"}, **_origin("form"))
     except InvalidInput as exc:
-        db.session.rollback()
         return _index(form, exc, 400)
-    db.session.commit()
     return _check_inbox()
 
 
@@ -141,23 +139,17 @@ def subscribe_json():
         if raw_lists is not None and not isinstance(raw_lists, list):
             raw_lists = [raw_lists]
         subscriptions.subscribe(
-            db.session, email=_text(data, "email"), name=_text(data, "name"),
+            db_session, email=_text(data, "email"), name=_text(data, "name"),
             list_ids=raw_lists or None, locale=_text(data, "locale") or current_locale_name(),
             consent=_consent(data.get("consent")), **_origin("embed"))
     except InvalidInput as exc:
-        db.session.rollback()
-        body = {"error": _(exc.message)}
-        if exc.field:
-            body["field"] = exc.field
-        return _cors(make_response(jsonify(body), 400))
-    db.session.commit()
+        return _cors(make_response(jsonify(error_body(error_text(exc), exc.field)), 400))
     return _cors(jsonify(ok=True, message=_("Check your inbox")))
 
 
 @bp.get("/embed")
 def embed():
-    lists = subscriptions.public_lists(db.session)
-    snippet = render_template("web/public/embed_snippet.html", lists=lists,
+    snippet = render_template("web/public/embed_snippet.html", lists=lists.public_lists(db_session),
                               endpoint=current_app.config["BASE_URL"] + url_for("public.subscribe_json"))
     return render_template("web/public/embed.html", snippet=snippet)
 
@@ -172,7 +164,7 @@ def _expired(token: str):
 def confirm_page(token: str):
     """Shows a button and changes nothing (mail scanners fetch links)."""
     try:
-        _subscriber, already = subscriptions.check_confirmation(db.session, token)
+        _subscriber, already = subscriptions.check_confirmation(db_session, token)
     except ExpiredToken:
         return _expired(token)
     if already:
@@ -183,20 +175,17 @@ def confirm_page(token: str):
 @bp.post("/confirm/<token>")
 def confirm(token: str):
     try:
-        _subscriber, already = subscriptions.confirm_once(
-            db.session, token, ip=request.remote_addr or "", user_agent=request.user_agent.string or "")
+        _subscriber, already = subscriptions.confirm(
+            db_session, token, ip=request.remote_addr or "", user_agent=request.user_agent.string or "")
     except ExpiredToken:
-        db.session.rollback()
         return _expired(token)
-    db.session.commit()
     return render_template("web/public/confirmed.html", already=already)
 
 
 @bp.post("/confirm/<token>/resend")
 @_ip_limit()
 def resend_confirmation(token: str):
-    subscriptions.resend_confirmation(db.session, token)
-    db.session.commit()
+    subscriptions.resend_confirmation(db_session, token)
     return _check_inbox()
 
 
@@ -206,20 +195,14 @@ def resend_confirmation(token: str):
 @csrf.exempt  # RFC 8058 one-click comes without cookies or token; other POSTs are checked below
 def unsubscribe(token: str):
     if request.method == "GET":
-        subscriber, subs, about = subscriptions.unsubscribe_view(db.session, token)
+        subscriber, subs, about = subscriptions.unsubscribe_view(db_session, token)
         active = [item for item in subs if item.status != subscriptions.UNSUBSCRIBED]
         return render_template("web/public/unsubscribe.html", form=UnsubscribeForm(),
                                subscriber=subscriber, active=active, about=about, token=token)
     if request.form.get("List-Unsubscribe") == ONE_CLICK:
-        subscriptions.leave(db.session, token, **_origin("one-click"))
-        db.session.commit()
+        subscriptions.leave(db_session, token, **_origin("one-click"))
         return make_response(_("You have been unsubscribed."), 200, {"Content-Type": "text/plain; charset=utf-8"})
     csrf.protect()
     chosen = request.form.getlist("lists") if request.form.get("choose_lists") else None
-    try:
-        subscriptions.leave(db.session, token, list_ids=chosen, **_origin("form"))
-    except InvalidInput:
-        db.session.rollback()
-        raise
-    db.session.commit()
+    subscriptions.leave(db_session, token, list_ids=chosen, **_origin("form"))
     return render_template("web/public/unsubscribed.html")

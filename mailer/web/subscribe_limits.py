@@ -2,7 +2,7 @@
 and one per normalized address, counted together across the routes."""
 
 import hashlib
-from typing import Callable
+from collections.abc import Callable
 
 from flask import current_app
 

@@ -4,5 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("admin", __name__)
 
-from . import (accounts, campaigns, dashboard, events, imports, lists, outbox,  # noqa: E402,F401
-               subscribers, templates)
+from . import accounts, campaigns, dashboard, events, imports, lists, outbox, subscribers, templates  # noqa: E402,F401

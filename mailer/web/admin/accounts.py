@@ -5,10 +5,10 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
 from ... import users
-from ...errors import DomainError, InvalidInput
-from ...extensions import db, limiter
+from ...errors import Conflict, InvalidInput
+from ...extensions import db_session, limiter
 from ...models import Role
-from ..admin_forms import LoginForm, RoleForm, UserForm
+from ..admin_forms import LoginForm, RoleForm, UserForm, add_error
 from ..auth import staff_required
 from . import bp
 
@@ -31,9 +31,8 @@ def login():
     if request.method == "GET" and current_user.is_authenticated:
         return redirect(_home())
     if form.validate_on_submit():
-        user = users.authenticate(db.session, form.email.data, form.password.data)
+        user = users.authenticate(db_session, form.email.data, form.password.data)
         if user is not None:
-            db.session.commit()
             lang = session.get("lang")
             session.clear()  # a fresh session: nothing from before the login survives
             if lang:
@@ -58,7 +57,7 @@ def logout():
 @bp.get("/users", endpoint="users")
 @staff_required(Role.ADMIN)
 def users_page():
-    return render_template("web/admin/accounts/users.html", users=users.list_users(db.session),
+    return render_template("web/admin/accounts/users.html", users=users.list_users(db_session),
                            form=UserForm(), role_form=RoleForm())
 
 
@@ -69,16 +68,13 @@ def user_add():
     form = UserForm()
     if form.validate_on_submit():
         try:
-            user = users.create_user(db.session, form.email.data, form.password.data, form.role.data)
-        except DomainError as exc:
-            db.session.rollback()
-            field = getattr(form, exc.field or "", None)
-            (field.errors if field is not None else form.form_errors).append(_(exc.message))
+            user = users.create_user(db_session, form.email.data, form.password.data, form.role.data)
+        except (InvalidInput, Conflict) as exc:
+            add_error(form, exc)
         else:
-            db.session.commit()
             flash(_("Staff member %(email)s added.", email=user.email), "success")
             return redirect(url_for("admin.users"))
-    return render_template("web/admin/accounts/users.html", users=users.list_users(db.session),
+    return render_template("web/admin/accounts/users.html", users=users.list_users(db_session),
                            form=form, role_form=RoleForm()), 400
 
 
@@ -88,8 +84,7 @@ def user_role(user_id: int):
     form = RoleForm()
     if not form.validate_on_submit():
         raise InvalidInput("Unknown role.", "role")
-    users.set_role(db.session, user_id, form.role.data)
-    db.session.commit()
+    users.set_role(db_session, user_id, form.role.data)
     flash(_("Role changed."), "success")
     return redirect(url_for("admin.users"))
 
@@ -103,7 +98,6 @@ def user_active(user_id: int):
     if not active and user_id == current_user.id:
         flash(_("You cannot deactivate your own account."), "error")
         return redirect(url_for("admin.users"))
-    users.set_active(db.session, user_id, active)
-    db.session.commit()
+    users.set_active(db_session, user_id, active)
     flash(_("Account activated.") if active else _("Account deactivated."), "success")
     return redirect(url_for("admin.users"))

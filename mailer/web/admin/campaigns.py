@@ -2,25 +2,28 @@
 
 from flask import flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from ... import campaigns, sending
-from ...errors import DomainError, InvalidInput
-from ...extensions import db
-from ...models import CampaignStatus
+from ...errors import Conflict, InvalidInput
+from ...extensions import db_session
+from ...lookups import get_or_404
+from ...models import Campaign, CampaignStatus
 from ..archive import mail_page
 from ..auth import staff_required
-from ..content_forms import campaign_values, error_text, int_or_none, local_input
+from ..content_forms import campaign_values, int_or_none, local_input
+from ..errors import error_text, flash_error
 from . import bp
 
-# sending.* state changes offered as buttons, with what the flash says afterwards.
+# State changes offered as buttons, with what the flash says afterwards.
 ACTIONS = {
-    "pause": (lambda s, cid: sending.pause(s, cid), "The campaign was paused."),
-    "resume": (lambda s, cid: sending.resume(s, cid), "Sending was resumed."),
-    "cancel": (lambda s, cid: sending.cancel(s, cid), "The campaign was cancelled."),
-    "retry": (lambda s, cid: sending.retry_failed(s, cid), "Failed messages will be sent again."),
-    "send": (lambda s, cid: sending.launch(s, cid), "Sending has started."),
-    "unschedule": (lambda s, cid: campaigns.unschedule(s, cid), "The schedule was removed."),
+    "pause": (sending.pause, _l("The campaign was paused.")),
+    "resume": (sending.resume, _l("Sending was resumed.")),
+    "cancel": (sending.cancel, _l("The campaign was cancelled.")),
+    "retry": (sending.retry_failed, _l("Failed messages will be sent again.")),
+    "send": (sending.launch, _l("Sending has started.")),
+    "unschedule": (campaigns.unschedule, _l("The schedule was removed.")),
 }
 
 
@@ -28,7 +31,7 @@ ACTIONS = {
 @staff_required()
 def campaigns_index():
     return render_template("web/admin/campaigns/index.html",
-                           campaigns=campaigns.all_campaigns(db.session))
+                           campaigns=campaigns.all_campaigns(db_session))
 
 
 def _new_form(error=None, status=200, chosen=None):
@@ -36,8 +39,7 @@ def _new_form(error=None, status=200, chosen=None):
                         "list_ids": request.values.getlist("list_ids", type=int),
                         "template_id": int_or_none(request.values.get("template_id")),
                         "locale": request.values.get("locale", "pl")}
-    options = campaigns.compose_options(db.session)
-    db.session.commit()  # the built-in templates are created on first use
+    options = campaigns.compose_options(db_session)
     return render_template("web/admin/campaigns/new.html", chosen=chosen, error=error,
                            **options), status
 
@@ -50,25 +52,22 @@ def campaign_new():
     form = request.form
     try:
         campaign = campaigns.create_campaign(
-            db.session, event_ids=form.getlist("event_ids"), list_ids=form.getlist("list_ids"),
+            db_session, event_ids=form.getlist("event_ids"), list_ids=form.getlist("list_ids"),
             template_id=form.get("template_id") or None, locale=form.get("locale", "pl"),
             created_by_id=current_user.id)
     except InvalidInput as exc:
-        db.session.rollback()
         return _new_form(exc, 400)
-    db.session.commit()
     flash(_("The campaign was created. Check the subject, preview it and send a test."), "success")
     return redirect(url_for("admin.campaign", campaign_id=campaign.id))
 
 
 def _detail(campaign_id: int, error=None, status=200, data=None):
-    campaign = campaigns.get_campaign(db.session, campaign_id)
+    campaign = get_or_404(db_session, Campaign, campaign_id)
     started = campaign.status not in campaigns.EDITABLE
-    options = campaigns.compose_options(db.session)
-    db.session.commit()  # the built-in templates are created on first use
+    options = campaigns.compose_options(db_session)
     return render_template(
         "web/admin/campaigns/detail.html", campaign=campaign, error=error, data=data,
-        progress=sending.progress(db.session, campaign_id) if started else None,
+        progress=sending.progress(db_session, campaign_id) if started else None,
         editable=campaign.status in campaigns.EDITABLE, Status=CampaignStatus,
         scheduled_local=local_input(campaign.scheduled_at),
         recipient=request.args.get("as", ""), **options), status
@@ -80,11 +79,9 @@ def campaign(campaign_id: int):
     if request.method == "GET":
         return _detail(campaign_id)
     try:
-        campaigns.update_campaign(db.session, campaign_id, campaign_values(request.form))
+        campaigns.update_campaign(db_session, campaign_id, campaign_values(request.form))
     except InvalidInput as exc:
-        db.session.rollback()
         return _detail(campaign_id, exc, 400, campaign_values(request.form))
-    db.session.commit()
     flash(_("The campaign was saved."), "success")
     return redirect(url_for("admin.campaign", campaign_id=campaign_id))
 
@@ -93,8 +90,7 @@ def campaign(campaign_id: int):
 @staff_required()
 def campaign_archive(campaign_id: int):
     archived = request.form.get("archived") == "1"
-    campaigns.update_campaign(db.session, campaign_id, {"archived": archived})
-    db.session.commit()
+    campaigns.update_campaign(db_session, campaign_id, {"archived": archived})
     flash(_("Shown in the public archive once sent.") if archived
           else _("Not shown in the public archive."), "success")
     return redirect(url_for("admin.campaign", campaign_id=campaign_id))
@@ -105,7 +101,7 @@ def campaign_archive(campaign_id: int):
 def campaign_preview(campaign_id: int):
     """The preview frames: ?part=html|text, ?as=<subscriber address or id>."""
     try:
-        rendered = campaigns.preview(db.session, campaign_id, request.args.get("as"))
+        rendered = campaigns.preview(db_session, campaign_id, request.args.get("as"))
     except InvalidInput as exc:
         return render_template("web/admin/templates/preview_error.html",
                                message=error_text(exc)), 400
@@ -118,11 +114,9 @@ def campaign_preview(campaign_id: int):
 @staff_required()
 def campaign_test(campaign_id: int):
     try:
-        campaigns.request_test(db.session, campaign_id, request.form.get("addresses", ""))
+        campaigns.request_test(db_session, campaign_id, request.form.get("addresses", ""))
     except InvalidInput as exc:
-        db.session.rollback()
         return _detail(campaign_id, exc, 400)
-    db.session.commit()
     flash(_("The test message is on its way."), "success")
     return redirect(url_for("admin.campaign", campaign_id=campaign_id))
 
@@ -131,11 +125,9 @@ def campaign_test(campaign_id: int):
 @staff_required()
 def campaign_schedule(campaign_id: int):
     try:
-        campaigns.schedule(db.session, campaign_id, request.form.get("scheduled_at", ""))
+        campaigns.schedule(db_session, campaign_id, request.form.get("scheduled_at", ""))
     except InvalidInput as exc:
-        db.session.rollback()
         return _detail(campaign_id, exc, 400)
-    db.session.commit()
     flash(_("The campaign is scheduled."), "success")
     return redirect(url_for("admin.campaign", campaign_id=campaign_id))
 
@@ -145,15 +137,11 @@ def campaign_schedule(campaign_id: int):
 def campaign_action(campaign_id: int, action: str):
     call, done = ACTIONS[action]
     try:
-        call(db.session, campaign_id)
-    except DomainError as exc:
-        db.session.rollback()
-        if exc.status == 404:
-            raise
-        flash(error_text(exc), "error")
+        call(db_session, campaign_id)
+    except (Conflict, InvalidInput) as exc:
+        flash_error(exc)
     else:
-        db.session.commit()
-        flash(_(done), "success")
+        flash(str(done), "success")
     return redirect(url_for("admin.campaign", campaign_id=campaign_id))
 
 
@@ -161,7 +149,7 @@ def campaign_action(campaign_id: int, action: str):
 @staff_required()
 def campaign_progress(campaign_id: int):
     """JSON for the live progress bar (sending.progress)."""
-    return jsonify(sending.progress(db.session, campaign_id))
+    return jsonify(sending.progress(db_session, campaign_id))
 
 
 bp.add_app_template_global(sending.reason, "campaign_reason")

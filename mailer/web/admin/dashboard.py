@@ -3,7 +3,7 @@
 from flask import current_app, render_template, url_for
 
 from ... import stats
-from ...extensions import db
+from ...extensions import db_session
 from ..auth import staff_required
 from . import bp
 
@@ -12,7 +12,7 @@ from . import bp
 @staff_required()
 def dashboard():
     return render_template("web/admin/dashboard/index.html", campaign_url=_campaign_url,
-                           **stats.dashboard(db.session))
+                           **stats.dashboard(db_session))
 
 
 def _campaign_url(campaign) -> str | None:

@@ -4,17 +4,20 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from ... import events
-from ...errors import DomainError, InvalidInput
-from ...extensions import db
+from ...errors import Conflict, InvalidInput
+from ...extensions import db_session
+from ...lookups import get_or_404
+from ...models import Event
 from ..auth import staff_required
-from ..content_forms import error_text, event_form_data, event_values
+from ..content_forms import event_form_data, event_values
+from ..errors import flash_error
 from . import bp
 
 
 @bp.get("/events", endpoint="events")
 @staff_required()
 def events_index():
-    return render_template("web/admin/events/index.html", events=events.all_events(db.session))
+    return render_template("web/admin/events/index.html", events=events.all_events(db_session))
 
 
 def _form(event=None, data=None, error=None, status=200):
@@ -28,11 +31,9 @@ def event_new():
     if request.method == "GET":
         return _form()
     try:
-        event = events.create_event(db.session, event_values(request.form))
+        event = events.create_event(db_session, event_values(request.form))
     except InvalidInput as exc:
-        db.session.rollback()
         return _form(data=event_values(request.form), error=exc, status=400)
-    db.session.commit()
     flash(_("The event was saved."), "success")
     return redirect(url_for("admin.event_edit", event_id=event.id))
 
@@ -41,13 +42,11 @@ def event_new():
 @staff_required()
 def event_edit(event_id: int):
     if request.method == "GET":
-        return _form(events.get_event(db.session, event_id))
+        return _form(get_or_404(db_session, Event, event_id))
     try:
-        event = events.update_event(db.session, event_id, event_values(request.form))
+        event = events.update_event(db_session, event_id, event_values(request.form))
     except InvalidInput as exc:
-        db.session.rollback()
-        return _form(events.get_event(db.session, event_id), event_values(request.form), exc, 400)
-    db.session.commit()
+        return _form(get_or_404(db_session, Event, event_id), event_values(request.form), exc, 400)
     flash(_("The event was saved."), "success")
     return redirect(url_for("admin.event_edit", event_id=event.id))
 
@@ -56,11 +55,9 @@ def event_edit(event_id: int):
 @staff_required()
 def event_delete(event_id: int):
     try:
-        events.delete_event(db.session, event_id)
-    except DomainError as exc:
-        db.session.rollback()
-        flash(error_text(exc), "error")
+        events.delete_event(db_session, event_id)
+    except Conflict as exc:
+        flash_error(exc)
         return redirect(url_for("admin.event_edit", event_id=event_id))
-    db.session.commit()
     flash(_("The event was deleted."), "success")
     return redirect(url_for("admin.events"))

@@ -7,20 +7,17 @@ from wtforms import SelectChoice
 
 from ... import imports, lists
 from ...errors import InvalidInput
-from ...extensions import db
-from ...models import ImportStatus, Role
-from ..admin_forms import MappingForm, UploadForm
+from ...extensions import db_session
+from ...lookups import get_or_404
+from ...models import ImportJob, ImportStatus, Role
+from ..admin_forms import MappingForm, UploadForm, add_error
 from ..auth import staff_required
 from . import bp
 
 
-def _message(exc: InvalidInput) -> str:
-    return _(exc.message, **getattr(exc, "params", {}))
-
-
 def _index(form: UploadForm, status: int = 200):
     return render_template("web/admin/imports/index.html", form=form,
-                           jobs=imports.recent_jobs(db.session)), status
+                           jobs=imports.recent_jobs(db_session)), status
 
 
 @bp.get("/imports", endpoint="imports")
@@ -37,12 +34,10 @@ def import_upload():
         return _index(form, 400)
     upload = form.file.data
     try:
-        job = imports.save_upload(db.session, upload.stream, upload.filename or "", current_user.id)
+        job = imports.save_upload(db_session, upload.stream, upload.filename or "", current_user.id)
     except InvalidInput as exc:
-        db.session.rollback()
-        form.file.errors.append(_message(exc))
+        add_error(form, exc)
         return _index(form, 400)
-    db.session.commit()
     return redirect(url_for("admin.import_job", job_id=job.id))
 
 
@@ -57,37 +52,34 @@ def _mapping_form(preview: dict, formdata=None) -> MappingForm:
     form.email_col.choices = columns
     form.name_col.choices = [SelectChoice("", _("(none)"))] + columns
     form.locale_col.choices = [SelectChoice("", _("(none)"))] + columns
-    form.list_ids.choices = [SelectChoice(m.id, m.name) for m in lists.all_lists(db.session)]
+    form.list_ids.choices = [SelectChoice(m.id, m.name) for m in lists.all_lists(db_session)]
     return form
 
 
 @bp.get("/imports/<int:job_id>")
 @staff_required(Role.ADMIN)
 def import_job(job_id: int):
-    job = imports.get_job(db.session, job_id)
+    job = get_or_404(db_session, ImportJob, job_id)
     if job.status != ImportStatus.UPLOADED:
         return render_template("web/admin/imports/progress.html", job=job,
-                               progress=imports.progress(db.session, job_id))
-    preview = imports.preview(db.session, job_id)
+                               progress=imports.progress(db_session, job_id))
+    preview = imports.preview(db_session, job_id)
     return render_template("web/admin/imports/preview.html", form=_mapping_form(preview), **preview)
 
 
 @bp.post("/imports/<int:job_id>")
 @staff_required(Role.ADMIN)
 def import_start(job_id: int):
-    preview = imports.preview(db.session, job_id)
+    preview = imports.preview(db_session, job_id)
     form = _mapping_form(preview, request.form)
     if form.validate_on_submit():
         try:
-            imports.start(db.session, job_id, email_col=form.email_col.data, name_col=form.name_col.data,
+            imports.start(db_session, job_id, email_col=form.email_col.data, name_col=form.name_col.data,
                           locale_col=form.locale_col.data, list_ids=form.list_ids.data or [],
                           status=form.status.data, consent_source=form.consent_source.data or "")
         except InvalidInput as exc:
-            db.session.rollback()
-            field = getattr(form, exc.field or "", None)
-            (field.errors if field is not None else form.form_errors).append(_message(exc))
+            add_error(form, exc)
         else:
-            db.session.commit()
             flash(_("The import has started."), "success")
             return redirect(url_for("admin.import_job", job_id=job_id))
     return render_template("web/admin/imports/preview.html", form=form, **preview), 400
@@ -96,4 +88,4 @@ def import_start(job_id: int):
 @bp.get("/imports/<int:job_id>/status")
 @staff_required(Role.ADMIN)
 def import_status(job_id: int):
-    return jsonify(imports.progress(db.session, job_id))
+    return jsonify(imports.progress(db_session, job_id))

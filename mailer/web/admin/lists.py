@@ -5,22 +5,17 @@ from flask_babel import gettext as _
 
 from ... import lists
 from ...errors import InvalidInput
-from ...extensions import db
-from ...models import Role
-from ..admin_forms import ListForm
+from ...extensions import db_session
+from ...lookups import get_or_404
+from ...models import MailingList, Role
+from ..admin_forms import ListForm, add_error
 from ..auth import staff_required
 from . import bp
 
 
 def _page(form: ListForm, editing=None, status: int = 200):
-    return render_template("web/admin/lists/index.html", lists=lists.all_lists(db.session),
+    return render_template("web/admin/lists/index.html", lists=lists.all_lists(db_session),
                            form=form, editing=editing), status
-
-
-def _form_error(form: ListForm, exc: InvalidInput) -> None:
-    db.session.rollback()
-    field = getattr(form, exc.field or "", None)
-    (field.errors if field is not None else form.form_errors).append(_(exc.message))
 
 
 @bp.get("/lists", endpoint="lists")
@@ -35,13 +30,12 @@ def list_create():
     form = ListForm()
     if form.validate_on_submit():
         try:
-            created = lists.create_list(db.session, name=form.name.data,
+            created = lists.create_list(db_session, name=form.name.data,
                                         description=form.description.data or "",
                                         public=form.public.data)
         except InvalidInput as exc:
-            _form_error(form, exc)
+            add_error(form, exc)
         else:
-            db.session.commit()
             flash(_("List \u201c%(name)s\u201d created.", name=created.name), "success")
             return redirect(url_for("admin.lists"))
     return _page(form, status=400)
@@ -50,16 +44,15 @@ def list_create():
 @bp.route("/lists/<int:list_id>", methods=["GET", "POST"])
 @staff_required(Role.ADMIN)
 def list_edit(list_id: int):
-    editing = lists.get_list(db.session, list_id)
+    editing = get_or_404(db_session, MailingList, list_id)
     form = ListForm(obj=editing)
     if form.validate_on_submit():
         try:
-            lists.update_list(db.session, list_id, name=form.name.data,
+            lists.update_list(db_session, list_id, name=form.name.data,
                               description=form.description.data or "", public=form.public.data)
         except InvalidInput as exc:
-            _form_error(form, exc)
+            add_error(form, exc)
         else:
-            db.session.commit()
             flash(_("List saved."), "success")
             return redirect(url_for("admin.lists"))
         return _page(form, editing, 400)

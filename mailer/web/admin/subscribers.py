@@ -2,13 +2,13 @@
 
 import json
 
-from flask import (Response, abort, flash, redirect, render_template, request, stream_with_context,
-                   url_for)
+from flask import Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
 from flask_babel import gettext as _
 
 from ... import audience, csv_export, lists
-from ...extensions import db
-from ...models import Role, SubscriptionStatus, utcnow
+from ...extensions import db_session
+from ...lookups import get_or_404
+from ...models import Role, Subscriber, SubscriptionStatus, utcnow
 from ..auth import staff_required
 from . import bp
 
@@ -30,10 +30,10 @@ def _filters() -> dict:
 @staff_required()
 def subscribers_page():
     filters = _filters()
-    rows, total = audience.search(db.session, per_page=PER_PAGE, **filters)
+    rows, total = audience.search(db_session, per_page=PER_PAGE, **filters)
     pages = max(1, -(-total // PER_PAGE))
     return render_template("web/admin/subscribers/index.html", rows=rows, total=total, pages=pages,
-                           filters=filters, lists=lists.all_lists(db.session),
+                           filters=filters, lists=lists.all_lists(db_session),
                            statuses=list(SubscriptionStatus))
 
 
@@ -42,7 +42,7 @@ def subscribers_page():
 def subscribers_export():
     filters = _filters()
     filters.pop("page")
-    rows = audience.export_rows(db.session, **filters)  # raises InvalidInput before streaming
+    rows = audience.export_rows(db_session, **filters)  # raises InvalidInput before streaming
     name = f"subscribers-{utcnow():%Y%m%d-%H%M}.csv"
     return Response(stream_with_context(csv_export.stream(audience.EXPORT_HEADER, rows)),
                     mimetype="text/csv; charset=utf-8",
@@ -54,7 +54,7 @@ def subscribers_export():
 @staff_required()
 def subscriber(subscriber_id: int):
     return render_template("web/admin/subscribers/detail.html",
-                           **audience.detail(db.session, subscriber_id))
+                           **audience.detail(db_session, subscriber_id))
 
 
 @bp.post("/subscribers/<int:subscriber_id>/unsubscribe")
@@ -63,8 +63,7 @@ def subscriber_unsubscribe(subscriber_id: int):
     raw = request.form.get("list_id") or ""
     if raw and not raw.isdigit():
         abort(400)
-    audience.unsubscribe(db.session, subscriber_id, [int(raw)] if raw else None)
-    db.session.commit()
+    audience.unsubscribe(db_session, subscriber_id, [int(raw)] if raw else None)
     flash(_("Unsubscribed."), "success")
     return redirect(url_for("admin.subscriber", subscriber_id=subscriber_id))
 
@@ -72,7 +71,7 @@ def subscriber_unsubscribe(subscriber_id: int):
 @bp.get("/subscribers/<int:subscriber_id>/export.json")
 @staff_required(Role.ADMIN)
 def subscriber_export(subscriber_id: int):
-    data = audience.export_subscriber(db.session, subscriber_id)
+    data = audience.export_subscriber(db_session, subscriber_id)
     body = json.dumps(data, ensure_ascii=False, indent=2)
     return Response(body, mimetype="application/json",
                     headers={"Content-Disposition": f'attachment; filename="subscriber-{subscriber_id}.json"',
@@ -82,13 +81,12 @@ def subscriber_export(subscriber_id: int):
 @bp.route("/subscribers/<int:subscriber_id>/erase", methods=["GET", "POST"])
 @staff_required(Role.ADMIN)
 def subscriber_erase(subscriber_id: int):
-    found = audience.get_subscriber(db.session, subscriber_id)
+    found = get_or_404(db_session, Subscriber, subscriber_id)
     if request.method == "POST":
         if request.form.get("confirm") != "yes":
             flash(_("Tick the box to confirm the erasure."), "error")
             return render_template("web/admin/subscribers/erase.html", subscriber=found), 400
-        audience.erase_subscriber(db.session, subscriber_id)
-        db.session.commit()
+        audience.erase_subscriber(db_session, subscriber_id)
         flash(_("The subscriber's personal data was erased."), "success")
         return redirect(url_for("admin.subscribers"))
     return render_template("web/admin/subscribers/erase.html", subscriber=found)

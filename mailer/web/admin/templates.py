@@ -6,19 +6,20 @@ from flask_babel import gettext as _
 
 from ... import email_templates
 from ...errors import DomainError, InvalidInput
-from ...extensions import db
-from ...models import TemplateKind
+from ...extensions import db_session
+from ...lookups import get_or_404
+from ...models import Template, TemplateKind
 from ..archive import mail_page
 from ..auth import staff_required
-from ..content_forms import error_text, int_or_none, template_values
+from ..content_forms import int_or_none, template_values
+from ..errors import error_text, flash_error, status_of
 from . import bp
 
 
 @bp.get("/templates", endpoint="templates")
 @staff_required()
 def templates_index():
-    templates = email_templates.all_templates(db.session)
-    db.session.commit()  # the built-in defaults are created on first use
+    templates = email_templates.all_templates(db_session)
     return render_template("web/admin/templates/index.html", templates=templates)
 
 
@@ -28,8 +29,7 @@ def _form(template=None, data=None, error=None, status=200):
                 "html": template.html, "text": template.text} if template else \
                {"name": "", "kind": request.args.get("kind", TemplateKind.CONTENT),
                 "layout_id": None, "html": "", "text": ""}
-    layouts = email_templates.layouts(db.session)
-    db.session.commit()  # the built-in defaults are created on first use
+    layouts = email_templates.layouts(db_session)
     return render_template("web/admin/templates/form.html", template=template, data=data,
                            error=error, layouts=layouts), status
 
@@ -40,11 +40,9 @@ def template_new():
     if request.method == "GET":
         return _form()
     try:
-        template = email_templates.save_template(db.session, None, template_values(request.form))
+        template = email_templates.save_template(db_session, None, template_values(request.form))
     except InvalidInput as exc:
-        db.session.rollback()
         return _form(data=template_values(request.form), error=exc, status=400)
-    db.session.commit()
     flash(_("The template was saved."), "success")
     return redirect(url_for("admin.template_edit", template_id=template.id))
 
@@ -53,14 +51,12 @@ def template_new():
 @staff_required()
 def template_edit(template_id: int):
     if request.method == "GET":
-        return _form(email_templates.get_template(db.session, template_id))
+        return _form(get_or_404(db_session, Template, template_id))
     try:
-        email_templates.save_template(db.session, template_id, template_values(request.form))
+        email_templates.save_template(db_session, template_id, template_values(request.form))
     except InvalidInput as exc:
-        db.session.rollback()
-        template = email_templates.get_template(db.session, template_id)
+        template = get_or_404(db_session, Template, template_id)
         return _form(template, {**template_values(request.form), "kind": template.kind}, exc, 400)
-    db.session.commit()
     flash(_("The template was saved."), "success")
     return redirect(url_for("admin.template_edit", template_id=template_id))
 
@@ -69,12 +65,10 @@ def template_edit(template_id: int):
 @staff_required()
 def template_restore(template_id: int):
     try:
-        email_templates.restore_default(db.session, template_id)
+        email_templates.restore_default(db_session, template_id)
     except InvalidInput as exc:
-        db.session.rollback()
-        flash(error_text(exc), "error")
+        flash_error(exc)
     else:
-        db.session.commit()
         flash(_("The default version was restored."), "success")
     return redirect(url_for("admin.template_edit", template_id=template_id))
 
@@ -83,12 +77,10 @@ def template_restore(template_id: int):
 @staff_required()
 def template_delete(template_id: int):
     try:
-        email_templates.delete_template(db.session, template_id)
+        email_templates.delete_template(db_session, template_id)
     except InvalidInput as exc:
-        db.session.rollback()
-        flash(error_text(exc), "error")
+        flash_error(exc)
         return redirect(url_for("admin.template_edit", template_id=template_id))
-    db.session.commit()
     flash(_("The template was deleted."), "success")
     return redirect(url_for("admin.templates"))
 
@@ -101,10 +93,10 @@ def template_preview():
     values = template_values(request.form) if request.method == "POST" else None
     part = request.values.get("part", "html")
     try:
-        rendered = email_templates.preview(db.session, template_id, values, str(get_locale()))
+        rendered = email_templates.preview(db_session, template_id, values, str(get_locale()))
     except DomainError as exc:
         return render_template("web/admin/templates/preview_error.html", message=error_text(exc)), \
-            exc.status
+            status_of(exc)
     if part == "text":
         return render_template("web/admin/templates/preview_text.html", text=rendered.text)
     return mail_page(rendered.html)

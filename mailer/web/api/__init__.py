@@ -1,7 +1,9 @@
 """JSON API under /api/v1: Bearer-token authentication, JSON errors, a rate limit per token.
 
-Views live in one module per noun (lists, subscribers, events, campaigns); they parse the body
-with ``mailer.web.api_schemas``, make one domain call, commit and answer with a serializer.
+Views live in one module per noun (lists, subscribers, events, campaigns); each names the
+pydantic models of its body, query and answers (``schemas``), from which ``spec`` validates
+the request and makes the OpenAPI document; it makes one domain call and answers with a
+serializer (the request's transaction is committed after it, see ``mailer.web.transaction``).
 """
 
 import hashlib
@@ -13,8 +15,9 @@ from flask_limiter.util import get_remote_address
 from sqlalchemy.exc import DataError
 
 from ... import users
-from ...extensions import csrf, db, limiter
+from ...extensions import csrf, db_session, limiter
 from ...models import Role
+from ..errors import error_body
 
 bp = Blueprint("api", __name__)
 csrf.exempt(bp)  # token-authenticated, no cookies: nothing for a cross-site form to ride on
@@ -38,11 +41,8 @@ def bearer_token() -> str:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
-def error(status: int, message: str, field: str | None = None, **headers):
-    body = {"error": message}
-    if field:
-        body["field"] = field
-    return jsonify(body), status, headers
+def error(status: int, message: str, **headers):
+    return jsonify(error_body(message)), status, headers
 
 
 def unauthorized(message: str, code: str = ""):
@@ -65,7 +65,7 @@ def admin_only(view):
             return error(403, _("Only an administrator may do this."))
         return view(*args, **kwargs)
 
-    wrapped.api_role = "admin"
+    wrapped.api_role = "admin"  # type: ignore[attr-defined]
     return wrapped
 
 
@@ -79,11 +79,12 @@ def authenticate():
     token = bearer_token()
     if not token:
         return unauthorized(_("Send an API token in the header Authorization: Bearer <token>."))
-    user = users.user_for_token(db.session, token) if len(token) <= MAX_TOKEN else None
+    user = users.user_for_token(db_session, token) if len(token) <= MAX_TOKEN else None
     if user is None:
-        db.session.rollback()
         return unauthorized(_("This API token is not valid."), "invalid_token")
-    db.session.commit()  # keeps the token's last_used_at
+    # The token's bookkeeping is committed apart from the request's work, before it begins:
+    # it holds whatever the answer, and a read stays a read (mailer.web.transaction).
+    db_session.commit()
     g.api_user = user
     return None
 
@@ -91,7 +92,6 @@ def authenticate():
 @bp.errorhandler(DataError)
 def data_error(exc: DataError):
     """A value the database refuses (out of range for its column): the client's mistake."""
-    db.session.rollback()
     return error(400, _("A value is out of range."))
 
 

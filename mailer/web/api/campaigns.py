@@ -1,86 +1,92 @@
 """Campaigns: compose from events and lists, send now or schedule, follow the progress."""
 
-from flask import g, jsonify, request
+from flask import g, jsonify
 
 from ... import campaigns, sending
-from ...extensions import db
-from .. import api_schemas as schemas
-from . import bp, serializers
+from ...extensions import db_session
+from ...lookups import get_or_404
+from ...models import Campaign
+from . import bp, schemas, serializers
+from .spec import answers, spec
 
 ID = "<int(min=1, max=2147483647):campaign_id>"
 
 
 @bp.get("/campaigns")
+@spec.validate(resp=answers(200, schemas.Campaigns, "The campaigns."))
 def list_campaigns():
-    return jsonify({"items": [serializers.campaign(item) for item in campaigns.all_campaigns(db.session)]})
+    """All campaigns, the newest first."""
+    return jsonify({"items": [serializers.campaign(item) for item in campaigns.all_campaigns(db_session)]})
 
 
 @bp.post("/campaigns")
-def create_campaign():
-    values = schemas.parse(schemas.CAMPAIGN_CREATE, schemas.parse_body(request))
-    item = campaigns.create_campaign(db.session, created_by_id=g.api_user.id, **values)
-    db.session.commit()
+@spec.validate(resp=answers(201, schemas.Campaign, "The new draft.", 404, 413))
+def create_campaign(json: schemas.CampaignCreate):
+    """Compose a draft campaign from events for lists."""
+    item = campaigns.create_campaign(db_session, created_by_id=g.api_user.id, **json.values())
     return jsonify(serializers.campaign(item)), 201
 
 
 @bp.get(f"/campaigns/{ID}")
+@spec.validate(resp=answers(200, schemas.Campaign, "The campaign.", 404))
 def get_campaign(campaign_id: int):
-    item = campaigns.get_campaign(db.session, campaign_id)
-    return jsonify(serializers.campaign(item, sending.progress(db.session, campaign_id)))
+    """A campaign with its progress."""
+    item = get_or_404(db_session, Campaign, campaign_id)
+    return jsonify(serializers.campaign(item, sending.progress(db_session, campaign_id)))
 
 
 @bp.patch(f"/campaigns/{ID}")
-def update_campaign(campaign_id: int):
-    """Change a draft or scheduled campaign's subject, preheader, template, events, lists."""
-    values = schemas.parse(schemas.CAMPAIGN_UPDATE, schemas.parse_body(request), partial=True)
-    item = campaigns.update_campaign(db.session, campaign_id, values)
-    db.session.commit()
+@spec.validate(resp=answers(200, schemas.Campaign, "The campaign.", 404, 409, 413))
+def update_campaign(campaign_id: int, json: schemas.CampaignUpdate):
+    """Change a draft or scheduled campaign (archived: at any time)."""
+    item = campaigns.update_campaign(db_session, campaign_id, json.values())
     return jsonify(serializers.campaign(item))
 
 
 @bp.get(f"/campaigns/{ID}/progress")
+@spec.validate(resp=answers(200, schemas.Progress, "The progress.", 404))
 def campaign_progress(campaign_id: int):
-    return jsonify(serializers.progress(sending.progress(db.session, campaign_id)))
+    """How far sending has got."""
+    return jsonify(serializers.progress(sending.progress(db_session, campaign_id)))
 
 
 @bp.post(f"/campaigns/{ID}/send")
+@spec.validate(resp=answers(202, schemas.Campaign, "Sending has started.", 404, 409))
 def send_campaign(campaign_id: int):
-    item = sending.launch(db.session, campaign_id)
-    db.session.commit()
-    return jsonify(serializers.campaign(item)), 202
+    """Send a draft or scheduled campaign now."""
+    return jsonify(serializers.campaign(sending.launch(db_session, campaign_id))), 202
 
 
 @bp.post(f"/campaigns/{ID}/schedule")
-def schedule_campaign(campaign_id: int):
-    at = schemas.parse(schemas.CAMPAIGN_SCHEDULE, schemas.parse_body(request))["at"]
-    item = campaigns.schedule(db.session, campaign_id, at)
-    db.session.commit()
-    return jsonify(serializers.campaign(item))
+@spec.validate(resp=answers(200, schemas.Campaign, "The scheduled campaign.", 404, 409, 413))
+def schedule_campaign(campaign_id: int, json: schemas.CampaignSchedule):
+    """Send the campaign at a given time."""
+    return jsonify(serializers.campaign(campaigns.schedule(db_session, campaign_id, json.at)))
 
 
 @bp.post(f"/campaigns/{ID}/unschedule")
+@spec.validate(resp=answers(200, schemas.Campaign, "The draft.", 404, 409))
 def unschedule_campaign(campaign_id: int):
-    item = campaigns.unschedule(db.session, campaign_id)
-    db.session.commit()
-    return jsonify(serializers.campaign(item))
+    """Turn a scheduled campaign back into a draft."""
+    return jsonify(serializers.campaign(campaigns.unschedule(db_session, campaign_id)))
 
 
 @bp.post(f"/campaigns/{ID}/pause")
+@spec.validate(resp=answers(200, schemas.Campaign, "The campaign.", 404, 409))
 def pause_campaign(campaign_id: int):
-    item = sending.pause(db.session, campaign_id)
-    db.session.commit()
-    return jsonify(serializers.campaign(item))
+    """Pause sending; batches stop after their current chunk."""
+    return jsonify(serializers.campaign(sending.pause(db_session, campaign_id)))
 
 
 @bp.post(f"/campaigns/{ID}/resume")
+@spec.validate(resp=answers(200, schemas.Campaign, "The campaign.", 404, 409))
 def resume_campaign(campaign_id: int):
-    item = sending.resume(db.session, campaign_id)
-    db.session.commit()
-    return jsonify(serializers.campaign(item))
+    """Resume a paused campaign."""
+    return jsonify(serializers.campaign(sending.resume(db_session, campaign_id)))
 
 
 @bp.post(f"/campaigns/{ID}/cancel")
+@spec.validate(resp=answers(200, schemas.Campaign, "The campaign.", 404, 409))
 def cancel_campaign(campaign_id: int):
-    item = sending.cancel(db.session, campaign_id)
-    db.session.commit()
-    return jsonify(serializers.campaign(item))
+    """Stop sending for good; unsent messages are skipped."""
+    return jsonify(serializers.campaign(sending.cancel(db_session, campaign_id)))

@@ -1,35 +1,42 @@
 """Mailing lists: read by every token, changed only by an admin's."""
 
-from flask import jsonify, request
+from flask import jsonify
 
 from ... import lists
-from ...extensions import db
-from .. import api_schemas as schemas
-from . import admin_only, bp, serializers
+from ...extensions import db_session
+from ...lookups import get_or_404
+from ...models import MailingList
+from . import admin_only, bp, schemas, serializers
+from .spec import answers, spec
 
 ID = "<int(min=1, max=2147483647):list_id>"
 
 
 @bp.get("/lists")
+@spec.validate(resp=answers(200, schemas.MailingLists, "The lists."))
 def list_lists():
-    return jsonify({"items": [serializers.mailing_list(item) for item in lists.all_lists(db.session)]})
+    """All mailing lists."""
+    return jsonify({"items": [serializers.mailing_list(item) for item in lists.all_lists(db_session)]})
 
 
 @bp.post("/lists")
 @admin_only
-def create_list():
-    values = schemas.parse(schemas.LIST_CREATE, schemas.parse_body(request))
-    item = lists.create_list(db.session, **values)
-    db.session.commit()
+@spec.validate(resp=answers(201, schemas.MailingList, "The new list.", 409, 413, admin=True))
+def create_list(json: schemas.ListCreate):
+    """Create a list.
+
+    Only for tokens of administrators (403 for editors)."""
+    item = lists.create_list(db_session, **json.values())
     return jsonify(serializers.mailing_list(item)), 201
 
 
 @bp.patch(f"/lists/{ID}")
 @admin_only
-def update_list(list_id: int):
-    """Only the fields sent change: the others keep their current values."""
-    changes = schemas.parse(schemas.LIST_UPDATE, schemas.parse_body(request), partial=True)
-    current = serializers.list_values(lists.get_list(db.session, list_id))
-    item = lists.update_list(db.session, list_id, **(current | changes))
-    db.session.commit()
+@spec.validate(resp=answers(200, schemas.MailingList, "The changed list.", 404, 409, 413, admin=True))
+def update_list(list_id: int, json: schemas.ListUpdate):
+    """Rename, describe, or make a list public or private.
+
+    Only the fields sent change. Only for tokens of administrators (403 for editors)."""
+    current = serializers.list_values(get_or_404(db_session, MailingList, list_id))
+    item = lists.update_list(db_session, list_id, **(current | json.values()))
     return jsonify(serializers.mailing_list(item))

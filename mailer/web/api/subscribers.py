@@ -7,43 +7,39 @@ from flask_babel import gettext as _
 from flask_limiter.util import get_remote_address
 
 from ... import audience, subscriptions
-from ...extensions import db
-from ...models import SubscriptionStatus
-from .. import api_schemas as schemas
+from ...extensions import db_session
 from .. import subscribe_limits
-from . import admin_only, bp, serializers
+from . import admin_only, bp, schemas, serializers
+from .spec import answers, spec
 
 ID = "<int(min=1, max=2147483647):subscriber_id>"
-MAX_PER_PAGE = 200
-MAX_QUERY = 200
-MAX_PAGE = 100_000
 
 
 @bp.get("/subscribers")
-def search_subscribers():
-    args = request.args
-    query = schemas.query_text(args, "query", MAX_QUERY)
-    status = schemas.query_choice(args, "status", [s.value for s in SubscriptionStatus])
-    list_id = schemas.query_int(args, "list_id", None, schemas.MAX_ID)
-    page = schemas.query_int(args, "page", 1, MAX_PAGE)
-    per_page = schemas.query_int(args, "per_page", 50, MAX_PER_PAGE)
-    rows, total = audience.search(db.session, query=query, list_id=list_id, status=status,
-                                  page=page, per_page=per_page)
-    return jsonify(serializers.page(rows, total, page, per_page, serializers.subscriber))
+@spec.validate(resp=answers(200, schemas.SubscriberPage, "One page of subscribers."))
+def search_subscribers(query: schemas.SubscriberSearch):
+    """Search subscribers by address or name, filter by list and status."""
+    rows, total = audience.search(db_session, query=query.query, list_id=query.list_id,
+                                  status=query.status, page=query.page, per_page=query.per_page)
+    return jsonify(serializers.page(rows, total, query.page, query.per_page, serializers.subscriber))
 
 
 @bp.get(f"/subscribers/{ID}")
+@spec.validate(resp=answers(200, schemas.SubscriberExport, "The subscriber's data.", 404))
 def get_subscriber(subscriber_id: int):
-    """The subscriber's data with subscriptions and consent history."""
+    """A subscriber's data with subscriptions and consent history."""
     return jsonify(serializers.subscriber_export(subscriber_id,
-                                                 audience.export_subscriber(db.session, subscriber_id)))
+                                                 audience.export_subscriber(db_session, subscriber_id)))
 
 
 @bp.delete(f"/subscribers/{ID}")
 @admin_only
+@spec.validate(resp=answers(204, None, "Done.", 404, admin=True))
 def erase_subscriber(subscriber_id: int):
-    audience.erase_subscriber(db.session, subscriber_id)
-    db.session.commit()
+    """Erase a subscriber: personal data removed, the address suppressed.
+
+    Only for tokens of administrators (403 for editors)."""
+    audience.erase_subscriber(db_session, subscriber_id)
     return "", 204
 
 
@@ -70,15 +66,16 @@ def visitor_ip() -> str:
 @bp.post("/subscribers/subscribe")
 @subscribe_limits.per_ip(key_func=visitor_ip)
 @subscribe_limits.per_address(lambda: _payload().get("email"))
-def subscribe():
-    """Double opt-in: the same 202 whether the address is new, pending, confirmed or suppressed."""
-    values = schemas.parse(schemas.SUBSCRIBE, schemas.parse_body(request))
+@spec.validate(resp=answers(202, schemas.Accepted, "Accepted.", 413))
+def subscribe(json: schemas.Subscribe):
+    """Sign a visitor up (double opt-in): a confirmation mail is queued.
+
+    The answer is the same whether the address is new, pending, confirmed or suppressed.
+    Limited per visitor IP and per address like the public form."""
     subscriptions.subscribe(
-        db.session, email=values["email"], name=values.get("name", ""),
-        list_ids=values.get("list_ids"), locale=values.get("locale", "pl"), consent=values["consent"],
-        source="api", ip=values.get("ip") or request.remote_addr or "",
-        user_agent=values.get("user_agent") or request.user_agent.string[:400],
+        db_session, email=json.email, name=json.name, list_ids=json.list_ids, locale=json.locale,
+        consent=json.consent, source="api", ip=json.ip or request.remote_addr or "",
+        user_agent=json.user_agent or request.user_agent.string[:400],
     )
-    db.session.commit()
     return jsonify({"status": "accepted",
                     "message": _("If the address can receive mail, a confirmation link is on its way.")}), 202

@@ -6,8 +6,8 @@ leased as a whole (``send_batches``). What a campaign sends is frozen at launch
 notices are rows (``notices``). Campaigns count messages that may have gone twice and
 keep their back-off state.
 
-Revision ID: 0004
-Revises: 0002
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-28 22:34:36.203958
 
 """
@@ -18,8 +18,8 @@ import mailer.models.types
 
 
 # revision identifiers, used by Alembic.
-revision = '0004'
-down_revision = '0002'
+revision = '0005'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 

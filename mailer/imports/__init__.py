@@ -1,0 +1,14 @@
+"""CSV import of subscribers, in four parts:
+
+- ``csv_rows``: reading an uploaded file as UTF-8 CSV rows, streamed, with hostile-file limits;
+- ``upload``: keeping an upload, checking it whole up front, guessing its columns, a preview;
+- ``bulk``: one chunk of rows into subscribers, subscriptions and consent records, in a few
+  set-based statements (INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL);
+- ``job``: the column mapping, the queued job that imports chunk by chunk with its progress
+  kept in the ImportJob row, and that progress for the page.
+"""
+
+from .job import progress, recent_jobs, run, start
+from .upload import preview, save_upload
+
+__all__ = ["preview", "progress", "recent_jobs", "run", "save_upload", "start"]

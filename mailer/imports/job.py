@@ -1,0 +1,160 @@
+"""The import job: the column mapping chosen by staff, the queued task that imports the file
+chunk by chunk with its progress kept in the ImportJob row, and that progress for the page."""
+
+import os
+from datetime import timedelta
+from typing import Any, cast
+
+from flask import current_app
+from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy.orm import Session
+
+from .. import jobs
+from ..errors import Conflict, DomainError, InvalidInput
+from ..lookups import get_or_404
+from ..models import ImportJob, ImportStatus, MailingList, SubscriptionStatus, utcnow
+from .bulk import import_chunk
+from .csv_rows import rows
+from .upload import stored_path
+
+MAX_CONSENT_SOURCE = 200
+STALE_AFTER = timedelta(minutes=10)  # a RUNNING job silent this long is taken over
+COUNTERS = ("done_rows", "created_count", "subscribed_count", "existing_count", "suppressed_count",
+            "invalid_count")
+
+
+def recent_jobs(session: Session, limit: int = 20) -> list[ImportJob]:
+    return list(session.scalars(select(ImportJob).order_by(ImportJob.id.desc()).limit(limit)))
+
+
+def _column(value: Any, columns: int, field: str, required: bool = False) -> int | None:
+    if value in (None, "", -1, "-1"):
+        if required:
+            raise InvalidInput("Choose the column with email addresses.", field)
+        return None
+    try:
+        index = int(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput("Choose a column from the file.", field) from exc
+    if not 0 <= index < columns:
+        raise InvalidInput("Choose a column from the file.", field)
+    return index
+
+
+def _list_ids(session: Session, list_ids: list[Any] | None) -> list[int]:
+    try:
+        wanted = sorted({int(i) for i in list_ids or []})
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput("This list does not exist.", "list_ids") from exc
+    if not wanted:
+        raise InvalidInput("Choose at least one list.", "list_ids")
+    found = set(session.scalars(select(MailingList.id).where(MailingList.id.in_(wanted))))
+    if found != set(wanted):
+        raise InvalidInput("This list does not exist.", "list_ids")
+    return wanted
+
+
+def start(session: Session, job_id: int, *, email_col: Any, name_col: Any = None,
+          locale_col: Any = None, list_ids: list[Any], status: str,
+          consent_source: str = "") -> ImportJob:
+    """Record the mapping and options and queue "mailer.import_csv". A "confirmed" import
+    needs the source of the consent (e.g. "paper form 2025"). Raises NotFound, Conflict
+    (already started), InvalidInput."""
+    job = get_or_404(session, ImportJob, job_id)
+    if job.status != ImportStatus.UPLOADED:
+        raise Conflict("This file has already been imported.")
+    email_index = _column(email_col, job.columns, "email_col", required=True)
+    name_index = _column(name_col, job.columns, "name_col")
+    locale_index = _column(locale_col, job.columns, "locale_col")
+    try:
+        chosen = SubscriptionStatus(status)
+    except ValueError as exc:
+        raise InvalidInput("Unknown status.", "status") from exc
+    if chosen == SubscriptionStatus.UNSUBSCRIBED:
+        raise InvalidInput("Unknown status.", "status")
+    consent_source = " ".join((consent_source or "").split())
+    if chosen == SubscriptionStatus.CONFIRMED and not consent_source:
+        raise InvalidInput("Say where the consent of these people is recorded (for example \"paper form 2025\").",
+                           "consent_source")
+    if len(consent_source) > MAX_CONSENT_SOURCE:
+        raise InvalidInput("The consent source is too long.", "consent_source")
+    job.options = {"email_col": email_index, "name_col": name_index, "locale_col": locale_index,
+                   "list_ids": _list_ids(session, list_ids), "status": chosen.value}
+    job.consent_source = consent_source
+    job.status = ImportStatus.QUEUED
+    jobs.enqueue(session, "mailer.import_csv", job.id)
+    return job
+
+
+def _claim(session: Session, job_id: int) -> bool:
+    """Take a queued job, or a running one whose heartbeat stopped, in one UPDATE; commits."""
+    now = utcnow()
+    claimed = cast(CursorResult[Any], session.execute(
+        update(ImportJob).where(
+            ImportJob.id == job_id,
+            or_(ImportJob.status == ImportStatus.QUEUED,
+                (ImportJob.status == ImportStatus.RUNNING) & (ImportJob.heartbeat_at < now - STALE_AFTER)))
+        .values(status=ImportStatus.RUNNING, heartbeat_at=now)
+        .execution_options(synchronize_session=False)
+    )).rowcount
+    session.commit()
+    return claimed == 1
+
+
+def run(session: Session, job_id: int) -> None:
+    """Task body of "mailer.import_csv": import a queued job chunk by chunk, committing the
+    progress after each chunk. Safe to run twice: the job is claimed atomically (a second
+    run returns at once unless the first one's heartbeat stopped) and inserts skip what
+    exists. A file that became unreadable marks the job failed, with the reason."""
+    if not _claim(session, job_id):  # finished, unknown, or another worker is on it
+        return
+    job = session.get_one(ImportJob, job_id)
+    session.refresh(job)
+    for counter in COUNTERS:
+        setattr(job, counter, 0)
+    job.invalid_rows = []
+    session.commit()
+    size = current_app.config["IMPORT_CHUNK"]
+    chunk: list[tuple[int, list[str]]] = []
+    header_skipped = not job.has_header
+    try:
+        for line, row in rows(stored_path(job), job.delimiter):
+            if not header_skipped:
+                header_skipped = True
+                continue
+            chunk.append((line, row))
+            if len(chunk) >= size:
+                import_chunk(session, job, chunk)
+                job.done_rows += len(chunk)
+                job.heartbeat_at = utcnow()
+                session.commit()
+                chunk = []
+        import_chunk(session, job, chunk)
+        job.done_rows += len(chunk)
+        job.status = ImportStatus.DONE
+    except (InvalidInput, OSError) as exc:
+        session.rollback()
+        job = session.get_one(ImportJob, job_id)
+        job.status = ImportStatus.FAILED
+        # The reason as a message id and its parameters: the page shows it in its language.
+        if isinstance(exc, DomainError):
+            job.error, job.error_params = exc.msgid, exc.params
+        else:
+            job.error, job.error_params = "The file could not be read.", {}
+    job.finished_at = utcnow()
+    session.commit()
+    try:
+        os.unlink(stored_path(job))  # the addresses are in the database now; do not keep a copy
+    except FileNotFoundError:
+        pass
+
+
+def progress(session: Session, job_id: int) -> dict[str, Any]:
+    """Status and counters of an import for the polling page. Raises NotFound."""
+    job = get_or_404(session, ImportJob, job_id)
+    percent = 100 if job.status == ImportStatus.DONE else (
+        int(job.done_rows * 100 / job.total_rows) if job.total_rows else 0)
+    return {"status": job.status.value, "total": job.total_rows, "done": job.done_rows,
+            "percent": min(percent, 100), "created": job.created_count,
+            "subscribed": job.subscribed_count, "existing": job.existing_count,
+            "suppressed": job.suppressed_count, "invalid": job.invalid_count}

@@ -1,0 +1,286 @@
+"""The API's requests and answers, declared once as pydantic models: the bodies and query
+parameters are validated with them (``mailer.web.api.spec``) and the OpenAPI document is
+made from them and from the views that name them.
+
+Bodies are strict (a JSON string is not a number, ``"yes"`` is not ``true``) and refuse
+unknown fields; a PATCH body names at least one field and only the fields it names change.
+"""
+
+import ipaddress
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+MAX_ID = 2**31 - 1  # the id columns are 32-bit integers on PostgreSQL
+MAX_IDS = 100
+
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+Locale = Literal["pl", "en"]
+Status = Literal["pending", "confirmed", "unsubscribed"]
+CampaignState = Literal["draft", "scheduled", "sending", "paused", "sent", "cancelled"]
+
+
+def _distinct(ids: list[int] | None) -> list[int] | None:
+    return None if ids is None else list(dict.fromkeys(ids))
+
+
+def _ip(value: str) -> str:
+    if not value:
+        return value
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise PydanticCustomError("ip_address", "This is not an IP address.") from None
+
+
+Ids = Annotated[list[Id], Field(max_length=MAX_IDS), AfterValidator(_distinct)]
+SomeIds = Annotated[list[Id], Field(min_length=1, max_length=MAX_IDS), AfterValidator(_distinct)]
+When = Annotated[datetime, Field(json_schema_extra={"maxLength": 64})]
+
+
+def _without_null_defaults(schema: dict[str, Any]) -> None:
+    """A PATCH field absent from the body is unchanged, not null: say nothing of a default."""
+    for item in schema.get("properties", {}).values():
+        if item.get("default", ...) is None:
+            del item["default"]
+    schema["minProperties"] = 1
+
+
+class Body(BaseModel):
+    """A JSON request body: strict types, no unknown field."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    def values(self) -> dict[str, Any]:
+        """The fields the client sent, as the domain functions take them."""
+        return self.model_dump(exclude_unset=True)
+
+
+class Patch(Body):
+    """A partial update: at least one field; the others keep their values."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_without_null_defaults)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_empty(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data:
+            raise PydanticCustomError("empty_patch", "Send at least one field to change.")
+        return data
+
+
+# --- Bodies ---------------------------------------------------------------------------------
+
+class ListCreate(Body):
+    name: Annotated[str, Field(max_length=120)]
+    slug: Annotated[str | None, Field(max_length=80,
+                                      description="URL name; made from the name when absent.")] = None
+    description: Annotated[str, Field(max_length=2000)] = ""
+    public: Annotated[bool, Field(description="Offered on the public sign-up form.")] = True
+
+
+class ListUpdate(Patch):
+    name: Annotated[str, Field(max_length=120)] = None  # type: ignore[assignment]
+    description: Annotated[str, Field(max_length=2000)] = None  # type: ignore[assignment]
+    public: bool = None  # type: ignore[assignment]
+
+
+class Subscribe(Body):
+    email: Annotated[str, Field(max_length=254)]
+    name: Annotated[str, Field(max_length=200)] = ""
+    list_ids: Annotated[SomeIds | None, Field(description="Public lists; absent or null: all of them.")] = None
+    locale: Annotated[Locale, Field(description="Language of the confirmation mail.")] = "pl"
+    consent: Annotated[bool, Field(description="The visitor ticked the consent box; must be true.")]
+    ip: Annotated[str, Field(max_length=45, description=(
+        "The visitor's IP address, recorded with the consent and used for the per-IP rate "
+        "limit; default: the caller's.")), AfterValidator(_ip)] = ""
+    user_agent: Annotated[str, Field(max_length=400, description="The visitor's browser.")] = ""
+
+
+class EventFields(BaseModel):
+    title: Annotated[str, Field(max_length=200)]
+    starts_at: Annotated[When, Field(description="ISO 8601; without an offset it is Europe/Warsaw time.")]
+    ends_at: When | None = None
+    place: Annotated[str, Field(max_length=200)] = ""
+    summary: Annotated[str, Field(max_length=500)] = ""
+    body_md: Annotated[str, Field(max_length=20000, description="Markdown, sanitized when shown.")] = ""
+    image_url: Annotated[str, Field(max_length=500)] = ""
+    link: Annotated[str, Field(max_length=500)] = ""
+
+
+class EventCreate(EventFields, Body):
+    pass
+
+
+class EventUpdate(Patch):
+    title: Annotated[str, Field(max_length=200)] = None  # type: ignore[assignment]
+    starts_at: When = None  # type: ignore[assignment]
+    ends_at: When | None = None
+    place: Annotated[str, Field(max_length=200)] = None  # type: ignore[assignment]
+    summary: Annotated[str, Field(max_length=500)] = None  # type: ignore[assignment]
+    body_md: Annotated[str, Field(max_length=20000)] = None  # type: ignore[assignment]
+    image_url: Annotated[str, Field(max_length=500)] = None  # type: ignore[assignment]
+    link: Annotated[str, Field(max_length=500)] = None  # type: ignore[assignment]
+
+
+class CampaignCreate(Body):
+    event_ids: SomeIds
+    list_ids: Ids
+    template_id: Id | None = None
+    subject: Annotated[str | None, Field(max_length=200, description="Made from the events when absent.")] = None
+    preheader: Annotated[str | None, Field(max_length=200)] = None
+    locale: Locale = "pl"
+
+
+class CampaignUpdate(Patch):
+    event_ids: SomeIds = None  # type: ignore[assignment]
+    list_ids: Ids = None  # type: ignore[assignment]
+    template_id: Id | None = None
+    subject: Annotated[str, Field(max_length=200)] = None  # type: ignore[assignment]
+    preheader: Annotated[str, Field(max_length=200)] = None  # type: ignore[assignment]
+    locale: Locale = None  # type: ignore[assignment]
+    archived: Annotated[bool, Field(description="Shown in the public archive once sent.")] = None  # type: ignore[assignment]
+
+
+class CampaignSchedule(Body):
+    at: Annotated[When, Field(description="When to send, ISO 8601; without an offset it is Europe/Warsaw time.")]
+
+
+# --- Query parameters ------------------------------------------------------------------------
+
+class Query(BaseModel):
+    """Query parameters: text converted to the declared types; an empty one is absent."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_absent(cls, data: Any) -> Any:
+        return {key: value for key, value in data.items() if value != ""} if isinstance(data, dict) else data
+
+
+class SubscriberSearch(Query):
+    query: Annotated[str, Field(max_length=200, description="Part of an address or name.")] = ""
+    list_id: Annotated[Id | None, Field(description="Only subscribers of this list.")] = None
+    status: Annotated[Status | None, Field(description="Only subscriptions in this state.")] = None
+    page: Annotated[int, Field(ge=1, le=100_000, description="From 1.")] = 1
+    per_page: Annotated[int, Field(ge=1, le=200, description="Default 50.")] = 50
+
+
+class EventFilter(Query):
+    upcoming: Annotated[Literal["true", "false", "1", "0"] | None, Field(
+        description="Only events that have not ended, soonest first.")] = None
+
+
+# --- Answers (documented; the serializers build them) -------------------------------------
+
+class Error(BaseModel):
+    error: Annotated[str, Field(description="What is wrong, in the request's language.")]
+    field: Annotated[str | None, Field(description="The field at fault, when there is one.")] = None
+
+
+class MailingList(BaseModel):
+    id: Id
+    name: str
+    slug: str
+    description: str
+    public: bool
+    created_at: datetime | None = None
+
+
+class MailingLists(BaseModel):
+    items: list[MailingList]
+
+
+class Subscription(BaseModel):
+    list_id: Id
+    status: Status
+    created_at: datetime | None = None
+    confirmed_at: datetime | None = None
+    unsubscribed_at: datetime | None = None
+
+
+class Subscriber(BaseModel):
+    id: Id
+    email: str
+    name: str
+    locale: str
+    created_at: datetime | None = None
+    subscriptions: list[Subscription]
+
+
+class SubscriberPage(BaseModel):
+    items: list[Subscriber]
+    total: int
+    page: int
+    per_page: int
+
+
+class SubscriberExport(BaseModel):
+    """Everything kept about the subscriber, with the consent history."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: Id
+    email: str
+
+
+class Accepted(BaseModel):
+    status: Literal["accepted"]
+    message: str
+
+
+class Event(EventFields):
+    id: Id
+    starts_at: datetime
+    ends_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class Events(BaseModel):
+    items: list[Event]
+
+
+class Progress(BaseModel):
+    status: CampaignState
+    total: int
+    queued: int | None = None
+    sent: int
+    failed: int
+    skipped: Annotated[int | None, Field(description="Not sent: cancelled or suppressed.")] = None
+    rate: Annotated[float | None, Field(description="Messages per second.")] = None
+    eta_seconds: float | None = None
+    reason: str | None = None
+
+
+class Campaign(BaseModel):
+    id: Id
+    name: str
+    subject: str
+    preheader: str
+    template_id: int | None = None
+    locale: str
+    status: CampaignState
+    archived: bool
+    event_ids: list[Id]
+    list_ids: list[Id]
+    scheduled_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    created_at: datetime | None = None
+    progress: Progress | None = None
+
+
+class Campaigns(BaseModel):
+    items: list[Campaign]
+
+
+class Document(BaseModel):
+    """The OpenAPI document."""
+
+    model_config = ConfigDict(extra="allow")
+
+    openapi: str
