@@ -131,6 +131,45 @@ class Config:
     SEND_RETRY_MAX_SECONDS = env_float("SEND_RETRY_MAX_SECONDS", 900)
     SEND_PAUSE_AFTER_FAILURES = env_int("SEND_PAUSE_AFTER_FAILURES", 50)  # consecutive
 
+    # Bounces and complaints (issue 11): where returned mail and provider reports come in,
+    # and what they do. Every returned mail is addressed to a signed return path
+    # (mailer/verp.py) under BOUNCE_ADDRESS.
+    BOUNCE_ADDRESS = env_str("BOUNCE_ADDRESS")  # default: bounces@MAIL_DOMAIN
+    # Feedback-loop (ARF) reports arrive at addresses registered with the providers.
+    BOUNCE_FEEDBACK_ADDRESSES = env_list("BOUNCE_FEEDBACK_ADDRESSES")
+    BOUNCE_SMTP_HOST = env_str("BOUNCE_SMTP_HOST", "127.0.0.1")
+    BOUNCE_SMTP_PORT = env_int("BOUNCE_SMTP_PORT", 2525)
+    BOUNCE_SMTP_LMTP = env_bool("BOUNCE_SMTP_LMTP", False)  # speak LMTP (LHLO) instead of SMTP
+    BOUNCE_MAX_MESSAGE_KB = env_int("BOUNCE_MAX_MESSAGE_KB", 2048)  # larger returned mail is refused
+    BOUNCE_KEEP_RAW_KB = env_int("BOUNCE_KEEP_RAW_KB", 16)  # the start of each report, kept with it
+    # imaps://user:pass@host/INBOX, imap://...?starttls=1; &move=Folder (else deleted), &cafile=
+    BOUNCE_MAILBOX_URL = env_str("BOUNCE_MAILBOX_URL")
+    BOUNCE_MAILBOX_POLL_SECONDS = env_int("BOUNCE_MAILBOX_POLL_SECONDS", 60)
+    BOUNCE_MAILBOX_BATCH = env_int("BOUNCE_MAILBOX_BATCH", 200)  # messages read per poll
+    # Reports that name no signed return path are matched by the returned Message-ID, then by
+    # the recipient's latest message within this many days; BOUNCE_REQUIRE_VERP turns that off.
+    BOUNCE_MATCH_DAYS = env_int("BOUNCE_MATCH_DAYS", 30)
+    BOUNCE_REQUIRE_VERP = env_bool("BOUNCE_REQUIRE_VERP", False)
+    # Soft bounces: this many (separate messages) within the window suppress the address.
+    BOUNCE_SOFT_LIMIT = env_int("BOUNCE_SOFT_LIMIT", 3)
+    BOUNCE_SOFT_WINDOW_DAYS = env_int("BOUNCE_SOFT_WINDOW_DAYS", 30)
+    # A sending campaign pauses itself when, after BOUNCE_PAUSE_MIN_SENT messages, the share
+    # of them that bounced or drew a complaint passes these (0 turns a check off).
+    BOUNCE_PAUSE_MIN_SENT = env_int("BOUNCE_PAUSE_MIN_SENT", 200)
+    BOUNCE_PAUSE_RATE = env_float("BOUNCE_PAUSE_RATE", 0.05)
+    COMPLAINT_PAUSE_RATE = env_float("COMPLAINT_PAUSE_RATE", 0.003)
+    # Provider webhooks under /webhooks/<provider>; each is off until configured.
+    WEBHOOK_MAX_BODY_KB = env_int("WEBHOOK_MAX_BODY_KB", 512)
+    WEBHOOK_MAX_AGE_SECONDS = env_int("WEBHOOK_MAX_AGE_SECONDS", 900)  # signed timestamps older are stale
+    SES_SNS_TOPIC_ARNS = env_list("SES_SNS_TOPIC_ARNS")  # only these topics are accepted
+    # Where SNS signing certificates and subscription links may point (https, an SNS host).
+    SES_SNS_URL_PATTERN = env_str("SES_SNS_URL_PATTERN",
+                                  r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/")
+    POSTMARK_WEBHOOK_USER = env_str("POSTMARK_WEBHOOK_USER")
+    POSTMARK_WEBHOOK_PASSWORD = env_str("POSTMARK_WEBHOOK_PASSWORD")
+    SENDGRID_WEBHOOK_PUBLIC_KEY = env_str("SENDGRID_WEBHOOK_PUBLIC_KEY")  # base64 (as SendGrid shows it)
+    MAILGUN_WEBHOOK_SIGNING_KEY = env_str("MAILGUN_WEBHOOK_SIGNING_KEY")
+
     # Web
     BABEL_DEFAULT_LOCALE = env_str("DEFAULT_LOCALE", "pl")
     BABEL_DEFAULT_TIMEZONE = env_str("DEFAULT_TIMEZONE", "Europe/Warsaw")

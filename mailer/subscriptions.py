@@ -14,7 +14,7 @@ from flask_babel import gettext as _
 from sqlalchemy import and_, case, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from . import links, tokens
+from . import links, suppression, tokens
 from .consent import Origin, record
 from .errors import BadToken, InvalidInput
 from .jobs import enqueue
@@ -22,8 +22,8 @@ from .mail.headers import list_headers
 from .mail.message import address, build, check_header_value
 from .mail.render import render_notice
 from .mail.transport import from_config
-from .models import (Delivery, MailingList, Subscriber, Subscription, SubscriptionStatus, campaign_lists,
-                     utcnow)
+from .models import (ConsentRecord, Delivery, MailingList, Subscriber, Subscription, SubscriptionStatus,
+                     campaign_lists, utcnow)
 from .subscribers import normalize_email
 from .suppression import is_suppressed
 
@@ -81,8 +81,10 @@ def subscribe(session: Session, *, email: str, name: str = "", list_ids: list[in
     """Sign ``email`` up to ``list_ids`` (None: every public list), pending confirmation.
 
     The outcome is silent and the same for new, pending, confirmed, unsubscribed and
-    suppressed addresses. Raises InvalidInput for a bad address or name, missing consent,
-    an unknown or private list, or an unknown source."""
+    suppressed addresses. A suppressed address (bounced, complained, erased) is not
+    ignored: its chosen lists wait for a fresh confirmation by the mailbox owner, which
+    lifts the suppression (``confirm_once``). Raises InvalidInput for a bad address or
+    name, missing consent, an unknown or private list, or an unknown source."""
     if source not in SOURCES:
         raise InvalidInput("Unknown source.", "source")
     if "\ufffd" in (email or ""):
@@ -95,8 +97,7 @@ def subscribe(session: Session, *, email: str, name: str = "", list_ids: list[in
     config = current_app.config
     if locale not in config["LANGUAGES"]:
         locale = config["BABEL_DEFAULT_LOCALE"]
-    if is_suppressed(session, address_):
-        return
+    suppressed = is_suppressed(session, address_)
     subscriber = _find_or_create(session, address_, name, locale)
     origin = Origin(source, ip, user_agent)
     current = {item.list_id: item for item in subscriber.subscriptions}
@@ -107,11 +108,11 @@ def subscribe(session: Session, *, email: str, name: str = "", list_ids: list[in
             subscription = Subscription(subscriber=subscriber, list_id=mailing_list.id, status=PENDING,
                                         created_at=now)
             session.add(subscription)
-        elif subscription.status == UNSUBSCRIBED:
-            subscription.status = PENDING
+        elif subscription.status == UNSUBSCRIBED or (suppressed and subscription.status == CONFIRMED):
+            subscription.status = PENDING  # suppressed: the owner must confirm again
             subscription.created_at = now
         else:
-            continue  # already pending or confirmed: nothing changes
+            continue  # already pending, or confirmed and mailed: nothing changes
         record(session, subscriber, "subscribe", origin, list_id=mailing_list.id,
                version=config["CONSENT_TEXT_VERSION"])
     session.flush()
@@ -218,8 +219,28 @@ def confirm_once(session: Session, token: str, *, ip: str = "",
                    version=version)
     subscriber.confirm_nonce = secrets.token_hex(16)  # single use
     session.flush()
+    _lift_suppression(session, subscriber, origin)
     enqueue(session, "mailer.send_welcome", subscriber.id)
     return subscriber, False
+
+
+def _lift_suppression(session: Session, subscriber: Subscriber, origin: Origin) -> None:
+    """A confirmed double opt-in is the mailbox owner's own word: it lifts a bounce or an
+    erasure's suppression, and a complaint's when the confirmed consent was given after the
+    complaint (a complaint rotated the nonce, so no older link gets here anyway). The
+    consent record shows what was lifted."""
+    entry = suppression.entry_for(session, subscriber.email)
+    if entry is None:
+        return
+    if entry.reason == "complaint":
+        fresh = session.scalar(select(ConsentRecord.id).where(
+            ConsentRecord.subscriber_id == subscriber.id, ConsentRecord.action == "subscribe",
+            ConsentRecord.created_at >= entry.created_at).limit(1))
+        if fresh is None:
+            return
+    suppression.lift(session, subscriber.email)
+    record(session, subscriber, f"lifted-{entry.reason}"[:32], origin, list_id=None,
+           version=current_app.config["CONSENT_TEXT_VERSION"])
 
 
 def resend_confirmation(session: Session, token: str) -> None:
@@ -319,9 +340,10 @@ def _sender():
 
 
 def send_confirmation(session: Session, subscriber_id: int) -> None:
-    """Mail the confirmation link (no announcement content) if something is still pending."""
+    """Mail the confirmation link (no announcement content) if something is still pending.
+    Sent to a suppressed address too: confirming is the only way back (caps apply)."""
     subscriber = session.get(Subscriber, subscriber_id)
-    if subscriber is None or is_suppressed(session, subscriber.email):
+    if subscriber is None:
         return
     pending = [item for item in subscriber.subscriptions if item.status == PENDING]
     if not pending or not subscriber.confirm_nonce:
