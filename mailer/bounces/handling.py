@@ -82,12 +82,11 @@ class Event:
 
 # --- Returned mail -------------------------------------------------------------------
 
-def receive_mail(session: Session, raw: bytes, *, source: str, envelope_to: list[str] | None = None,
-                 envelope_from: str | None = None) -> Outcome:
-    """Read one returned mail and act on it (the caller commits)."""
+def receive_mail(session: Session, raw: bytes, *, source: str, envelope_to: list[str] | None = None) -> Outcome:
+    """Read one returned mail and act on it (the caller commits). ``envelope_to``: the SMTP
+    recipients it came to (our return paths), when known."""
     config = current_app.config
-    report = reports.read(raw, envelope_to=envelope_to, envelope_from=envelope_from,
-                          keep=config["BOUNCE_KEEP_RAW_KB"] * 1024)
+    report = reports.read(raw, envelope_to=envelope_to, keep=config["BOUNCE_KEEP_RAW_KB"] * 1024)
     if report.verdict in IGNORED:
         return Outcome(report.verdict)
     verp = Verp(config)

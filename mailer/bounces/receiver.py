@@ -69,10 +69,9 @@ class BounceHandler:
         data = envelope.original_content or envelope.content
         if isinstance(data, str):
             data = data.encode("utf-8", "surrogateescape")
-        sender = envelope.mail_from if envelope.mail_from not in (None, "<>") else ""
         loop = asyncio.get_running_loop()
         try:
-            verdict = await loop.run_in_executor(None, self.process, data, list(envelope.rcpt_tos), sender)
+            verdict = await loop.run_in_executor(None, self.process, data, list(envelope.rcpt_tos))
         except Exception:  # noqa: BLE001  the database or a bug: the MTA keeps it and retries
             log.exception("bounce endpoint could not process a message")
             reply = "451 4.3.0 Temporary failure, try again later"
@@ -83,12 +82,12 @@ class BounceHandler:
             return "\r\n".join([reply] * len(envelope.rcpt_tos))
         return reply
 
-    def process(self, data: bytes, recipients: list[str], sender: str) -> str:
+    def process(self, data: bytes, recipients: list[str]) -> str:
         """One message, in its own app context and transaction."""
         with self.app.app_context():
             try:
                 outcome = handling.receive_mail(db.session, data, source=self.protocol,
-                                                envelope_to=recipients, envelope_from=sender)
+                                                envelope_to=recipients)
                 db.session.commit()
             except Exception:
                 db.session.rollback()

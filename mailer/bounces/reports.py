@@ -108,11 +108,10 @@ class Report:
 
 # --- Entry point ---------------------------------------------------------------------
 
-def read(raw: bytes, *, envelope_to: list[str] | None = None, envelope_from: str | None = None,
-         keep: int = 16 * 1024) -> Report:
+def read(raw: bytes, *, envelope_to: list[str] | None = None, keep: int = 16 * 1024) -> Report:
     """The report in ``raw`` (a whole message as received). ``envelope_to`` are the SMTP
-    recipients (our return paths, when it came over SMTP); ``envelope_from`` the SMTP sender
-    ("" for the null sender of a bounce, None when unknown). Never raises on bad input:
+    recipients (our return paths, when it came over SMTP); ``keep`` how many bytes of it the
+    report keeps as its excerpt. Never raises on bad input:
     anything unreadable is NOT_A_BOUNCE."""
     msg = message_from_bytes(raw, policy=policy.compat32)
     report = Report(verdict=NOT_A_BOUNCE, raw_size=len(raw), raw_sha256=hashlib.sha256(raw).hexdigest(),
@@ -121,7 +120,7 @@ def read(raw: bytes, *, envelope_to: list[str] | None = None, envelope_from: str
     report.return_paths = [*(envelope_to or []), *_delivery_addresses(msg)]
     report.reported_at = _date(msg.get("Date"))
     try:
-        _read_into(report, msg, envelope_from)
+        _read_into(report, msg)
     except Exception:  # noqa: BLE001  a malformed MIME structure the parsers choke on
         report.verdict, report.findings = NOT_A_BOUNCE, []
     report.return_paths = list(dict.fromkeys(a.strip().strip("<>") for a in report.return_paths if a))
@@ -129,7 +128,7 @@ def read(raw: bytes, *, envelope_to: list[str] | None = None, envelope_from: str
     return report
 
 
-def _read_into(report: Report, msg: Message, envelope_from: str | None) -> None:
+def _read_into(report: Report, msg: Message) -> None:
     report_type = (msg.get_param("report-type", "", "content-type") or "").lower() \
         if msg.get_content_type() == "multipart/report" else ""
     originals = _original_headers(msg)
@@ -145,7 +144,7 @@ def _read_into(report: Report, msg: Message, envelope_from: str | None) -> None:
     text = _body_text(msg)
     report.message_ids += _MESSAGE_ID.findall(text)  # originals quoted inline (qmail, Exim)
     report.return_paths += _PLUS_ADDRESS.findall(text)
-    if is_auto_reply(msg, envelope_from):
+    if is_auto_reply(msg):
         report.verdict = AUTO_REPLY
         return
     _read_heuristic(report, msg, text)
@@ -251,11 +250,12 @@ def _fields(part: Message) -> Message:
 
 # --- Auto-replies (RFC 3834) ---------------------------------------------------------
 
-def is_auto_reply(msg: Message, envelope_from: str | None = None) -> bool:
+def is_auto_reply(msg: Message) -> bool:
     """An automatic answer from a person's mailbox (vacation, out of office, ticket
-    receipt): not a report about delivery. A message from a mailer daemon or with a null
-    sender is never one, though bounces too carry ``Auto-Submitted: auto-replied``."""
-    if looks_like_bounce(msg, envelope_from):
+    receipt): not a report about delivery. A message from a mailer daemon or with a bounce's
+    subject is never one, though bounces too carry ``Auto-Submitted: auto-replied`` (and
+    auto-replies, like bounces, should come from the null sender: RFC 3834 §3.3)."""
+    if looks_like_bounce(msg):
         return False
     auto_submitted = (msg.get("Auto-Submitted") or "").strip().lower()
     precedence = (msg.get("Precedence") or msg.get("X-Precedence") or "").strip().lower()
@@ -273,12 +273,8 @@ def is_auto_reply(msg: Message, envelope_from: str | None = None) -> bool:
     return bool(_AUTO_SUBJECT.search(_header_text(msg.get("Subject", ""))))
 
 
-def looks_like_bounce(msg: Message, envelope_from: str | None = None) -> bool:
-    """Sent by a mail system, not a person: a null sender, a daemon's From, a bounce subject."""
-    if envelope_from == "":
-        return True
-    if (msg.get("Return-Path") or "").strip() == "<>":
-        return True
+def looks_like_bounce(msg: Message) -> bool:
+    """Sent by a mail system, not a person: a daemon's From or a bounce subject."""
     name, address = parseaddr(_header_text(msg.get("From", "")))
     local = address.rpartition("@")[0].lower() if "@" in address else address.lower()
     if local in _DAEMONS or re.search(r"mail delivery (system|subsystem)|postmaster", name, re.I):
@@ -295,7 +291,7 @@ def _read_heuristic(report: Report, msg: Message, text: str) -> None:
         temporary, permanent = frozenset(), frozenset()
     failed = sorted({a.decode("ascii", "replace").lower() for a in permanent})
     if not failed:
-        report.verdict = DELAY if temporary and looks_like_bounce(msg) else NOT_A_BOUNCE
+        report.verdict = DELAY if temporary else NOT_A_BOUNCE  # flufl's "temporary": warnings
         return
     report.verdict = HEURISTIC
     for recipient in failed:
