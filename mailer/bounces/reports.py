@@ -21,6 +21,7 @@ returned message's Message-ID, for ``handling`` to map it to its delivery.
 """
 
 import hashlib
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -285,10 +286,14 @@ def looks_like_bounce(msg: Message) -> bool:
 # --- Everything else: flufl.bounce ---------------------------------------------------
 
 def _read_heuristic(report: Report, msg: Message, text: str) -> None:
+    quiet = _DropRecords()  # flufl logs a detector's exception at ERROR level before raising it
+    logging.getLogger("flufl.bounce").addFilter(quiet)
     try:
         temporary, permanent = all_failures(msg)
     except Exception:  # noqa: BLE001  a detector failing on odd input: treat as unrecognised
         temporary, permanent = frozenset(), frozenset()
+    finally:
+        logging.getLogger("flufl.bounce").removeFilter(quiet)
     failed = sorted({a.decode("ascii", "replace").lower() for a in permanent})
     if not failed:
         report.verdict = DELAY if temporary else NOT_A_BOUNCE  # flufl's "temporary": warnings
@@ -300,6 +305,11 @@ def _read_heuristic(report: Report, msg: Message, text: str) -> None:
         kind = classify(status, diagnostic, _basic_code(diagnostic))
         report.findings.append(Finding(kind, recipient, status or ("4.0.0" if kind == BounceKind.SOFT else "5.0.0"),
                                        diagnostic[:MAX_DIAGNOSTIC]))
+
+
+class _DropRecords(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
 
 
 def _near(text: str, address: str, span: int = 600) -> str:
