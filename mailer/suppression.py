@@ -66,8 +66,10 @@ def search(session: Session, *, query: str = "", reason: str | None = None, page
     still has it (erased addresses are known only by their hash). ``query`` is a whole
     address (hashed, as stored: a fragment cannot match). Raises InvalidInput."""
     query = (query or "").strip()
-    if len(query) > 320 or any(ord(ch) < 32 for ch in query):
+    if len(query) > 320:
         raise InvalidInput("The search text is too long.", "q")
+    if any(ord(ch) < 32 for ch in query):
+        raise InvalidInput("This email address is not valid.", "q")
     if reason and reason not in REASONS:
         raise InvalidInput("Unknown reason.", "reason")
     page = max(1, int(page))

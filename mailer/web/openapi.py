@@ -98,6 +98,10 @@ MODELS = {
                                               "cancelled"]},
         "event_ids": {"type": "array", "items": ID}, "list_ids": {"type": "array", "items": ID},
         "scheduled_at": TIME, "started_at": TIME, "finished_at": TIME, "created_at": TIME,
+        "bounce_count": {"type": "integer", "description": "Messages that came back (once per message)."},
+        "complaint_count": {"type": "integer", "description": "Recipients who marked it as spam."},
+        "bounce_rate": {"type": ["number", "null"], "description": "Bounces per message sent (0-1)."},
+        "complaint_rate": {"type": ["number", "null"], "description": "Complaints per message sent (0-1)."},
         "progress": _ref("Progress")}},
 }
 

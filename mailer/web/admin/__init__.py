@@ -5,4 +5,4 @@ from flask import Blueprint
 bp = Blueprint("admin", __name__)
 
 from . import (accounts, campaigns, dashboard, events, imports, lists, outbox,  # noqa: E402,F401
-               subscribers, templates)
+               subscribers, suppressions, templates)

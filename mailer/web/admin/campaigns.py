@@ -5,6 +5,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from ... import campaigns, sending
+from ...bounces import handling
 from ...errors import DomainError, InvalidInput
 from ...extensions import db
 from ...models import CampaignStatus
@@ -69,6 +70,7 @@ def _detail(campaign_id: int, error=None, status=200, data=None):
     return render_template(
         "web/admin/campaigns/detail.html", campaign=campaign, error=error, data=data,
         progress=sending.progress(db.session, campaign_id) if started else None,
+        bounces=handling.campaign_summary(db.session, campaign_id) if started else None,
         editable=campaign.status in campaigns.EDITABLE, Status=CampaignStatus,
         scheduled_local=local_input(campaign.scheduled_at),
         recipient=request.args.get("as", ""), **options), status
