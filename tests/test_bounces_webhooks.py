@@ -192,7 +192,7 @@ def test_ses_refusals_change_nothing(app, session, smtp_server, providers):
                                                   "SigningCertURL": "http://evil.example/cert.pem"}), 403),
         "certificate URL with user info": (providers.sign({
             **sns_envelope(ses_notification(app, sent[0], "hard"), "w"),
-            "SigningCertURL": f"http://127.0.0.1:1@evil.example/cert.pem"}), 403),
+            "SigningCertURL": "http://127.0.0.1:1@evil.example/cert.pem"}), 403),
         "another topic": (providers.sign({**sns_envelope(ses_notification(app, sent[0], "hard"), "t"),
                                           "TopicArn": "arn:aws:sns:eu-central-1:999999999999:other"}), 403),
         "unknown signature version": ({**good, "SignatureVersion": "3"}, 403),
@@ -352,3 +352,22 @@ def test_a_forged_return_path_from_a_provider_is_refused(app, session, smtp_serv
     answer = post(app, "mailgun", mailgun_body(data))
     assert answer.status_code == 200 and answer.get_json() == {"events": 1, "forged": 1}
     assert figures(campaign_id)["events"] == {}
+
+
+def test_postmark_bounce_dump_maps_by_its_return_path(app, session, smtp_server, providers):
+    from tests.helpers_bounces import bounce_of
+
+    campaign_id, sent = send_campaign(session, smtp_server, 1)
+    record = json.loads(postmark_record(sent[0], "Bounce", "HardBounce", 201))
+    record["Email"] = "forwarded@elsewhere.example"  # the address that failed, after a forward
+    record["Content"] = bounce_of(app, sent[0], "postfix_user_unknown.eml").decode()
+    answer = post(app, "postmark", json.dumps(record).encode(), basic("postmark", "s3cret-hook"))
+    assert answer.get_json() == {"events": 1, "recorded": 1}
+    assert suppression_reason(sent[0].email) == "bounced" and figures(campaign_id)["bounces"] == 1
+    from sqlalchemy import select
+
+    from mailer.models import BounceEvent
+    from tests.helpers_bounces import fresh
+
+    with fresh() as other:
+        assert other.scalar(select(BounceEvent.matched_by)) == "verp"

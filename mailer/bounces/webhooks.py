@@ -244,7 +244,7 @@ def postmark_events(record: dict, raw: bytes) -> list[handling.Event]:
     content = record.get("Content")
     if isinstance(content, str) and content:  # the bounce itself, when the server keeps it
         dump = reports.read(content.encode("utf-8", "replace")[:512 * 1024])
-        return_path = next(iter(dump.return_paths), "")
+        return_path = next((a for a in dump.return_paths if "+" in a), "")  # a VERP has a +token
         message_id = next(iter(dump.message_ids), "")
     finding = Finding(kind, _text(record.get("Email"), 320).lower(), reports._status(details), details,
                       "abuse" if kind == BounceKind.COMPLAINT else "")
