@@ -79,7 +79,7 @@ def test_dashboard(app, client, session, smtp_server):
     assert "the address does not exist (bounced): 1" in english and "marked a message as spam: 1" in english
     polish = text_of(client.get("/admin/?lang=pl"))
     assert "Ostatnie 30 dni: wysłano 4 wiadomości, zwrócono 2, jako spam oznaczono 1." in polish
-    assert "Adresy wstrzymane" in polish and "Bounce rate" not in polish
+    assert "Wykluczone adresy" in polish and "Bounce rate" not in polish
 
 
 def test_suppression_list_is_for_admins_and_searched_by_address(app, client, session, smtp_server):
@@ -105,7 +105,7 @@ def test_suppression_list_is_for_admins_and_searched_by_address(app, client, ses
     assert client.get("/admin/suppressions?page=x").status_code == 400
     assert client.get("/admin/suppressions?q=%01").status_code == 400
     polish = text_of(client.get("/admin/suppressions?lang=pl"))
-    assert "Adresy wstrzymane" in polish and "adres nie istnieje (zwrot)" in polish
+    assert "Wykluczone adresy" in polish and "adres nie istnieje (zwrot)" in polish
     assert "Whole email address" not in polish
 
 
