@@ -1,6 +1,7 @@
 """Where staff and the API see bounces and complaints: the campaign page, the API's campaign,
 the dashboard, a subscriber's page, and the suppression list (admins; searched by address)."""
 
+import html
 import re
 
 from sqlalchemy import update
@@ -23,7 +24,7 @@ def returned(app, session, smtp_server):
 
 
 def text_of(response) -> str:
-    return re.sub(r"\s+", " ", response.get_data(as_text=True))
+    return html.unescape(re.sub(r"\s+", " ", response.get_data(as_text=True)))
 
 
 def test_campaign_page_in_both_languages(app, client, session, smtp_server):
@@ -32,8 +33,8 @@ def test_campaign_page_in_both_languages(app, client, session, smtp_server):
     english = text_of(client.get(f"/admin/campaigns/{campaign_id}?lang=en"))
     assert 'id="bounce-count">2<' in english and 'id="complaint-count">1<' in english
     assert "(50.0 %)" in english and "(25.00 %)" in english
-    assert "Address unknown: 1 · temporary (full mailbox, gave up): 0 · refused by the receiving server&#39;s policy: 1" \
-        in english or "refused by the receiving server's policy: 1" in english
+    assert "Address unknown: 1 · temporary (full mailbox, gave up): 0 · refused by the receiving server's policy: 1" \
+        in english
     assert sent[0].email in english and "5.1.1" in english and "spam complaint" in english
     polish = text_of(client.get(f"/admin/campaigns/{campaign_id}?lang=pl"))
     assert "Zwroty i skargi" in polish and "Zwrócone:" in polish and "Skargi:" in polish

@@ -8,11 +8,12 @@ import pytest
 from sqlalchemy import select, update
 
 from mailer.bounces import handling
-from mailer.models import BounceEvent, Campaign, CampaignStatus
+from mailer.models import BounceEvent, Campaign, CampaignStatus, Delivery, MailingList, Subscriber
 from mailer.models.types import utcnow
 from mailer.verp import Verp
-from tests.helpers_bounces import (bounce_of, consent_actions, figures, forge, fresh, send_campaign,
+from tests.helpers_bounces import (Sent, bounce_of, consent_actions, figures, forge, fresh, send_campaign,
                                    subscription_statuses, suppression_reason)
+from tests.helpers_engine import launch_and_snapshot, make_campaign, run_all_batches
 
 
 def receive(session, raw, **kwargs):
@@ -54,47 +55,38 @@ def test_policy_block_and_soft_bounce_do_not_suppress(app, session, smtp_server)
 
 def test_soft_bounces_suppress_after_the_limit_within_the_window(app, session, smtp_server, monkeypatch):
     monkeypatch.setitem(app.config, "BOUNCE_SOFT_LIMIT", 3)
-    email = None
-    for round_ in range(3):
-        smtp_server.reset()
-        campaign_id, sent = send_campaign(session, smtp_server, 1, subject=f"Runda {round_}") if round_ == 0 \
-            else _again(session, smtp_server, email, round_)
-        email = sent[0].email
-        assert receive(session, bounce_of(app, sent[0], "postfix_expired_soft.eml")).kinds == ["soft"]
-        assert suppression_reason(email) == (None if round_ < 2 else "soft_bounced")
+    _, sent = send_campaign(session, smtp_server, 1)
+    messages = [sent[0], send_again(session, smtp_server, "Runda 1"), send_again(session, smtp_server, "Runda 2")]
+    for n, item in enumerate(messages):
+        assert receive(session, bounce_of(app, item, "postfix_expired_soft.eml")).kinds == ["soft"]
+        assert suppression_reason(item.email) == (None if n < 2 else "soft_bounced")
 
 
 def test_soft_bounces_outside_the_window_do_not_count(app, session, smtp_server, monkeypatch):
     monkeypatch.setitem(app.config, "BOUNCE_SOFT_LIMIT", 2)
-    campaign_id, sent = send_campaign(session, smtp_server, 1)
+    _, sent = send_campaign(session, smtp_server, 1)
     receive(session, bounce_of(app, sent[0], "postfix_mailbox_full.eml"))
     session.execute(update(BounceEvent).values(created_at=utcnow() - timedelta(days=45)))
     session.commit()
-    smtp_server.reset()
-    _, again = _again(session, smtp_server, sent[0].email, 1)
-    receive(session, bounce_of(app, again[0], "postfix_mailbox_full.eml"))
+    again = send_again(session, smtp_server, "Runda 1")
+    receive(session, bounce_of(app, again, "postfix_mailbox_full.eml"))
     assert suppression_reason(sent[0].email) is None
 
 
-def _again(session, smtp_server, email, round_):
-    """A new campaign to the same (single) list's subscribers."""
-    from mailer.models import MailingList
-    from tests.helpers_engine import launch_and_snapshot, make_campaign, run_all_batches
-
+def send_again(session, smtp_server, subject: str) -> Sent:
+    """Another campaign to the first list (one subscriber): what it sent."""
+    smtp_server.reset()
     lists = list(session.scalars(select(MailingList).order_by(MailingList.id).limit(1)))
-    campaign = make_campaign(session, lists, f"Runda {round_}")
+    campaign = make_campaign(session, lists, subject)
     session.commit()
     launch_and_snapshot(session, campaign.id)
     run_all_batches(session, campaign.id)
-    smtp_server.wait_for(1)
-    from tests.helpers_bounces import Sent
-    from mailer.models import Delivery, Subscriber
-
+    [received] = smtp_server.wait_for(1)
     row = session.execute(select(Subscriber.email, Subscriber.id, Delivery.id, Delivery.message_id)
                           .join(Delivery, Delivery.subscriber_id == Subscriber.id)
                           .where(Delivery.campaign_id == campaign.id)).one()
     session.commit()
-    return campaign.id, [Sent(row[0], row[1], row[2], row[3], smtp_server.messages[-1])]
+    return Sent(*row, received)
 
 
 def test_complaint_unsubscribes_everywhere_records_and_suppresses(app, session, smtp_server):
