@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -20,7 +21,8 @@ from mailer.models import (BounceEvent, Campaign, ConsentRecord, Delivery, Subsc
                            Suppression)
 from mailer.suppression import email_hash
 from mailer.verp import Verp
-from tests.helpers_engine import make_audience, make_campaign, launch_and_snapshot, run_all_batches
+from tests.conftest import settle_worker
+from tests.helpers_engine import launch_and_snapshot, make_audience, make_campaign, run_all_batches
 from tests.smtp_server import Received
 
 CORPUS = Path(__file__).resolve().parent / "data" / "bounces"
@@ -46,6 +48,9 @@ def send_campaign(session, smtp_server, count: int, subject: str = "Koncert na R
     launch_and_snapshot(session, campaign.id)
     run_all_batches(session, campaign.id)
     smtp_server.wait_for(count)
+    # The launch also queued the start task: a test worker running (from an earlier test)
+    # may still take it and finish the campaign after a test has set its status back.
+    settle_worker(current_app._get_current_object())
     by_recipient = {r: m for m in smtp_server.messages for r in m.recipients}
     rows = session.execute(
         select(Subscriber.email, Subscriber.id, Delivery.id, Delivery.message_id)

@@ -5,6 +5,7 @@ withdrawal of consent, counters once per delivery, the campaign's self-pause, id
 from datetime import timedelta
 
 import pytest
+from flask import current_app
 from sqlalchemy import select, update
 
 from mailer.bounces import handling
@@ -13,6 +14,7 @@ from mailer.models.types import utcnow
 from mailer.verp import Verp
 from tests.helpers_bounces import (Sent, bounce_of, consent_actions, figures, forge, fresh, send_campaign,
                                    subscription_statuses, suppression_reason)
+from tests.conftest import settle_worker
 from tests.helpers_engine import launch_and_snapshot, make_campaign, run_all_batches
 
 
@@ -82,6 +84,7 @@ def send_again(session, smtp_server, subject: str) -> Sent:
     launch_and_snapshot(session, campaign.id)
     run_all_batches(session, campaign.id)
     [received] = smtp_server.wait_for(1)
+    settle_worker(current_app._get_current_object())
     row = session.execute(select(Subscriber.email, Subscriber.id, Delivery.id, Delivery.message_id)
                           .join(Delivery, Delivery.subscriber_id == Subscriber.id)
                           .where(Delivery.campaign_id == campaign.id)).one()
