@@ -43,11 +43,15 @@ lint: install-test
 test: install-test system-test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Debian's Chromium drives the browser tests (Playwright's own download does not work here).
+# Debian's Chromium drives the browser tests (Playwright's own download does not work here);
+# Debian's Dovecot is the IMAP server the bounce-mailbox tests start (each its own instance).
 system-test-deps:
 	@command -v chromium >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "Install Debian's chromium package (sudo apt-get install chromium)"; exit 1; fi; }
+	@test -x /usr/sbin/dovecot || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd >/dev/null; \
+	  else echo "Install Debian's dovecot-imapd package (sudo apt-get install dovecot-imapd)"; exit 1; fi; }
 
 ## make bench: sending throughput against a same-run baseline (see bench/README).
 bench: install-test bench-deps

@@ -35,6 +35,10 @@ class Environment:
         value = self.values.get(name)
         return float(value) if value else default
 
+    def flag(self, name: str, default: bool) -> bool:
+        value = self.values.get(name)
+        return value.strip().lower() in {"1", "true", "yes", "on"} if value else default
+
     def names(self, name: str) -> list[str]:
         """A comma-separated list."""
         return [part.strip() for part in self.text(name).split(",") if part.strip()]
@@ -150,7 +154,45 @@ class Config:
         self.SEND_RETRY_MAX_SECONDS = env.number("SEND_RETRY_MAX_SECONDS", 900)
         self.SEND_PAUSE_AFTER_FAILURES = env.integer("SEND_PAUSE_AFTER_FAILURES", 50)  # permanent, in a row
         self.SEND_PAUSE_AFTER_SECONDS = env.integer("SEND_PAUSE_AFTER_SECONDS", 1800)  # nothing accepted
-        self.BOUNCE_ADDRESS = env.text("BOUNCE_ADDRESS")  # VERP base; default bounces@MAIL_DOMAIN
+
+        # Bounces and complaints (mailer/bounces): where returned mail and provider reports
+        # come in, and what they do. Every message goes out with a signed return path
+        # (mailer/verp.py) under BOUNCE_ADDRESS.
+        self.BOUNCE_ADDRESS = env.text("BOUNCE_ADDRESS")  # default: bounces@MAIL_DOMAIN
+        # Feedback-loop (ARF) reports arrive at addresses registered with the providers.
+        self.BOUNCE_FEEDBACK_ADDRESSES = env.names("BOUNCE_FEEDBACK_ADDRESSES")
+        self.BOUNCE_SMTP_HOST = env.text("BOUNCE_SMTP_HOST", "127.0.0.1")
+        self.BOUNCE_SMTP_PORT = env.integer("BOUNCE_SMTP_PORT", 2525)
+        self.BOUNCE_SMTP_LMTP = env.flag("BOUNCE_SMTP_LMTP", False)  # speak LMTP (LHLO) instead of SMTP
+        self.BOUNCE_MAX_MESSAGE_KB = env.integer("BOUNCE_MAX_MESSAGE_KB", 2048)  # larger is refused
+        self.BOUNCE_KEEP_RAW_KB = env.integer("BOUNCE_KEEP_RAW_KB", 16)  # the start of each report, kept
+        # imaps://user:pass@host/INBOX, imap://...?starttls=1; &move=Folder (else deleted), &cafile=
+        self.BOUNCE_MAILBOX_URL = env.text("BOUNCE_MAILBOX_URL")
+        self.BOUNCE_MAILBOX_POLL_SECONDS = env.integer("BOUNCE_MAILBOX_POLL_SECONDS", 60)
+        self.BOUNCE_MAILBOX_BATCH = env.integer("BOUNCE_MAILBOX_BATCH", 200)  # messages read per poll
+        # Reports that name no signed return path are matched by the returned Message-ID, then
+        # by the recipient's latest message within this many days; BOUNCE_REQUIRE_VERP: never.
+        self.BOUNCE_MATCH_DAYS = env.integer("BOUNCE_MATCH_DAYS", 30)
+        self.BOUNCE_REQUIRE_VERP = env.flag("BOUNCE_REQUIRE_VERP", False)
+        # Soft bounces: this many (separate messages) within the window suppress the address.
+        self.BOUNCE_SOFT_LIMIT = env.integer("BOUNCE_SOFT_LIMIT", 3)
+        self.BOUNCE_SOFT_WINDOW_DAYS = env.integer("BOUNCE_SOFT_WINDOW_DAYS", 30)
+        # A sending campaign pauses itself when, after BOUNCE_PAUSE_MIN_SENT messages, the
+        # share of them that bounced or drew a complaint passes these (0 turns a check off).
+        self.BOUNCE_PAUSE_MIN_SENT = env.integer("BOUNCE_PAUSE_MIN_SENT", 200)
+        self.BOUNCE_PAUSE_RATE = env.number("BOUNCE_PAUSE_RATE", 0.05)
+        self.COMPLAINT_PAUSE_RATE = env.number("COMPLAINT_PAUSE_RATE", 0.003)
+        # Provider webhooks under /webhooks/<provider>; each is off until configured.
+        self.WEBHOOK_MAX_BODY_KB = env.integer("WEBHOOK_MAX_BODY_KB", 512)
+        self.WEBHOOK_MAX_AGE_SECONDS = env.integer("WEBHOOK_MAX_AGE_SECONDS", 900)  # older signatures: stale
+        self.SES_SNS_TOPIC_ARNS = env.names("SES_SNS_TOPIC_ARNS")  # only these topics are accepted
+        # Where SNS signing certificates and subscription links may point (https, an SNS host).
+        self.SES_SNS_URL_PATTERN = env.text("SES_SNS_URL_PATTERN",
+                                            r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/")
+        self.POSTMARK_WEBHOOK_USER = env.text("POSTMARK_WEBHOOK_USER")
+        self.POSTMARK_WEBHOOK_PASSWORD = env.text("POSTMARK_WEBHOOK_PASSWORD")
+        self.SENDGRID_WEBHOOK_PUBLIC_KEY = env.text("SENDGRID_WEBHOOK_PUBLIC_KEY")  # base64, as SendGrid shows it
+        self.MAILGUN_WEBHOOK_SIGNING_KEY = env.text("MAILGUN_WEBHOOK_SIGNING_KEY")
 
         # Jobs (mailer.jobs) and beat
         self.TICK_SECONDS = env.number("TICK_SECONDS", 5)

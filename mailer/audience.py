@@ -9,7 +9,16 @@ from sqlalchemy.orm import Session, selectinload
 from . import suppression
 from .errors import InvalidInput
 from .lookups import get_or_404
-from .models import Campaign, ConsentRecord, Delivery, MailingList, Subscriber, Subscription, SubscriptionStatus
+from .models import (
+    BounceEvent,
+    Campaign,
+    ConsentRecord,
+    Delivery,
+    MailingList,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+)
 
 MAX_QUERY = 200
 MAX_PER_PAGE = 200
@@ -72,8 +81,12 @@ def detail(session: Session, subscriber_id: int, deliveries_limit: int = 200) ->
         .where(Delivery.subscriber_id == subscriber_id)
         .order_by(Delivery.id.desc()).limit(deliveries_limit)
     ).all()
+    from .bounces.handling import subscriber_events
+
     return {
         "subscriber": subscriber,
+        "suppression": suppression.entry_for(session, subscriber.email),
+        "bounces": subscriber_events(session, subscriber_id),
         "subscriptions": sorted(subscriber.subscriptions, key=lambda s: s.list.name),
         "consents": list(reversed(subscriber.consents)),
         "lists": lists,
@@ -110,6 +123,12 @@ def export_subscriber(session: Session, subscriber_id: int) -> dict[str, Any]:
             "campaign": row["campaign"].subject, "status": str(row["delivery"].status),
             "sent_at": _iso(row["delivery"].sent_at),
         } for row in info["deliveries"]],
+        "returned_mail": [{
+            "kind": str(e.kind), "source": e.source, "status": e.status, "diagnostic": e.diagnostic,
+            "feedback_type": e.feedback_type, "received_at": _iso(e.created_at),
+        } for e in info["bounces"]],
+        "suppressed": ({"reason": info["suppression"].reason, "since": _iso(info["suppression"].created_at)}
+                       if info["suppression"] else None),
     }
 
 
@@ -120,6 +139,7 @@ def erase_subscriber(session: Session, subscriber_id: int) -> None:
     subscriber = get_or_404(session, Subscriber, subscriber_id)
     suppression.suppress(session, subscriber.email, "erased")
     session.execute(delete(Delivery).where(Delivery.subscriber_id == subscriber_id))
+    session.execute(delete(BounceEvent).where(BounceEvent.subscriber_id == subscriber_id))
     session.execute(delete(ConsentRecord).where(ConsentRecord.subscriber_id == subscriber_id))
     session.execute(delete(Subscription).where(Subscription.subscriber_id == subscriber_id))
     session.expire(subscriber)

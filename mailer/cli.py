@@ -10,12 +10,14 @@ from .extensions import db_session
 
 users_cli = AppGroup("users", help="Staff accounts.")
 tokens_cli = AppGroup("tokens", help="API tokens of staff accounts.")
+bounces_cli = AppGroup("bounces", help="Returned mail and complaints.")
 
 
 def init_app(app: Flask) -> None:
     app.cli.add_command(demo_command)
     app.cli.add_command(users_cli)
     app.cli.add_command(tokens_cli)
+    app.cli.add_command(bounces_cli)
 
 
 @click.command("demo")
@@ -71,3 +73,56 @@ def create_token_command(email: str, name: str) -> None:
         raise click.ClickException(exc.message) from exc
     db_session.commit()
     click.echo(token)
+
+
+@bounces_cli.command("serve")
+@click.option("--host", default=None, help="Address to listen on (default BOUNCE_SMTP_HOST).")
+@click.option("--port", type=int, default=None, help="Port (default BOUNCE_SMTP_PORT).")
+@click.option("--lmtp/--smtp", default=None, help="Speak LMTP or SMTP (default BOUNCE_SMTP_LMTP).")
+def bounces_serve_command(host: str | None, port: int | None, lmtp: bool | None) -> None:
+    """Receive returned mail over SMTP or LMTP until stopped (SIGTERM)."""
+    from flask import current_app
+
+    from .bounces import receiver
+
+    config = current_app.config
+    protocol = "LMTP" if (config["BOUNCE_SMTP_LMTP"] if lmtp is None else lmtp) else "SMTP"
+    click.echo(f"Bounce receiver ({protocol}) on {host or config['BOUNCE_SMTP_HOST']}:"
+               f"{port or config['BOUNCE_SMTP_PORT']}")
+    receiver.serve(current_app._get_current_object(), host, port, lmtp)
+
+
+@bounces_cli.command("poll")
+def bounces_poll_command() -> None:
+    """Read the bounce mailbox (BOUNCE_MAILBOX_URL) once, now."""
+    from flask import current_app
+
+    from .bounces import mailbox
+
+    if not current_app.config["BOUNCE_MAILBOX_URL"]:
+        raise click.ClickException("Set BOUNCE_MAILBOX_URL first.")
+    counts = mailbox.poll(db_session, current_app.config)
+    click.echo(", ".join(f"{key}: {value}" for key, value in sorted(counts.items())) or "nothing new")
+
+
+@bounces_cli.command("read")
+@click.argument("source", type=click.File("rb"), default="-")
+@click.option("--recipient", "recipients", multiple=True, help="The envelope recipient (repeatable).")
+def bounces_read_command(source, recipients: tuple[str, ...]) -> None:
+    """Process one returned mail from a file or standard input (an MTA's pipe transport).
+    Exits 75 (EX_TEMPFAIL) when the database cannot take it, so the MTA retries."""
+    from flask import current_app
+
+    from .bounces import handling
+
+    data = source.read(current_app.config["BOUNCE_MAX_MESSAGE_KB"] * 1024 + 1)
+    if len(data) > current_app.config["BOUNCE_MAX_MESSAGE_KB"] * 1024:
+        raise click.ClickException("The message is too large.")
+    try:
+        outcome = handling.receive_mail(db_session, data, source="pipe", envelope_to=list(recipients))
+        db_session.commit()
+    except Exception as exc:
+        db_session.rollback()
+        click.echo(f"temporary failure: {exc}", err=True)
+        raise SystemExit(75) from exc
+    click.echo(outcome.verdict)

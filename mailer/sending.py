@@ -178,6 +178,8 @@ def reason(campaign: Campaign) -> str:
     if code == "refused" and campaign.status == CampaignStatus.PAUSED:
         return gettext("Paused automatically: the mail server refused the connection (%(error)s).",
                        error=detail)
+    if code == "bounces" and campaign.status == CampaignStatus.PAUSED:
+        return gettext(detail)  # a message id of mailer.bounces.handling
     if code == "launch":
         return gettext("The campaign could not start: %(error)s", error=gettext(detail))
     return ""

@@ -6,6 +6,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from . import suppression
+from .bounces.handling import rates
 from .models import Campaign, MailingList, Subscriber, Subscription, SubscriptionStatus, utcnow
 
 SIGNUP_DAYS = 90
@@ -47,7 +49,8 @@ def chart(series: list[tuple[date, int]], width: int = 720, height: int = 180) -
 
 
 def dashboard(session: Session, recent: int = 8) -> dict[str, Any]:
-    """Subscriptions by status, subscribers by list and status, sign-ups per day, recent campaigns."""
+    """Subscriptions by status, subscribers by list and status, sign-ups per day, recent campaigns
+    with their bounce and complaint rates, suppressed addresses by reason, the last 30 days' rates."""
     by_status = {s.value: 0 for s in SubscriptionStatus}
     for status, count in session.execute(
             select(Subscription.status, func.count()).group_by(Subscription.status)):
@@ -61,11 +64,28 @@ def dashboard(session: Session, recent: int = 8) -> dict[str, Any]:
             .group_by(Subscription.list_id, Subscription.status)):
         per_list[list_id][str(status)] = count
     series = signups_per_day(session)
+    recent_campaigns = list(session.scalars(
+        select(Campaign).order_by(Campaign.created_at.desc(), Campaign.id.desc()).limit(recent)))
     return {
         "subscribers": session.scalar(select(func.count(Subscriber.id))) or 0,
         "by_status": by_status,
         "by_list": list(per_list.values()),
         "signups": chart(series),
-        "campaigns": list(session.scalars(
-            select(Campaign).order_by(Campaign.created_at.desc(), Campaign.id.desc()).limit(recent))),
+        "campaigns": recent_campaigns,
+        "campaign_rates": {c.id: rates(c) for c in recent_campaigns},
+        "suppressed": suppression.counts(session),
+        "returned": returned_since(session, 30),
     }
+
+
+def returned_since(session: Session, days: int) -> dict[str, Any]:
+    """Messages sent, bounced and complained about over the last ``days`` days (campaigns
+    started then), with the rates: what Gmail and Yahoo judge a sender by."""
+    since = utcnow() - timedelta(days=days)
+    sent, bounces, complaints = session.execute(
+        select(func.coalesce(func.sum(Campaign.sent_count), 0), func.coalesce(func.sum(Campaign.bounce_count), 0),
+               func.coalesce(func.sum(Campaign.complaint_count), 0))
+        .where(Campaign.started_at >= since)).one()
+    return {"days": days, "sent": sent, "bounces": bounces, "complaints": complaints,
+            "bounce_rate": bounces / sent if sent else None,
+            "complaint_rate": complaints / sent if sent else None}

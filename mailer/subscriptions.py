@@ -15,12 +15,13 @@ from sqlalchemy import CursorResult, and_, case, delete, exists, func, or_, sele
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from . import notices, tokens
+from . import notices, suppression, tokens
 from .consent import Origin, record
 from .errors import BadToken, InvalidInput
 from .lists import public_lists
 from .mail.message import check_header_value
 from .models import (
+    ConsentRecord,
     Delivery,
     MailingList,
     NoticeKind,
@@ -80,8 +81,10 @@ def subscribe(session: Session, *, email: str, name: str = "", list_ids: Sequenc
     """Sign ``email`` up to ``list_ids`` (None: every public list), pending confirmation.
 
     The outcome is silent and the same for new, pending, confirmed, unsubscribed and
-    suppressed addresses. Raises InvalidInput for a bad address or name, missing consent,
-    an unknown or private list, or an unknown source."""
+    suppressed addresses. A suppressed address (bounced, complained, erased) is not
+    ignored: its chosen lists wait for a fresh confirmation by the mailbox owner, which
+    lifts the suppression (``confirm_once``). Raises InvalidInput for a bad address or
+    name, missing consent, an unknown or private list, or an unknown source."""
     if source not in SOURCES:
         raise InvalidInput("Unknown source.", "source")
     if "\ufffd" in (email or ""):
@@ -94,8 +97,7 @@ def subscribe(session: Session, *, email: str, name: str = "", list_ids: Sequenc
     config = current_app.config
     if locale not in config["LANGUAGES"]:
         locale = config["BABEL_DEFAULT_LOCALE"]
-    if is_suppressed(session, address_):
-        return
+    suppressed = is_suppressed(session, address_)
     subscriber = _find_or_create(session, address_, name, locale)
     origin = Origin(source, ip, user_agent)
     current = {item.list_id: item for item in subscriber.subscriptions}
@@ -106,11 +108,11 @@ def subscribe(session: Session, *, email: str, name: str = "", list_ids: Sequenc
             subscription = Subscription(subscriber=subscriber, list_id=mailing_list.id, status=PENDING,
                                         created_at=now)
             session.add(subscription)
-        elif subscription.status == UNSUBSCRIBED:
-            subscription.status = PENDING
+        elif subscription.status == UNSUBSCRIBED or (suppressed and subscription.status == CONFIRMED):
+            subscription.status = PENDING  # suppressed: the owner must confirm again
             subscription.created_at = now
         else:
-            continue  # already pending or confirmed: nothing changes
+            continue  # already pending, or confirmed and mailed: nothing changes
         record(session, subscriber, "subscribe", origin, list_id=mailing_list.id,
                version=config["CONSENT_TEXT_VERSION"])
     session.flush()
@@ -211,8 +213,28 @@ def confirm(session: Session, token: str, *, ip: str = "",
                    version=version)
     subscriber.confirm_nonce = secrets.token_hex(16)  # single use
     session.flush()
+    _lift_suppression(session, subscriber, origin)
     notices.queue(session, subscriber.id, NoticeKind.WELCOME)
     return subscriber, False
+
+
+def _lift_suppression(session: Session, subscriber: Subscriber, origin: Origin) -> None:
+    """A confirmed double opt-in is the mailbox owner's own word: it lifts a bounce or an
+    erasure's suppression, and a complaint's when the confirmed consent was given after the
+    complaint (a complaint rotated the nonce, so no older link gets here anyway). The
+    consent record shows what was lifted."""
+    entry = suppression.entry_for(session, subscriber.email)
+    if entry is None:
+        return
+    if entry.reason == "complaint":
+        fresh = session.scalar(select(ConsentRecord.id).where(
+            ConsentRecord.subscriber_id == subscriber.id, ConsentRecord.action == "subscribe",
+            ConsentRecord.created_at >= entry.created_at).limit(1))
+        if fresh is None:
+            return
+    suppression.lift(session, subscriber.email)
+    record(session, subscriber, f"lifted-{entry.reason}"[:32], origin, list_id=None,
+           version=current_app.config["CONSENT_TEXT_VERSION"])
 
 
 def resend_confirmation(session: Session, token: str) -> None:

@@ -132,11 +132,13 @@ def test_erasure_needs_confirmation_then_leaves_only_a_hash(client, session, peo
         assert session.scalar(select(func.count()).select_from(model).where(model.subscriber_id == anna_id)) == 0
     assert suppression.is_suppressed(session, "anna.kowalska@example.org")
     assert session.scalar(select(Suppression.reason)) == "erased"
-    # a later sign-up of that address is silently ignored
+    # a later sign-up of that address only waits for its owner's confirmation (issue 11)
     subscriptions.subscribe(session, email="Anna.Kowalska@example.org", consent=True, source="admin",
                             list_ids=[people["koncerty"].id])
     session.commit()
-    assert session.scalar(select(Subscriber).where(Subscriber.email == "anna.kowalska@example.org")) is None
+    again = session.scalar(select(Subscriber).where(Subscriber.email == "anna.kowalska@example.org"))
+    assert again.id != anna_id and {str(s.status) for s in again.subscriptions} == {"pending"}
+    assert suppression.is_suppressed(session, "anna.kowalska@example.org")
     assert client.get(url).status_code == 404
 
 

@@ -57,7 +57,7 @@ def embedded(tmp_path):
     env = {key: value for key, value in os.environ.items()
            if key not in {"REDIS_URL", "SMTP_URL", "DATABASE_URL", "SECRET_KEY", "OUTBOX_DIR",
                           "BASE_URL", "CELERY_QUEUE", "MAILER_ENV"} and not key.startswith("TEST_")}
-    env.update(INSTANCE_DIR=str(instance), PYTHONUNBUFFERED="1")
+    env.update(INSTANCE_DIR=str(instance), PYTHONUNBUFFERED="1", BOUNCE_SMTP_PORT=str(free_port()))
     # `make run` itself: migrate, the demo admin, then web, worker and beat under honcho
     # (which gives each process its own PORT: the links in mail must still be the web's).
     commands = {"make": ["make", "--no-print-directory", "run", f"PORT={port}"]}
@@ -78,7 +78,8 @@ def embedded(tmp_path):
         wait_until(up, "the web app", logs=tmp_path)
         login = re.search(r"Demo admin: (\S+) / (\S+)", (tmp_path / "make.log").read_text())
         yield {"base": base, "instance": instance, "outbox": instance / "outbox",
-               "login": login.groups(), "processes": processes, "logs": tmp_path}
+               "login": login.groups(), "processes": processes, "logs": tmp_path,
+               "bounce_port": int(env["BOUNCE_SMTP_PORT"])}
     finally:
         for process in processes.values():
             if process.poll() is None:
@@ -135,8 +136,43 @@ def test_make_run_stack_walks_the_visitor_path(embedded):
     embed = requests.post(base + "/subscribe.json", json={"email": "json@example.org", "consent": True})
     assert embed.status_code == 200 and embed.json()["ok"] is True
     wait_until(lambda: any("json@example.org" in str(m["To"]) for m in mails(outbox)), "the JSON sign-up's mail")
+    # the bounce receiver (Procfile) takes a returned confirmation for that address over SMTP
+    bounced = bounce_to_receiver(embedded, "json@example.org")
+    assert "suppressed: bounced" in bounced
+    suppressed = staff.get(base + "/admin/suppressions?lang=en&q=json@example.org").text
+    assert "json@example.org" in suppressed and "the address does not exist (bounced)" in suppressed
     assert (embedded["instance"] / "broker.sqlite").exists()  # the broker: its own SQLite file
     assert (embedded["instance"] / "mailer.sqlite").exists()
     assert list(embedded["instance"].glob("celerybeat-schedule*"))  # beat ran, as configured
     for name, process in embedded["processes"].items():
         assert process.poll() is None, (name, (embedded["logs"] / f"{name}.log").read_text()[-2000:])
+
+
+def bounce_to_receiver(embedded, email: str) -> str:
+    """Return a notice to ``email`` as a mail server would, to the receiver `make run` started:
+    a DSN to the subscriber's signed return path (development settings sign it)."""
+    import smtplib
+    import sqlite3
+
+    from config import DEFAULT_SECRET
+    from mailer.verp import Verp
+
+    database = sqlite3.connect(embedded["instance"] / "mailer.sqlite")
+    [(subscriber_id,)] = database.execute("SELECT id FROM subscribers WHERE email = ?", (email,)).fetchall()
+    to = Verp({"MAIL_DOMAIN": "example.org", "SECRET_KEY": DEFAULT_SECRET}).return_path("s", subscriber_id)
+    dsn = (ROOT / "tests" / "data" / "bounces" / "gmail_does_not_exist.eml").read_text()
+    dsn = dsn.replace("$RETURN_PATH", to).replace("$RECIPIENT", email).replace("$MESSAGE_ID", "<n@example.org>")
+
+    def listening():
+        try:
+            smtplib.SMTP("127.0.0.1", embedded["bounce_port"], timeout=5).quit()
+            return True
+        except OSError:
+            return False
+
+    wait_until(listening, "the bounce receiver", logs=embedded["logs"])
+    with smtplib.SMTP("127.0.0.1", embedded["bounce_port"], timeout=30) as client:
+        client.sendmail("", [to], dsn.replace("\n", "\r\n").encode())
+    [(reason,)] = database.execute("SELECT reason FROM suppressions").fetchall()
+    database.close()
+    return f"suppressed: {reason}"

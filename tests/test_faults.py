@@ -44,7 +44,7 @@ from mailer.models import (
     utcnow,
 )
 from mailer.suppression import email_hash
-from tests.conftest import RUN_ID, service_config
+from tests.conftest import RUN_ID, ServerLikeClient, service_config
 from tests.fault_proxy import FaultProxy
 from tests.helpers_engine import (
     ROOT,
@@ -132,6 +132,7 @@ def stack(app, database_url, tmp_path):
                   REDIS_PREFIX=queue,
                   CELERY={**config["CELERY"], "broker_url": redis_url, "task_default_queue": queue})
     stack.app = create_app("test", config)
+    stack.app.test_client_class = ServerLikeClient
     stack.env = worker_env(stack.app, **{key: value for key, value in SETTINGS.items()},
                            INSTANCE_DIR=tmp_path / "instance")
     try:

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from mailer import create_app, notices, subscriptions
 from mailer.extensions import db
 from mailer.models import ConsentRecord, Event, Notice, NoticeStatus, Subscriber, Suppression, utcnow
-from mailer.suppression import suppress
+from mailer.suppression import is_suppressed, suppress
 from tests.conftest import service_config
 from tests.helpers_engine import wait_worker_idle
 from tests.helpers_visitor import (
@@ -85,7 +85,9 @@ def test_same_answer_for_every_state(client, session, newsletter, smtp_server, c
     suppressed = answer("gone@example.org")
     assert new[0] == 200
     assert new == pending == confirmed == left == suppressed
-    assert subscriber(session, "gone@example.org") is None
+    # a suppressed address waits for its owner's confirmation (tests/test_bounces_comeback.py)
+    assert set(statuses(session, "gone@example.org").values()) == {"pending"}
+    assert is_suppressed(session, "gone@example.org")
 
 
 def test_honeypot_gets_the_normal_answer_and_nothing_happens(client, session, newsletter, smtp_server,
@@ -295,10 +297,13 @@ def test_json_cors_only_for_configured_origins(client, newsletter, monkeypatch):
     assert "Access-Control-Allow-Origin" not in other.headers
 
 
-def test_suppressed_address_is_silently_ignored(client, session, newsletter, smtp_server, celery_worker):
+def test_suppressed_address_gets_only_a_confirmation_and_stays_suppressed(client, session, newsletter,
+                                                                          smtp_server, celery_worker):
+    """Issue 11: no longer ignored forever; the mailbox owner's confirmation is the way back."""
     suppress(session, "blocked@example.org", "bounced")
     session.commit()
     assert subscribe(client, "blocked@example.org").status_code == 200
-    assert subscriber(session, "blocked@example.org") is None
-    assert barrier(session, smtp_server) == []
+    assert statuses(session, "blocked@example.org") == {newsletter.id: "pending"}
+    [mail] = barrier(session, smtp_server)
+    assert mail.recipients == ["blocked@example.org"] and "/confirm/" in text_part(mail)
     assert session.scalar(select(func.count(Suppression.id))) == 1

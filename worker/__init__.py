@@ -33,7 +33,13 @@ def celery_init_app(app: Flask) -> Celery:
 
 def beat_schedule(app: Flask) -> dict:
     """Periodic work. Campaign schedules and jobs live in the database; beat only ticks."""
-    return {
+    schedule = {
         "tick": {"task": "mailer.tick", "schedule": app.config["TICK_SECONDS"]},
         "purge-pending": {"task": "mailer.purge_pending", "schedule": 3600.0},
+        "purge-webhook-nonces": {"task": "mailer.purge_webhook_nonces", "schedule": 3600.0},
     }
+    if app.config.get("BOUNCE_MAILBOX_URL"):  # returned mail read from a mailbox
+        every = float(app.config["BOUNCE_MAILBOX_POLL_SECONDS"])
+        schedule["bounce-mailbox"] = {"task": "mailer.poll_bounce_mailbox", "schedule": every,
+                                      "options": {"expires": every}}
+    return schedule

@@ -52,3 +52,34 @@ def send_test(campaign_id: int, addresses: list[str]) -> None:
 @shared_task(name="mailer.import_csv")
 def import_csv(job_id: int) -> None:
     imports.run(db.session, job_id)
+
+
+@shared_task(name="mailer.poll_bounce_mailbox", expires=300)
+def poll_bounce_mailbox() -> None:
+    """Read the bounce mailbox (BOUNCE_MAILBOX_URL); each message is committed before it is
+    deleted, so a failed poll leaves the rest for the next one."""
+    from flask import current_app
+
+    from mailer.bounces import mailbox
+
+    if current_app.config["BOUNCE_MAILBOX_URL"]:
+        mailbox.poll(db.session, current_app.config)
+
+
+@shared_task(name="mailer.confirm_sns_subscription", autoretry_for=(OSError,), retry_backoff=True,
+             retry_jitter=True, max_retries=5)
+def confirm_sns_subscription(url: str) -> None:
+    """Visit an SNS SubscribeURL (checked against SES_SNS_URL_PATTERN again)."""
+    from flask import current_app
+
+    from mailer.bounces import sns
+
+    sns.confirm_subscription(url, current_app.config["SES_SNS_URL_PATTERN"])
+
+
+@shared_task(name="mailer.purge_webhook_nonces")
+def purge_webhook_nonces() -> None:
+    from mailer.bounces import webhooks
+
+    webhooks.purge_nonces(db.session)
+    db.session.commit()

@@ -1,15 +1,16 @@
 """The persistent nouns, one module per area."""
 
 from .audience import ConsentRecord, MailingList, Subscriber, Subscription, SubscriptionStatus, Suppression
+from .bounces import BounceEvent, BounceKind, WebhookNonce
 from .campaigns import (
-                        Campaign,
-                        CampaignContent,
-                        CampaignEvent,
-                        CampaignStatus,
-                        Delivery,
-                        DeliveryStatus,
-                        SendBatch,
-                        campaign_lists,
+    Campaign,
+    CampaignContent,
+    CampaignEvent,
+    CampaignStatus,
+    Delivery,
+    DeliveryStatus,
+    SendBatch,
+    campaign_lists,
 )
 from .content import Event, Template, TemplateKind
 from .imports import ImportJob, ImportStatus
@@ -18,9 +19,9 @@ from .staff import ApiToken, Role, User
 from .types import utcnow
 
 __all__ = [
-    "ApiToken", "Campaign", "CampaignContent", "CampaignEvent", "CampaignStatus", "ConsentRecord",
-    "Delivery", "DeliveryStatus", "Event", "ImportJob", "ImportStatus", "Job", "MailingList", "Notice",
-    "NoticeKind", "NoticeStatus", "Role", "SendBatch", "Subscriber", "Subscription",
-    "SubscriptionStatus", "Suppression", "Template", "TemplateKind", "User", "campaign_lists",
+    "ApiToken", "BounceEvent", "BounceKind", "Campaign", "CampaignContent", "CampaignEvent", "CampaignStatus",
+    "ConsentRecord", "Delivery", "DeliveryStatus", "Event", "ImportJob", "ImportStatus", "Job", "MailingList",
+    "Notice", "NoticeKind", "NoticeStatus", "Role", "SendBatch", "Subscriber", "Subscription",
+    "SubscriptionStatus", "Suppression", "Template", "TemplateKind", "User", "WebhookNonce", "campaign_lists",
     "utcnow",
 ]

@@ -91,6 +91,9 @@ class Campaign(Model):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Returned mail and complaints, one of each at most per delivery (mailer.bounces).
+    bounce_count: Mapped[int] = mapped_column(Integer, default=0)
+    complaint_count: Mapped[int] = mapped_column(Integer, default=0)
 
     template: Mapped[Template | None] = relationship()
     lists: Mapped[list[MailingList]] = relationship(secondary=campaign_lists)

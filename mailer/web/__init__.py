@@ -12,12 +12,13 @@ def register_blueprints(app: Flask) -> None:
 
     login_manager.user_loader(lambda user_id: db_session.get(User, int(user_id)))
     login_manager.login_view = "admin.login"
-    from . import admin, api, archive, public
+    from . import admin, api, archive, public, webhooks
 
     app.register_blueprint(public.bp)
     app.register_blueprint(archive.bp)
     app.register_blueprint(admin.bp, url_prefix="/admin")
     app.register_blueprint(api.bp, url_prefix="/api/v1")
+    app.register_blueprint(webhooks.bp)
     app.jinja_env.globals["current_locale"] = lambda: str(get_locale())
     errors.register_error_handlers(app)
     transaction.init_app(app)

@@ -4,4 +4,15 @@ from flask import Blueprint
 
 bp = Blueprint("admin", __name__)
 
-from . import accounts, campaigns, dashboard, events, imports, lists, outbox, subscribers, templates  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    accounts,
+    campaigns,
+    dashboard,
+    events,
+    imports,
+    lists,
+    outbox,
+    subscribers,
+    suppressions,
+    templates,
+)

@@ -6,6 +6,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from ... import campaigns, sending
+from ...bounces import handling
 from ...errors import Conflict, InvalidInput
 from ...extensions import db_session
 from ...lookups import get_or_404
@@ -68,6 +69,7 @@ def _detail(campaign_id: int, error=None, status=200, data=None):
     return render_template(
         "web/admin/campaigns/detail.html", campaign=campaign, error=error, data=data,
         progress=sending.progress(db_session, campaign_id) if started else None,
+        bounces=handling.campaign_summary(db_session, campaign_id) if started else None,
         editable=campaign.status in campaigns.EDITABLE, Status=CampaignStatus,
         scheduled_local=local_input(campaign.scheduled_at),
         recipient=request.args.get("as", ""), **options), status

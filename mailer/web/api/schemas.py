@@ -251,6 +251,9 @@ class Progress(BaseModel):
     sent: int
     failed: int
     skipped: Annotated[int | None, Field(description="Not sent: cancelled or suppressed.")] = None
+    doubtful: Annotated[int | None, Field(
+        description="Messages that may have reached their recipient twice (a worker died or a "
+                    "connection was lost before the server's answer was recorded).")] = None
     rate: Annotated[float | None, Field(description="Messages per second.")] = None
     eta_seconds: float | None = None
     reason: str | None = None
@@ -271,6 +274,10 @@ class Campaign(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     created_at: datetime | None = None
+    bounce_count: Annotated[int, Field(description="Messages that came back (once per message).")] = 0
+    complaint_count: Annotated[int, Field(description="Recipients who marked it as spam.")] = 0
+    bounce_rate: Annotated[float | None, Field(description="Bounces per message sent (0-1).")] = None
+    complaint_rate: Annotated[float | None, Field(description="Complaints per message sent (0-1).")] = None
     progress: Progress | None = None
 
 

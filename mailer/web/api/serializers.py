@@ -2,6 +2,7 @@
 
 from datetime import datetime
 
+from ...bounces.handling import rates
 from ...models import Campaign, Event, MailingList, Subscriber
 
 
@@ -68,6 +69,7 @@ def campaign(item: Campaign, progress_values: dict | None = None) -> dict:
         "list_ids": sorted(lst.id for lst in item.lists),
         "scheduled_at": when(item.scheduled_at), "started_at": when(item.started_at),
         "finished_at": when(item.finished_at), "created_at": when(item.created_at),
+        **rates(item),  # bounce_count, complaint_count and their rates
     }
     if progress_values is not None:
         shown["progress"] = progress(progress_values)
