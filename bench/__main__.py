@@ -34,6 +34,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--n", type=int, default=100_000, help="recipients (default 100000)")
     parser.add_argument("--million", action="store_true", help="N = 1,000,000")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument("--senders", type=int, default=1,
+                        help="senders (threads, each with its own SMTP connection) per worker process")
     parser.add_argument("--with-10n", dest="ten", action="store_true",
                         help="also run 10 N recipients (worker RSS must stay flat; takes long)")
     parser.add_argument("--no-dkim-run", dest="dkim", action="store_false", help="skip the DKIM run")
@@ -89,11 +91,12 @@ def environment(args, run_id: str, database_url: str, sink_port: int) -> dict:
 WORKER_LOG = Path(tempfile.gettempdir()) / "mailer-bench-workers.log"
 
 
-def start_workers(env: dict, count: int) -> list[subprocess.Popen]:
+def start_workers(env: dict, count: int, senders: int = 1) -> list[subprocess.Popen]:
     """W solo-pool workers; their output goes to WORKER_LOG (shown if one dies)."""
     with WORKER_LOG.open("a") as log:  # each worker holds its own copy of the descriptor
         return [subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--pool", "solo",
+            [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
+             *(["--pool", "solo"] if senders == 1 else ["--pool", "threads", "--concurrency", str(senders)]),
              "--loglevel", "WARNING", "-n", f"bench{k}-{env['CELERY_QUEUE']}@%h", "--without-mingle",
              "--without-gossip", "-Q", env["CELERY_QUEUE"]], cwd=ROOT, env={**os.environ, **env},
             stdout=log, stderr=subprocess.STDOUT)
@@ -149,17 +152,19 @@ def send_campaign(app, env, args, mailing_list, label: str) -> dict:
     from mailer.extensions import db
     from mailer.models import Campaign, CampaignStatus, Delivery
 
-    from . import seed
+    from . import cpu, seed
 
-    workers = start_workers(env, args.workers)
+    workers = start_workers(env, args.workers, args.senders)
     try:
         wait_ready(app.extensions["celery"], args.workers)
         campaign_id = seed.make_campaign(mailing_list, f"Noc Muzeów — {label}")
         sending.launch(db.session, campaign_id)
+        meter = cpu.Meter().start()
         started = time.time()
         db.session.commit()  # "mailer.start_campaign" leaves now
         while True:
             time.sleep(0.25)
+            meter.sample()
             db.session.commit()
             status = db.session.scalar(sa.select(Campaign.status).where(Campaign.id == campaign_id))
             if status != CampaignStatus.SENDING:
@@ -171,10 +176,12 @@ def send_campaign(app, env, args, mailing_list, label: str) -> dict:
             Delivery.campaign_id == campaign_id))
         campaign = db.session.get(Campaign, campaign_id)
         rss = [peak_rss_mb(process.pid) for process in workers]
+        spent = meter.stop()
         elapsed = last.timestamp() - started
         return {"label": label, "status": str(status), "sent": campaign.sent_count,
                 "failed": campaign.failed_count, "seconds": elapsed,
                 "rate": campaign.sent_count / elapsed, "rss": rss, "campaign_id": campaign_id,
+                "cpu": cpu.per_message(spent, campaign.sent_count),
                 "env": env}
     finally:
         stop(workers)
@@ -215,7 +222,7 @@ def main() -> None:
 
     database_url = recreate_database(server_url, db_name)
     env = environment(args, run_id, database_url, sink_port)
-    os.environ.update(env)  # before the app (config reads the environment at import)
+    os.environ.update(env)  # the app, the workers and the yardsticks all read these
     try:
         run(args, env, keys_dir)
     finally:
@@ -229,12 +236,12 @@ def run(args, env: dict, keys_dir: Path) -> None:
     from mailer import create_app
     from mailer.extensions import db
 
-    from . import baseline, seed
+    from . import baseline, cpu, seed
 
     app = create_app("test")
     print(f"bench: N={args.n:,} recipients, {args.workers} worker processes, PostgreSQL, "
           f"Redis broker, smtp-sink on {env['SMTP_URL']}, "
-          f"BATCH_SIZE={app.config['BATCH_SIZE']}, SEND_CHUNK_SIZE={app.config['SEND_CHUNK_SIZE']}",
+          f"BATCH_SIZE={app.config['BATCH_SIZE']}, SEND_SENDERS={app.config['SEND_SENDERS']}",
           flush=True)
     with app.app_context():
         db.create_all()
@@ -267,9 +274,12 @@ def run(args, env: dict, keys_dir: Path) -> None:
         for result in results:
             rates = {}
             for kind in ("smtplib", "pipelined"):
+                meter = cpu.Meter().start()
                 sent, seconds = baseline.run(kind, result["campaign_id"], host, port, count,
-                                             args.workers, result["env"])
+                                             args.workers, result["env"], meter)
                 rates[kind] = sent / seconds
+                print(f"  yardstick {kind}, {result['label']}: {rates[kind]:,.0f} msgs/s; CPU: "
+                      f"{cpu.per_message(meter.stop(), sent)}", flush=True)
             print(f"  {result['label']}: engine {result['rate']:,.0f} msgs/s; yardsticks of the same "
                   f"messages from {args.workers} processes, no DB/queue: smtplib {rates['smtplib']:,.0f}, "
                   f"pipelined {rates['pipelined']:,.0f} msgs/s; engine = "
@@ -281,7 +291,7 @@ def _line(result: dict) -> str:
     rss = ", ".join(f"{value:.0f}" for value in result["rss"])
     return (f"{result['label']}: {result['sent']:,} sent ({result['failed']} failed, status "
             f"{result['status']}) in {result['seconds']:.1f} s = {result['rate']:,.0f} msgs/s end to end;"
-            f" worker peak RSS MB: {rss}")
+            f" worker peak RSS MB: {rss}\n    CPU: {result['cpu']}")
 
 
 if __name__ == "__main__":

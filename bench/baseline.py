@@ -52,16 +52,16 @@ SENDERS = {"smtplib": _send_smtplib, "pipelined": _send_pipelined}
 
 
 def message_factory(campaign_id: int) -> Callable:
-    """i -> the campaign's message for bench recipient i, built as the engine builds it
-    (inside an app context)."""
-    from mailer.email_templates import compile_for
+    """i -> the campaign's message for bench recipient i, built as the engine builds it: the
+    same frozen content, skeleton, links, return path and signature (inside an app context)."""
+    from mailer import campaign_mail, deliveries
     from mailer.extensions import db
-    from mailer.mail.compose import CampaignMailer, Recipient
+    from mailer.mail.message import now_date
     from mailer.models import Campaign
 
-    campaign = db.session.get(Campaign, campaign_id)
-    mailer = CampaignMailer(campaign, compile_for(db.session, campaign))
-    return lambda i: mailer.message_for(Recipient(i, address(i), f"Osoba {i}"))
+    mail = campaign_mail.mail_for(db.session, db.session.get(Campaign, campaign_id))
+    date = now_date()
+    return lambda i: mail.message(deliveries.Row(i, i, address(i), f"Osoba {i}", "pl", 0), date)
 
 
 def _start(campaign_id: int, env: dict) -> None:
@@ -77,7 +77,7 @@ def _start(campaign_id: int, env: dict) -> None:
 
 
 def run(kind: str, campaign_id: int, host: str, port: int, count: int, processes: int,
-        env: dict) -> tuple[int, float]:
+        env: dict, meter=None) -> tuple[int, float]:
     """Send ``count`` messages of the campaign from ``processes`` processes with the
     ``kind`` sender; returns (sent, seconds), timed once the processes are ready."""
     step = -(-count // processes)
@@ -88,4 +88,6 @@ def run(kind: str, campaign_id: int, host: str, port: int, count: int, processes
         started = time.perf_counter()
         sent = sum(pool.map(SENDERS[kind], parts, chunksize=1))
         elapsed = time.perf_counter() - started
+        if meter is not None:
+            meter.sample()  # before the pool's processes go
     return sent, elapsed

@@ -77,17 +77,17 @@ class CampaignMail:
         self.message_id_suffix = f".{stamp}@{self.domain}"
         self.base_url = config["BASE_URL"]
         self.verp = Verp(config)
-        # mailer.links' tokens, with the serializers built once (this runs a million times)
-        self._unsubscribe = tokens.serializer(tokens.UNSUBSCRIBE)
-        self._view = tokens.serializer(tokens.VIEW)
+        # mailer.links' tokens, signed fast (this runs a million times)
+        self._unsubscribe = tokens.PairSigner(tokens.UNSUBSCRIBE)
+        self._view = tokens.PairSigner(tokens.VIEW)
 
     def message(self, row: deliveries.Row, date: str | None = None) -> Outgoing:
         """The copy for one delivery. Raises InvalidInput when the recipient's name or
         address cannot go in a header."""
         sid, cid = row.subscriber_id, self.campaign_id
-        unsubscribe = f"{self.base_url}/u/{self._unsubscribe.dumps([sid, cid])}"
+        unsubscribe = f"{self.base_url}/u/{self._unsubscribe(sid, cid)}"
         values = {"name": row.name, "email": row.email, "unsubscribe_url": unsubscribe,
-                  "view_url": f"{self.base_url}/m/{self._view.dumps([cid, sid])}"}
+                  "view_url": f"{self.base_url}/m/{self._view(cid, sid)}"}
         return self.skeleton.render(
             to_name=row.name, to_email=row.email, values=values, date=date,
             return_path=self.verp.return_path(DELIVERY, row.delivery_id),

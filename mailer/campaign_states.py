@@ -5,7 +5,9 @@ actors racing (a staff cancel and beat's scheduled launch, a pause and the engin
 cannot both win, and nobody overwrites a state they did not see.
 """
 
-from sqlalchemy import Connection, update
+from typing import cast
+
+from sqlalchemy import Connection, CursorResult, update
 from sqlalchemy.orm import Session
 
 from .errors import Conflict
@@ -46,9 +48,9 @@ def move(session: Session | Connection, campaign_id: int, action: str, **values)
     """Make the move (and set ``values``) if the campaign's stored state allows it; returns
     whether it did. Loaded Campaign objects are expired so they read the new state."""
     sources, target, _ = MOVES[action]
-    result = session.execute(
+    result = cast(CursorResult, session.execute(
         update(Campaign).where(Campaign.id == campaign_id, Campaign.status.in_(sources))
-        .values(status=target, **values).execution_options(synchronize_session=False))
+        .values(status=target, **values).execution_options(synchronize_session=False)))
     if not isinstance(session, Connection):  # a Session, or Flask-SQLAlchemy's scoped one
         campaign = session.identity_map.get(session.identity_key(Campaign, campaign_id))
         if campaign is not None:

@@ -89,7 +89,7 @@ def bounces_serve_command(host: str | None, port: int | None, lmtp: bool | None)
     protocol = "LMTP" if (config["BOUNCE_SMTP_LMTP"] if lmtp is None else lmtp) else "SMTP"
     click.echo(f"Bounce receiver ({protocol}) on {host or config['BOUNCE_SMTP_HOST']}:"
                f"{port or config['BOUNCE_SMTP_PORT']}")
-    receiver.serve(current_app._get_current_object(), host, port, lmtp)
+    receiver.serve(current_app._get_current_object(), host, port, lmtp)  # type: ignore[attr-defined]
 
 
 @bounces_cli.command("poll")

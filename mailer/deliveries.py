@@ -14,17 +14,49 @@ still ``queued`` changes, and the counters grow by what actually changed.
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import (Connection, Engine, String, and_, cast, exists, func, literal, or_, select,
-                        update)
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    CursorResult,
+    Engine,
+    Result,
+    String,
+    and_,
+    any_,
+    bindparam,
+    case,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from .models import (Campaign, Delivery, DeliveryStatus, SendBatch, Subscriber, Subscription,
-                     SubscriptionStatus, Suppression, campaign_lists)
+from .models import (
+    Campaign,
+    Delivery,
+    DeliveryStatus,
+    SendBatch,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+    Suppression,
+    campaign_lists,
+)
 from .models.types import utcnow
 
 QUEUED = DeliveryStatus.QUEUED
+
+
+def _changed(result: Result) -> int:
+    """How many rows an UPDATE or DELETE changed."""
+    return cast(CursorResult, result).rowcount
 
 
 def _dialect(bind) -> str:
@@ -145,6 +177,14 @@ def stalled(session: Session, campaign_id: int) -> bool:
     return next_batch_in(session, campaign_id) == 0.0
 
 
+def _among(conn: Connection, ids: list[int]):
+    """``Delivery.id`` in ``ids``: one array parameter on PostgreSQL (a list of hundreds of
+    parameters cost more to send and plan than the update itself), an IN list on SQLite."""
+    if _dialect(conn) == "postgresql":
+        return Delivery.id == any_(bindparam("ids", ids, type_=ARRAY(BigInteger)))
+    return Delivery.id.in_(ids)
+
+
 def _renew(conn: Connection, batch_id: int, holder: str, lease: float) -> bool:
     """The fence: renew our lease (locking its row until commit); False when it is gone."""
     return conn.execute(update(SendBatch).where(SendBatch.id == batch_id, SendBatch.holder == holder)
@@ -211,11 +251,11 @@ def release_batch(session: Session, batch_id: int, campaign_id: int, batch: int,
         Delivery.campaign_id == campaign_id, Delivery.batch == batch, Delivery.status == QUEUED))
     left = session.scalar(select(Delivery.id).where(
         Delivery.campaign_id == campaign_id, Delivery.batch == batch, Delivery.status == QUEUED).limit(1))
-    result = session.execute(update(SendBatch).where(SendBatch.id == batch_id, SendBatch.holder == holder)
-                             .values(holder=None, lease_expires_at=None, done=left is None,
-                                     due_at=None if left is None else waiting)
-                             .execution_options(synchronize_session=False))
-    return result.rowcount == 1 and left is None
+    changed = _changed(session.execute(
+        update(SendBatch).where(SendBatch.id == batch_id, SendBatch.holder == holder)
+        .values(holder=None, lease_expires_at=None, done=left is None, due_at=None if left is None else waiting)
+        .execution_options(synchronize_session=False)))
+    return changed == 1 and left is None
 
 
 def message_id(campaign_id: int, delivery_id: int, suffix: str) -> str:
@@ -226,8 +266,8 @@ def message_id(campaign_id: int, delivery_id: int, suffix: str) -> str:
 
 def _message_id_sql(suffix: str):
     """``message_id`` computed in SQL for a bulk UPDATE (no per-row parameters)."""
-    return (literal("<") + cast(Delivery.campaign_id, String) + literal(".")
-            + cast(Delivery.id, String) + literal(suffix + ">"))
+    return (literal("<") + Delivery.campaign_id.cast(String) + literal(".")
+            + Delivery.id.cast(String) + literal(suffix + ">"))
 
 
 @dataclass
@@ -279,14 +319,14 @@ class BatchStore:
             mine = and_(Delivery.campaign_id == self.campaign_id, Delivery.status == QUEUED)
             sent = failed = 0
             if tally.sent:
-                sent = conn.execute(update(Delivery).where(mine, Delivery.id.in_(tally.sent)).values(
+                sent = conn.execute(update(Delivery).where(mine, _among(conn, tally.sent)).values(
                     status=DeliveryStatus.SENT, sent_at=now, attempts=Delivery.attempts + 1,
                     last_error="", message_id=_message_id_sql(self.suffix))).rowcount
             for (when, error), ids in tally.retry.items():
-                conn.execute(update(Delivery).where(mine, Delivery.id.in_(ids)).values(
+                conn.execute(update(Delivery).where(mine, _among(conn, ids)).values(
                     attempts=Delivery.attempts + 1, last_error=error[:500], next_attempt_at=when))
             for (status, error), ids in tally.failed.items():
-                failed += conn.execute(update(Delivery).where(mine, Delivery.id.in_(ids)).values(
+                failed += conn.execute(update(Delivery).where(mine, _among(conn, ids)).values(
                     status=status, attempts=Delivery.attempts + 1, last_error=error[:500])).rowcount
             if tally.bounced:
                 conn.execute(_insert(conn)(Suppression).on_conflict_do_nothing(index_elements=["email_hash"]),
@@ -301,6 +341,9 @@ class BatchStore:
                 failing_since=(None if not tally.failing else now if tally.any_accepted
                                else func.coalesce(Campaign.failing_since, now)),
                 backoff_level=0 if tally.any_accepted else Campaign.backoff_level,
+                # an acceptance ends a back-off (while sending: a pause keeps its reason)
+                **({"status_code": case((Campaign.status == "sending", ""), else_=Campaign.status_code),
+                    "retry_at": None} if tally.any_accepted else {}),
                 progress_at=now,
             ).returning(Campaign.status, Campaign.consecutive_failures, Campaign.failing_since)).one()
             return self.judge(conn, Standing(str(row.status), row.consecutive_failures,
@@ -315,12 +358,11 @@ def requeue_failed(session: Session, campaign_id: int) -> int:
     session.execute(update(SendBatch).where(SendBatch.campaign_id == campaign_id,
                                             SendBatch.batch.in_(batches))
                     .values(done=False, due_at=None).execution_options(synchronize_session=False))
-    result = session.execute(
+    return _changed(session.execute(
         update(Delivery).where(Delivery.campaign_id == campaign_id,
                                Delivery.status == DeliveryStatus.FAILED)
         .values(status=QUEUED, attempts=0, next_attempt_at=None)
-        .execution_options(synchronize_session=False))
-    return result.rowcount
+        .execution_options(synchronize_session=False)))
 
 
 def skip_open(session: Session, campaign_id: int, reason: str) -> int:
@@ -329,11 +371,10 @@ def skip_open(session: Session, campaign_id: int, reason: str) -> int:
     this waits for it, then skips only what it left queued."""
     session.execute(update(SendBatch).where(SendBatch.campaign_id == campaign_id)
                     .values(done=True).execution_options(synchronize_session=False))
-    result = session.execute(
+    return _changed(session.execute(
         update(Delivery).where(Delivery.campaign_id == campaign_id, Delivery.status == QUEUED)
         .values(status=DeliveryStatus.SKIPPED, last_error=reason)
-        .execution_options(synchronize_session=False))
-    return result.rowcount
+        .execution_options(synchronize_session=False)))
 
 
 def count_by_status(session: Session, campaign_id: int) -> dict[str, int]:

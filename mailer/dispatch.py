@@ -14,8 +14,9 @@ and the renewal it then asks for fails.
 
 What can go out twice, and how it is bounded:
 1. a worker killed (or a lease lost) while messages were in flight: at most the messages
-   marked in flight in the journal and not yet accepted (``journal.LEAD`` per connection,
-   the last hundreds of microseconds of sending); the next holder counts them;
+   whose acceptance the journal does not hold yet (``MAX_TWICE`` per connection, a
+   millisecond or two of sending); the next holder counts what may have gone
+   (``MAX_DOUBTFUL`` at most, an upper bound);
 2. a connection lost after a message's data and before the server's answer
    (``Result.doubt``): that message, retried later and counted.
 Both counts go to ``Campaign.doubtful_count``.
@@ -36,11 +37,17 @@ from .ratelimit import ConnectionSlot, RateLimiter
 
 log = logging.getLogger(__name__)
 
-FLUSH_SECONDS = 0.2  # the recorder commits at least this often (and renews the lease)
-FLUSH_AT = 250  # ... or as soon as this many outcomes wait
+FLUSH_SECONDS = 0.3  # the recorder commits at least this often (and renews the lease)
+FLUSH_AT = 500  # ... or as soon as this many outcomes wait
 LEASE_MARGIN = 0.5  # of the lease: stop sending when the last renewal is older than this share
 RATE_WAIT = 2.0  # seconds a sender waits for rate tokens before it gives its batch back
 BACKOFF_AFTER = 5  # temporary failures in a row after which a run stops and backs off
+GROUP = 8  # items marked in flight by one journal write
+# Per connection a fault strikes: copies that can go twice (acceptances not yet journaled, or
+# journaled by a write not yet acknowledged, and the message in flight), and messages counted
+# as doubtful (those, and the ones marked in flight ahead that had not gone out yet).
+MAX_TWICE = 2 * GROUP + 1
+MAX_DOUBTFUL = LEAD + 3 * GROUP + 1
 
 
 @dataclass
@@ -170,16 +177,14 @@ class Watch:
         self.step = 1 if limiter is None or limiter.unlimited else \
             max(1, min(50, int(min(rate for _, _, rate in limiter.limits) / 10)))
         self._index: dict[int, int] = {}  # id(message) -> item index, while in the transport
-        self._marked: dict[int, int] = {}  # item index -> the journal write marking it in flight
+        self._frontier = 0  # items before this index are marked in flight ...
+        self._writes: list[tuple[int, int]] = []  # ... by these writes: (end index, write number)
+        self._accepted: list[int] = []  # keys accepted since the last write
         self._temporary_streak = 0
         self._permanent_streak = 0
 
     def messages(self) -> Iterator[Outgoing]:
         """Each item's message, built as the transport asks for it."""
-        head = self.items[:LEAD]
-        self.journal.settle(self.journal.mark(in_flight=[item.key for item in head]))
-        for index in range(len(head)):
-            self._marked[index] = 0
         for index, item in enumerate(self.items):
             try:
                 message = item.build()
@@ -210,24 +215,37 @@ class Watch:
                     report.stopped, report.rate_wait = "rate", self.limiter.wait_seconds()
                     return False
             self.tokens -= 1
-        index = self._index[id(message)]
-        write = self._marked.pop(index, None)
-        if write is None:  # the item that would have marked it failed to build
-            write = self.journal.mark(in_flight=[self.items[index].key])
-        self.journal.settle(write)
+        self._journal(self._index[id(message)])
         report.attempted += 1
         return True
+
+    def _journal(self, index: int) -> None:
+        """Make sure item ``index`` is marked in flight (durably) before its data goes out.
+        One write marks the next ``GROUP`` items ahead of need and carries the acceptances
+        heard since the last write, so the write that covers an item was sent a group
+        earlier and its acknowledgement has long arrived: no round trip is waited for."""
+        if index + LEAD > self._frontier:
+            end = min(len(self.items), index + LEAD + GROUP)
+            write = self.journal.mark(accepted=self._accepted,
+                                      in_flight=[item.key for item in self.items[self._frontier:end]])
+            self._writes.append((end, write))
+            self._frontier, self._accepted = end, []
+        while self._writes[0][0] <= index:
+            self._writes.pop(0)
+        self.journal.settle(self._writes[0][1])
+
+    def close(self) -> None:
+        """Journal the last acceptances (the database records them too)."""
+        if self._accepted:
+            self.journal.settle(self.journal.mark(accepted=self._accepted))
+            self._accepted = []
 
     def end(self, result: Result) -> None:
         index = self._index.pop(id(result.message))
         item = self.items[index]
-        self.recorder.add(Outcome(item, result))  # first: recorded even if the journal fails
-        ahead = index + LEAD
-        if ahead < len(self.items) or result.ok:
-            self._marked[ahead] = self.journal.mark(
-                accepted=[item.key] if result.ok else (),
-                in_flight=[self.items[ahead].key] if ahead < len(self.items) else ())
+        self.recorder.add(Outcome(item, result))
         if result.ok:
+            self._accepted.append(item.key)
             self.report.accepted += 1
             self._temporary_streak = self._permanent_streak = 0
         else:
@@ -260,6 +278,7 @@ def dispatch(items: Sequence[Item], run: Run) -> Report:
     watch = Watch(items, run.journal, recorder, run.limiter, run.report, run.pause_after)
     try:
         run.transport.send(watch.messages(), watch)
+        watch.close()
     except ConnectionFailed as exc:
         run.report.connection_error = exc
         run.report.last_error = f"{exc.code} {exc.error}"

@@ -233,10 +233,12 @@ def _prepare(session: Session, claimed: list[tuple[int, str | None]], holder: st
     items, dropped, refused = [], [], []
     for notice in notices:
         subscriber = session.get(Subscriber, notice.subscriber_id)
+        if subscriber is None:
+            dropped.append(notice.id)
+            continue
         # A confirmation goes to a suppressed address too: confirming is the only way back
         # (caps apply); anything else does not.
-        wanted = subscriber is not None and (notice.kind == NoticeKind.CONFIRM
-                                             or not _suppressed(session, subscriber))
+        wanted = notice.kind == NoticeKind.CONFIRM or not _suppressed(session, subscriber)
         try:
             message = _message(notice, subscriber, verp) if wanted else None
         except InvalidInput as exc:  # a name or address that cannot go in a header

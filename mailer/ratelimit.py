@@ -169,7 +169,7 @@ class RateLimiter:
                 levels.append(min(capacity, tokens + max(0.0, now - stamp) * rate))
             grant = min([wanted, *(int(level) for level in levels)]) if wanted > 0 else wanted
             wait = 0.0
-            for (name, capacity, rate), level in zip(self.limits, levels):
+            for (name, capacity, rate), level in zip(self.limits, levels, strict=True):
                 left = min(capacity, level - grant)
                 buckets[name] = [left, now]
                 if left < 1:

@@ -26,21 +26,22 @@ caller; ``start``, ``send`` and ``tick`` are task bodies and commit as they go.
 import random
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 
 from flask import current_app
 from flask_babel import format_time, gettext, ngettext
-from sqlalchemy import Connection, case, select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.orm import Session
 
 from . import campaign_mail, deliveries
 from . import campaign_states as states
 from .dispatch import Item, Outcome, Report, Run, dispatch
-from .errors import Conflict, InvalidInput, NotFound
+from .errors import Conflict, InvalidInput
 from .extensions import db
 from .jobs import enqueue
 from .journal import JournalDown, open_journal
+from .lookups import get_or_404
 from .mail.message import now_date
 from .mail.transport import from_config
 from .models import Campaign, CampaignStatus, DeliveryStatus
@@ -55,20 +56,13 @@ MAX_COUNTDOWN = 300.0  # far below the broker's visibility timeout (STANDARDS 28
 SENDING = CampaignStatus.SENDING
 
 
-def _get(session: Session, campaign_id: int) -> Campaign:
-    campaign = session.get(Campaign, campaign_id)
-    if campaign is None:
-        raise NotFound("This campaign does not exist.")
-    return campaign
-
-
 # --- Staff actions (the caller commits) ---------------------------------------------
 
 def launch(session: Session, campaign_id: int) -> Campaign:
     """Draft or scheduled -> sending, now: what it sends is frozen here. Raises NotFound,
     Conflict (another state), InvalidInput (no list, no event, nobody to send to, a
     broken template)."""
-    campaign = _get(session, campaign_id)
+    campaign = get_or_404(session, Campaign, campaign_id)
     states.check(campaign, "launch")
     if not campaign.lists:
         raise InvalidInput("Choose at least one list.", "list_ids")
@@ -87,7 +81,7 @@ def launch(session: Session, campaign_id: int) -> Campaign:
 def pause(session: Session, campaign_id: int) -> Campaign:
     """Sending -> paused; senders stop within a fraction of a second. Raises NotFound,
     Conflict."""
-    campaign = _get(session, campaign_id)
+    campaign = get_or_404(session, Campaign, campaign_id)
     states.require(session, campaign, "pause", status_code="", status_reason="")
     return campaign
 
@@ -96,7 +90,7 @@ def resume(session: Session, campaign_id: int) -> Campaign:
     """Paused -> sending; re-queues the senders (and the start, if the campaign never
     started). Raises NotFound, Conflict, InvalidInput (a campaign that could not start
     still has a broken template)."""
-    campaign = _get(session, campaign_id)
+    campaign = get_or_404(session, Campaign, campaign_id)
     states.check(campaign, "resume")
     if campaign_mail.frozen(session, campaign.id) is None:
         campaign_mail.freeze(session, campaign)
@@ -109,7 +103,7 @@ def resume(session: Session, campaign_id: int) -> Campaign:
 
 def cancel(session: Session, campaign_id: int) -> Campaign:
     """Stop for good: rows not yet sent are marked skipped. Raises NotFound, Conflict."""
-    campaign = _get(session, campaign_id)
+    campaign = get_or_404(session, Campaign, campaign_id)
     states.require(session, campaign, "cancel", finished_at=utcnow(), status_code="",
                    status_reason="")
     skipped = deliveries.skip_open(session, campaign.id, "cancelled")
@@ -122,7 +116,7 @@ def cancel(session: Session, campaign_id: int) -> Campaign:
 def retry_failed(session: Session, campaign_id: int) -> Campaign:
     """Re-queue the failed rows only (never bounced or sent ones); a sent campaign goes
     back to sending. Raises NotFound, Conflict (not started, or cancelled)."""
-    campaign = _get(session, campaign_id)
+    campaign = get_or_404(session, Campaign, campaign_id)
     if campaign.status not in (SENDING, CampaignStatus.PAUSED, CampaignStatus.SENT):
         raise Conflict("Only failed messages of a started campaign can be retried.")
     count = deliveries.requeue_failed(session, campaign.id)
@@ -142,7 +136,7 @@ def retry_failed(session: Session, campaign_id: int) -> Campaign:
 def progress(session: Session, campaign_id: int) -> dict:
     """Counts from the campaign's counters (no scan of deliveries), with the rate in
     messages per second and an ETA in seconds (None when unknown). Raises NotFound."""
-    campaign = _get(session, campaign_id)
+    campaign = get_or_404(session, Campaign, campaign_id)
     total = campaign.total_count or 0
     sent = campaign.sent_count or 0
     failed = campaign.failed_count or 0
@@ -334,7 +328,7 @@ def _back_off(session: Session, campaign_id: int, error: str) -> float | None:
     nothing has been accepted for SEND_PAUSE_AFTER_SECONDS. Returns the wait (None: paused)."""
     config = current_app.config
     now = utcnow()
-    campaign = session.get(Campaign, campaign_id)
+    campaign = get_or_404(session, Campaign, campaign_id)
     failing_since = campaign.failing_since or now
     if (now - failing_since).total_seconds() >= config["SEND_PAUSE_AFTER_SECONDS"]:
         states.move(session, campaign_id, "stop", status_code="failing", status_reason=error[:500])
@@ -357,7 +351,7 @@ def _tally(config, outcomes: list[Outcome]) -> deliveries.Tally:
     5.1.x hard bounce also suppresses the address (5.7.x policy blocks do not)."""
     tally = deliveries.Tally()
     now = utcnow()
-    retry_at: dict[int, object] = {}  # one jittered time per attempt number and flush
+    retry_at: dict[int, datetime] = {}  # one jittered time per attempt number and flush
     for outcome in outcomes:
         item, result = outcome.item, outcome.result
         if result is not None and result.ok:
@@ -397,10 +391,6 @@ def _judge(config, campaign_id: int, conn: Connection, standing: deliveries.Stan
     if limit and standing.consecutive_failures >= limit:
         states.move(conn, campaign_id, "stop", status_code="failures", status_reason=tally.last_error)
         return "stop"
-    if tally.any_accepted:
-        conn.execute(update(Campaign).where(Campaign.id == campaign_id).values(
-            status_code=case((Campaign.status == SENDING, ""), else_=Campaign.status_code),
-            retry_at=None))
     return "ok"
 
 

@@ -131,8 +131,8 @@ def _find_or_create(session: Session, email: str, name: str, locale: str) -> Sub
             email=email, email_hash=email_hash(email), name=name, locale=locale, attributes={},
             confirm_nonce=secrets.token_hex(16), confirm_sent_today=0, created_at=now,
             updated_at=now).on_conflict_do_nothing(index_elements=["email"]))
-        subscriber = session.scalar(select(Subscriber).where(Subscriber.email == email))
-    elif name and not subscriber.name:
+        return session.scalars(select(Subscriber).where(Subscriber.email == email)).one()
+    if name and not subscriber.name:
         subscriber.name = name
     return subscriber
 

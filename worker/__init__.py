@@ -8,7 +8,7 @@ def celery_init_app(app: Flask) -> Celery:
     """Flask's documented pattern: every task runs inside the app context. A task that
     was a queued job (``mailer.jobs``) forgets its job when it has run."""
     from mailer import jobs
-    from mailer.extensions import db
+    from mailer.extensions import db_session
 
     class FlaskTask(Task):
         def __call__(self, *args, **kwargs):
@@ -18,8 +18,8 @@ def celery_init_app(app: Flask) -> Celery:
                 finally:
                     job = jobs.job_id(self.request.id)
                     if job is not None:
-                        db.session.rollback()
-                        jobs.finished(db.session, job)
+                        db_session.rollback()
+                        jobs.finished(db_session, job)
 
     celery_app = Celery(app.name, task_cls=FlaskTask)
     celery_app.config_from_object(app.config["CELERY"])

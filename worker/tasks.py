@@ -4,39 +4,39 @@ the domain. Each is safe to run twice: the database, not the queue, records what
 from celery import shared_task
 
 from mailer import campaigns, imports, jobs, notices, sending, subscriptions
-from mailer.extensions import db
+from mailer.extensions import db_session
 
 
 @shared_task(name="mailer.send_notices")
 def send_notices() -> None:
-    notices.send(db.session)
+    notices.send(db_session)
 
 
 @shared_task(name="mailer.purge_pending")
 def purge_pending() -> None:
-    subscriptions.purge_pending(db.session)
-    db.session.commit()
+    subscriptions.purge_pending(db_session)
+    db_session.commit()
 
 
 @shared_task(name="mailer.tick")
 def tick() -> None:
     """Beat, every few seconds: relay jobs the broker may have lost, launch schedules,
     revive stalled campaigns, send notices whose turn came."""
-    jobs.relay(db.session)
-    sending.tick(db.session)
-    notices.tick(db.session)
+    jobs.relay(db_session)
+    sending.tick(db_session)
+    notices.tick(db_session)
 
 
 @shared_task(name="mailer.start_campaign")
 def start_campaign(campaign_id: int) -> None:
-    sending.start(db.session, campaign_id)
+    sending.start(db_session, campaign_id)
 
 
 @shared_task(name="mailer.send_campaign")
 def send_campaign(campaign_id: int) -> None:
     """One sender of the campaign; it goes on in a new task when it has to wait (a batch due
     for a retry, a back-off, the rate limit) or its time is up: one task, never a storm."""
-    then = sending.send(db.session, campaign_id)
+    then = sending.send(db_session, campaign_id)
     if then is not None:
         jobs.send_now("mailer.send_campaign", campaign_id, countdown=min(then, sending.MAX_COUNTDOWN))
 
@@ -46,12 +46,12 @@ def send_campaign(campaign_id: int) -> None:
 def send_test(campaign_id: int, addresses: list[str]) -> None:
     """A test copy; retried when the mail server is unreachable or answers 4xx (a repeated
     test copy is harmless)."""
-    campaigns.send_test(db.session, campaign_id, addresses)
+    campaigns.send_test(db_session, campaign_id, addresses)
 
 
 @shared_task(name="mailer.import_csv")
 def import_csv(job_id: int) -> None:
-    imports.run(db.session, job_id)
+    imports.run(db_session, job_id)
 
 
 @shared_task(name="mailer.poll_bounce_mailbox", expires=300)
@@ -63,7 +63,7 @@ def poll_bounce_mailbox() -> None:
     from mailer.bounces import mailbox
 
     if current_app.config["BOUNCE_MAILBOX_URL"]:
-        mailbox.poll(db.session, current_app.config)
+        mailbox.poll(db_session, current_app.config)
 
 
 @shared_task(name="mailer.confirm_sns_subscription", autoretry_for=(OSError,), retry_backoff=True,
@@ -81,5 +81,5 @@ def confirm_sns_subscription(url: str) -> None:
 def purge_webhook_nonces() -> None:
     from mailer.bounces import webhooks
 
-    webhooks.purge_nonces(db.session)
-    db.session.commit()
+    webhooks.purge_nonces(db_session)
+    db_session.commit()

@@ -23,9 +23,10 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import cast
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -148,9 +149,9 @@ def _unsigned_targets(session: Session, report: Report) -> list[tuple[Target, Fi
             return [(target, max(report.findings, key=lambda f: SEVERITY[f.kind]))]
     pairs = []
     for finding in report.findings:
-        target = target_by_recipient(session, finding.recipient)
-        if target is not None:
-            pairs.append((target, finding))
+        found = target_by_recipient(session, finding.recipient)
+        if found is not None:
+            pairs.append((found, finding))
     return pairs
 
 
@@ -272,7 +273,8 @@ def _count(session: Session, target: Target, finding: Finding) -> None:
                                                Delivery.status == DeliveryStatus.SENT)
                         .values(status=DeliveryStatus.BOUNCED, last_error=error)
                         .execution_options(synchronize_session=False))
-    pause_if_over(session, target.campaign_id)
+    if target.campaign_id is not None:
+        pause_if_over(session, target.campaign_id)
 
 
 def pause_if_over(session: Session, campaign_id: int) -> bool:
@@ -285,14 +287,14 @@ def pause_if_over(session: Session, campaign_id: int) -> bool:
     for rate, column, reason in checks:
         if not rate:
             continue
-        result = session.execute(
+        result = cast(CursorResult, session.execute(
             update(Campaign).where(
                 Campaign.id == campaign_id, Campaign.status == CampaignStatus.SENDING,
                 Campaign.sent_count >= max(1, config["BOUNCE_PAUSE_MIN_SENT"]),
                 column > Campaign.sent_count * rate,
             ).values(status=CampaignStatus.PAUSED, status_code="bounces", status_reason=reason,
                      consecutive_failures=0)
-            .execution_options(synchronize_session=False))
+            .execution_options(synchronize_session=False)))
         if result.rowcount:
             current_app.logger.warning("campaign %s paused: %s", campaign_id, reason)
             return True

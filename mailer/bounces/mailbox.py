@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from imap_tools import MailBox, MailBoxStartTls, MailBoxUnencrypted
+from imap_tools import BaseMailBox, MailBox, MailBoxStartTls, MailBoxUnencrypted
 from imap_tools.message import MailMessage
 from sqlalchemy.orm import Session
 
@@ -59,6 +59,7 @@ class MailboxSettings:
 
     def connect(self):
         context = ssl.create_default_context(cafile=self.cafile or None) if self.tls != "none" else None
+        box: BaseMailBox
         if self.tls == "ssl":
             box = MailBox(self.host, self.port, timeout=self.timeout, ssl_context=context)
         elif self.tls == "starttls":

@@ -21,7 +21,7 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP
 from flask import Flask
 
-from ..extensions import db
+from ..extensions import db_session
 from ..verp import Verp
 from . import handling
 
@@ -86,11 +86,11 @@ class BounceHandler:
         """One message, in its own app context and transaction."""
         with self.app.app_context():
             try:
-                outcome = handling.receive_mail(db.session, data, source=self.protocol,
+                outcome = handling.receive_mail(db_session, data, source=self.protocol,
                                                 envelope_to=recipients)
-                db.session.commit()
+                db_session.commit()
             except Exception:
-                db.session.rollback()
+                db_session.rollback()
                 raise
         log.info("bounce endpoint: %s %s", outcome.verdict, ",".join(outcome.kinds))
         self.outcomes.append(outcome.verdict)

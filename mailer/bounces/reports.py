@@ -130,8 +130,8 @@ def read(raw: bytes, *, envelope_to: list[str] | None = None, keep: int = 16 * 1
 
 
 def _read_into(report: Report, msg: Message) -> None:
-    report_type = (msg.get_param("report-type", "", "content-type") or "").lower() \
-        if msg.get_content_type() == "multipart/report" else ""
+    param = msg.get_param("report-type", "", "content-type") if msg.get_content_type() == "multipart/report" else ""
+    report_type = param.lower() if isinstance(param, str) else ""
     originals = _original_headers(msg)
     for headers in originals:
         report.message_ids += _ids(headers.get_all("Message-ID", []))
@@ -405,7 +405,7 @@ def _part(msg: Message, content_type: str) -> Message | None:
 
 def _original_headers(msg: Message) -> list[Message]:
     """The headers of the returned original (message/rfc822 or text/rfc822-headers parts)."""
-    found = []
+    found: list[Message] = []
     if not msg.is_multipart():
         return found
     for part in msg.walk():
@@ -415,8 +415,9 @@ def _original_headers(msg: Message) -> list[Message]:
             if isinstance(payload, list) and payload and isinstance(payload[0], Message):
                 found.append(payload[0])
         elif content_type in {"text/rfc822-headers", "text/global-headers"}:
-            payload = part.get_payload(decode=True) or b""
-            found.append(HeaderParser().parsestr(payload.decode("utf-8", "replace").lstrip()))
+            payload = part.get_payload(decode=True)
+            text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+            found.append(HeaderParser().parsestr(text.lstrip()))
     return found
 
 
@@ -444,8 +445,10 @@ def _body_text(msg: Message) -> str:
         if part.get_content_type() not in {"text/plain", "text/html"}:
             continue
         try:
-            payload = part.get_payload(decode=True) or b""
+            payload = part.get_payload(decode=True)
         except Exception:
+            continue
+        if not isinstance(payload, bytes):
             continue
         charset = part.get_content_charset() or "utf-8"
         try:

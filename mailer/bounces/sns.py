@@ -52,7 +52,7 @@ def trusted_url(url: str, pattern: str) -> bool:
 
 def string_to_sign(message: dict) -> bytes:
     """The canonical text SNS signs: each signed field present, name then value, one a line."""
-    fields = SIGNED_FIELDS.get(message.get("Type"))
+    fields = SIGNED_FIELDS.get(str(message.get("Type")))
     if fields is None:
         raise SignatureError("unknown SNS message type")
     lines = []
@@ -71,11 +71,11 @@ def string_to_sign(message: dict) -> bytes:
 def verify(message: dict, pattern: str, fetch=None) -> None:
     """Raise SignatureError unless ``message`` is signed by the certificate at its
     SigningCertURL, which must match ``pattern``."""
-    url = message.get("SigningCertURL") or message.get("SigningCertUrl")
+    url = str(message.get("SigningCertURL") or message.get("SigningCertUrl") or "")
     if not trusted_url(url, pattern) or not url.lower().endswith(".pem"):
         raise SignatureError("the signing certificate is not on an SNS host")
     version = message.get("SignatureVersion")
-    algorithm = {"1": hashes.SHA1(), "2": hashes.SHA256()}.get(version)
+    algorithm = {"1": hashes.SHA1(), "2": hashes.SHA256()}.get(str(version))
     if algorithm is None:
         raise SignatureError("unknown SNS signature version")
     try:

@@ -26,12 +26,13 @@ import json
 import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
+from typing import Any, cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask import current_app
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.orm import Session
 
 from ..jobs import send_now
@@ -73,6 +74,11 @@ def _json(body: bytes):
         raise Refused(400, "the body is not JSON") from exc
 
 
+def _object(value: Any) -> dict[str, Any]:
+    """A JSON object, or an empty one for anything else (a provider's optional part)."""
+    return value if isinstance(value, dict) else {}
+
+
 def _text(value, limit: int = 1000) -> str:
     return value[:limit] if isinstance(value, str) else ""
 
@@ -111,7 +117,7 @@ def use_nonce(session: Session, provider: str, nonce: str) -> None:
 def purge_nonces(session: Session) -> int:
     """Forget nonces older than twice the freshness window (their requests are stale anyway)."""
     cutoff = utcnow() - timedelta(seconds=2 * current_app.config["WEBHOOK_MAX_AGE_SECONDS"])
-    return session.execute(delete(WebhookNonce).where(WebhookNonce.created_at < cutoff)).rowcount
+    return cast(CursorResult, session.execute(delete(WebhookNonce).where(WebhookNonce.created_at < cutoff))).rowcount
 
 
 # --- Amazon SES through SNS ----------------------------------------------------------
@@ -131,7 +137,7 @@ def _ses(session: Session, config, body: bytes, headers: dict) -> list[handling.
         raise Refused(403, "this SNS topic is not accepted here")
     kind = message["Type"]
     if kind == "SubscriptionConfirmation":
-        url = message.get("SubscribeURL")
+        url = str(message.get("SubscribeURL") or "")
         if not sns.trusted_url(url, config["SES_SNS_URL_PATTERN"]):
             raise Refused(400, "the subscription URL is not an SNS URL")
         send_now("mailer.confirm_sns_subscription", url)
@@ -148,17 +154,17 @@ def ses_events(notification: dict, sns_id: str, raw: bytes) -> list[handling.Eve
     """Events of one SES notification (``notificationType``, or ``eventType`` when published
     through a configuration set)."""
     kind = notification.get("notificationType") or notification.get("eventType")
-    mail = notification.get("mail") if isinstance(notification.get("mail"), dict) else {}
+    mail = _object(notification.get("mail"))
     source = _text(mail.get("source"), 320)
     message_id = ""
     for header in mail.get("headers") or []:
         if isinstance(header, dict) and str(header.get("name", "")).lower() == "message-id":
             message_id = _text(header.get("value"), 250)
-    common = mail.get("commonHeaders") if isinstance(mail.get("commonHeaders"), dict) else {}
+    common = _object(mail.get("commonHeaders"))
     message_id = message_id or _text(common.get("messageId"), 250)
     events = []
     if kind == "Bounce":
-        bounce = notification.get("bounce") if isinstance(notification.get("bounce"), dict) else {}
+        bounce = _object(notification.get("bounce"))
         bounce_type = bounce.get("bounceType")
         sub_type = str(bounce.get("bounceSubType") or "")
         when = _when(bounce.get("timestamp"))
@@ -176,7 +182,7 @@ def ses_events(notification: dict, sns_id: str, raw: bytes) -> list[handling.Eve
             events.append(handling.Event("ses", f"{bounce.get('feedbackId') or sns_id}:{n}", finding,
                                          source, message_id, when, raw))
     elif kind == "Complaint":
-        complaint = notification.get("complaint") if isinstance(notification.get("complaint"), dict) else {}
+        complaint = _object(notification.get("complaint"))
         feedback = _text(complaint.get("complaintFeedbackType"), 32) or "abuse"
         if feedback in reports.COMPLAINT_TYPES:
             for n, item in enumerate(_items(complaint.get("complainedRecipients"))):
@@ -231,7 +237,7 @@ def _postmark(session: Session, config, body: bytes, headers: dict) -> list[hand
 def postmark_events(record: dict, raw: bytes) -> list[handling.Event]:
     if record.get("RecordType") not in {"Bounce", "SpamComplaint"}:
         return []  # Delivery, Open, Click, SubscriptionChange
-    type_ = record.get("Type") if isinstance(record.get("Type"), str) else ""
+    type_ = _text(record.get("Type"))
     kind = POSTMARK_KINDS.get("SpamComplaint" if record["RecordType"] == "SpamComplaint" else type_)
     if kind is None:
         return []  # AutoResponder, Subscribe, ChallengeVerification ...: not a bounce
@@ -346,17 +352,17 @@ def mailgun_events(data: dict, raw: bytes) -> list[handling.Event]:
     if not event_id:
         raise Refused(400, "the event has no id")
     recipient = _text(data.get("recipient"), 320).lower()
-    message = data.get("message") if isinstance(data.get("message"), dict) else {}
-    message_headers = message.get("headers") if isinstance(message.get("headers"), dict) else {}
+    message = _object(data.get("message"))
+    message_headers = _object(message.get("headers"))
     message_id = _text(message_headers.get("message-id"), 250)
-    envelope = data.get("envelope") if isinstance(data.get("envelope"), dict) else {}
+    envelope = _object(data.get("envelope"))
     return_path = _text(envelope.get("sender"), 320)
     if name == "complained":
         finding = Finding(BounceKind.COMPLAINT, recipient, "", "complained", "abuse")
     else:
         if data.get("severity") != "permanent":
             return []  # Mailgun tries again: a warning, not a bounce
-        status_info = data.get("delivery-status") if isinstance(data.get("delivery-status"), dict) else {}
+        status_info = _object(data.get("delivery-status"))
         text = " ".join(filter(None, (_text(status_info.get("message")), _text(status_info.get("description")))))
         code = status_info.get("code")
         status = reports._status(_text(status_info.get("enhanced-code"), 16)) or reports._status(text)

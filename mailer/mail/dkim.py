@@ -46,7 +46,7 @@ def canonical_header(name: bytes, value: bytes) -> bytes:
 
 def split_headers(head: bytes) -> list[tuple[bytes, bytes]]:
     """(name, raw value) per header field of ``head`` (without the blank line)."""
-    fields = []
+    fields: list[tuple[bytes, bytes]] = []
     for line in head.split(b"\r\n"):
         if line[:1] in (b" ", b"\t") and fields:
             name, value = fields[-1]
@@ -61,10 +61,10 @@ def split_headers(head: bytes) -> list[tuple[bytes, bytes]]:
 class Key:
     algorithm: str  # "rsa-sha256" or "ed25519-sha256"
     selector: str
-    private_key: object
+    private_key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
     def sign(self, data: bytes) -> bytes:
-        if self.algorithm == "rsa-sha256":
+        if isinstance(self.private_key, rsa.RSAPrivateKey):
             return self.private_key.sign(data, padding.PKCS1v15(), hashes.SHA256())
         return self.private_key.sign(hashlib.sha256(data).digest())
 

@@ -86,7 +86,9 @@ _WORD_BYTES = 42
 
 def encoded_words(text: str, separator: str = CRLF + " ") -> str:
     """``text`` as RFC 2047 encoded words of at most 68 characters, never splitting a character."""
-    chunks, chunk, size = [], [], 0
+    chunks: list[str] = []
+    chunk: list[str] = []
+    size = 0
     for ch in text:
         width = len(ch.encode("utf-8"))
         if size + width > _WORD_BYTES:
@@ -106,20 +108,23 @@ def fold(name: str, value: str | Address) -> str:
     of at most 75 characters; an address whose mailbox is not ASCII is written in UTF-8
     (RFC 6532: sent only where the server offers SMTPUTF8). Raises InvalidInput on CR/LF."""
     if name.lower() in ADDRESS_HEADERS:
-        if not isinstance(value, Address):
+        if isinstance(value, Address):
+            mailbox = value
+        else:
             check_header_value(value)
-            value = SMTP.header_factory(name, value).addresses[0]
-        check_header_value(value.display_name)
-        if not value.addr_spec.isascii():
-            phrase = encoded_words(value.display_name) + CRLF + " " if value.display_name else ""
-            return f"{name}: {phrase}<{value.addr_spec}>{CRLF}"
-        if value.display_name and not value.display_name.isascii():
-            return f"{name}: {encoded_words(value.display_name)}{CRLF} <{value.addr_spec}>{CRLF}"
-        value = str(value)
-    check_header_value(value)
-    if value.isascii():
-        return str(SMTP.header_factory(name, value).fold(policy=SMTP))
-    return f"{name}: {encoded_words(value)}{CRLF}"
+            mailbox = SMTP.header_factory(name, value).addresses[0]
+        check_header_value(mailbox.display_name)
+        if not mailbox.addr_spec.isascii():
+            phrase = encoded_words(mailbox.display_name) + CRLF + " " if mailbox.display_name else ""
+            return f"{name}: {phrase}<{mailbox.addr_spec}>{CRLF}"
+        if mailbox.display_name and not mailbox.display_name.isascii():
+            return f"{name}: {encoded_words(mailbox.display_name)}{CRLF} <{mailbox.addr_spec}>{CRLF}"
+        value = str(mailbox)
+    text = str(value)
+    check_header_value(text)
+    if text.isascii():
+        return str(SMTP.header_factory(name, text).fold(policy=SMTP))
+    return f"{name}: {encoded_words(text)}{CRLF}"
 
 
 def raw_header(name: str, value: str) -> str:

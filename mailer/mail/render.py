@@ -8,6 +8,7 @@ service's own notices are rendered by ``mailer.notices`` with Flask's templates.
 
 import functools
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import css_inline
@@ -91,9 +92,9 @@ class Personalizer:
         self.fields = parts[1::2]
         self.escape_values = escape_values
 
-    def __call__(self, values: dict[str, str]) -> str:
+    def __call__(self, values: Mapping[str, str]) -> str:
         out = [self.literals[0]]
-        for field, literal in zip(self.fields, self.literals[1:]):
+        for field, literal in zip(self.fields, self.literals[1:], strict=True):
             value = values.get(field) or ""
             if not value and out[-1].endswith(" ") and literal[:1] in _CLOSERS:
                 out[-1] = out[-1][:-1]  # "Dzień dobry {{ name }}," without a name

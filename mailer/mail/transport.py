@@ -285,7 +285,7 @@ class SMTPTransport:
                 try:
                     code, text = smtp.data(message.data)
                 except smtplib.SMTPDataError as exc:  # DATA itself refused
-                    code, text = exc.smtp_code, exc.smtp_error
+                    code, text = exc.smtp_code, _text(exc.smtp_error).encode()
                 conn.unanswered = None
             else:
                 conn.in_hand = []
@@ -308,7 +308,7 @@ class SMTPTransport:
         while message is not None:
             replies = [smtp.getreply() for _ in range(3)]  # MAIL, RCPT, DATA
             conn.in_hand.remove(message)
-            refusal = next(((code, text) for (code, text), ok in zip(replies, _ACCEPTED)
+            refusal = next(((code, text) for (code, text), ok in zip(replies, _ACCEPTED, strict=True)
                             if code not in ok), None)
             following = self._begin(conn, queue, results, observer)
             ahead = _envelope(following) if following is not None else b""

@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
+from ..extensions import Model
 from .campaigns import str_enum
 from .types import UTCDateTime, utcnow
 
@@ -18,7 +18,7 @@ class BounceKind(enum.StrEnum):
     COMPLAINT = "complaint"  # the recipient reported it as spam (ARF, provider)
 
 
-class BounceEvent(db.Model):
+class BounceEvent(Model):
     """One returned mail or provider report about one delivery (or notice) of one subscriber.
 
     ``report_key`` (unique) makes processing the same report twice a no-op; ``count_key``
@@ -52,7 +52,7 @@ class BounceEvent(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class WebhookNonce(db.Model):
+class WebhookNonce(Model):
     """A signed webhook's one-time token, kept while its timestamp is fresh (replays refused)."""
 
     __tablename__ = "webhook_nonces"

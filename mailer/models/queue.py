@@ -9,11 +9,11 @@ from typing import Any
 from sqlalchemy import JSON, Enum, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
+from ..extensions import Model
 from .types import UTCDateTime, utcnow
 
 
-class Job(db.Model):
+class Job(Model):
     """A task to run, committed with the data it acts on. Published to the broker right
     after the commit, and again by the relay while no worker has finished it (a broker that
     was down or restarted loses nothing); deleted when its task has run."""
@@ -44,7 +44,7 @@ def _enum(cls):
     return Enum(cls, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
 
 
-class Notice(db.Model):
+class Notice(Model):
     """One mail owed to one subscriber. Claimed with a lease like a campaign's batch, so a
     redelivered task or a crashed worker sends it once; confirmations past the hourly cap
     wait (``available_at``) instead of being dropped."""

@@ -21,8 +21,9 @@ def suppressions_page():
         page = int(request.args.get("page") or 1)
     except ValueError:
         abort(400)
-    filters = {"query": request.args.get("q", ""), "reason": request.args.get("reason") or None, "page": page}
-    rows, total = suppression.search(db_session, per_page=PER_PAGE, **filters)
+    query, reason = request.args.get("q", ""), request.args.get("reason") or None
+    filters = {"query": query, "reason": reason, "page": page}
+    rows, total = suppression.search(db_session, query=query, reason=reason, page=page, per_page=PER_PAGE)
     return render_template("web/admin/suppressions/index.html", rows=rows, total=total, filters=filters,
                            pages=max(1, -(-total // PER_PAGE)), reasons=suppression.REASONS,
                            counts=suppression.counts(db_session))
