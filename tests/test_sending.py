@@ -238,3 +238,60 @@ def _settle(app, celery_worker):
     tasks enqueued by a test must not run into the next test's clean-up."""
     yield
     wait_worker_idle(celery_worker)
+
+
+def _scheduled(session, lists, subject="Zaplanowana"):
+    from datetime import timedelta
+
+    from mailer.models.types import utcnow
+
+    campaign = make_campaign(session, lists, subject=subject)
+    campaign.status = CampaignStatus.SCHEDULED
+    campaign.scheduled_at = utcnow() - timedelta(seconds=1)
+    session.commit()
+    return campaign
+
+
+def test_a_cancel_racing_the_scheduled_launch_stays_cancelled(app, session, engine_config):
+    """Beat's tick read the campaign as scheduled; staff cancelled it before the launch was
+    written: the launch finds it moved and leaves it cancelled (it once became a draft)."""
+    from sqlalchemy.orm import Session
+
+    from mailer.extensions import db
+
+    campaign = _scheduled(session, make_audience(session, 2))
+    tick = Session(db.engine)
+    try:
+        assert tick.get(Campaign, campaign.id).status == CampaignStatus.SCHEDULED  # read, then...
+        staff = Session(db.engine)
+        sending.cancel(staff, campaign.id)
+        staff.commit()
+        staff.close()
+        with pytest.raises(Conflict):
+            sending.launch(tick, campaign.id)  # ... the stale object says scheduled
+        tick.rollback()
+        sending.tick(tick)
+    finally:
+        tick.close()
+    assert campaign_status(campaign.id) == CampaignStatus.CANCELLED
+
+
+def test_a_scheduled_campaign_whose_template_broke_pauses_with_the_reason(session, engine_config):
+    from mailer.models import Template, TemplateKind
+
+    lists = make_audience(session, 2)
+    broken = Template(name="Zepsuty", kind=TemplateKind.CONTENT, html="{{ events[99].title }}", text="")
+    session.add(broken)
+    session.flush()
+    campaign = _scheduled(session, lists)
+    campaign.template_id = broken.id
+    session.commit()
+    sending.tick(session)
+    assert campaign_status(campaign.id) == CampaignStatus.PAUSED
+    campaign = session.get(Campaign, campaign.id)
+    session.refresh(campaign)
+    assert campaign.status_code == "launch"
+    with force_locale("en"):
+        assert sending.reason(campaign).startswith("The campaign could not start:")
+    with pytest.raises(InvalidInput):  # still broken: it stays paused
+        sending.resume(session, campaign.id)

@@ -307,3 +307,41 @@ def test_suppressed_address_gets_only_a_confirmation_and_stays_suppressed(client
     [mail] = barrier(session, smtp_server)
     assert mail.recipients == ["blocked@example.org"] and "/confirm/" in text_part(mail)
     assert session.scalar(select(func.count(Suppression.id))) == 1
+
+
+def test_two_sign_ups_of_one_new_address_at_once(app, session, newsletter, fresh):
+    """The second waits for the first and finds its row: no IntegrityError, one subscriber
+    (it was a 500 before)."""
+    import threading
+
+    from sqlalchemy.orm import Session
+
+    first_flushed, first_may_commit = threading.Event(), threading.Event()
+    errors = []
+
+    def sign_up(first: bool) -> None:
+        with app.app_context():
+            own = Session(db.engine)
+            try:
+                subscriptions.subscribe(own, email="rownoczesny@example.org", consent=True, source="api")
+                if first:
+                    first_flushed.set()
+                    first_may_commit.wait(10)
+                own.commit()
+            except Exception as exc:  # noqa: BLE001  the assertion below shows it
+                errors.append(exc)
+            finally:
+                own.close()
+
+    first = threading.Thread(target=sign_up, args=(True,))
+    first.start()
+    assert first_flushed.wait(10)
+    second = threading.Thread(target=sign_up, args=(False,))
+    second.start()
+    second.join(0.5)  # it waits on the first one's row (PostgreSQL) or lock (SQLite)
+    first_may_commit.set()
+    first.join(10)
+    second.join(10)
+    assert errors == []
+    with fresh() as check:
+        assert check.query(Subscriber).filter_by(email="rownoczesny@example.org").count() == 1
