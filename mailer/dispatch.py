@@ -42,7 +42,7 @@ FLUSH_AT = 500  # ... or as soon as this many outcomes wait
 LEASE_MARGIN = 0.5  # of the lease: stop sending when the last renewal is older than this share
 RATE_WAIT = 2.0  # seconds a sender waits for rate tokens before it gives its batch back
 BACKOFF_AFTER = 5  # temporary failures in a row after which a run stops and backs off
-GROUP = 8  # items marked in flight by one journal write
+GROUP = 4  # items marked in flight by one journal write
 # Per connection a fault strikes: copies that can go twice (acceptances not yet journaled, or
 # journaled by a write not yet acknowledged, and the message in flight), and messages counted
 # as doubtful (those, and the ones marked in flight ahead that had not gone out yet).

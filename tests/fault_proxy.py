@@ -32,6 +32,8 @@ class FaultProxy:
             if self.silent:
                 continue  # held open, never answered
             upstream = socket.create_connection(self.target)
+            for sock in (client, upstream):  # no Nagle: pipelined SMTP writes small pieces
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
                 self._open.append(upstream)
             for source, sink in ((client, upstream), (upstream, client)):

@@ -136,6 +136,12 @@ class SMTPServer:
         with self.handler.lock:
             return list(self.handler.messages)
 
+    @property
+    def count(self) -> int:
+        """How many messages arrived (without copying them)."""
+        with self.handler.lock:
+            return len(self.handler.messages)
+
     def to(self, address: str) -> list[Received]:
         return [m for m in self.messages if address in m.recipients]
 

@@ -21,6 +21,7 @@ and the caller counts it.
 import base64
 import functools
 import smtplib
+import socket
 import ssl
 import uuid
 from collections import deque
@@ -217,6 +218,9 @@ class SMTPTransport:
                 _authenticate(smtp, s.username, s.password)
             if smtp.sock is not None:
                 smtp.sock.settimeout(s.timeout)
+                # Pipelined writes end in small pieces (a message's last bytes, the next
+                # envelope): Nagle's algorithm would hold them for the previous ACK.
+                smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except BaseException:
             _close(smtp)
             raise
