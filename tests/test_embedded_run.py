@@ -126,6 +126,22 @@ def test_make_run_stack_walks_the_visitor_path(embedded):
 
     welcome = wait_until(lambda: [m for m in mails(outbox) if m["Subject"].startswith("Witamy")],
                          "the welcome mail")[0]
+
+    # staff send a campaign: the worker sends it with the embedded journal (a file) and
+    # limits (a locked file shared by its two processes), to the outbox
+    new = staff.get(base + "/admin/campaigns/new").text
+    event_id = re.search(r'name="event_ids" value="(\d+)"', new).group(1)
+    list_id = re.search(r'name="list_ids" value="(\d+)"', new).group(1)
+    created = staff.post(base + "/admin/campaigns/new", data={
+        "csrf_token": csrf(new), "event_ids": event_id, "list_ids": list_id, "locale": "pl"})
+    assert created.status_code == 200, created.text[:300]
+    sent = staff.post(created.url + "/send", data={"csrf_token": csrf(created.text)})
+    assert sent.status_code == 200, sent.text[:300]
+    copy = wait_until(lambda: [m for m in mails(outbox) if m["Subject"] == "Koncert kolęd na Rynku"],
+                      "the campaign's copy", logs=embedded["logs"])[0]
+    assert copy["To"].addresses[0].addr_spec == "halina@example.org"
+    assert copy["Return-Path"].startswith("<bounces+d")  # its own return path (VERP)
+    assert not list((embedded["instance"] / "journal").glob("*"))  # recorded: nothing to recover
     assert welcome["To"].addresses[0].display_name == "Halina Świątek"
     unsubscribe = re.fullmatch(r"<([^>]+)>", str(welcome["List-Unsubscribe"])).group(1)
     one_click = requests.post(unsubscribe, data={"List-Unsubscribe": "One-Click"}, allow_redirects=False)
