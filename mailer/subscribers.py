@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+from functools import lru_cache
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
@@ -9,12 +10,14 @@ from flask import current_app
 from sqlalchemy import event, inspect
 
 from .errors import InvalidInput
+from .folding import subscriber_text
 from .mail.message import check_header_value
 from .models import Subscriber
 
 MAX_EMAIL = 254
 
 
+@lru_cache(maxsize=4096)  # a sign-up checks its address twice (the rate limit's key, then the form)
 def normalize_email(raw: str) -> str:
     """The address as stored: validated, IDN domain in ASCII, lower case.
 
@@ -47,7 +50,11 @@ def email_hash(email: str) -> str:
 @event.listens_for(Subscriber, "before_insert")
 @event.listens_for(Subscriber, "before_update")
 def _hash_address(_mapper: Any, _connection: Any, subscriber: Subscriber) -> None:
-    """Keep ``email_hash`` in step with ``email`` for subscribers written through the ORM (the
-    CSV import's bulk statements compute it with ``email_hash`` themselves)."""
-    if subscriber.email_hash is None or inspect(subscriber).attrs.email.history.has_changes():
+    """Keep ``email_hash`` in step with ``email``, and ``search_text`` with the address and
+    name, for subscribers written through the ORM (bulk statements compute both themselves:
+    ``email_hash``, ``mailer.folding.subscriber_text``)."""
+    state = inspect(subscriber).attrs
+    if subscriber.email_hash is None or state.email.history.has_changes():
         subscriber.email_hash = email_hash(subscriber.email)
+    if not subscriber.search_text or state.email.history.has_changes() or state.name.history.has_changes():
+        subscriber.search_text = subscriber_text(subscriber.email, subscriber.name)
