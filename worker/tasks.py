@@ -83,3 +83,19 @@ def purge_webhook_nonces() -> None:
 
     webhooks.purge_nonces(db.session)
     db.session.commit()
+
+
+@shared_task(name="mailer.bulk_action")
+def bulk_action(action_id: int) -> None:
+    """A bulk action on a search or segment result, chunk by chunk (goes on where it stopped)."""
+    from mailer import bulk_actions
+
+    bulk_actions.run(db.session, action_id)
+
+
+@shared_task(name="mailer.refresh_summary")
+def refresh_summary() -> None:
+    """The dashboard's audience figures, counted in the background."""
+    from mailer import stats
+
+    stats.refresh_summary(db.session)

@@ -61,7 +61,11 @@ class AudienceAction(Model):
     selection: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     affected: Mapped[int] = mapped_column(Integer, default=0)
+    # A bulk action runs as a job, chunk by chunk in id order: queued, running, done.
+    status: Mapped[str] = mapped_column(String(16), default="done")
+    cursor: Mapped[int] = mapped_column(Integer, default=0)  # the last subscriber id done
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class AudienceSummary(Model):

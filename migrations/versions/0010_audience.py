@@ -72,7 +72,10 @@ def upgrade():
     sa.Column('selection', sa.JSON(), nullable=False),
     sa.Column('details', sa.JSON(), nullable=False),
     sa.Column('affected', sa.Integer(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('cursor', sa.Integer(), nullable=False),
     sa.Column('created_at', mailer.models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', mailer.models.types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_audience_actions_user_id_users'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_audience_actions')),
     sqlite_autoincrement=True
