@@ -11,7 +11,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import campaign_mail, links, segments, tokens
+from . import campaign_mail, links, recipients, segments, tokens
 from . import campaign_states as states
 from .email_templates import SAMPLE_EMAIL, SAMPLE_NAME, compile_for, content_templates, default_content_template
 from .errors import BadToken, Conflict, InvalidInput, NotFound
@@ -151,6 +151,7 @@ def create_campaign(session: Session, *, event_ids: Sequence[int | str], list_id
     session.add(campaign)
     session.flush()
     compile_for(session, campaign)  # a broken template is refused now, not at send time
+    recipients.recount_later(session, campaign.id)
     return campaign
 
 
@@ -179,6 +180,8 @@ def update_campaign(session: Session, campaign_id: int, values: dict) -> Campaig
         campaign.lists = _lists(session, values["list_ids"])
     if "segment_ids" in values:
         campaign.segments = segments.segments_by_id(session, values["segment_ids"])
+    if "list_ids" in values or "segment_ids" in values:
+        recipients.recount_later(session, campaign.id)
     if "archived" in values:
         campaign.archived = bool(values["archived"])
     session.flush()

@@ -99,3 +99,11 @@ def refresh_summary() -> None:
     from mailer import stats
 
     stats.refresh_summary(db.session)
+
+
+@shared_task(name="mailer.count_recipients")
+def count_recipients(campaign_id: int) -> None:
+    """How many a campaign would reach now, kept for its page."""
+    from mailer import recipients
+
+    recipients.count_now(db.session, campaign_id)
