@@ -134,10 +134,10 @@ def run(session: Session, action_id: int) -> None:
 
 def _tag(session: Session, entry: AudienceAction, ids: list[int]) -> int:
     now = utcnow()
-    result = session.execute(_insert(session)(SubscriberTag).on_conflict_do_nothing(
-        index_elements=["subscriber_id", "tag"]),
-        [{"subscriber_id": id_, "tag": entry.details["tag"], "created_at": now} for id_ in ids])
-    return max(result.rowcount, 0)  # type: ignore[attr-defined]
+    added = session.execute(_insert(session)(SubscriberTag).on_conflict_do_nothing(
+        index_elements=["subscriber_id", "tag"]).returning(SubscriberTag.subscriber_id),
+        [{"subscriber_id": id_, "tag": entry.details["tag"], "created_at": now} for id_ in ids]).scalars().all()
+    return len(added)
 
 
 def _untag(session: Session, entry: AudienceAction, ids: list[int]) -> int:

@@ -72,7 +72,9 @@ def _export(filters: dict) -> Response:
 @bp.post("/subscribers/bulk")
 @staff_required(Role.ADMIN)
 def subscribers_bulk():
-    """A bulk action on the selection shown (recorded; run by a worker), or its export."""
+    """A bulk action on the selection shown (recorded; run by a worker), or its export. The
+    selection comes as the search's own fields, the action's as param_tag, param_list_id,
+    basis and confirm."""
     filters = _filters(request.form)
     action = request.form.get("action", "")
     try:
@@ -80,7 +82,9 @@ def subscribers_bulk():
         if action == "export":
             bulk_actions.record_export(db_session, current_user, chosen)
             return _export(filters)
-        bulk_actions.request(db_session, current_user, action, chosen, request.form.to_dict())
+        params = {"tag": request.form.get("param_tag"), "list_id": request.form.get("param_list_id"),
+                  "basis": request.form.get("basis"), "confirm": request.form.get("confirm")}
+        bulk_actions.request(db_session, current_user, action, chosen, params)
     except InvalidInput as exc:
         flash_error(exc)
     else:
