@@ -37,7 +37,8 @@ def seed(count: int, first: int = 1) -> None:
         "   'birth_year', 1940 + g % 70),"
         f" lower(translate('osoba' || g || '@{DOMAIN}' || ' ' || nm, '{FOLD_FROM}', '{FOLD_TO}')),"
         " 0, now() - (g % 1000) * interval '1 hour', now()"
-        f" FROM (SELECT g, {name} AS nm FROM generate_series(CAST(:first AS integer), CAST(:last AS integer)) AS g) AS s"),
+        f" FROM (SELECT g, {name} AS nm"
+        " FROM generate_series(CAST(:first AS integer), CAST(:last AS integer)) AS g) AS s"),
         {"first": first, "last": first + count - 1})
     db.session.commit()
     sample = db.session.execute(sa.text("SELECT email, name, search_text FROM subscribers ORDER BY id LIMIT 50")).all()
