@@ -54,8 +54,11 @@ def bulk_insert(session: Session, model, rows: list[dict[str, Any]], *, varying:
     dialect = postgresql.dialect()
     pg_type = {c.name: c.type.compile(dialect=dialect) for c in table.columns}
     constant = [name for name in rows[0] if name not in varying]
-    params: dict[str, Any] = {f"a_{name}": [json.dumps(row[name]) if isinstance(table.c[name].type, JSON)
-                                           else row[name] for row in rows] for name in varying}
+    params: dict[str, Any] = {}
+    for name in varying:
+        values = [row[name] for row in rows]
+        is_json = isinstance(table.c[name].type, JSON)
+        params[f"a_{name}"] = [json.dumps(value) for value in values] if is_json else values
     params |= {f"k_{name}": json.dumps(rows[0][name]) if isinstance(table.c[name].type, JSON)
                else rows[0][name] for name in constant}
     arrays = ", ".join(f"CAST(:a_{name} AS {pg_type[name]}[])" for name in varying)
