@@ -138,7 +138,7 @@ def count(session: Session, clauses: list) -> tuple[int, bool]:
     compiled = select(Subscriber.id).where(*clauses).compile(session.get_bind())
     plan = session.connection().exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(compiled), compiled.params).scalar()
     estimate = int(plan[0]["Plan"]["Plan Rows"]) if plan else limit
-    return max(estimate, limit + 1), False
+    return (estimate, False) if estimate > limit else (limit, False)  # an estimate below what was seen: "more than"
 
 
 def search(session: Session, *, query: str = "", list_id: int | None = None, status: str | None = None,

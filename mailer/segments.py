@@ -31,6 +31,7 @@ More fields plug in with ``register`` (e.g. "interest" once events carry categor
 and the compiler learn them from one place.
 """
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
@@ -186,9 +187,12 @@ def _check_attribute(_session: Session, cond: dict) -> dict:
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise InvalidInput("Compare an attribute with a number.", "conditions")
         try:
-            checked["value"] = float(value)
+            number = float(value)
         except ValueError:
             raise InvalidInput("Compare an attribute with a number.", "conditions") from None
+        if not math.isfinite(number):
+            raise InvalidInput("Compare an attribute with a number.", "conditions")
+        checked["value"] = int(number) if number.is_integer() and abs(number) < 2**53 else number
     elif op not in ("exists", "missing"):
         checked["value"] = _text(cond.get("value"))
     return checked
