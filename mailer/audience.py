@@ -88,7 +88,7 @@ def selection(query: str = "", list_id: int | None = None, status: str | None = 
 
 def where(session: Session, chosen: Selection, membership: bool = True) -> list[ColumnElement[bool]]:
     """WHERE clauses on Subscriber for a selection (``membership``: the list and status
-    filter as an EXISTS; the export joins subscriptions itself). Raises NotFound for an
+    filter as an EXISTS; the export joins subscriptions itself). Raises InvalidInput for an
     unknown segment."""
     clauses: list[ColumnElement[bool]] = []
     if chosen.query:
@@ -105,7 +105,10 @@ def where(session: Session, chosen: Selection, membership: bool = True) -> list[
         clauses.append(exists().where(SubscriberTag.subscriber_id == Subscriber.id,
                                       SubscriberTag.tag == chosen.tag))
     if chosen.segment_id is not None:
-        clauses.append(segments_.segment_where(get_or_404(session, Segment, chosen.segment_id)))
+        segment = session.get(Segment, chosen.segment_id)
+        if segment is None:
+            raise InvalidInput("One of the chosen segments does not exist.", "segment_id")
+        clauses.append(segments_.segment_where(segment))
     return clauses
 
 
