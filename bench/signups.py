@@ -24,9 +24,11 @@ TARGET_P99_MS = 100
 RAISED = {"SUBSCRIBE_RATE_LIMIT": "1000000 per minute", "SUBSCRIBE_ADDRESS_RATE_LIMIT": "100 per hour",
           "PENDING_MAX_PER_HOUR": "100000000"}
 LUA = """
+-- each thread's own number (a global: thread:set writes globals of the thread's state)
 local counter = 0
-local tid = 0
-function setup(thread) tid = tid + 1; thread:set("tid", tid) end
+local threads = 0
+tid = 0
+function setup(thread) threads = threads + 1; thread:set("tid", threads) end
 request = function()
   counter = counter + 1
   local body = string.format('{"email":"%s-%d-%d@load.example.org","consent":true,"name":"Łukasz Żółkiewski"}',
