@@ -57,8 +57,12 @@ system-test-deps:
 bench: install-test bench-deps
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
-# Postfix's smtp-sink receives the benchmark's mail (aiosmtpd would be the bottleneck).
+# Postfix's smtp-sink receives the benchmark's mail (aiosmtpd would be the bottleneck); wrk
+# loads the public sign-up form (bench/signups.py).
 bench-deps:
+	@command -v wrk >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	  else echo "Install Debian's wrk package (sudo apt-get install wrk)"; exit 1; fi; }
 	@test -x /usr/sbin/smtp-sink || { \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; \

@@ -208,7 +208,7 @@ class Config:
         self.MAX_CONTENT_LENGTH = env.integer("MAX_UPLOAD_MB", 64) * 1024 * 1024
         # Staff imports: uploaded CSV files wait here until imported.
         self.IMPORT_DIR = Path(env.text("IMPORT_DIR", str(instance / "imports")))
-        self.IMPORT_CHUNK = env.integer("IMPORT_CHUNK", 1000)
+        self.IMPORT_CHUNK = env.integer("IMPORT_CHUNK", 5000)  # rows per transaction
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_SECURE = self.BASE_URL.startswith("https://")

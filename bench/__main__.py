@@ -44,10 +44,23 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
     parser.add_argument("--snapshot-only", action="store_true",
                         help="seed and time the audience snapshot, send nothing (e.g. with --million)")
+    add_audience_options(parser)
     args = parser.parse_args()
     if args.million:
         args.n = 1_000_000
     return args
+
+
+def add_audience_options(parser: argparse.ArgumentParser) -> None:
+    """The audience sections (bench/audience.py): sign-ups, staff pages, import, export."""
+    parser.add_argument("--audience", action="store_true", help="only the audience sections")
+    parser.add_argument("--no-audience", dest="with_audience", action="store_false",
+                        help="skip the audience sections")
+    parser.add_argument("--audience-n", type=int, default=1_000_000, help="subscribers (default 1000000)")
+    parser.add_argument("--import-n", type=int, default=0, help="rows imported (default: --audience-n)")
+    parser.add_argument("--signup-seconds", type=int, default=15, help="wrk run length (default 15)")
+    parser.add_argument("--signup-workers", type=int, default=4, help="gunicorn workers (default 4)")
+    parser.add_argument("--signup-threads", type=int, default=2, help="threads per worker (default 2)")
 
 
 def smtp_sink(port: int) -> subprocess.Popen:
@@ -224,7 +237,12 @@ def main() -> None:
     env = environment(args, run_id, database_url, sink_port)
     os.environ.update(env)  # the app, the workers and the yardsticks all read these
     try:
-        run(args, env, keys_dir)
+        if not args.audience:
+            run(args, env, keys_dir)
+        if args.audience or args.with_audience:
+            from . import audience
+
+            audience.main(args, env)
     finally:
         sink.terminate()
         shutil.rmtree(keys_dir, ignore_errors=True)

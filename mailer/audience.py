@@ -1,13 +1,25 @@
-"""The staff's view of the audience: search, one subscriber's page, data export and erasure."""
+"""The staff's view of the audience: search, one subscriber's page, attributes and tags, data
+export and erasure.
+
+Search is built for a million subscribers: a page is found by its last id (keyset: page
+1,000 costs what page 1 does, the primary key's index read backwards), the total is
+counted exactly only up to COUNT_LIMIT (past it, "more than"), and text is matched as a
+substring of the folded address and name (``mailer.folding``; a pg_trgm index on
+PostgreSQL), so "Łukasz", "lukasz" and "ŁUKASZ" find each other on both databases.
+"""
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, or_, select
+from sqlalchemy import and_, delete, exists, func, select
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.sql.elements import ColumnElement
 
+from . import segments as segments_
 from . import suppression
 from .errors import InvalidInput
+from .folding import fold
 from .lookups import get_or_404
 from .models import (
     BounceEvent,
@@ -15,13 +27,20 @@ from .models import (
     ConsentRecord,
     Delivery,
     MailingList,
+    Segment,
     Subscriber,
+    SubscriberTag,
     Subscription,
     SubscriptionStatus,
 )
 
 MAX_QUERY = 200
 MAX_PER_PAGE = 200
+COUNT_LIMIT = 10_000  # SQLite: totals above this are shown as "more than 10,000"
+EXACT_LIMIT = 1_000  # PostgreSQL: totals above this are the planner's estimate ("about")
+MAX_ATTRIBUTES = 50
+MAX_ATTRIBUTE_VALUE = 500
+MAX_TAGS = 50
 
 
 def _status(status: str | None) -> SubscriptionStatus | None:
@@ -33,42 +52,208 @@ def _status(status: str | None) -> SubscriptionStatus | None:
         raise InvalidInput("Unknown status.", "status") from exc
 
 
-def _filters(query: str, list_id: int | None, status: str | None, membership: bool = True) -> list:
-    """WHERE clauses on Subscriber for the list view and the CSV export; raises InvalidInput."""
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Who a search, a bulk action or an export is about: an address or name fragment, a
+    list and a subscription status, a tag, a saved segment (all optional, combined with AND)."""
+
+    query: str = ""
+    list_id: int | None = None
+    status: str | None = None
+    tag: str | None = None
+    segment_id: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {key: value for key, value in self.__dict__.items() if value not in (None, "")}
+
+    @property
+    def everyone(self) -> bool:
+        return not self.as_dict()
+
+
+def selection(query: str = "", list_id: int | None = None, status: str | None = None, tag: str | None = None,
+              segment_id: int | None = None) -> Selection:
+    """A checked Selection; raises InvalidInput (overlong text, unknown status, bad tag)."""
     query = (query or "").strip()
     if len(query) > MAX_QUERY:
         raise InvalidInput("The search text is too long.", "query")
-    clauses = []
-    if query:
-        pattern = "%" + query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        clauses.append(or_(func.lower(Subscriber.email).like(pattern, escape="\\"),
-                           func.lower(Subscriber.name).like(pattern, escape="\\")))
-    wanted = _status(status)
-    if membership and (list_id is not None or wanted is not None):
+    _status(status)
+    return Selection(query=query, list_id=list_id, status=status or None,
+                     tag=segments_.tag_name(tag) if tag else None, segment_id=segment_id)
+
+
+def where(session: Session, chosen: Selection, membership: bool = True) -> list[ColumnElement[bool]]:
+    """WHERE clauses on Subscriber for a selection (``membership``: the list and status
+    filter as an EXISTS; the export joins subscriptions itself). Raises InvalidInput for an
+    unknown segment."""
+    clauses: list[ColumnElement[bool]] = []
+    if chosen.query:
+        clauses.append(Subscriber.search_text.like("%" + _escape(fold(chosen.query)) + "%", escape="\\"))
+    wanted = _status(chosen.status)
+    if membership and (chosen.list_id is not None or wanted is not None):
         cond = [Subscription.subscriber_id == Subscriber.id]
-        if list_id is not None:
-            cond.append(Subscription.list_id == list_id)
+        if chosen.list_id is not None:
+            cond.append(Subscription.list_id == chosen.list_id)
         if wanted is not None:
             cond.append(Subscription.status == wanted)
         clauses.append(exists().where(and_(*cond)))
+    if chosen.tag:
+        clauses.append(exists().where(SubscriberTag.subscriber_id == Subscriber.id,
+                                      SubscriberTag.tag == chosen.tag))
+    if chosen.segment_id is not None:
+        segment = session.get(Segment, chosen.segment_id)
+        if segment is None:
+            raise InvalidInput("One of the chosen segments does not exist.", "segment_id")
+        clauses.append(segments_.segment_where(segment))
     return clauses
 
 
-def search(session: Session, *, query: str = "", list_id: int | None = None,
-           status: str | None = None, page: int = 1, per_page: int = 50) -> tuple[list[Subscriber], int]:
-    """One page of subscribers matching an address/name fragment, a list and a status,
-    newest first, with their subscriptions loaded; and the total. Raises InvalidInput."""
-    page = max(1, int(page))
+@dataclass
+class SearchPage:
+    """One page of a search, newest first. ``total`` is exact when ``total_exact``, else a
+    lower bound (COUNT_LIMIT) or, for the whole audience, the database's estimate.
+    ``next_after`` and ``prev_before`` are the ids to ask for the next and previous pages."""
+
+    rows: list[Subscriber]
+    total: int
+    total_exact: bool
+    next_after: int | None = None
+    prev_before: int | None = None
+    tags: dict[int, list[str]] = field(default_factory=dict)
+
+
+def count(session: Session, clauses: list) -> tuple[int, bool]:
+    """How many subscribers match: exact up to COUNT_LIMIT (PostgreSQL: EXACT_LIMIT), past
+    it the planner's estimate on PostgreSQL (shown as "about"), COUNT_LIMIT on SQLite
+    ("more than"). Returns (figure, exact?)."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    limit = EXACT_LIMIT if postgres else COUNT_LIMIT
+    found = session.scalar(select(func.count()).select_from(
+        select(Subscriber.id).where(*clauses).limit(limit + 1).subquery())) or 0
+    if found <= limit:
+        return found, True
+    if not postgres:
+        return limit, False
+    compiled = select(Subscriber.id).where(*clauses).compile(session.get_bind())
+    plan = session.connection().exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(compiled), compiled.params).scalar()
+    estimate = int(plan[0]["Plan"]["Plan Rows"]) if plan else limit
+    return (estimate, False) if estimate > limit else (limit, False)  # an estimate below what was seen: "more than"
+
+
+def search(session: Session, *, query: str = "", list_id: int | None = None, status: str | None = None,
+           tag: str | None = None, segment_id: int | None = None, after: int | None = None,
+           before: int | None = None, page: int | None = None, per_page: int = 50) -> SearchPage:
+    """One page of subscribers matching a selection, newest (highest id) first, with their
+    subscriptions loaded: after the id ``after`` (next pages), before ``before`` (previous
+    ones), or the ``page``-th (an offset, for old API clients: slow deep down). Raises
+    InvalidInput, NotFound (segment)."""
     per_page = min(max(1, int(per_page)), MAX_PER_PAGE)
-    clauses = _filters(query, list_id, status)
-    total = session.scalar(select(func.count(Subscriber.id)).where(*clauses)) or 0
-    rows = session.scalars(
-        select(Subscriber).where(*clauses)
-        .options(selectinload(Subscriber.subscriptions).selectinload(Subscription.list))
-        .order_by(Subscriber.created_at.desc(), Subscriber.id.desc())
-        .offset((page - 1) * per_page).limit(per_page)
-    ).all()
-    return list(rows), total
+    chosen = selection(query, list_id, status, tag, segment_id)
+    clauses = where(session, chosen)
+    total, exact = count(session, clauses)
+    statement = select(Subscriber).where(*clauses).options(
+        selectinload(Subscriber.subscriptions).selectinload(Subscription.list))
+    if before is not None:
+        rows = list(session.scalars(statement.where(Subscriber.id > before)
+                                    .order_by(Subscriber.id.asc()).limit(per_page + 1)))
+        more_newer = len(rows) > per_page
+        rows = list(reversed(rows[:per_page]))
+        return _page(session, rows, total, exact, next_after=rows[-1].id if rows else None,
+                     prev_before=rows[0].id if rows and more_newer else None)
+    statement = statement.order_by(Subscriber.id.desc())
+    if after is not None:
+        statement = statement.where(Subscriber.id < after)
+    elif page is not None and page > 1:
+        statement = statement.offset((int(page) - 1) * per_page)
+    rows = list(session.scalars(statement.limit(per_page + 1)))
+    more = len(rows) > per_page
+    rows = rows[:per_page]
+    newer = (after is not None or (page or 1) > 1) and bool(rows)
+    return _page(session, rows, total, exact, next_after=rows[-1].id if rows and more else None,
+                 prev_before=rows[0].id if newer else None)
+
+
+def _page(session: Session, rows: list[Subscriber], total: int, exact: bool, **cursors) -> SearchPage:
+    tags: dict[int, list[str]] = {}
+    if rows:
+        for subscriber_id, tag in session.execute(
+                select(SubscriberTag.subscriber_id, SubscriberTag.tag)
+                .where(SubscriberTag.subscriber_id.in_([row.id for row in rows]))
+                .order_by(SubscriberTag.tag)):
+            tags.setdefault(subscriber_id, []).append(tag)
+    return SearchPage(rows, total, exact, tags=tags, **cursors)
+
+
+# --- Attributes and tags ----------------------------------------------------------------
+
+def clean_attributes(raw: Any) -> dict[str, Any]:
+    """Attributes as stored: a flat object of at most MAX_ATTRIBUTES names (letters, digits,
+    _ and -) to text, numbers or true/false; null removes one. Raises InvalidInput."""
+    if not isinstance(raw, dict):
+        raise InvalidInput("Attributes must be an object of names and values.", "attributes")
+    if len(raw) > MAX_ATTRIBUTES:
+        raise InvalidInput("A subscriber may have at most 50 attributes.", "attributes")
+    cleaned: dict[str, Any] = {}
+    for key, value in raw.items():
+        key = segments_.attribute_key(key)
+        if value is None or isinstance(value, (bool, int, float)):
+            cleaned[key] = value
+        elif isinstance(value, str):
+            value = value.strip()
+            if len(value) > MAX_ATTRIBUTE_VALUE or any(ord(ch) < 32 for ch in value):
+                raise InvalidInput("An attribute's value is too long or spans lines.", "attributes")
+            cleaned[key] = value
+        else:
+            raise InvalidInput("An attribute's value must be text, a number or true/false.", "attributes")
+    return cleaned
+
+
+def set_attributes(session: Session, subscriber_id: int, values: Any, *, replace: bool = False) -> Subscriber:
+    """Merge ``values`` into the subscriber's attributes (a null value removes that one;
+    ``replace``: they become exactly ``values``). Raises NotFound, InvalidInput."""
+    subscriber = get_or_404(session, Subscriber, subscriber_id)
+    cleaned = clean_attributes(values)
+    merged = {} if replace else dict(subscriber.attributes or {})
+    merged.update(cleaned)
+    merged = {key: value for key, value in merged.items() if value is not None}
+    if len(merged) > MAX_ATTRIBUTES:
+        raise InvalidInput("A subscriber may have at most 50 attributes.", "attributes")
+    subscriber.attributes = merged
+    session.flush()
+    return subscriber
+
+
+def tags_of(session: Session, subscriber_id: int) -> list[str]:
+    return list(session.scalars(select(SubscriberTag.tag).where(SubscriberTag.subscriber_id == subscriber_id)
+                                .order_by(SubscriberTag.tag)))
+
+
+def set_tags(session: Session, subscriber_id: int, tags: Any) -> list[str]:
+    """The subscriber's tags become ``tags`` (a list, or text separated by commas). Raises
+    NotFound, InvalidInput."""
+    get_or_404(session, Subscriber, subscriber_id)
+    if isinstance(tags, str):
+        tags = [part for part in tags.split(",") if part.strip()]
+    if not isinstance(tags, list):
+        raise InvalidInput("Tags must be a list.", "tags")
+    wanted = sorted({segments_.tag_name(tag) for tag in tags})
+    if len(wanted) > MAX_TAGS:
+        raise InvalidInput("A subscriber may have at most 50 tags.", "tags")
+    session.execute(delete(SubscriberTag).where(SubscriberTag.subscriber_id == subscriber_id,
+                                                SubscriberTag.tag.not_in(wanted)))
+    present = set(tags_of(session, subscriber_id))
+    session.add_all(SubscriberTag(subscriber_id=subscriber_id, tag=tag) for tag in wanted if tag not in present)
+    session.flush()
+    return wanted
+
+
+def known_tags(session: Session, limit: int = 200) -> list[str]:
+    """Tags in use (for the filter), in order; a scan of the tag index's distinct values."""
+    return list(session.scalars(select(SubscriberTag.tag).distinct().order_by(SubscriberTag.tag).limit(limit)))
 
 
 def detail(session: Session, subscriber_id: int, deliveries_limit: int = 200) -> dict[str, Any]:
@@ -88,6 +273,7 @@ def detail(session: Session, subscriber_id: int, deliveries_limit: int = 200) ->
         "suppression": suppression.entry_for(session, subscriber.email),
         "bounces": subscriber_events(session, subscriber_id),
         "subscriptions": sorted(subscriber.subscriptions, key=lambda s: s.list.name),
+        "tags": tags_of(session, subscriber_id),
         "consents": list(reversed(subscriber.consents)),
         "lists": lists,
         "deliveries": [{"delivery": d, "campaign": c} for d, c in deliveries],
@@ -157,23 +343,29 @@ def unsubscribe(session: Session, subscriber_id: int, list_ids: list[int] | None
 
 
 EXPORT_HEADER = ["email", "name", "locale", "list", "status", "subscribed_at", "confirmed_at",
-                 "unsubscribed_at", "created_at"]
+                 "unsubscribed_at", "created_at", "attributes", "tags"]
 
 
 def export_rows(session: Session, *, query: str = "", list_id: int | None = None,
-                status: str | None = None, chunk: int = 1000) -> Iterator[list[str]]:
-    """Rows for the CSV export (one per subscription, filtered as the list view), streamed
-    from the database in chunks. Raises InvalidInput (before the first row)."""
-    clauses = _filters(query, list_id, status, membership=False)
+                status: str | None = None, tag: str | None = None, segment_id: int | None = None,
+                chunk: int = 5000) -> Iterator[list[str]]:
+    """Rows for the CSV export (one per subscription, filtered as the list view; attributes
+    as JSON, tags joined by commas), streamed from the database through a server-side
+    cursor in chunks, in id order. Raises InvalidInput, NotFound (before the first row)."""
+    chosen = selection(query, list_id, status, tag, segment_id)
+    clauses = where(session, chosen, membership=False)
     join_on = [Subscription.subscriber_id == Subscriber.id]
     if list_id is not None:
         join_on.append(Subscription.list_id == list_id)
     if status:
         join_on.append(Subscription.status == _status(status))
+    tags = (select(func.group_concat(SubscriberTag.tag) if session.get_bind().dialect.name == "sqlite"
+                   else func.string_agg(SubscriberTag.tag, ","))
+            .where(SubscriberTag.subscriber_id == Subscriber.id).scalar_subquery())
     statement = (
         select(Subscriber.email, Subscriber.name, Subscriber.locale, MailingList.slug,
                Subscription.status, Subscription.created_at, Subscription.confirmed_at,
-               Subscription.unsubscribed_at, Subscriber.created_at)
+               Subscription.unsubscribed_at, Subscriber.created_at, Subscriber.attributes, tags)
         .join(Subscription, and_(*join_on), isouter=list_id is None and not status)
         .outerjoin(MailingList, MailingList.id == Subscription.list_id)
         .where(*clauses).order_by(Subscriber.id, MailingList.slug)
@@ -182,7 +374,13 @@ def export_rows(session: Session, *, query: str = "", list_id: int | None = None
 
     def rows() -> Iterator[list[str]]:
         for row in session.execute(statement):
-            yield [row[0], row[1] or "", row[2] or "", row[3] or "", str(row[4] or ""),
-                   *(_iso(v) or "" for v in row[5:])]
+            yield [row[0], row[1] or "", row[2] or "", row[3] or "", row[4] or "",
+                   *(_iso(v) or "" for v in row[5:9]), _json(row[9]), row[10] or ""]
 
     return rows()
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False, sort_keys=True) if value else ""

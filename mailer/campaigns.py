@@ -11,7 +11,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import campaign_mail, links, tokens
+from . import campaign_mail, links, recipients, segments, tokens
 from . import campaign_states as states
 from .email_templates import SAMPLE_EMAIL, SAMPLE_NAME, compile_for, content_templates, default_content_template
 from .errors import BadToken, Conflict, InvalidInput, NotFound
@@ -133,7 +133,7 @@ def _set_events(campaign: Campaign, events: list[Event]) -> None:
 def create_campaign(session: Session, *, event_ids: Sequence[int | str], list_ids: Sequence[int | str],
                     template_id: int | str | None = None, subject: str | None = None,
                     preheader: str | None = None, locale: str = "pl",
-                    created_by_id: int | None = None) -> Campaign:
+                    created_by_id: int | None = None, segment_ids: Sequence[int | str] | None = None) -> Campaign:
     """A draft campaign; subject and preheader are prefilled from the events when None, the
     template defaults to the announcement (one event) or the digest (several).
     Raises InvalidInput."""
@@ -145,16 +145,18 @@ def create_campaign(session: Session, *, event_ids: Sequence[int | str], list_id
     preheader = _line(suggested_preheader(events, locale) if preheader is None else preheader,
                       "preheader", False)
     campaign = Campaign(subject=subject, preheader=preheader, template=template, locale=locale,
-                        lists=lists, created_by_id=created_by_id, status=CampaignStatus.DRAFT)
+                        lists=lists, created_by_id=created_by_id, status=CampaignStatus.DRAFT,
+                        segments=segments.segments_by_id(session, list(segment_ids or [])))
     _set_events(campaign, events)
     session.add(campaign)
     session.flush()
     compile_for(session, campaign)  # a broken template is refused now, not at send time
+    recipients.recount_later(session, campaign.id)
     return campaign
 
 
 def update_campaign(session: Session, campaign_id: int, values: dict) -> Campaign:
-    """Change any of subject, preheader, template_id, event_ids, list_ids, locale, archived.
+    """Change any of subject, preheader, template_id, event_ids, list_ids, segment_ids, locale, archived.
     Raises NotFound, Conflict (unless draft or scheduled; ``archived`` alone may change at any
     time), InvalidInput."""
     campaign = get_or_404(session, Campaign, campaign_id)
@@ -176,6 +178,10 @@ def update_campaign(session: Session, campaign_id: int, values: dict) -> Campaig
         _set_events(campaign, _events(session, values["event_ids"]))
     if "list_ids" in values:
         campaign.lists = _lists(session, values["list_ids"])
+    if "segment_ids" in values:
+        campaign.segments = segments.segments_by_id(session, values["segment_ids"])
+    if "list_ids" in values or "segment_ids" in values:
+        recipients.recount_later(session, campaign.id)
     if "archived" in values:
         campaign.archived = bool(values["archived"])
     session.flush()
@@ -192,7 +198,7 @@ def schedule(session: Session, campaign_id: int, when: datetime | str) -> Campai
     at = parse_when(when, "scheduled_at", required=True)
     if at is None or at <= utcnow():
         raise InvalidInput("Choose a time in the future.", "scheduled_at")
-    if not campaign.lists:
+    if not campaign.lists and not campaign.segments:
         raise InvalidInput("Choose at least one list.", "list_ids")
     states.require(session, campaign, "schedule", scheduled_at=at)
     return campaign
@@ -311,6 +317,7 @@ def compose_options(session: Session) -> dict:
     """What the compose form offers: events (upcoming first), lists, content templates."""
     return {"events": all_events(session),
             "lists": list(session.scalars(select(MailingList).order_by(MailingList.name))),
+            "segments": segments.all_segments(session),
             "templates": content_templates(session)}
 
 

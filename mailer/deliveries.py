@@ -72,29 +72,63 @@ def _list_ids(campaign_id: int):
 
 
 def _confirmed_on(list_ids, subscriber_id_column):
-    """Confirmed on any of ``list_ids`` (ids, or a subquery of them)."""
-    return exists().where(
-        Subscription.subscriber_id == subscriber_id_column,
-        Subscription.status == SubscriptionStatus.CONFIRMED,
-        Subscription.list_id.in_(list_ids),
-    )
+    """Confirmed on any of ``list_ids`` (ids, or a subquery of them; None: on any list)."""
+    where = [Subscription.subscriber_id == subscriber_id_column,
+             Subscription.status == SubscriptionStatus.CONFIRMED]
+    if list_ids is not None:
+        where.append(Subscription.list_id.in_(list_ids))
+    return exists().where(*where)
 
 
 def _suppressed(hash_column):
     return exists().where(Suppression.email_hash == hash_column)
 
 
-def _audience(list_ids):
-    return and_(_confirmed_on(list_ids, Subscriber.id), ~_suppressed(Subscriber.email_hash))
+def _audience(list_ids, segments=None):
+    """Confirmed on one of ``list_ids`` (None: on any list: a campaign to segments only),
+    not suppressed, and in one of the campaign's segments when it has any (``segments``:
+    their compiled conditions, ``mailer.segments.any_of``; EXISTS sub-queries and column
+    tests over Subscriber, so the plan stays a scan of subscribers with semi-joins)."""
+    clauses = [_confirmed_on(list_ids, Subscriber.id), ~_suppressed(Subscriber.email_hash)]
+    if segments is not None:
+        clauses.append(segments)
+    return and_(*clauses)
+
+
+def _target(session: Session, campaign_id: int):
+    """The campaign's list ids as values (None when it targets segments only) and its
+    segments' conditions (None when it has none)."""
+    from .segments import any_of
+
+    campaign = session.get(Campaign, campaign_id)
+    list_ids = session.scalars(_list_ids(campaign_id)).all()
+    narrowed = any_of(list(campaign.segments)) if campaign is not None else None
+    return (list(list_ids) if list_ids or narrowed is None else None), narrowed
+
+
+def _campaign_lists_or_any(campaign_id: int):
+    """Confirmed on one of the campaign's lists, or on any list when it has none."""
+    return or_(_confirmed_on(_list_ids(campaign_id), Subscriber.id),
+               and_(~exists(_list_ids(campaign_id)), _confirmed_on(None, Subscriber.id)))
 
 
 # --- The snapshot --------------------------------------------------------------------
 
-def audience_count(session: Session, list_ids: list[int]) -> int:
-    """How many distinct subscribers a campaign to ``list_ids`` would reach now."""
-    if not list_ids:
+def audience_count(session: Session, list_ids: list[int], segments=None) -> int:
+    """How many distinct subscribers a campaign to ``list_ids`` (empty: any list, when
+    ``segments`` narrow it) and ``segments`` (compiled, or None) would reach now."""
+    if not list_ids and segments is None:
         return 0
-    return session.scalar(select(func.count(Subscriber.id)).where(_audience(list_ids))) or 0
+    return session.scalar(select(func.count(Subscriber.id)).where(
+        _audience(list_ids or None, segments))) or 0
+
+
+def campaign_audience_count(session: Session, campaign_id: int) -> int:
+    """How many would receive the campaign if it were sent now (shown before sending)."""
+    list_ids, narrowed = _target(session, campaign_id)
+    if list_ids is None and narrowed is None:
+        return 0
+    return session.scalar(select(func.count(Subscriber.id)).where(_audience(list_ids, narrowed))) or 0
 
 
 def snapshot(session: Session, campaign_id: int, batch_size: int) -> int:
@@ -104,13 +138,15 @@ def snapshot(session: Session, campaign_id: int, batch_size: int) -> int:
 
     The list ids go in as values, not as a join with campaign_lists: the planner then
     estimates the audience from the statistics of subscriptions (a merge join over a
-    million rows) rather than from those of a tiny, perhaps never analyzed, table."""
-    list_ids = session.scalars(_list_ids(campaign_id)).all()
+    million rows) rather than from those of a tiny, perhaps never analyzed, table.
+    Segments add their compiled conditions (EXISTS sub-queries, column tests) to the same
+    WHERE; a campaign to segments only takes those confirmed on any list."""
+    list_ids, narrowed = _target(session, campaign_id)
     number = func.row_number().over(order_by=Subscriber.id) - 1
     audience = select(
         literal(campaign_id), Subscriber.id, number // batch_size,
         literal(QUEUED.value), literal(0), literal(""), literal(""),
-    ).where(_audience(list_ids))
+    ).where(_audience(list_ids, narrowed))
     columns = ["campaign_id", "subscriber_id", "batch", "status", "attempts", "last_error",
                "message_id"]
     bind = session.get_bind()
@@ -223,7 +259,9 @@ def open_rows(session: Session, campaign_id: int, batch: int, batch_id: int, hol
     if doubtful:
         in_doubt = session.scalar(select(func.count()).where(mine, Delivery.id.in_(doubtful))) or 0
     now = utcnow()
-    eligible = _audience(_list_ids(campaign_id)).label("eligible")
+    # Still confirmed on the campaign's lists (any list for a campaign to segments only) and
+    # not suppressed; segment conditions are not asked again (they chose at the snapshot).
+    eligible = and_(_campaign_lists_or_any(campaign_id), ~_suppressed(Subscriber.email_hash)).label("eligible")
     found = session.execute(
         select(Delivery.id, Delivery.subscriber_id, Delivery.attempts, Subscriber.email,
                Subscriber.name, Subscriber.locale, eligible)

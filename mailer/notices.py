@@ -7,8 +7,14 @@ them all over one connection with the engine's ``dispatch``: journaled, recorded
 fenced by the lease. A notice is sent once even when its task runs twice. Confirmations
 past the site-wide hourly cap (``PENDING_MAX_PER_HOUR``) wait for the next free slot
 instead of being dropped; ``backlog`` tells staff how many wait.
+
+The Notice row is its own outbox: no Job row is written per notice. After the commit a
+sender is woken (``wake``), at most once while a woken sender has not started yet (a Redis
+key it deletes when it starts), so 500 sign-ups a second start a handful of senders, not
+500 tasks; beat's ``tick`` starts one for any due notice a lost wake-up left behind.
 """
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,14 +23,14 @@ from functools import partial
 from flask import current_app, render_template
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import Connection, Engine, and_, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, event, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from . import links, tokens
 from .dispatch import Item, Outcome, Run, dispatch
 from .errors import InvalidInput
 from .extensions import db
-from .jobs import enqueue, send_now
+from .jobs import send_now
 from .journal import open_journal
 from .mail import dkim
 from .mail.headers import ListSettings, list_headers
@@ -39,17 +45,77 @@ from .verp import SUBSCRIBER, Verp
 TASK = "mailer.send_notices"
 BATCH = 200  # notices claimed at a time
 QUEUED = NoticeStatus.QUEUED
+WAKE_SECONDS = 2.0  # a wake-up whose sender has not started by then is sent again
+_WAKE = "mailer.wake_notices"
+log = logging.getLogger(__name__)
 
 
 def queue(session: Session, subscriber_id: int, kind: NoticeKind) -> None:
     """Owe ``subscriber_id`` a notice; it is sent after the caller commits."""
     session.add(Notice(kind=kind, subscriber_id=subscriber_id))
-    enqueue(session, TASK)
+    wake(session)
+
+
+def wake(session: Session) -> None:
+    """Wake a sender once ``session`` commits (for notices written by other means too)."""
+    session.info[_WAKE] = True
+
+
+def _wake_key(config) -> str:
+    return f"{config['REDIS_PREFIX']}:notices-wake"
+
+
+def _redis():
+    """The app's Redis client for wake-ups (None without REDIS_URL)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if not app.config["REDIS_URL"]:
+        return None
+    client = app.extensions.get("notices_redis")
+    if client is None:
+        import redis
+
+        client = app.extensions["notices_redis"] = redis.Redis.from_url(
+            app.config["REDIS_URL"], socket_timeout=1, socket_connect_timeout=1)
+    return client
+
+
+def wake_now() -> None:
+    """Publish the sender task unless a wake-up sent less than WAKE_SECONDS ago is still
+    waiting for its sender to start. Raises the broker's errors."""
+    client = _redis()
+    if client is not None and not client.set(_wake_key(current_app.config), 1, nx=True,
+                                             px=int(WAKE_SECONDS * 1000)):
+        return
+    send_now(TASK)
+
+
+def _started() -> None:
+    """A sender starts: the next notice written wakes another one."""
+    client = _redis()
+    if client is not None:
+        try:
+            client.delete(_wake_key(current_app.config))
+        except Exception:
+            log.warning("could not clear the notices wake-up key", exc_info=True)
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_after_commit(session: Session) -> None:
+    if session.info.pop(_WAKE, False):
+        try:
+            wake_now()
+        except Exception:  # the rows wait for beat's tick
+            log.warning("could not wake a notices sender; the tick will", exc_info=True)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_wake(session: Session) -> None:
+    session.info.pop(_WAKE, None)
 
 
 def backlog(session: Session) -> dict[str, int]:
     """Notices waiting to be sent, and of them the confirmations held back by the hourly
-    cap (for the staff dashboard)."""
+    cap (for the staff dashboard and the metrics; an index range over queued rows only)."""
     now = utcnow()
     waiting = session.scalar(select(func.count()).where(Notice.status == QUEUED)) or 0
     capped = session.scalar(select(func.count()).where(
@@ -195,6 +261,7 @@ class NoticeStore:
 def send(session: Session) -> None:
     """Send every notice due now, a batch at a time over one connection."""
     config = current_app.config
+    _started()
     holder = uuid.uuid4().hex
     lease = config["SEND_LEASE_SECONDS"]
     verp = Verp(config)

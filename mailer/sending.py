@@ -64,11 +64,11 @@ def launch(session: Session, campaign_id: int) -> Campaign:
     broken template)."""
     campaign = get_or_404(session, Campaign, campaign_id)
     states.check(campaign, "launch")
-    if not campaign.lists:
+    if not campaign.lists and not campaign.segments:
         raise InvalidInput("Choose at least one list.", "list_ids")
     if not campaign.campaign_events:
         raise InvalidInput("Choose at least one event.", "event_ids")
-    if not deliveries.audience_count(session, [item.id for item in campaign.lists]):
+    if not deliveries.campaign_audience_count(session, campaign.id):
         raise InvalidInput("Nobody would receive this campaign: its lists have no confirmed "
                            "subscribers.", "list_ids")
     campaign_mail.freeze(session, campaign)  # a broken template fails here, not in a worker

@@ -173,11 +173,12 @@ def app(app_instance, smtp_server):
 
 
 def reset_rate_limits() -> None:
-    """Forget this run's rate-limit counters (only ours: other runs may share the Redis)."""
+    """Forget this run's rate-limit counters (only ours: other runs may share the Redis), and
+    the notices' wake-up key (its sender may have been purged with the queue)."""
     client = redis.Redis.from_url(REDIS_URL)
     keys = list(client.scan_iter(f"LIMITS:LIMITER/mailer-test-{RUN_ID}/*", count=1000))
-    if keys:
-        client.delete(*keys)
+    keys.append(f"mailer-test-{RUN_ID}:notices-wake")
+    client.delete(*keys)
     client.close()
 
 

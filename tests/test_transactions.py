@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from mailer import links, subscriptions, tokens, users
 from mailer.extensions import db
 from mailer.models import (
+    AudienceAction,
     Campaign,
     CampaignStatus,
     Event,
@@ -18,6 +19,7 @@ from mailer.models import (
     ImportStatus,
     MailingList,
     Role,
+    Segment,
     Subscriber,
     Template,
     utcnow,
@@ -90,12 +92,15 @@ def seed(session) -> dict[str, str]:
     sent.lists = [mailing_list]
     session.add(sent)
     job = ImportJob(filename="a.csv", stored_name="gone.csv", status=ImportStatus.DONE, invalid_rows=[])
-    session.add(job)
+    segment = Segment(name="Krowodrza", conditions=[{"field": "language", "op": "is", "value": "pl"}])
+    action = AudienceAction(action="tag", details={"tag": "x"}, status="done")
+    session.add_all([job, segment, action])
     session.flush()
     template = session.scalar(sa.select(Template))
     values = {
         "campaign_id": str(sent.id), "event_id": str(event.id), "list_id": str(mailing_list.id),
         "subscriber_id": str(subscriber.id), "template_id": str(template.id), "job_id": str(job.id),
+        "segment_id": str(segment.id), "action_id": str(action.id),
         "name": "nothing.eml", "filename": "css/app.css",
     }
     tokens_by_endpoint = {

@@ -37,6 +37,8 @@ def beat_schedule(app: Flask) -> dict:
         "tick": {"task": "mailer.tick", "schedule": app.config["TICK_SECONDS"]},
         "purge-pending": {"task": "mailer.purge_pending", "schedule": 3600.0},
         "purge-webhook-nonces": {"task": "mailer.purge_webhook_nonces", "schedule": 3600.0},
+        # The dashboard's audience figures (mailer.stats: too slow to count per page at a million).
+        "refresh-summary": {"task": "mailer.refresh_summary", "schedule": 60.0, "options": {"expires": 60}},
     }
     if app.config.get("BOUNCE_MAILBOX_URL"):  # returned mail read from a mailbox
         every = float(app.config["BOUNCE_MAILBOX_POLL_SECONDS"])

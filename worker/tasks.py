@@ -83,3 +83,27 @@ def purge_webhook_nonces() -> None:
 
     webhooks.purge_nonces(db_session)
     db_session.commit()
+
+
+@shared_task(name="mailer.bulk_action")
+def bulk_action(action_id: int) -> None:
+    """A bulk action on a search or segment result, chunk by chunk (goes on where it stopped)."""
+    from mailer import bulk_actions
+
+    bulk_actions.run(db_session, action_id)
+
+
+@shared_task(name="mailer.refresh_summary")
+def refresh_summary() -> None:
+    """The dashboard's audience figures, counted in the background."""
+    from mailer import stats
+
+    stats.refresh_summary(db_session)
+
+
+@shared_task(name="mailer.count_recipients")
+def count_recipients(campaign_id: int) -> None:
+    """How many a campaign would reach now, kept for its page."""
+    from mailer import recipients
+
+    recipients.count_now(db_session, campaign_id)

@@ -8,7 +8,7 @@
   kept in the ImportJob row, and that progress for the page.
 """
 
-from .job import progress, recent_jobs, run, start
+from .job import progress, recent_jobs, run, start, suggested_attributes
 from .upload import preview, save_upload
 
-__all__ = ["preview", "progress", "recent_jobs", "run", "save_upload", "start"]
+__all__ = ["preview", "progress", "recent_jobs", "run", "save_upload", "start", "suggested_attributes"]

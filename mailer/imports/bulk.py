@@ -10,11 +10,27 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ..errors import InvalidInput
+from ..folding import subscriber_text
 from ..models import ConsentRecord, ImportJob, Subscriber, Subscription, SubscriptionStatus, Suppression, utcnow
 from ..subscribers import email_hash, normalize_email
 
+ANALYZED = ("subscribers", "subscriptions", "consent_records")
+
+
+def analyze(session: Session) -> None:
+    """Bring the planner's statistics of the tables an import fills up to date (PostgreSQL;
+    a first large import into a freshly vacuumed table otherwise crawls on plans made for an
+    empty one). Commits what came before."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    session.commit()
+    for table in ANALYZED:
+        session.execute(text(f"ANALYZE {table}"))
+    session.commit()
+
 MAX_INVALID_KEPT = 1000  # invalid rows listed in the report (all are counted)
 MAX_NAME = 200
+MAX_ATTRIBUTE = 500
 LOCALES = ("pl", "en")
 
 
@@ -38,7 +54,11 @@ def bulk_insert(session: Session, model, rows: list[dict[str, Any]], *, varying:
     dialect = postgresql.dialect()
     pg_type = {c.name: c.type.compile(dialect=dialect) for c in table.columns}
     constant = [name for name in rows[0] if name not in varying]
-    params: dict[str, Any] = {f"a_{name}": [row[name] for row in rows] for name in varying}
+    params: dict[str, Any] = {}
+    for name in varying:
+        values = [row[name] for row in rows]
+        is_json = isinstance(table.c[name].type, JSON)
+        params[f"a_{name}"] = [json.dumps(value) for value in values] if is_json else values
     params |= {f"k_{name}": json.dumps(rows[0][name]) if isinstance(table.c[name].type, JSON)
                else rows[0][name] for name in constant}
     arrays = ", ".join(f"CAST(:a_{name} AS {pg_type[name]}[])" for name in varying)
@@ -76,8 +96,11 @@ def import_chunk(session: Session, job: ImportJob, chunk: list[tuple[int, list[s
             continue
         name = " ".join(_cell(row, options["name_col"]).split())[:MAX_NAME]
         locale = _cell(row, options["locale_col"]).lower()[:2]
+        attributes = {key: value[:MAX_ATTRIBUTE] for index, key in options.get("attributes") or []
+                      if (value := " ".join(_cell(row, index).split()))}
         fresh[email] = {"email": email, "email_hash": email_hash(email), "name": name,
-                        "locale": locale if locale in LOCALES else "pl", "attributes": {},
+                        "locale": locale if locale in LOCALES else "pl", "attributes": attributes,
+                        "search_text": subscriber_text(email, name),
                         "confirm_sent_today": 0, "created_at": now, "updated_at": now}
     if not fresh:
         return
@@ -88,8 +111,11 @@ def import_chunk(session: Session, job: ImportJob, chunk: list[tuple[int, list[s
         fresh = {e: v for e, v in fresh.items() if v["email_hash"] not in suppressed}
         if not fresh:
             return
+    varying = ["email", "email_hash", "name", "locale", "search_text"]
+    if options.get("attributes"):
+        varying.append("attributes")
     created = bulk_insert(session, Subscriber, list(fresh.values()), conflict=["email"], returning=["id"],
-                           varying=["email", "email_hash", "name", "locale"])
+                          varying=varying)
     job.created_count += len(created)
     job.existing_count += len(fresh) - len(created)
     ids = list(session.scalars(select(Subscriber.id).where(Subscriber.email.in_(list(fresh)))))

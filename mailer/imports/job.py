@@ -10,15 +10,19 @@ from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session
 
 from .. import jobs
+from ..audience import MAX_ATTRIBUTES
 from ..errors import Conflict, DomainError, InvalidInput
+from ..folding import fold
 from ..lookups import get_or_404
 from ..models import ImportJob, ImportStatus, MailingList, SubscriptionStatus, utcnow
-from .bulk import import_chunk
+from ..segments import attribute_key
+from .bulk import analyze, import_chunk
 from .csv_rows import rows
 from .upload import stored_path
 
 MAX_CONSENT_SOURCE = 200
 STALE_AFTER = timedelta(minutes=10)  # a RUNNING job silent this long is taken over
+ANALYZE_FIRST = 20_000  # rows imported before the first ANALYZE
 COUNTERS = ("done_rows", "created_count", "subscribed_count", "existing_count", "suppressed_count",
             "invalid_count")
 
@@ -54,12 +58,44 @@ def _list_ids(session: Session, list_ids: list[Any] | None) -> list[int]:
     return wanted
 
 
+def suggested_attributes(job: ImportJob, header: list[str]) -> str:
+    """The mapping offered for the columns that are not the address, name or language: each
+    titled column as an attribute named after its title ("4 = dzielnica")."""
+    taken = {job.options.get(key) for key in ("email_col", "name_col", "locale_col")}
+    lines = []
+    for index, title in enumerate(header):
+        key = "_".join(fold(title).split())
+        key = "".join(ch for ch in key if ch.isalnum() or ch in "_-")[:64]
+        if job.has_header and index not in taken and key:
+            lines.append(f"{index + 1} = {key}")
+    return "\n".join(lines)
+
+
+def _attribute_columns(raw: Any, columns: int, used: set[int | None]) -> list[list[Any]]:
+    """"column number = attribute name" lines as [[index, name]]; raises InvalidInput."""
+    mapping: list[list[Any]] = []
+    for line in str(raw or "").splitlines():
+        if not line.strip():
+            continue
+        number, sep, key = line.partition("=")
+        if not sep or not number.strip().isdigit():
+            raise InvalidInput("Write each attribute column as: column number = attribute name.", "attributes")
+        index = int(number.strip()) - 1
+        if not 0 <= index < columns or index in used:
+            raise InvalidInput("Choose a column from the file.", "attributes")
+        mapping.append([index, attribute_key(key)])
+    if len(mapping) > MAX_ATTRIBUTES:
+        raise InvalidInput("A subscriber may have at most 50 attributes.", "attributes")
+    return mapping
+
+
 def start(session: Session, job_id: int, *, email_col: Any, name_col: Any = None,
           locale_col: Any = None, list_ids: list[Any], status: str,
-          consent_source: str = "") -> ImportJob:
+          consent_source: str = "", attributes: Any = "") -> ImportJob:
     """Record the mapping and options and queue "mailer.import_csv". A "confirmed" import
-    needs the source of the consent (e.g. "paper form 2025"). Raises NotFound, Conflict
-    (already started), InvalidInput."""
+    needs the source of the consent (e.g. "paper form 2025"). ``attributes``: lines of
+    "column number = attribute name" (new subscribers get those cells as attributes).
+    Raises NotFound, Conflict (already started), InvalidInput."""
     job = get_or_404(session, ImportJob, job_id)
     if job.status != ImportStatus.UPLOADED:
         raise Conflict("This file has already been imported.")
@@ -79,7 +115,8 @@ def start(session: Session, job_id: int, *, email_col: Any, name_col: Any = None
     if len(consent_source) > MAX_CONSENT_SOURCE:
         raise InvalidInput("The consent source is too long.", "consent_source")
     job.options = {"email_col": email_index, "name_col": name_index, "locale_col": locale_index,
-                   "list_ids": _list_ids(session, list_ids), "status": chosen.value}
+                   "list_ids": _list_ids(session, list_ids), "status": chosen.value,
+                   "attributes": _attribute_columns(attributes, job.columns, {email_index, name_index, locale_index})}
     job.consent_source = consent_source
     job.status = ImportStatus.QUEUED
     jobs.enqueue(session, "mailer.import_csv", job.id)
@@ -117,6 +154,7 @@ def run(session: Session, job_id: int) -> None:
     size = current_app.config["IMPORT_CHUNK"]
     chunk: list[tuple[int, list[str]]] = []
     header_skipped = not job.has_header
+    analyzed_at = 0  # rows imported when the statistics were last brought up to date
     try:
         for line, row in rows(stored_path(job), job.delimiter):
             if not header_skipped:
@@ -129,9 +167,17 @@ def run(session: Session, job_id: int) -> None:
                 job.heartbeat_at = utcnow()
                 session.commit()
                 chunk = []
+                # The planner's statistics kept current as the tables grow (autovacuum may be
+                # off or late): after the first ANALYZE_FIRST rows, then whenever they doubled.
+                if job.done_rows >= max(ANALYZE_FIRST, 2 * analyzed_at):
+                    analyze(session)
+                    analyzed_at = job.done_rows
         import_chunk(session, job, chunk)
         job.done_rows += len(chunk)
         job.status = ImportStatus.DONE
+        if job.done_rows > analyzed_at and job.done_rows >= ANALYZE_FIRST:
+            session.commit()
+            analyze(session)
     except (InvalidInput, OSError) as exc:
         session.rollback()
         job = session.get_one(ImportJob, job_id)

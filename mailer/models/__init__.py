@@ -15,10 +15,12 @@ from .campaigns import (
 from .content import Event, Template, TemplateKind
 from .imports import ImportJob, ImportStatus
 from .queue import Job, Notice, NoticeKind, NoticeStatus
+from .segments import AudienceAction, AudienceSummary, Segment, SubscriberTag, campaign_segments
 from .staff import ApiToken, Role, User
 from .types import utcnow
 
 __all__ = [
+    "AudienceAction", "AudienceSummary", "Segment", "SubscriberTag", "campaign_segments",
     "ApiToken", "BounceEvent", "BounceKind", "Campaign", "CampaignContent", "CampaignEvent", "CampaignStatus",
     "ConsentRecord", "Delivery", "DeliveryStatus", "Event", "ImportJob", "ImportStatus", "Job", "MailingList",
     "Notice", "NoticeKind", "NoticeStatus", "Role", "SendBatch", "Subscriber", "Subscription",

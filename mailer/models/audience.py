@@ -4,7 +4,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import DDL, JSON, Boolean, ForeignKey, Index, Integer, String, Text, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import Model
@@ -19,8 +19,14 @@ class SubscriptionStatus(enum.StrEnum):
 
 class Subscriber(Model):
     __tablename__ = "subscribers"
-    # Ids are never reused (SQLite too): tokens and tasks carry them.
-    __table_args__ = {"sqlite_autoincrement": True}
+    # Ids are never reused (SQLite too): tokens and tasks carry them. Substring search goes
+    # through a trigram index of ``search_text`` on PostgreSQL (pg_trgm, migration 0010); on
+    # SQLite the same index is a plain one (a search there reads the table).
+    __table_args__ = (
+        Index("ix_subscribers_search_text_trgm", "search_text", postgresql_using="gin",
+              postgresql_ops={"search_text": "gin_trgm_ops"}),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
@@ -30,6 +36,9 @@ class Subscriber(Model):
     name: Mapped[str] = mapped_column(String(200), default="")
     locale: Mapped[str] = mapped_column(String(8), default="pl")
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The address and name folded for search (lower case, diacritics and ł removed; see
+    # mailer.folding), kept in step by mailer.subscribers and by every bulk insert.
+    search_text: Mapped[str] = mapped_column(String(600), default="", server_default="")
     # A confirmation link is valid only while its nonce is the current one.
     confirm_nonce: Mapped[str | None] = mapped_column(String(32))
     confirm_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -44,6 +53,11 @@ class Subscriber(Model):
     consents: Mapped[list["ConsentRecord"]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", order_by="ConsentRecord.id"
     )
+
+
+# The trigram operator class the search index uses (create_all; migration 0010 does the same).
+event.listen(Subscriber.__table__, "before_create",
+             DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"))
 
 
 class MailingList(Model):

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..extensions import Model, db
 from .audience import MailingList
 from .content import Event, Template
+from .segments import Segment, campaign_segments
 from .types import UTCDateTime, str_enum, utcnow
 
 
@@ -97,6 +98,8 @@ class Campaign(Model):
 
     template: Mapped[Template | None] = relationship()
     lists: Mapped[list[MailingList]] = relationship(secondary=campaign_lists)
+    # Segments narrow or add to the audience (mailer.segments, mailer.deliveries._audience).
+    segments: Mapped[list[Segment]] = relationship(secondary=campaign_segments)
     campaign_events: Mapped[list[CampaignEvent]] = relationship(
         cascade="all, delete-orphan", order_by=CampaignEvent.position
     )

@@ -72,3 +72,5 @@ class MappingForm(FlaskForm):
     status = SelectField(_l("Status to assign"), choices=STATUS_CHOICES)
     consent_source = StringField(_l("Where the consent is recorded (required for confirmed)"),
                                  validators=[Optional(), Length(max=200)])
+    attributes = TextAreaField(_l("Other columns kept as attributes: one \"column number = attribute name\" a line"),
+                               validators=[Optional(), Length(max=4000)])

@@ -39,10 +39,13 @@ def template_values(form: MultiDict) -> dict:
 
 def campaign_values(form: MultiDict) -> dict:
     """The compose form as update_campaign values."""
-    return {"subject": form.get("subject", ""), "preheader": form.get("preheader", ""),
-            "template_id": form.get("template_id") or None,
-            "event_ids": form.getlist("event_ids"), "list_ids": form.getlist("list_ids"),
-            "locale": form.get("locale", "pl"), "archived": form.get("archived") == "1"}
+    values = {"subject": form.get("subject", ""), "preheader": form.get("preheader", ""),
+              "template_id": form.get("template_id") or None,
+              "event_ids": form.getlist("event_ids"), "list_ids": form.getlist("list_ids"),
+              "locale": form.get("locale", "pl"), "archived": form.get("archived") == "1"}
+    if form.get("segments_shown"):  # the form offered segments (there are some)
+        values["segment_ids"] = form.getlist("segment_ids")
+    return values
 
 
 def int_or_none(value) -> int | None:

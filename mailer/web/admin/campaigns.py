@@ -5,7 +5,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from ... import campaigns, sending
+from ... import campaigns, recipients, sending
 from ...bounces import handling
 from ...errors import Conflict, InvalidInput
 from ...extensions import db_session
@@ -38,6 +38,7 @@ def campaigns_index():
 def _new_form(error=None, status=200, chosen=None):
     chosen = chosen or {"event_ids": request.values.getlist("event_ids", type=int),
                         "list_ids": request.values.getlist("list_ids", type=int),
+                        "segment_ids": request.values.getlist("segment_ids", type=int),
                         "template_id": int_or_none(request.values.get("template_id")),
                         "locale": request.values.get("locale", "pl")}
     options = campaigns.compose_options(db_session)
@@ -55,7 +56,7 @@ def campaign_new():
         campaign = campaigns.create_campaign(
             db_session, event_ids=form.getlist("event_ids"), list_ids=form.getlist("list_ids"),
             template_id=form.get("template_id") or None, locale=form.get("locale", "pl"),
-            created_by_id=current_user.id)
+            created_by_id=current_user.id, segment_ids=form.getlist("segment_ids"))
     except InvalidInput as exc:
         return _new_form(exc, 400)
     flash(_("The campaign was created. Check the subject, preview it and send a test."), "success")
@@ -71,6 +72,7 @@ def _detail(campaign_id: int, error=None, status=200, data=None):
         progress=sending.progress(db_session, campaign_id) if started else None,
         bounces=handling.campaign_summary(db_session, campaign_id) if started else None,
         editable=campaign.status in campaigns.EDITABLE, Status=CampaignStatus,
+        recipients=recipients.recipients(db_session, campaign_id) if not started else None,
         scheduled_local=local_input(campaign.scheduled_at),
         recipient=request.args.get("as", ""), **options), status
 

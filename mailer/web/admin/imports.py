@@ -46,7 +46,8 @@ def _mapping_form(preview: dict, formdata=None) -> MappingForm:
     form = MappingForm(formdata=formdata) if formdata is not None else MappingForm(
         email_col=str(job.options.get("email_col")),
         name_col=str(job.options.get("name_col") if job.options.get("name_col") is not None else ""),
-        locale_col=str(job.options.get("locale_col") if job.options.get("locale_col") is not None else ""))
+        locale_col=str(job.options.get("locale_col") if job.options.get("locale_col") is not None else ""),
+        attributes=imports.suggested_attributes(job, preview["header"]))
     columns = [SelectChoice(str(i), f"{i + 1}: {title}" if title and job.has_header else str(i + 1))
                for i, title in enumerate(preview["header"])]
     form.email_col.choices = columns
@@ -76,7 +77,8 @@ def import_start(job_id: int):
         try:
             imports.start(db_session, job_id, email_col=form.email_col.data, name_col=form.name_col.data,
                           locale_col=form.locale_col.data, list_ids=form.list_ids.data or [],
-                          status=form.status.data, consent_source=form.consent_source.data or "")
+                          status=form.status.data, consent_source=form.consent_source.data or "",
+                          attributes=form.attributes.data or "")
         except InvalidInput as exc:
             add_error(form, exc)
         else:

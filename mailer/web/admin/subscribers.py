@@ -4,50 +4,113 @@ import json
 
 from flask import Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
 from flask_babel import gettext as _
+from flask_login import current_user
 
-from ... import audience, csv_export, lists
+from ... import audience, bulk_actions, csv_export, lists, segments
+from ...errors import InvalidInput
 from ...extensions import db_session
 from ...lookups import get_or_404
 from ...models import Role, Subscriber, SubscriptionStatus, utcnow
 from ..auth import staff_required
+from ..errors import flash_error
 from . import bp
 
 PER_PAGE = 50
+SELECTION_KEYS = ("q", "list_id", "status", "tag", "segment_id")
 
 
-def _filters() -> dict:
-    """Search arguments from the query string; a malformed number is a 400."""
-    try:
-        list_id = int(request.args["list_id"]) if request.args.get("list_id") else None
-        page = int(request.args.get("page") or 1)
-    except ValueError:
+def _number(values, name: str) -> int | None:
+    raw = values.get(name)
+    if not raw:
+        return None
+    if not raw.isdigit() or len(raw) > 10:
         abort(400)
-    return {"query": request.args.get("q", ""), "list_id": list_id,
-            "status": request.args.get("status") or None, "page": page}
+    return int(raw)
+
+
+def _filters(values=None) -> dict:
+    """The selection from the query string (or a posted form); a malformed number is a 400."""
+    values = request.args if values is None else values
+    return {"query": values.get("q", ""), "list_id": _number(values, "list_id"),
+            "status": values.get("status") or None, "tag": values.get("tag") or None,
+            "segment_id": _number(values, "segment_id")}
+
+
+def _selection_args(filters: dict) -> dict:
+    """The selection as query-string arguments (for links that keep it)."""
+    return {"q": filters["query"] or None, "list_id": filters["list_id"], "status": filters["status"],
+            "tag": filters["tag"], "segment_id": filters["segment_id"]}
 
 
 @bp.get("/subscribers", endpoint="subscribers")
 @staff_required()
 def subscribers_page():
     filters = _filters()
-    rows, total = audience.search(db_session, per_page=PER_PAGE, **filters)
-    pages = max(1, -(-total // PER_PAGE))
-    return render_template("web/admin/subscribers/index.html", rows=rows, total=total, pages=pages,
-                           filters=filters, lists=lists.all_lists(db_session),
-                           statuses=list(SubscriptionStatus))
+    found = audience.search(db_session, per_page=PER_PAGE, after=_number(request.args, "after"),
+                            before=_number(request.args, "before"), **filters)
+    return render_template("web/admin/subscribers/index.html", found=found, rows=found.rows,
+                           filters=filters, args=_selection_args(filters), lists=lists.all_lists(db_session),
+                           segments=segments.all_segments(db_session), tags=audience.known_tags(db_session),
+                           statuses=list(SubscriptionStatus), actions=bulk_actions.recent(db_session, 5))
 
 
 @bp.get("/subscribers/export.csv")
 @staff_required(Role.ADMIN)
 def subscribers_export():
-    filters = _filters()
-    filters.pop("page")
+    return _export(_filters())
+
+
+def _export(filters: dict) -> Response:
     rows = audience.export_rows(db_session, **filters)  # raises InvalidInput before streaming
     name = f"subscribers-{utcnow():%Y%m%d-%H%M}.csv"
     return Response(stream_with_context(csv_export.stream(audience.EXPORT_HEADER, rows)),
                     mimetype="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"',
                              "Cache-Control": "no-store"})
+
+
+@bp.post("/subscribers/bulk")
+@staff_required(Role.ADMIN)
+def subscribers_bulk():
+    """A bulk action on the selection shown (recorded; run by a worker), or its export. The
+    selection comes as the search's own fields, the action's as param_tag, param_list_id,
+    basis and confirm."""
+    filters = _filters(request.form)
+    action = request.form.get("action", "")
+    try:
+        chosen = audience.selection(**filters)
+        if action == "export":
+            bulk_actions.record_export(db_session, current_user, chosen)
+            return _export(filters)
+        params = {"tag": request.form.get("param_tag"), "list_id": request.form.get("param_list_id"),
+                  "basis": request.form.get("basis"), "confirm": request.form.get("confirm")}
+        bulk_actions.request(db_session, current_user, action, chosen, params)
+    except InvalidInput as exc:
+        flash_error(exc)
+    else:
+        flash(_("The action was recorded and is being carried out."), "success")
+    return redirect(url_for("admin.subscribers", **_selection_args(filters)))
+
+
+@bp.post("/subscribers/<int:subscriber_id>/profile")
+@staff_required(Role.ADMIN)
+def subscriber_profile(subscriber_id: int):
+    """Attributes (one "name = value" a line) and tags (comma-separated) of a subscriber."""
+    try:
+        pairs = {}
+        for line in request.form.get("attributes", "").splitlines():
+            if line.strip():
+                key, sep, value = line.partition("=")
+                if not sep:
+                    raise InvalidInput("Write each attribute as name = value, one a line.", "attributes")
+                pairs[key.strip()] = value.strip()
+        audience.set_attributes(db_session, subscriber_id, pairs, replace=True)
+        audience.set_tags(db_session, subscriber_id, request.form.get("tags", ""))
+    except InvalidInput as exc:
+        flash_error(exc)
+    else:
+        flash(_("Saved."), "success")
+    return redirect(url_for("admin.subscriber", subscriber_id=subscriber_id))
 
 
 @bp.get("/subscribers/<int:subscriber_id>")

@@ -101,4 +101,4 @@ def no_store(response):
     return response
 
 
-from . import campaigns, docs, events, lists, subscribers  # noqa: E402,F401  (routes)
+from . import campaigns, docs, events, lists, segments, subscribers  # noqa: E402,F401  (routes)

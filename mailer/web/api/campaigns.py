@@ -2,7 +2,7 @@
 
 from flask import g, jsonify
 
-from ... import campaigns, sending
+from ... import campaigns, recipients, sending
 from ...extensions import db_session
 from ...lookups import get_or_404
 from ...models import Campaign
@@ -32,7 +32,8 @@ def create_campaign(json: schemas.CampaignCreate):
 def get_campaign(campaign_id: int):
     """A campaign with its progress."""
     item = get_or_404(db_session, Campaign, campaign_id)
-    return jsonify(serializers.campaign(item, sending.progress(db_session, campaign_id)))
+    counted = recipients.recipients(db_session, campaign_id)["count"] if item.status in campaigns.EDITABLE else None
+    return jsonify(serializers.campaign(item, sending.progress(db_session, campaign_id), counted))
 
 
 @bp.patch(f"/campaigns/{ID}")

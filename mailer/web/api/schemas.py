@@ -128,6 +128,7 @@ class EventUpdate(Patch):
 class CampaignCreate(Body):
     event_ids: SomeIds
     list_ids: Ids
+    segment_ids: Annotated[Ids, Field(description="Only subscribers in one of these segments.")] = []
     template_id: Id | None = None
     subject: Annotated[str | None, Field(max_length=200, description="Made from the events when absent.")] = None
     preheader: Annotated[str | None, Field(max_length=200)] = None
@@ -137,6 +138,7 @@ class CampaignCreate(Body):
 class CampaignUpdate(Patch):
     event_ids: SomeIds = None  # type: ignore[assignment]
     list_ids: Ids = None  # type: ignore[assignment]
+    segment_ids: Ids = None  # type: ignore[assignment]
     template_id: Id | None = None
     subject: Annotated[str, Field(max_length=200)] = None  # type: ignore[assignment]
     preheader: Annotated[str, Field(max_length=200)] = None  # type: ignore[assignment]
@@ -162,11 +164,64 @@ class Query(BaseModel):
 
 
 class SubscriberSearch(Query):
-    query: Annotated[str, Field(max_length=200, description="Part of an address or name.")] = ""
+    query: Annotated[str, Field(max_length=200, description=(
+        "Part of an address or name; case and Polish diacritics do not matter.")), ] = ""
     list_id: Annotated[Id | None, Field(description="Only subscribers of this list.")] = None
     status: Annotated[Status | None, Field(description="Only subscriptions in this state.")] = None
-    page: Annotated[int, Field(ge=1, le=100_000, description="From 1.")] = 1
+    tag: Annotated[str | None, Field(max_length=64, description="Only subscribers with this tag.")] = None
+    segment_id: Annotated[Id | None, Field(description="Only subscribers in this segment.")] = None
+    after: Annotated[Id | None, Field(description=(
+        "The next page: the `next_after` of the previous answer (fast at any depth).")), ] = None
+    page: Annotated[int, Field(ge=1, le=100_000, description=(
+        "From 1, an offset: slow deep down in a large audience, use `after`.")), ] = 1
     per_page: Annotated[int, Field(ge=1, le=200, description="Default 50.")] = 50
+
+
+class SubscriberProfile(Patch):
+    attributes: Annotated[dict[str, str | int | float | bool | None], Field(
+        max_length=50, description="Merged into the subscriber's attributes; null removes one.")] = None  # type: ignore[assignment]
+    tags: Annotated[list[Annotated[str, Field(max_length=64)]], Field(
+        max_length=50, description="The subscriber's tags become these.")] = None  # type: ignore[assignment]
+
+
+class Condition(BaseModel):
+    """One condition of a segment (see the segments documentation for fields and operators)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: Annotated[str, Field(max_length=32, description=(
+        "list, status, language, tag, attribute, signed_up, bounced, complained, last_sent"))]
+    op: Annotated[str, Field(max_length=32)]
+    key: Annotated[str | None, Field(max_length=64, description="The attribute's name.")] = None
+    value: Annotated[str | int | float | None, Field(description="What the field is compared with.")] = None
+    status: Annotated[str | None, Field(max_length=16, description=(
+        "For list: any, pending, confirmed, unsubscribed."))] = None
+
+
+class SegmentCreate(Body):
+    name: Annotated[str, Field(max_length=120)]
+    description: Annotated[str, Field(max_length=2000)] = ""
+    match: Literal["all", "any"] = "all"
+    conditions: Annotated[list[Condition], Field(max_length=20)]
+
+
+class SegmentUpdate(Patch):
+    name: Annotated[str, Field(max_length=120)] = None  # type: ignore[assignment]
+    description: Annotated[str, Field(max_length=2000)] = None  # type: ignore[assignment]
+    match: Literal["all", "any"] = None  # type: ignore[assignment]
+    conditions: Annotated[list[Condition], Field(max_length=20)] = None  # type: ignore[assignment]
+
+
+class BulkAction(Body):
+    action: Literal["add_to_list", "tag", "untag", "unsubscribe", "erase"]
+    query: Annotated[str, Field(max_length=200)] = ""
+    list_id: Annotated[Id | None, Field(description="Selection: subscribers of this list.")] = None
+    status: Status | None = None
+    tag: Annotated[str | None, Field(max_length=64, description="Selection: subscribers with this tag.")] = None
+    segment_id: Id | None = None
+    params: Annotated[dict[str, str | int | bool | None], Field(max_length=10, description=(
+        "tag / untag: {tag}; add_to_list: {list_id, basis}; unsubscribe: {list_id} (absent: all lists); "
+        "erase: {confirm: true}."))] = {}
 
 
 class EventFilter(Query):
@@ -208,12 +263,16 @@ class Subscriber(BaseModel):
     name: str
     locale: str
     created_at: datetime | None = None
+    attributes: dict[str, Any] = {}
+    tags: list[str] = []
     subscriptions: list[Subscription]
 
 
 class SubscriberPage(BaseModel):
     items: list[Subscriber]
-    total: int
+    total: Annotated[int, Field(description="Exact when `total_exact`, else an estimate or a lower bound.")]
+    total_exact: bool = True
+    next_after: Annotated[int | None, Field(description="Pass as `after` for the next page; null on the last.")] = None
     page: int
     per_page: int
 
@@ -225,6 +284,35 @@ class SubscriberExport(BaseModel):
 
     id: Id
     email: str
+
+
+class Segment(BaseModel):
+    id: Id
+    name: str
+    description: str
+    match: str
+    conditions: list[dict[str, Any]]
+    subscribers: Annotated[int | None, Field(description="How many it holds (an estimate past 1,000).")] = None
+    subscribers_exact: bool | None = None
+
+
+class Segments(BaseModel):
+    items: list[Segment]
+
+
+class BulkActionState(BaseModel):
+    id: Id
+    action: str
+    status: Annotated[str, Field(description="queued, running or done.")]
+    affected: int
+    selection: dict[str, Any]
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class Metrics(BaseModel):
+    notices_waiting: Annotated[int, Field(description="Confirmation and welcome mails waiting to be sent.")]
+    notices_capped: Annotated[int, Field(description="Of them, confirmations held back by PENDING_MAX_PER_HOUR.")]
 
 
 class Accepted(BaseModel):
@@ -270,6 +358,9 @@ class Campaign(BaseModel):
     archived: bool
     event_ids: list[Id]
     list_ids: list[Id]
+    segment_ids: list[Id] = []
+    recipients: Annotated[int | None, Field(description=(
+        "Draft or scheduled: how many would receive it if sent now (null while being counted).")), ] = None
     scheduled_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None

@@ -21,10 +21,10 @@ def list_values(item: MailingList) -> dict:
     return {"name": item.name, "description": item.description, "public": item.public}
 
 
-def subscriber(item: Subscriber) -> dict:
+def subscriber(item: Subscriber, tags: list[str] | None = None) -> dict:
     return {
         "id": item.id, "email": item.email, "name": item.name, "locale": item.locale,
-        "created_at": when(item.created_at),
+        "created_at": when(item.created_at), "attributes": item.attributes or {}, "tags": tags or [],
         "subscriptions": [
             {"list_id": sub.list_id, "status": str(sub.status),
              "created_at": when(sub.created_at), "confirmed_at": when(sub.confirmed_at),
@@ -37,6 +37,26 @@ def subscriber(item: Subscriber) -> dict:
 def page(rows: list, total: int, page_number: int, per_page: int, show) -> dict:
     return {"items": [show(row) for row in rows], "total": total, "page": page_number,
             "per_page": per_page}
+
+
+def subscriber_page(found, page_number: int, per_page: int) -> dict:
+    """An ``audience.search`` page: the rows with their tags, the total and the next cursor."""
+    return {"items": [subscriber(row, found.tags.get(row.id)) for row in found.rows], "total": found.total,
+            "total_exact": found.total_exact, "next_after": found.next_after, "page": page_number,
+            "per_page": per_page}
+
+
+def segment(item, counted: tuple[int, bool] | None = None) -> dict:
+    shown = {"id": item.id, "name": item.name, "description": item.description, "match": item.match,
+             "conditions": item.conditions}
+    if counted is not None:
+        shown["subscribers"], shown["subscribers_exact"] = counted
+    return shown
+
+
+def bulk_action(item) -> dict:
+    return {"id": item.id, "action": item.action, "status": item.status, "affected": item.affected,
+            "selection": item.selection, "created_at": when(item.created_at), "finished_at": when(item.finished_at)}
 
 
 def event(item: Event) -> dict:
@@ -60,19 +80,22 @@ def progress(values: dict) -> dict:
     return shown
 
 
-def campaign(item: Campaign, progress_values: dict | None = None) -> dict:
+def campaign(item: Campaign, progress_values: dict | None = None, recipients: int | None = None) -> dict:
     shown = {
         "id": item.id, "name": item.name, "subject": item.subject, "preheader": item.preheader,
         "template_id": item.template_id, "locale": item.locale, "status": str(item.status),
         "archived": item.archived,
         "event_ids": [link.event_id for link in item.campaign_events],
         "list_ids": sorted(lst.id for lst in item.lists),
+        "segment_ids": sorted(segment.id for segment in item.segments),
         "scheduled_at": when(item.scheduled_at), "started_at": when(item.started_at),
         "finished_at": when(item.finished_at), "created_at": when(item.created_at),
         **rates(item),  # bounce_count, complaint_count and their rates
     }
     if progress_values is not None:
         shown["progress"] = progress(progress_values)
+    if recipients is not None:
+        shown["recipients"] = recipients
     return shown
 
 

@@ -1,0 +1,59 @@
+"""How many a campaign would reach if it were sent now, shown before sending.
+
+Counting a million-subscriber audience with its segments takes about a second on
+PostgreSQL, too slow for a page view. So the count is made by a worker
+("mailer.count_recipients", queued whenever a campaign's lists or segments change) and kept
+as an AudienceSummary; a page reads it with the time it was made. Small audiences (under
+LIVE_LIMIT subscribers, and every SQLite database) are counted as the page is shown.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from . import deliveries, jobs
+from .models import AudienceSummary, Campaign, utcnow
+
+TASK = "mailer.count_recipients"
+LIVE_LIMIT = 100_000
+
+
+def _key(campaign_id: int) -> str:
+    return f"campaign:{campaign_id}"
+
+
+def audience_is_small(session: Session) -> bool:
+    """Few enough subscribers to count at once (the planner's estimate on PostgreSQL)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    estimate = session.scalar(text("SELECT reltuples::bigint FROM pg_class WHERE relname = 'subscribers'"))
+    return estimate is None or estimate < LIVE_LIMIT
+
+
+def recount_later(session: Session, campaign_id: int) -> None:
+    """Queue a fresh count (after the caller commits)."""
+    jobs.enqueue(session, TASK, campaign_id)
+
+
+def count_now(session: Session, campaign_id: int) -> None:
+    """Task body: count the campaign's recipients and keep the figure; commits."""
+    if session.get(Campaign, campaign_id) is None:
+        return
+    figure = deliveries.campaign_audience_count(session, campaign_id)
+    row = session.get(AudienceSummary, _key(campaign_id))
+    if row is None:
+        row = AudienceSummary(name=_key(campaign_id))
+        session.add(row)
+    row.payload, row.computed_at = {"recipients": figure}, utcnow()
+    session.commit()
+
+
+def recipients(session: Session, campaign_id: int) -> dict[str, Any]:
+    """{"count": N or None (not counted yet), "counted_at": when, or None when counted now}."""
+    if audience_is_small(session):
+        return {"count": deliveries.campaign_audience_count(session, campaign_id), "counted_at": None}
+    row = session.scalar(select(AudienceSummary).where(AudienceSummary.name == _key(campaign_id)))
+    counted_at: datetime | None = row.computed_at if row else None
+    return {"count": row.payload.get("recipients") if row else None, "counted_at": counted_at}

@@ -1,0 +1,332 @@
+"""Segments: conditions checked and compiled on both databases, built in the admin form and
+through the API; a campaign to segments snapshots only their members and shows the count;
+attributes and tags set by the admin, the API and the import; bulk actions recorded."""
+
+import io
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from mailer import audience, bulk_actions, deliveries, segments, sending, suppression
+from mailer.errors import Conflict, InvalidInput
+from mailer.models import (
+    AudienceAction,
+    BounceEvent,
+    BounceKind,
+    Campaign,
+    CampaignEvent,
+    ConsentRecord,
+    Delivery,
+    Event,
+    Role,
+    Subscriber,
+    SubscriberTag,
+    Subscription,
+    SubscriptionStatus,
+    utcnow,
+)
+from tests.helpers_api import Api, admin_token, editor_token  # noqa: F401
+from tests.helpers_staff import csrf, login_as, make_list, make_subscriber, post
+
+
+@pytest.fixture
+def town(session):
+    """Six people on two lists, with attributes, tags, a bounce and an old sign-up."""
+    koncerty, wystawy = make_list(session, "Koncerty"), make_list(session, "Wystawy")
+    people = {
+        "ala": make_subscriber(session, "ala@example.org", "Ala Żak", [koncerty]),
+        "bartek": make_subscriber(session, "bartek@example.org", "Bartłomiej", [koncerty, wystawy]),
+        "celina": make_subscriber(session, "celina@example.org", "Celina", [wystawy]),
+        "darek": make_subscriber(session, "darek@example.org", "Darek", [koncerty],
+                                 status=SubscriptionStatus.PENDING),
+        "ewa": make_subscriber(session, "ewa@example.org", "Ewa", [koncerty],
+                               status=SubscriptionStatus.UNSUBSCRIBED),
+        "filip": make_subscriber(session, "filip@example.org", "Filip", [koncerty]),
+    }
+    audience.set_attributes(session, people["ala"].id, {"district": "Krowodrza", "birth_year": 1984})
+    audience.set_attributes(session, people["bartek"].id, {"district": "Podgórze", "birth_year": "1999"})
+    audience.set_attributes(session, people["celina"].id, {"district": "krowodrza"})
+    audience.set_tags(session, people["bartek"].id, ["Prasa", "wolontariusz"])
+    audience.set_tags(session, people["filip"].id, "prasa")
+    people["filip"].locale = "en"
+    people["celina"].created_at = utcnow() - timedelta(days=400)
+    session.add(BounceEvent(kind=BounceKind.HARD, source="smtp", matched_by="verp", subscriber_id=people["filip"].id,
+                            report_key="k1"))
+    session.commit()
+    return {"koncerty": koncerty, "wystawy": wystawy, **people}
+
+
+def members(session, conditions, match="all") -> list[str]:
+    cleaned = segments.clean_conditions(session, conditions)
+    rows = session.scalars(select(Subscriber.email).where(segments.where(cleaned, match)).order_by(Subscriber.email))
+    return [email.split("@")[0] for email in rows]
+
+
+def test_each_condition_selects_its_subscribers(session, town):
+    assert members(session, [{"field": "list", "op": "is", "value": town["wystawy"].id}]) == ["bartek", "celina"]
+    assert members(session, [{"field": "list", "op": "is", "value": town["koncerty"].id, "status": "any"}]) == [
+        "ala", "bartek", "darek", "ewa", "filip"]
+    assert members(session, [{"field": "status", "op": "is", "value": "pending"}]) == ["darek"]
+    assert members(session, [{"field": "language", "op": "is", "value": "en"}]) == ["filip"]
+    assert members(session, [{"field": "tag", "op": "has", "value": "PRASA"}]) == ["bartek", "filip"]
+    assert members(session, [{"field": "tag", "op": "has_not", "value": "prasa"}]) == ["ala", "celina", "darek", "ewa"]
+    assert members(session, [{"field": "attribute", "key": "district", "op": "eq", "value": "KROWODRZA"}]) == [
+        "ala", "celina"]
+    assert members(session, [{"field": "attribute", "key": "district", "op": "contains", "value": "górz"}]) == [
+        "bartek"]
+    assert members(session, [{"field": "attribute", "key": "birth_year", "op": "gte", "value": 1990}]) == ["bartek"]
+    assert members(session, [{"field": "attribute", "key": "birth_year", "op": "lt", "value": "1990"}]) == ["ala"]
+    assert members(session, [{"field": "attribute", "key": "district", "op": "missing"}]) == [
+        "darek", "ewa", "filip"]
+    assert members(session, [{"field": "signed_up", "op": "before", "value":
+                              (utcnow() - timedelta(days=100)).date().isoformat()}]) == ["celina"]
+    assert "celina" not in members(session, [{"field": "signed_up", "op": "within_days", "value": 30}])
+    assert members(session, [{"field": "bounced", "op": "yes"}]) == ["filip"]
+    assert members(session, [{"field": "last_sent", "op": "never"}]) == [
+        "ala", "bartek", "celina", "darek", "ewa", "filip"]
+    both = [{"field": "tag", "op": "has", "value": "prasa"}, {"field": "language", "op": "is", "value": "en"}]
+    assert members(session, both) == ["filip"]
+    assert members(session, both, "any") == ["bartek", "filip"]
+
+
+@pytest.mark.parametrize("bad", [
+    "DROP TABLE subscribers", [{"field": "sql", "op": "is", "value": "1=1"}],
+    [{"field": "language", "op": "like", "value": "pl"}], [{"field": "language", "op": "is", "value": "de"}],
+    [{"field": "attribute", "key": "a b", "op": "eq", "value": "x"}],
+    [{"field": "attribute", "key": "rok", "op": "gt", "value": "dużo"}],
+    [{"field": "list", "op": "is", "value": 999999}], [{"field": "signed_up", "op": "before", "value": "wczoraj"}],
+    [{"field": "tag", "op": "has", "value": "x" * 65}], [{"field": "language", "op": "is", "value": "pl"}] * 21,
+])
+def test_bad_conditions_are_refused(session, town, bad):
+    with pytest.raises(InvalidInput):
+        segments.create_segment(session, name="Zły", conditions=bad)
+
+
+def test_saved_segment_filters_search_and_names_are_unique(session, town):
+    segment = segments.create_segment(session, name="Krowodrza", conditions=[
+        {"field": "attribute", "key": "district", "op": "eq", "value": "Krowodrza"}])
+    session.commit()
+    found = audience.search(session, segment_id=segment.id)
+    assert sorted(row.email for row in found.rows) == ["ala@example.org", "celina@example.org"]
+    with pytest.raises(Conflict):
+        segments.create_segment(session, name="krowodrza", conditions=[])
+    segments.update_segment(session, segment.id, {"match": "any", "conditions": [
+        {"field": "language", "op": "is", "value": "en"}]})
+    assert [row.email for row in audience.search(session, segment_id=segment.id).rows] == ["filip@example.org"]
+
+
+def launch_to(session, lists, chosen_segments) -> Campaign:
+    event = Event(title="Noc Muzeów", starts_at=utcnow() + timedelta(days=5), place="Rynek")
+    session.add(event)
+    session.flush()
+    campaign = Campaign(subject="Noc Muzeów", name="Noc Muzeów", locale="pl")
+    campaign.lists, campaign.segments = lists, chosen_segments
+    campaign.campaign_events = [CampaignEvent(event_id=event.id, position=0)]
+    session.add(campaign)
+    session.commit()
+    return campaign
+
+
+def test_campaign_to_a_segment_snapshots_its_confirmed_members_only(session, town):
+    press = segments.create_segment(session, name="Prasa", conditions=[{"field": "tag", "op": "has", "value": "prasa"}])
+    session.commit()
+    campaign = launch_to(session, [town["koncerty"]], [press])
+    assert deliveries.campaign_audience_count(session, campaign.id) == 2  # bartek and filip
+    suppression.suppress(session, "filip@example.org", "bounced")
+    session.commit()
+    assert deliveries.campaign_audience_count(session, campaign.id) == 1
+    assert deliveries.snapshot(session, campaign.id, 500) == 1
+    session.commit()
+    [row] = session.scalars(select(Delivery).where(Delivery.campaign_id == campaign.id))
+    assert row.subscriber_id == town["bartek"].id
+    # Segments alone: confirmed on any list; the pending, unsubscribed and list-less stay out.
+    everyone = segments.create_segment(session, name="Wszyscy", conditions=[])
+    session.commit()
+    only_segments = launch_to(session, [], [everyone])
+    assert deliveries.snapshot(session, only_segments.id, 500) == 3  # ala, bartek, celina
+    rows, *_ = deliveries.open_rows(session, only_segments.id, 0, *_lease(session, only_segments.id), {})
+    assert {row.email for row in rows} == {"ala@example.org", "bartek@example.org", "celina@example.org"}
+
+
+def _lease(session, campaign_id):
+    batch = deliveries.lease_next_batch(session, campaign_id, "test-holder", 30)
+    return batch[0], "test-holder", 30
+
+
+def test_launch_needs_a_reachable_audience(session, town):
+    nobody = segments.create_segment(session, name="Nikt", conditions=[{"field": "tag", "op": "has", "value": "brak"}])
+    session.commit()
+    campaign = launch_to(session, [town["koncerty"]], [nobody])
+    with pytest.raises(InvalidInput):
+        sending.launch(session, campaign.id)
+
+
+def test_segments_built_in_the_admin_form(client, session, town):
+    login_as(client, session, Role.ADMIN)
+    response = post(client, "/admin/segments/new", {
+        "name": "Młodzi z Podgórza", "match": "all",
+        "field-0": "attribute", "op-0": "eq", "key-0": "district", "value-0": "podgórze",
+        "field-1": "list", "op-1": "is", "value-1": str(town["wystawy"].id), "status-1": "confirmed",
+    }, page="/admin/segments/new")
+    assert response.status_code == 302
+    segment = session.scalar(select(segments.Segment).where(segments.Segment.name == "Młodzi z Podgórza"))
+    assert [c["field"] for c in segment.conditions] == ["attribute", "list"]
+    page = client.get("/admin/segments").data.decode()
+    assert "Młodzi z Podgórza" in page
+    listed = client.get(f"/admin/subscribers?segment_id={segment.id}").data.decode()
+    assert "bartek@example.org" in listed and "ala@example.org" not in listed
+    assert post(client, "/admin/segments/new", {"name": "Zły", "field-0": "language", "op-0": "is",
+                                                "value-0": "de"}, page="/admin/segments/new").status_code == 400
+
+
+def test_segments_and_attributes_through_the_api(client, session, town, admin_token, editor_token):  # noqa: F811
+    api = Api(client, admin_token)
+    created = api.post("/segments", {"name": "Prasa", "conditions": [{"field": "tag", "op": "has", "value": "prasa"}]})
+    assert created.status_code == 201, created.get_json()
+    segment_id = created.get_json()["id"]
+    shown = api.get(f"/segments/{segment_id}").get_json()
+    assert (shown["subscribers"], shown["subscribers_exact"]) == (2, True)
+    assert api.post("/segments", {"name": "SQL", "conditions": [{"field": "raw", "op": "is",
+                                                                 "value": "1; DROP TABLE x"}]}).status_code == 400
+    assert Api(client, editor_token).post("/segments", {"name": "E", "conditions": []}).status_code == 403
+    assert api.patch(f"/segments/{segment_id}", {"match": "any"}).status_code == 200
+    changed = api.patch(f"/subscribers/{town['ala'].id}", {"attributes": {"district": None, "stop": "Rondo"},
+                                                           "tags": ["Senior"]})
+    assert changed.status_code == 200, changed.get_json()
+    assert changed.get_json()["attributes"] == {"birth_year": 1984, "stop": "Rondo"}
+    assert changed.get_json()["tags"] == ["senior"]
+    assert api.patch(f"/subscribers/{town['ala'].id}", {"attributes": {"zła nazwa": 1}}).status_code == 400
+    found = api.get("/subscribers", query_string={"segment_id": segment_id, "per_page": 1}).get_json()
+    assert len(found["items"]) == 1 and found["next_after"] and found["total_exact"]
+    more = api.get("/subscribers", query_string={"segment_id": segment_id, "after": found["next_after"]}).get_json()
+    assert len(more["items"]) == 1 and more["next_after"] is None
+    assert api.delete(f"/segments/{segment_id}").status_code == 204
+
+
+def test_campaign_api_takes_segments_and_tells_the_recipients(client, session, town, admin_token):  # noqa: F811
+    api = Api(client, admin_token)
+    segment_id = api.post("/segments", {"name": "Krowodrza", "conditions": [
+        {"field": "attribute", "key": "district", "op": "eq", "value": "krowodrza"}]}).get_json()["id"]
+    event = Event(title="Koncert", starts_at=utcnow() + timedelta(days=3), place="Rynek")
+    session.add(event)
+    session.commit()
+    created = api.post("/campaigns", {"event_ids": [event.id], "list_ids": [], "segment_ids": [segment_id]})
+    assert created.status_code == 201, created.get_json()
+    shown = api.get(f"/campaigns/{created.get_json()['id']}").get_json()
+    assert shown["segment_ids"] == [segment_id] and shown["recipients"] == 2  # ala and celina
+
+
+def test_attributes_and_tags_in_the_admin(client, session, town):
+    login_as(client, session, Role.ADMIN)
+    url = f"/admin/subscribers/{town['darek'].id}"
+    response = post(client, f"{url}/profile", {"attributes": "district = Nowa Huta\nbirth_year = 1970",
+                                               "tags": "Wolontariusz, prasa"}, page=url)
+    assert response.status_code == 302
+    session.expire_all()
+    assert session.get(Subscriber, town["darek"].id).attributes == {"district": "Nowa Huta", "birth_year": "1970"}
+    assert audience.tags_of(session, town["darek"].id) == ["prasa", "wolontariusz"]
+    page = client.get(url).data.decode()
+    assert "Nowa Huta" in page and "wolontariusz" in page
+
+
+def test_import_maps_columns_to_attributes(client, session, app, tmp_path, monkeypatch, celery_worker):
+    monkeypatch.setitem(app.config, "IMPORT_DIR", tmp_path / "imports")
+    lista = make_list(session, "Mieszkańcy")
+    login_as(client, session, Role.ADMIN)
+    content = "email;imię;dzielnica;rok urodzenia\nola@example.org;Ola;Dębniki;1990\njan@example.org;Jan;;1980\n"
+    token = csrf(client, "/admin/imports")
+    response = client.post("/admin/imports", data={"csrf_token": token, "file": (io.BytesIO(content.encode()), "a.csv")},
+                           content_type="multipart/form-data")
+    job_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    preview = client.get(f"/admin/imports/{job_id}").data.decode()
+    assert "3 = dzielnica" in preview and "4 = rok_urodzenia" in preview
+    started = post(client, f"/admin/imports/{job_id}", {
+        "email_col": "0", "name_col": "1", "locale_col": "", "list_ids": str(lista.id), "status": "pending",
+        "consent_source": "", "attributes": "3 = district\n4 = birth_year"}, page=f"/admin/imports/{job_id}")
+    assert started.status_code == 302, started.data[-500:]
+    from tests.test_imports import wait_done
+
+    assert wait_done(client, job_id)["status"] == "done"
+    session.expire_all()
+    ola = session.scalar(select(Subscriber).where(Subscriber.email == "ola@example.org"))
+    jan = session.scalar(select(Subscriber).where(Subscriber.email == "jan@example.org"))
+    assert ola.attributes == {"district": "Dębniki", "birth_year": "1990"} and jan.attributes == {"birth_year": "1980"}
+    assert [row.email for row in audience.search(session, query="ola").rows] == ["ola@example.org"]
+
+
+def test_bulk_actions_on_a_search_are_recorded_and_keep_consent(client, session, town, celery_worker):
+    from tests.helpers_engine import wait_worker_idle
+
+    admin = login_as(client, session, Role.ADMIN)
+    koncerty = town["koncerty"].id
+    # Tag everyone on "Koncerty" whatever their status.
+    assert post(client, "/admin/subscribers/bulk", {"list_id": str(koncerty), "action": "tag",
+                                                    "param_tag": "Koncerty 2026"}).status_code == 302
+    # Unsubscribe the press from every list: a withdrawal recorded per subscription.
+    assert post(client, "/admin/subscribers/bulk", {"tag": "prasa", "action": "unsubscribe"}).status_code == 302
+    wait_worker_idle(celery_worker)
+    session.expire_all()
+    tagged = set(session.scalars(select(SubscriberTag.subscriber_id).where(SubscriberTag.tag == "koncerty 2026")))
+    assert tagged == {town[n].id for n in ("ala", "bartek", "darek", "ewa", "filip")}
+    statuses = {(s.subscriber_id, s.list_id): s.status for s in session.scalars(select(Subscription))}
+    assert statuses[(town["bartek"].id, town["wystawy"].id)] == SubscriptionStatus.UNSUBSCRIBED
+    assert statuses[(town["filip"].id, koncerty)] == SubscriptionStatus.UNSUBSCRIBED
+    withdrawals = session.scalars(select(ConsentRecord).where(ConsentRecord.action == "unsubscribe")).all()
+    assert len(withdrawals) == 3 and {w.source for w in withdrawals} == {"admin"}
+    # Add the Wystawy people to Koncerty: Bartek left (unsubscribed) and stays out.
+    assert post(client, "/admin/subscribers/bulk", {"list_id": str(town["wystawy"].id), "action": "add_to_list",
+                                                    "param_list_id": str(koncerty), "basis": "ankieta papierowa"}).status_code == 302
+    refused = post(client, "/admin/subscribers/bulk", {"list_id": str(town["wystawy"].id), "action": "add_to_list",
+                                                       "param_list_id": str(koncerty)})
+    assert refused.status_code == 302  # no basis: refused, shown on the page, nothing recorded
+    wait_worker_idle(celery_worker)
+    session.expire_all()
+    assert session.get(Subscription, (town["celina"].id, koncerty)).status == SubscriptionStatus.CONFIRMED
+    assert session.get(Subscription, (town["bartek"].id, koncerty)) is not None  # already there, untouched
+    actions = session.scalars(select(AudienceAction).order_by(AudienceAction.id)).all()
+    assert [(a.action, a.status, a.affected, a.actor) for a in actions] == [
+        ("tag", "done", 5, admin.email), ("unsubscribe", "done", 2, admin.email),
+        ("add_to_list", "done", 1, admin.email)]
+    assert actions[0].selection == {"list_id": koncerty}
+    page = client.get("/admin/subscribers").data.decode()
+    assert "add_to_list" in page and admin.email in page
+
+
+def test_bulk_erase_and_export(client, session, town):
+    login_as(client, session, Role.ADMIN)
+    refused = post(client, "/admin/subscribers/bulk", {"action": "erase", "confirm": "yes"})
+    assert refused.status_code == 302  # everyone: refused
+    exported = post(client, "/admin/subscribers/bulk", {"q": "krowodrza", "action": "export"})
+    assert exported.status_code == 200 and exported.mimetype == "text/csv"
+    lines = exported.data.decode("utf-8-sig").splitlines()
+    assert lines[0].endswith("attributes,tags") and len(lines) == 1  # attributes are not searched
+    exported = post(client, "/admin/subscribers/bulk", {"q": "bartłomiej", "action": "export"})
+    assert "bartek@example.org" in exported.data.decode() and "wolontariusz" in exported.data.decode()
+    bartek = town["bartek"].id
+    entry = bulk_actions.request(session, None, "erase", audience.selection(tag="prasa"), {"confirm": "yes"})
+    session.commit()
+    bulk_actions.run(session, entry.id)
+    session.expire_all()
+    assert session.scalar(select(func.count()).select_from(Subscriber)) == 4
+    assert suppression.is_suppressed(session, "bartek@example.org")
+    assert session.scalar(select(func.count()).select_from(ConsentRecord).where(
+        ConsentRecord.subscriber_id == bartek)) == 0
+    assert session.get(AudienceAction, entry.id).affected == 2
+    recorded = session.scalars(select(AudienceAction.action)).all()
+    assert recorded.count("export") == 2
+
+
+def test_dashboard_tells_the_notices_backlog(client, session, town):
+    from mailer import notices
+    from mailer.models import Notice, NoticeKind
+
+    session.add(Notice(kind=NoticeKind.CONFIRM, subscriber_id=town["darek"].id,
+                       available_at=utcnow() + timedelta(minutes=50)))
+    session.commit()
+    assert notices.backlog(session) == {"waiting": 1, "capped": 1}
+    login_as(client, session, Role.EDITOR)
+    page = client.get("/admin/?lang=en").data.decode()
+    assert 'id="notice-backlog"' in page and "hourly limit" in page
+    api_token = __import__("tests.helpers_api", fromlist=["token_for"]).token_for(Role.EDITOR, "m@example.org")
+    assert Api(client, api_token).get("/metrics").get_json() == {"notices_waiting": 1, "notices_capped": 1}
