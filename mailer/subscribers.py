@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+import re
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
@@ -13,6 +14,12 @@ from .mail.message import check_header_value
 from .models import Subscriber
 
 MAX_EMAIL = 254
+MAX_NAME = 200
+# Characters no name may hold: C0 and C1 controls, DEL, line and paragraph separators, the
+# replacement character (undecodable input), bidirectional overrides (text that reads
+# differently from how it is stored), and lone surrogates.
+_NOT_IN_NAMES = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ufffd\u202a-\u202e\u2066-\u2069"
+                           "\ud800-\udfff]")
 
 
 def normalize_email(raw: str) -> str:
@@ -33,6 +40,34 @@ def normalize_email(raw: str) -> str:
     if result.ascii_email is None:  # not without SMTPUTF8, which is refused above already
         raise InvalidInput("This email address is not valid.", "email")
     return result.ascii_email.lower()
+
+
+# Domains that ignore dots in the local part (one mailbox for j.kowalski@ and jkowalski@).
+DOTLESS_DOMAINS = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
+
+
+def mailbox(email: str) -> str:
+    """The mailbox a human reads behind a normalized address: the +tag dropped (every large
+    provider delivers ``name+anything@`` to ``name@``), and for Gmail the dots too. For rate
+    limits only: mail still goes to the address as given."""
+    local, _sep, domain = email.rpartition("@")
+    local = local.split("+", 1)[0] or local
+    if domain in DOTLESS_DOMAINS:
+        local, domain = local.replace(".", "") or local, DOTLESS_DOMAINS[domain]
+    return f"{local}@{domain}"
+
+
+def clean_name(raw: str | None) -> str:
+    """A display name as stored, from any source (form, embed, API, CSV import): runs of
+    spaces folded; raises InvalidInput (overlong, line breaks, control characters)."""
+    name = " ".join((raw or "").split(" ")).strip()
+    if len(name) > MAX_NAME:
+        raise InvalidInput("Your name is too long.", "name")
+    if any(ch in name for ch in "\r\n"):
+        raise InvalidInput("Line breaks are not allowed here.", "name")
+    if _NOT_IN_NAMES.search(name):
+        raise InvalidInput("Your name contains characters that are not allowed.", "name")
+    return name
 
 
 def email_hash(email: str) -> str:

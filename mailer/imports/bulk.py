@@ -11,10 +11,9 @@ from sqlalchemy.orm import Session
 
 from ..errors import InvalidInput
 from ..models import ConsentRecord, ImportJob, Subscriber, Subscription, SubscriptionStatus, Suppression, utcnow
-from ..subscribers import email_hash, normalize_email
+from ..subscribers import MAX_NAME, clean_name, email_hash, normalize_email
 
 MAX_INVALID_KEPT = 1000  # invalid rows listed in the report (all are counted)
-MAX_NAME = 200
 LOCALES = ("pl", "en")
 
 
@@ -74,7 +73,13 @@ def import_chunk(session: Session, job: ImportJob, chunk: list[tuple[int, list[s
         if email in fresh:
             job.existing_count += 1
             continue
-        name = " ".join(_cell(row, options["name_col"]).split())[:MAX_NAME]
+        try:  # the same rules as every sign-up: no control characters reach a To: header
+            name = clean_name(" ".join(_cell(row, options["name_col"]).split())[:MAX_NAME])
+        except InvalidInput as exc:
+            job.invalid_count += 1
+            if len(job.invalid_rows) < MAX_INVALID_KEPT:
+                job.invalid_rows = job.invalid_rows + [[line, exc.msgid]]
+            continue
         locale = _cell(row, options["locale_col"]).lower()[:2]
         fresh[email] = {"email": email, "email_hash": email_hash(email), "name": name,
                         "locale": locale if locale in LOCALES else "pl", "attributes": {},

@@ -15,13 +15,13 @@ from .campaigns import (
 from .content import Event, Template, TemplateKind
 from .imports import ImportJob, ImportStatus
 from .queue import Job, Notice, NoticeKind, NoticeStatus
-from .staff import ApiToken, Role, User
+from .staff import ApiToken, AuditEntry, RecoveryCode, Role, Scope, StaffSetting, User
 from .types import utcnow
 
 __all__ = [
-    "ApiToken", "BounceEvent", "BounceKind", "Campaign", "CampaignContent", "CampaignEvent", "CampaignStatus",
-    "ConsentRecord", "Delivery", "DeliveryStatus", "Event", "ImportJob", "ImportStatus", "Job", "MailingList",
-    "Notice", "NoticeKind", "NoticeStatus", "Role", "SendBatch", "Subscriber", "Subscription",
-    "SubscriptionStatus", "Suppression", "Template", "TemplateKind", "User", "WebhookNonce", "campaign_lists",
-    "utcnow",
+    "ApiToken", "AuditEntry", "BounceEvent", "BounceKind", "Campaign", "CampaignContent", "CampaignEvent",
+    "CampaignStatus", "ConsentRecord", "Delivery", "DeliveryStatus", "Event", "ImportJob", "ImportStatus", "Job",
+    "MailingList", "Notice", "NoticeKind", "NoticeStatus", "RecoveryCode", "Role", "Scope", "SendBatch",
+    "StaffSetting", "Subscriber", "Subscription", "SubscriptionStatus", "Suppression", "Template", "TemplateKind",
+    "User", "WebhookNonce", "campaign_lists", "utcnow",
 ]

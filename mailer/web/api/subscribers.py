@@ -2,13 +2,15 @@
 
 import ipaddress
 
-from flask import current_app, jsonify, request
+from flask import current_app, g, jsonify, request
 from flask_babel import gettext as _
 from flask_limiter.util import get_remote_address
 
 from ... import audience, subscriptions
 from ...extensions import db_session
+from ...models import Scope
 from .. import subscribe_limits
+from ..auth import audited
 from . import admin_only, bp, schemas, serializers
 from .spec import answers, spec
 
@@ -27,13 +29,18 @@ def search_subscribers(query: schemas.SubscriberSearch):
 @bp.get(f"/subscribers/{ID}")
 @spec.validate(resp=answers(200, schemas.SubscriberExport, "The subscriber's data.", 404))
 def get_subscriber(subscriber_id: int):
-    """A subscriber's data with subscriptions and consent history."""
-    return jsonify(serializers.subscriber_export(subscriber_id,
-                                                 audience.export_subscriber(db_session, subscriber_id)))
+    """A subscriber's data with subscriptions and consent history.
+
+    Where each consent came from (IP address, browser) only for administrators' admin-scope
+    tokens, as on the staff pages."""
+    origins = audience.sees_consent_origins(g.api_user.role) and g.api_token.scope == Scope.ADMIN
+    return jsonify(serializers.subscriber_export(
+        subscriber_id, audience.export_subscriber(db_session, subscriber_id, origins=origins)))
 
 
 @bp.delete(f"/subscribers/{ID}")
 @admin_only
+@audited("subscriber.erase", "subscriber_id")
 @spec.validate(resp=answers(204, None, "Done.", 404, admin=True))
 def erase_subscriber(subscriber_id: int):
     """Erase a subscriber: personal data removed, the address suppressed.
@@ -66,6 +73,7 @@ def visitor_ip() -> str:
 @bp.post("/subscribers/subscribe")
 @subscribe_limits.per_ip(key_func=visitor_ip)
 @subscribe_limits.per_address(lambda: _payload().get("email"))
+@subscribe_limits.equal_time
 @spec.validate(resp=answers(202, schemas.Accepted, "Accepted.", 413))
 def subscribe(json: schemas.Subscribe):
     """Sign a visitor up (double opt-in): a confirmation mail is queued.
