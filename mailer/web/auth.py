@@ -10,6 +10,7 @@ from functools import wraps
 
 from flask import abort, current_app, g, make_response, redirect, request, session, url_for
 from flask_login import current_user, login_required, login_user
+from werkzeug.local import LocalProxy
 
 from .. import audit, users
 from ..extensions import db_session, limiter
@@ -76,6 +77,8 @@ render_limit = limiter.limit(lambda: current_app.config["TEMPLATE_PREVIEW_RATE_L
 def start_session(user: User) -> None:
     """Finish a sign-in: a fresh session (nothing from before survives but the language),
     permanent so that it expires (PERMANENT_SESSION_LIFETIME)."""
+    if isinstance(user, LocalProxy):  # current_user: the user itself, before the session is cleared
+        user = user._get_current_object()
     lang = session.get("lang")
     session.clear()
     if lang:

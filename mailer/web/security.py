@@ -9,7 +9,7 @@ elsewhere; ``no-store`` on staff pages and the API; HSTS when the request came o
 Input (STANDARDS 38): ids in routes are the columns' integers (the ``int`` converter stops
 at 2**31-1: a larger id is a 404, never a database error); a NUL or other control character
 in the path, the query or a form field is a 400; JSON bodies are parsed with a nesting limit
-and without lone surrogates (``GuardedJSON``); a value the database refuses anyway is a 400.
+and without lone surrogates (``GuardedRequest``); a value the database refuses anyway is a 400.
 """
 
 import json
@@ -17,8 +17,8 @@ import re
 import secrets
 from typing import Any
 
-from flask import Flask, Response, g, request
-from flask.json.provider import DefaultJSONProvider
+from flask import Flask, Request, Response, g, request
+from flask import json as flask_json
 from sqlalchemy.exc import DataError, StatementError
 from werkzeug.exceptions import BadRequest
 from werkzeug.routing import IntegerConverter
@@ -76,10 +76,12 @@ def _clean(value: Any) -> Any:
     return value
 
 
-class GuardedJSON(DefaultJSONProvider):
-    """``request.get_json`` everywhere: bounded nesting, no lone surrogates or NUL, no NaN."""
+class GuardedJSON:
+    """What ``request.get_json`` parses request bodies with, everywhere: bounded nesting, no
+    lone surrogates or NUL, no NaN (a ValueError is Flask's 400)."""
 
-    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+    @staticmethod
+    def loads(s: str | bytes, **kwargs: Any) -> Any:
         if not _depth_ok(s):
             raise ValueError("JSON nested too deeply")
 
@@ -87,6 +89,14 @@ class GuardedJSON(DefaultJSONProvider):
             raise ValueError(f"{name} is not JSON")
 
         return _clean(json.loads(s, parse_constant=constant, **kwargs))
+
+    @staticmethod
+    def dumps(obj: Any, **kwargs: Any) -> str:
+        return flask_json.dumps(obj, **kwargs)
+
+
+class GuardedRequest(Request):
+    json_module = GuardedJSON
 
 
 def csp_nonce() -> str:
@@ -142,7 +152,7 @@ def check_input() -> None:
 
 
 def init_app(app: Flask) -> None:
-    app.json = GuardedJSON(app)
+    app.request_class = GuardedRequest
     app.before_request(check_input)
     app.after_request(secure_headers)
     app.add_template_global(csp_nonce, "csp_nonce")
