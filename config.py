@@ -148,6 +148,8 @@ class Config:
         self.TEMPLATE_MAX_OUTPUT_KB = env.integer("TEMPLATE_MAX_OUTPUT_KB", 1024)
         self.TEMPLATE_MEMORY_MB = env.integer("TEMPLATE_MEMORY_MB", 256)
         self.TEMPLATE_PREVIEW_RATE_LIMIT = env.text("TEMPLATE_PREVIEW_RATE_LIMIT", "60 per minute")
+        # Renders past a limit per staff member; then their renders wait (429).
+        self.TEMPLATE_LIMIT_STRIKES = env.text("TEMPLATE_LIMIT_STRIKES", "5 per 10 minutes")
 
         # JSON API: requests per token, and the largest request body accepted.
         self.API_RATE_LIMIT = env.text("API_RATE_LIMIT", "300 per minute")

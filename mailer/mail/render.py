@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import css_inline
 from inscriptis import get_text
 from inscriptis.model.config import ParserConfig
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, pass_eval_context
 from jinja2 import filters as jinja_filters
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from jinja2.utils import generate_lorem_ipsum
@@ -147,9 +147,17 @@ def _center_filter(value, width: int = 80):
 
 
 def _indent_filter(value, width=4, first=False, blank=False):
-    pad = width if isinstance(width, str) else " " * min(int(width), MAX_WIDTH + 1)
-    _check_size(len(pad) * (str(value).count("\n") + 1) + len(str(value)))
+    pad = len(width) if isinstance(width, str) else int(width)
+    if pad > MAX_WIDTH:
+        raise SecurityError("an indent is too wide")
+    _check_size(pad * (str(value).count("\n") + 1) + len(str(value)))
     return jinja_filters.do_indent(value, width, first, blank)
+
+
+@pass_eval_context
+def _replace_filter(eval_ctx, value, old, new, count=None):
+    _str_method_check("replace", str(value), (old, str(new), count if count is not None else -1), {})
+    return jinja_filters.do_replace(eval_ctx, value, old, new, count)
 
 
 def _batch_filter(value, linecount, fill_with=None):
@@ -179,13 +187,8 @@ class _Env(ImmutableSandboxedEnvironment):
     def __init__(self, **options):
         super().__init__(**options)
         self.filters.update(format=_format_filter, center=_center_filter, indent=_indent_filter,
-                            batch=_batch_filter, slice=_slice_filter,
-                            replace=self._replace_filter)
+                            batch=_batch_filter, slice=_slice_filter, replace=_replace_filter)
         self.globals["lipsum"] = _lipsum
-
-    def _replace_filter(self, eval_ctx, value, old, new, count=None):
-        _str_method_check("replace", str(value), (old, str(new), count if count is not None else -1), {})
-        return jinja_filters.do_replace(eval_ctx, value, old, new, count)
 
     def call_binop(self, context, operator, left, right):
         if operator == "**" and isinstance(right, (int, float)) and abs(right) > 100:

@@ -68,10 +68,18 @@ def _staff_key() -> str:
     return f"render-staff:{current_user.get_id() if current_user.is_authenticated else request.remote_addr}"
 
 
-# Renders of staff templates per staff member (each may take up to TEMPLATE_RENDER_SECONDS of
-# a web worker): a flood of hostile previews is answered 429 at once instead of queueing.
-render_limit = limiter.limit(lambda: current_app.config["TEMPLATE_PREVIEW_RATE_LIMIT"], key_func=_staff_key,
-                             methods=["GET", "POST"])
+# Renders of staff templates per staff member (each may hold a web worker's thread for up to
+# TEMPLATE_RENDER_SECONDS): a flood of previews is answered 429 at once, and so is every
+# render of a staff member whose templates went past a limit a few times lately.
+_renders = limiter.limit(lambda: current_app.config["TEMPLATE_PREVIEW_RATE_LIMIT"], key_func=_staff_key,
+                         methods=["GET", "POST"])
+_strikes = limiter.limit(lambda: current_app.config["TEMPLATE_LIMIT_STRIKES"], key_func=_staff_key,
+                         methods=["GET", "POST"], scope="template-strikes",
+                         deduct_when=lambda _response: bool(g.get("template_limit_hit")))
+
+
+def render_limit(view):
+    return _renders(_strikes(view))
 
 
 def start_session(user: User) -> None:
