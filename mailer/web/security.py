@@ -96,7 +96,16 @@ class GuardedJSON:
 
 
 class GuardedRequest(Request):
-    json_module = GuardedJSON
+    """Requests whose JSON bodies are parsed by GuardedJSON. Flask sets ``json_module`` to the
+    app's JSON provider on each request; the app's provider stays as it is (sessions use it)."""
+
+    @property  # type: ignore[override]
+    def json_module(self) -> Any:
+        return GuardedJSON
+
+    @json_module.setter
+    def json_module(self, _value: Any) -> None:
+        pass
 
 
 def csp_nonce() -> str:
