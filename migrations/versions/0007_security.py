@@ -67,7 +67,7 @@ def upgrade():
 
     op.create_table('staff_settings',
     sa.Column('key', sa.String(length=64), nullable=False),
-    sa.Column('value', sa.JSON(), nullable=True),
+    sa.Column('value', sa.JSON(), nullable=False),
     sa.Column('updated_at', mailer.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('key', name=op.f('pk_staff_settings'))
     )

@@ -194,7 +194,7 @@ def audit_export():
     """The log as CSV (a POST: the export itself is recorded in the log)."""
     filters = _audit_filters()
     rows = audit.export_rows(db_session, **filters)  # raises InvalidInput before streaming
-    audit.record(db_session, actor(), "audit.export", "", **{k: v for k, v in filters.items() if v})
+    audit.record(db_session, actor(), "audit.export", "", **{f"filter_{k}": v for k, v in filters.items() if v})
     name = f"audit-{utcnow():%Y%m%d-%H%M}.csv"
     return Response(stream_with_context(csv_export.stream(audit.EXPORT_HEADER, rows)),
                     mimetype="text/csv; charset=utf-8",
