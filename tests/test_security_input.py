@@ -9,10 +9,9 @@ import json
 import re
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import sqlalchemy as sa
 
 from mailer.extensions import db
 from mailer.models import Role

@@ -226,9 +226,9 @@ def test_erasure_removes_the_persons_mail_from_the_outbox(outbox_app, client, se
 
 
 def test_editors_read_only_test_copies_in_the_outbox(outbox_app, app, session, newsletter, celery_worker):
+    from mailer import campaigns
     from tests.helpers_content import make_event
     from tests.helpers_engine import wait_worker_idle
-    from mailer import campaigns
 
     subscriptions.subscribe(session, email="anna@example.org", consent=True, source="form")
     campaign = campaigns.create_campaign(session, event_ids=[make_event(session).id], list_ids=[newsletter.id])

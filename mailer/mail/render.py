@@ -320,7 +320,7 @@ def compile_campaign(*, subject: str, preheader: str, layout_html: str, layout_t
     return CompiledCampaign(subject, html, text)
 
 
-def explain(exc: Exception) -> InvalidInput:
+def explain(exc: BaseException) -> InvalidInput:
     """Any failure of staff code (syntax, sandbox escape, a runtime error, a limit) as an
     InvalidInput with a clear message naming the field at fault."""
     if isinstance(exc, TemplateLimit):
@@ -382,7 +382,7 @@ def _child(write_fd: int, limits: Limits, kwargs: dict) -> None:
 
 def _read_all(fd: int, deadline: float) -> bytes | None:
     """Everything the child writes before it closes the pipe, or None past the deadline."""
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         left = deadline - time.monotonic()
         if left <= 0:

@@ -82,8 +82,8 @@ def subscribe_page():
     """The form lives on the home page. Only the language is carried over: other arguments
     would reach ``url_for`` (``_external``, ``_scheme``, ``_anchor`` ... would build the URL)."""
     lang = request.args.get("lang")
-    keep = {"lang": lang} if lang in current_app.config["LANGUAGES"] else {}
-    return redirect(url_for("public.index", **keep) + "#newsletter")
+    target = url_for("public.index", lang=lang) if lang in current_app.config["LANGUAGES"] else url_for("public.index")
+    return redirect(target + "#newsletter")
 
 
 @bp.post("/subscribe")
@@ -229,6 +229,7 @@ def confirm(token: str):
 
 @bp.post("/confirm/<token>/resend")
 @_ip_limit()
+@subscribe_limits.equal_time
 def resend_confirmation(token: str):
     subscriptions.resend_confirmation(db_session, token)
     return _check_inbox()

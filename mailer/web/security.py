@@ -99,7 +99,7 @@ class GuardedRequest(Request):
     """Requests whose JSON bodies are parsed by GuardedJSON. Flask sets ``json_module`` to the
     app's JSON provider on each request; the app's provider stays as it is (sessions use it)."""
 
-    @property  # type: ignore[override]
+    @property
     def json_module(self) -> Any:
         return GuardedJSON
 
