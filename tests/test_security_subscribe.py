@@ -250,3 +250,17 @@ def test_editors_read_only_test_copies_in_the_outbox(outbox_app, app, session, n
     assert editor.get(f"/admin/outbox/{confirmation}").status_code == 404
     assert editor.get(f"/admin/outbox/{test_copy}").status_code == 200
     assert admin.get(f"/admin/outbox/{confirmation}").status_code == 200
+
+
+# --- A public redirect builds no URL from its query -------------------------------------------
+
+@pytest.mark.parametrize("query", [
+    {"_external": "1", "_scheme": "javascript"}, {"_anchor": "x\"><script>"}, {"_method": "POST"},
+    {"_external": "1", "_scheme": "https", "lang": "en"}, {"lang": "xx"}, {"endpoint": "admin.users"},
+])
+def test_the_subscribe_redirect_ignores_every_argument_but_the_language(client, query):
+    response = client.get("/subscribe", query_string=query)
+    assert response.status_code == 302
+    location = response.headers["Location"]
+    expected = "/?lang=en#newsletter" if query.get("lang") == "en" else "/#newsletter"
+    assert location in (expected, "http://localhost" + expected), location
