@@ -25,6 +25,7 @@ from .models import (
 
 MAX_QUERY = 200
 MAX_PER_PAGE = 200
+MAX_PAGE = 1_000_000
 
 
 def _status(status: str | None) -> SubscriptionStatus | None:
@@ -61,7 +62,7 @@ def search(session: Session, *, query: str = "", list_id: int | None = None,
            status: str | None = None, page: int = 1, per_page: int = 50) -> tuple[list[Subscriber], int]:
     """One page of subscribers matching an address/name fragment, a list and a status,
     newest first, with their subscriptions loaded; and the total. Raises InvalidInput."""
-    page = max(1, int(page))
+    page = min(max(1, int(page)), MAX_PAGE)  # past it an OFFSET overflows the database's integers
     per_page = min(max(1, int(per_page)), MAX_PER_PAGE)
     clauses = _filters(query, list_id, status)
     total = session.scalar(select(func.count(Subscriber.id)).where(*clauses)) or 0

@@ -18,6 +18,7 @@ from .errors import InvalidInput
 from .models import AuditEntry
 
 MAX_PER_PAGE = 200
+MAX_PAGE = 1_000_000
 # Every action the log records, for the filter on the page (and so a typo is caught in tests).
 ACTIONS = (
     "login", "login.failed", "login.2fa_failed", "logout",
@@ -68,7 +69,7 @@ def search(session: Session, *, action: str | None = None, actor: str | None = N
            per_page: int = 100) -> tuple[list[AuditEntry], int]:
     """One page of entries, the newest first, and the total. Raises InvalidInput."""
     clauses = _clauses(action, actor)
-    page = min(max(1, page), 1_000_000)
+    page = min(max(1, page), MAX_PAGE)
     per_page = min(max(1, per_page), MAX_PER_PAGE)
     total = session.scalar(select(func.count(AuditEntry.id)).where(*clauses)) or 0
     rows = session.scalars(select(AuditEntry).where(*clauses).order_by(AuditEntry.id.desc())

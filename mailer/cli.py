@@ -121,11 +121,10 @@ def create_token_command(email: str, name: str, scope: str | None, days: int) ->
         user = users.user_by_email(db_session, email)
         if not user.active:
             raise click.ClickException(f"The account {user.email} is deactivated.")
-        token = users.create_token(db_session, user, name, scope, days)
+        created, token = users.issue_token(db_session, user, name, scope, days)
     except DomainError as exc:
         db_session.rollback()
         raise click.ClickException(exc.message) from exc
-    created = users.list_tokens(db_session, user.id)[0]
     audit.record(db_session, _cli_actor(), "token.create", str(created.id), name=created.name,
                  scope=str(created.scope), owner=user.email)
     db_session.commit()

@@ -146,10 +146,17 @@ def allowed_scopes(user: User) -> list[Scope]:
 
 
 def create_token(session: Session, user: User, name: str = "", scope: Scope | str | None = None,
-                 days: int | None = TOKEN_DAYS, *, limit: Scope | None = None) -> str:
-    """A new API token for ``user`` (scope: the widest the role allows when None; expires in
-    ``days``); only its hash is stored, so it is shown once. ``limit``: the scope of the token
-    asking for it, which a new token cannot exceed. Raises InvalidInput (name, scope, days)."""
+                 days: int | None = TOKEN_DAYS) -> str:
+    """``issue_token``'s token alone."""
+    return issue_token(session, user, name, scope, days)[1]
+
+
+def issue_token(session: Session, user: User, name: str = "", scope: Scope | str | None = None,
+                days: int | None = TOKEN_DAYS, *, limit: Scope | None = None) -> tuple[ApiToken, str]:
+    """A new API token for ``user`` (scope: the widest allowed when None; expires in ``days``):
+    its row and the token itself, shown once (only its hash is stored). ``limit``: the scope of
+    the token asking for it, which a new token cannot exceed. Raises InvalidInput (name,
+    scope, days, a deactivated account)."""
     if not isinstance(name, str) or len(name) > MAX_TOKEN_NAME or any(ord(ch) < 32 for ch in name):
         raise InvalidInput("The name must be a single line of at most 120 characters.", "name")
     allowed = allowed_scopes(user)
@@ -166,10 +173,11 @@ def create_token(session: Session, user: User, name: str = "", scope: Scope | st
     if not user.active:
         raise InvalidInput("This account is deactivated.")
     token = "mlr_" + secrets.token_urlsafe(32)
-    session.add(ApiToken(user=user, name=name.strip(), token_hash=_token_hash(token), prefix=token[:10],
-                         scope=chosen, expires_at=utcnow() + timedelta(days=days)))
+    item = ApiToken(user=user, name=name.strip(), token_hash=_token_hash(token), prefix=token[:10],
+                    scope=chosen, expires_at=utcnow() + timedelta(days=days))
+    session.add(item)
     session.flush()
-    return token
+    return item, token
 
 
 def token_for(session: Session, token: str) -> ApiToken | None:

@@ -82,3 +82,18 @@ def test_errors_carry_the_headers_too(client):
     for response in (client.get("/no-such-page"), client.post("/admin/login"), client.get("/m/forged")):
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert "Content-Security-Policy" in response.headers
+
+
+def test_no_template_holds_an_inline_script_handler():
+    """The CSP allows no inline handlers: a template that used one would silently lose it (a
+    confirmation dialog that never asks). Forms ask with data-confirm (static/js/confirm.js)."""
+    import re
+    from pathlib import Path
+
+    handler = re.compile(r"""[\s"'}]on[a-z]+\s*=\s*["']""", re.IGNORECASE)
+    found = [str(path) for path in Path("templates").rglob("*.html") if handler.search(path.read_text())
+             and not str(path).startswith("templates/email/")]
+    assert not found, found
+    scripts = [str(path) for path in Path("templates/web").rglob("*.html")
+               if re.search(r"<script(?![^>]*\b(src|nonce)=)[^>]*>", path.read_text())]
+    assert not scripts, f"inline scripts without the page's nonce: {scripts}"

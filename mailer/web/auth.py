@@ -6,13 +6,14 @@ a session whose version is older than the account's (``users.user_for_session``)
 sessions is one UPDATE and needs no server-side session store.
 """
 
+import time
 from functools import wraps
 
-from flask import abort, current_app, g, make_response, redirect, request, session, url_for
+from flask import abort, current_app, g, make_response, request, session
 from flask_login import current_user, login_required, login_user
 from werkzeug.local import LocalProxy
 
-from .. import audit, users
+from .. import audit, two_factor, users
 from ..extensions import db_session, limiter
 from ..models import Role, User
 
@@ -82,15 +83,20 @@ def render_limit(view):
     return _renders(_strikes(view))
 
 
-def start_session(user: User) -> None:
-    """Finish a sign-in: a fresh session (nothing from before survives but the language),
-    permanent so that it expires (PERMANENT_SESSION_LIFETIME)."""
-    if isinstance(user, LocalProxy):  # current_user: the user itself, before the session is cleared
-        user = user._get_current_object()
+def _fresh_session() -> None:
+    """Nothing from before survives but the language (a planted session is worth nothing)."""
     lang = session.get("lang")
     session.clear()
     if lang:
         session["lang"] = lang
+
+
+def start_session(user: User) -> None:
+    """Finish a sign-in: a fresh session, permanent so that it expires
+    (PERMANENT_SESSION_LIFETIME)."""
+    if isinstance(user, LocalProxy):  # current_user: the user itself, before the session is cleared
+        user = user._get_current_object()
+    _fresh_session()
     session.permanent = True
     login_user(user)
     users.signed_in(user)
@@ -103,11 +109,8 @@ PENDING = "2fa_pending"
 
 def remember_pending(user: User) -> None:
     """Password right, second factor to come: remember who, for a few minutes."""
-    lang = session.get("lang")
-    session.clear()
-    if lang:
-        session["lang"] = lang
-    session[PENDING] = [user.id, user.session_version, int(_now())]
+    _fresh_session()
+    session[PENDING] = [user.id, user.session_version, int(time.time())]
 
 
 def pending_user() -> User | None:
@@ -115,25 +118,13 @@ def pending_user() -> User | None:
     if not (isinstance(value, list) and len(value) == 3 and all(isinstance(v, int) for v in value)):
         return None
     user_id, version, since = value
-    if _now() - since > current_app.config["LOGIN_2FA_SECONDS"]:
+    if time.time() - since > current_app.config["LOGIN_2FA_SECONDS"]:
         return None
     user = users.user_for_session(db_session, f"{user_id}.{version}")
     return user if user is not None and user.has_totp else None
 
 
-def _now() -> float:
-    import time
-
-    return time.time()
-
-
 def needs_enrolment() -> bool:
     """A signed-in staff member without two-factor sign-in while admins require it."""
-    from .. import two_factor
-
     return (current_user.is_authenticated and not current_user.has_totp
             and two_factor.required(db_session))
-
-
-def enrolment_redirect():
-    return redirect(url_for("admin.account_2fa"))

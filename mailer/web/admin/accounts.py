@@ -10,7 +10,8 @@ from flask_login import current_user, logout_user
 from ... import audit, two_factor, users
 from ...errors import Conflict, InvalidInput
 from ...extensions import db_session, limiter
-from ...models import Role
+from ...lookups import get_or_404
+from ...models import Role, User
 from ..admin_forms import LoginForm, PasswordResetForm, RoleForm, TwoFactorForm, UserForm, add_error
 from ..auth import actor, audited, pending_user, remember_pending, staff_required, start_session
 from ..subscribe_limits import account_key
@@ -188,9 +189,6 @@ def user_password(user_id: int):
 @audited("2fa.disable", "user_id", by="admin")
 def user_2fa_disable(user_id: int):
     """For a staff member who lost their phone and their recovery codes."""
-    from ...lookups import get_or_404
-    from ...models import User
-
     user = get_or_404(db_session, User, user_id)
     two_factor.disable(db_session, user)
     if user.id == current_user.id:

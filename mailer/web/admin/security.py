@@ -73,12 +73,11 @@ def account_token_create():
     form = _token_form()
     if form.validate_on_submit():
         try:
-            token = users.create_token(db_session, current_user, form.name.data, form.scope.data,
-                                       int(form.days.data))
+            created, token = users.issue_token(db_session, current_user, form.name.data, form.scope.data,
+                                               int(form.days.data))
         except InvalidInput as exc:
             add_error(form, exc)
         else:
-            created = users.list_tokens(db_session, current_user.id)[0]
             audit.record(db_session, actor(), "token.create", str(created.id), name=created.name,
                          scope=str(created.scope), owner=current_user.email)
             return _account(new_token=token)

@@ -30,8 +30,8 @@ def list_tokens():
 @spec.validate(resp=answers(201, schemas.NewToken, "The new token, shown this once.", 413))
 def create_token(json: schemas.TokenCreate):
     """A new token for the caller, with a scope no wider than the calling token's."""
-    token = users.create_token(db_session, g.api_user, json.name, json.scope, json.days, limit=g.api_token.scope)
-    created = users.list_tokens(db_session, g.api_user.id)[0]
+    created, token = users.issue_token(db_session, g.api_user, json.name, json.scope, json.days,
+                                       limit=g.api_token.scope)
     audit.record(db_session, actor(), "token.create", str(created.id), name=created.name, scope=str(created.scope),
                  owner=g.api_user.email)
     return jsonify({**serializers.token(created), "token": token}), 201
