@@ -121,14 +121,35 @@ class Config:
         self.PENDING_MAX_PER_HOUR = env.integer("PENDING_MAX_PER_HOUR", 1000)
         self.PURGE_PENDING_AFTER_DAYS = env.integer("PURGE_PENDING_AFTER_DAYS", 30)
         self.SUBSCRIBE_RATE_LIMIT = env.text("SUBSCRIBE_RATE_LIMIT", "10 per minute;50 per day")
-        self.SUBSCRIBE_ADDRESS_RATE_LIMIT = env.text("SUBSCRIBE_ADDRESS_RATE_LIMIT", "5 per hour")
+        # Per mailbox (plus-tags and Gmail's dots folded: one inbox, one budget), every route.
+        self.SUBSCRIBE_ADDRESS_RATE_LIMIT = env.text("SUBSCRIBE_ADDRESS_RATE_LIMIT", "3 per hour;6 per day")
+        # Every subscribe answer takes at least this long, so its timing does not tell whether
+        # the address was new, subscribed or erased.
+        self.SUBSCRIBE_ANSWER_SECONDS = env.number("SUBSCRIBE_ANSWER_SECONDS", 0.25)
         self.LOGIN_RATE_LIMIT = env.text("LOGIN_RATE_LIMIT", "10 per minute")
+        # Failed sign-ins per staff account, from any address (a password-guessing botnet).
+        self.LOGIN_ACCOUNT_RATE_LIMIT = env.text("LOGIN_ACCOUNT_RATE_LIMIT", "5 per minute;20 per hour")
+        self.LOGIN_2FA_SECONDS = env.integer("LOGIN_2FA_SECONDS", 300)  # to enter the second factor
+        # A staff session ends this long after its last request (the signed cookie's age).
+        self.PERMANENT_SESSION_LIFETIME = env.integer("STAFF_SESSION_HOURS", 12) * 3600
         self.RATELIMIT_STORAGE_URI = self.REDIS_URL or "memory://"
         self.RATELIMIT_KEY_PREFIX = self.REDIS_PREFIX
         self.RATELIMIT_HEADERS_ENABLED = True
         self.PROXY_FIX_HOPS = env.integer("PROXY_FIX_HOPS", 0)
-        # Sites whose pages may POST /subscribe.json from a browser (CORS).
-        self.EMBED_ORIGINS = env.names("EMBED_ORIGINS")
+        # Only connections from these addresses may set X-Forwarded-* (the proxies themselves);
+        # a client reaching the app directly cannot choose its own IP.
+        self.TRUSTED_PROXIES = env.names("TRUSTED_PROXIES") or ["127.0.0.1/8", "::1/128"]
+        # Sites whose pages may POST /subscribe.json (the embed snippet): any other origin,
+        # or a request without one, is refused.
+        self.EMBED_ORIGINS = [origin.rstrip("/") for origin in env.names("EMBED_ORIGINS")]
+
+        # Staff templates render in a child process within these limits (mailer/mail/render.py).
+        self.TEMPLATE_RENDER_SECONDS = env.number("TEMPLATE_RENDER_SECONDS", 3)
+        self.TEMPLATE_MAX_OUTPUT_KB = env.integer("TEMPLATE_MAX_OUTPUT_KB", 1024)
+        self.TEMPLATE_MEMORY_MB = env.integer("TEMPLATE_MEMORY_MB", 256)
+        self.TEMPLATE_PREVIEW_RATE_LIMIT = env.text("TEMPLATE_PREVIEW_RATE_LIMIT", "60 per minute")
+        # Renders past a limit per staff member; then their renders wait (429).
+        self.TEMPLATE_LIMIT_STRIKES = env.text("TEMPLATE_LIMIT_STRIKES", "5 per 10 minutes")
 
         # JSON API: requests per token, and the largest request body accepted.
         self.API_RATE_LIMIT = env.text("API_RATE_LIMIT", "300 per minute")
@@ -237,9 +258,17 @@ class TestConfig(Config):
 
 class ProductionConfig(Config):
     def check(self) -> None:
-        """Raise RuntimeError when a default that must not reach production is set."""
+        """Raise RuntimeError when a default that must not reach production is set: the
+        development SECRET_KEY, or no SUPPRESSION_KEY of its own (the hashes of erased and
+        bounced addresses would then hang on SECRET_KEY, and rotating it would forget them)."""
         if self.SECRET_KEY == DEFAULT_SECRET or len(self.SECRET_KEY) < 16:
             raise RuntimeError("Set SECRET_KEY to a long random value before running in production.")
+        if not self.SUPPRESSION_KEY or len(self.SUPPRESSION_KEY) < 16:
+            raise RuntimeError("Set SUPPRESSION_KEY to a long random value of its own before running in "
+                               "production (it keys the suppression list; never rotate it).")
+        if self.SUPPRESSION_KEY in (self.SECRET_KEY, *self.SECRET_KEY_FALLBACKS):
+            raise RuntimeError("SUPPRESSION_KEY must differ from SECRET_KEY: SECRET_KEY is rotated, "
+                               "the suppression key never is.")
 
 
 CONFIGS: dict[str, type[Config]] = {

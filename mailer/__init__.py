@@ -3,7 +3,6 @@
 import os
 
 from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import CONFIGS, ROOT
 
@@ -18,8 +17,10 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     app.config.update(overrides or {})
     os.makedirs(app.instance_path, exist_ok=True)
     if app.config["PROXY_FIX_HOPS"]:
-        hops = app.config["PROXY_FIX_HOPS"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+        from .web.proxies import TrustedProxyFix
+
+        app.wsgi_app = TrustedProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, app.config["PROXY_FIX_HOPS"], app.config["TRUSTED_PROXIES"])
 
     from . import cli, jobs
     from .extensions import babel, configure_engine, csrf, db, limiter, login_manager, migrate

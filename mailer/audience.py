@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import and_, delete, exists, func, select
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.sql.elements import ColumnElement
@@ -21,12 +22,14 @@ from . import suppression
 from .errors import InvalidInput
 from .folding import fold
 from .lookups import get_or_404
+from .mail.transport import forget_recipient
 from .models import (
     BounceEvent,
     Campaign,
     ConsentRecord,
     Delivery,
     MailingList,
+    Role,
     Segment,
     Subscriber,
     SubscriberTag,
@@ -41,6 +44,7 @@ EXACT_LIMIT = 1_000  # PostgreSQL: totals above this are the planner's estimate 
 MAX_ATTRIBUTES = 50
 MAX_ATTRIBUTE_VALUE = 500
 MAX_TAGS = 50
+MAX_PAGE = 1_000_000
 
 
 def _status(status: str | None) -> SubscriptionStatus | None:
@@ -167,8 +171,8 @@ def search(session: Session, *, query: str = "", list_id: int | None = None, sta
     statement = statement.order_by(Subscriber.id.desc())
     if after is not None:
         statement = statement.where(Subscriber.id < after)
-    elif page is not None and page > 1:
-        statement = statement.offset((int(page) - 1) * per_page)
+    elif page is not None and page > 1:  # capped: past it an OFFSET overflows the database's integers
+        statement = statement.offset((min(int(page), MAX_PAGE) - 1) * per_page)
     rows = list(session.scalars(statement.limit(per_page + 1)))
     more = len(rows) > per_page
     rows = rows[:per_page]
@@ -280,12 +284,21 @@ def detail(session: Session, subscriber_id: int, deliveries_limit: int = 200) ->
     }
 
 
+def sees_consent_origins(role: Role | str | None) -> bool:
+    """Who may see where each consent came from (IP address, browser): admins, who also export
+    and erase. Editors see the history itself (what, when, which list, which consent text).
+    The staff pages and the API both ask this."""
+    return role == Role.ADMIN
+
+
 def _iso(value) -> str | None:
     return value.isoformat() if value else None
 
 
-def export_subscriber(session: Session, subscriber_id: int) -> dict[str, Any]:
-    """Everything kept about one subscriber, JSON-able (GDPR access). Raises NotFound."""
+def export_subscriber(session: Session, subscriber_id: int, *, origins: bool = True) -> dict[str, Any]:
+    """Everything kept about one subscriber, JSON-able (GDPR access); without ``origins``, the
+    consent history leaves out IP addresses and browsers (``sees_consent_origins``).
+    Raises NotFound."""
     info = detail(session, subscriber_id, deliveries_limit=100_000)
     subscriber, lists = info["subscriber"], info["lists"]
     return {
@@ -302,7 +315,8 @@ def export_subscriber(session: Session, subscriber_id: int) -> dict[str, Any]:
         "consent_history": [{
             "action": c.action, "source": c.source,
             "list": lists[c.list_id].name if c.list_id in lists else None,
-            "consent_version": c.consent_version, "ip": c.ip, "user_agent": c.user_agent,
+            "consent_version": c.consent_version,
+            **({"ip": c.ip, "user_agent": c.user_agent} if origins else {}),
             "created_at": _iso(c.created_at),
         } for c in subscriber.consents],
         "messages": [{
@@ -319,11 +333,13 @@ def export_subscriber(session: Session, subscriber_id: int) -> dict[str, Any]:
 
 
 def erase_subscriber(session: Session, subscriber_id: int) -> None:
-    """Delete the subscriber, their subscriptions, consent records and delivery rows; keep
-    only the keyed hash of the address on the suppression list (reason "erased").
+    """Delete the subscriber, their subscriptions, consent records and delivery rows, and the
+    copies of their mail in the outbox; keep only the keyed hash of the address on the
+    suppression list (reason "erased").
     Raises NotFound."""
     subscriber = get_or_404(session, Subscriber, subscriber_id)
-    suppression.suppress(session, subscriber.email, "erased")
+    email = subscriber.email
+    suppression.suppress(session, email, "erased")
     session.execute(delete(Delivery).where(Delivery.subscriber_id == subscriber_id))
     session.execute(delete(BounceEvent).where(BounceEvent.subscriber_id == subscriber_id))
     session.execute(delete(ConsentRecord).where(ConsentRecord.subscriber_id == subscriber_id))
@@ -331,6 +347,8 @@ def erase_subscriber(session: Session, subscriber_id: int) -> None:
     session.expire(subscriber)
     session.delete(subscriber)
     session.flush()
+    # Copies of their mail kept by this service (the outbox of the embedded mode) go too.
+    forget_recipient(current_app.config, email)
 
 
 def unsubscribe(session: Session, subscriber_id: int, list_ids: list[int] | None = None) -> None:

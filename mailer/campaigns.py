@@ -18,7 +18,7 @@ from .errors import BadToken, Conflict, InvalidInput, NotFound
 from .events import all_events, parse_when
 from .events import when as event_when
 from .jobs import enqueue
-from .lookups import get_or_404
+from .lookups import MAX_ID, get_or_404, parse_id
 from .mail.message import check_header_value
 from .mail.render import Rendered
 from .mail.transport import ConnectionFailed, from_config
@@ -51,11 +51,7 @@ def _ids(values, field: str) -> list[int]:
         return []
     if not isinstance(values, (list, tuple)):
         raise InvalidInput("Expected a list of ids.", field)
-    try:
-        ids = [int(value) for value in values]
-    except (TypeError, ValueError):
-        raise InvalidInput("Expected a list of ids.", field) from None
-    return list(dict.fromkeys(ids))
+    return list(dict.fromkeys(parse_id(value, field) for value in values))
 
 
 def _events(session: Session, event_ids) -> list[Event]:
@@ -80,8 +76,8 @@ def _template(session: Session, template_id) -> Template | None:
     if template_id in (None, ""):
         return None
     try:
-        template = session.get(Template, int(template_id))
-    except (TypeError, ValueError):
+        template = session.get(Template, parse_id(template_id))
+    except InvalidInput:
         template = None
     if template is None or template.kind != TemplateKind.CONTENT:
         raise InvalidInput("Choose a content template.", "template_id")
@@ -251,8 +247,10 @@ def send_test(session: Session, campaign_id: int, addresses) -> None:
     compiled = campaign_mail.compiled(session, campaign)
     compiled = dataclasses.replace(compiled, subject=f"[TEST] {compiled.subject}")
     mail = campaign_mail.CampaignMail(campaign, compiled, current_app.config)
+    # A test copy's links act on nobody: the unsubscribe link names no subscriber (0), and
+    # "view in browser" opens the campaign's staff page (a draft is not shown to anyone else).
     links_ = {"unsubscribe_url": links.unsubscribe_url(0, campaign.id),
-              "view_url": links.view_url(campaign.id, 0)}
+              "view_url": links.absolute(f"/admin/campaigns/{campaign.id}")}
     transport = from_config(current_app.config)
     try:
         results = transport.send([mail.test_message(address, {"name": "", "email": address, **links_})
@@ -266,23 +264,29 @@ def send_test(session: Session, campaign_id: int, addresses) -> None:
         raise OSError(f"test mail not accepted: {failed[0].code} {failed[0].error}")
 
 
-def render_as(session: Session, campaign: Campaign, subscriber_id: int | None = None,
-              public: bool = False) -> Rendered:
+# What the links of a staff preview point at: nothing that acts on anyone (STANDARDS 39).
+PREVIEW_LINKS = {"unsubscribe_url": "#unsubscribe-preview", "view_url": "#view-in-browser-preview"}
+
+
+def render_as(session: Session, campaign: Campaign, subscriber_id: int | None = None, *,
+              public: bool = False, live_links: bool = True) -> Rendered:
     """The campaign as one recipient sees it (None or 0: a sample recipient; ``public``: no
-    name or address at all, for the archive); links work. What a launched campaign sent, not
-    what its template and events say now. Raises InvalidInput (a draft's broken template)."""
+    name or address at all, for the archive). What a launched campaign sent, not what its
+    template and events say now. ``live_links``: the recipient's own signed unsubscribe and
+    view links (their copy, opened from their mail); otherwise inert ones (a staff preview).
+    Raises InvalidInput (a draft's broken template)."""
     compiled = campaign_mail.compiled(session, campaign)
     subscriber = session.get(Subscriber, subscriber_id) if subscriber_id else None
-    sid = subscriber.id if subscriber else 0
     if public:
         return compiled.personalize(name="", email="", unsubscribe_url=links.absolute("/"),
                                     view_url=links.absolute(f"/archive/{campaign.id}"))
-    return compiled.personalize(
-        name=subscriber.name if subscriber else SAMPLE_NAME,
-        email=subscriber.email if subscriber else SAMPLE_EMAIL,
-        unsubscribe_url=links.unsubscribe_url(sid, campaign.id) if sid else "#",
-        view_url=links.view_url(campaign.id, sid),
-    )
+    if subscriber is not None and live_links:
+        urls = {"unsubscribe_url": links.unsubscribe_url(subscriber.id, campaign.id),
+                "view_url": links.view_url(campaign.id, subscriber.id)}
+    else:
+        urls = PREVIEW_LINKS
+    return compiled.personalize(name=subscriber.name if subscriber else SAMPLE_NAME,
+                                email=subscriber.email if subscriber else SAMPLE_EMAIL, **urls)
 
 
 def archived(session: Session) -> list[Campaign]:
@@ -302,15 +306,22 @@ def get_archived(session: Session, campaign_id: int) -> Campaign:
 
 
 def view_copy(session: Session, token: str) -> Rendered:
-    """A recipient's copy from a /m/<token> link; raises BadToken, NotFound."""
+    """A recipient's copy from a /m/<token> link: what was sent to them, from the content
+    frozen at launch. Links are signed only for real recipients when a campaign is sent, so
+    a draft (nothing frozen) or the sample recipient (0) has no copy to show: NotFound, as
+    the page must neither show a draft to anyone holding a link nor later edits. Raises
+    BadToken, NotFound."""
     payload = tokens.verify(tokens.VIEW, token)
     if not (isinstance(payload, list) and len(payload) == 2
             and all(isinstance(part, int) and not isinstance(part, bool) for part in payload)):
         raise BadToken("This link is not valid.")
-    campaign = get_or_404(session, Campaign, payload[0])
-    if payload[1] and session.get(Subscriber, payload[1]) is None:  # erased since
+    campaign_id, subscriber_id = payload
+    campaign = get_or_404(session, Campaign, campaign_id)
+    if subscriber_id <= 0 or campaign_mail.frozen(session, campaign.id) is None:
+        raise NotFound("This message is not available.")
+    if session.get(Subscriber, subscriber_id) is None:  # erased since
         return render_as(session, campaign, public=True)
-    return render_as(session, campaign, payload[1])
+    return render_as(session, campaign, subscriber_id)
 
 
 def compose_options(session: Session) -> dict:
@@ -321,18 +332,22 @@ def compose_options(session: Session) -> dict:
             "templates": content_templates(session)}
 
 
-def preview(session: Session, campaign_id: int, recipient: str | None = None) -> Rendered:
+def preview(session: Session, campaign_id: int, recipient: str | None = None, **options) -> Rendered:
     """The campaign rendered as the subscriber with this id or address (empty: a sample
-    recipient). Raises NotFound, InvalidInput (unknown subscriber, broken template)."""
+    recipient), for staff: with that person's name and address, never their working links
+    (a preview is no way to unsubscribe anyone). ``options`` go to ``render_as``.
+    Raises NotFound, InvalidInput (unknown subscriber, broken template)."""
     campaign = get_or_404(session, Campaign, campaign_id)
     recipient = (recipient or "").strip()
     subscriber_id = None
     if recipient:
-        if recipient.isdigit():
-            subscriber_id = session.scalar(select(Subscriber.id).where(Subscriber.id == int(recipient)))
-        else:
+        if recipient.isascii() and recipient.isdigit():
+            number = int(recipient[:12])
+            subscriber_id = session.scalar(select(Subscriber.id).where(Subscriber.id == number)) \
+                if number <= MAX_ID else None
+        elif len(recipient) <= 320:
             subscriber_id = session.scalar(select(Subscriber.id)
                                            .where(Subscriber.email == recipient.lower()))
         if subscriber_id is None:
             raise InvalidInput("No subscriber has this address.", "recipient")
-    return render_as(session, campaign, subscriber_id)
+    return render_as(session, campaign, subscriber_id, **{**options, "live_links": False})

@@ -50,16 +50,69 @@ def create_user_command(email: str, role: str) -> None:
     except DomainError as exc:
         db_session.rollback()
         raise click.ClickException(exc.message) from exc
+    from . import audit
+
+    audit.record(db_session, _cli_actor(), "user.create", str(user.id), email=user.email, role=str(user.role))
     db_session.commit()
     click.echo(f"Created {user.role} {user.email}")
+
+
+def _cli_actor():
+    from . import audit
+
+    return audit.Actor(None, f"cli:{os.environ.get('USER') or os.environ.get('LOGNAME') or 'shell'}", "cli")
+
+
+@users_cli.command("set-password")
+@click.argument("email")
+def set_password_command(email: str) -> None:
+    """Set a staff member's password (from MAILER_PASSWORD, or asked for); their sessions end."""
+    from . import audit, users
+    from .errors import DomainError
+
+    try:
+        user = users.user_by_email(db_session, email)
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+    password = os.environ.get("MAILER_PASSWORD") or click.prompt(
+        "New password", hide_input=True, confirmation_prompt=True)
+    try:
+        users.reset_password(db_session, user.id, password)
+    except DomainError as exc:
+        db_session.rollback()
+        raise click.ClickException(exc.message) from exc
+    audit.record(db_session, _cli_actor(), "password.reset", str(user.id))
+    db_session.commit()
+    click.echo(f"Password changed for {user.email}; their sessions have ended.")
+
+
+@users_cli.command("reset-2fa")
+@click.argument("email")
+def reset_2fa_command(email: str) -> None:
+    """Turn two-factor sign-in off for a staff member who lost their phone and codes."""
+    from . import audit, two_factor, users
+    from .errors import DomainError
+
+    try:
+        user = users.user_by_email(db_session, email)
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+    two_factor.disable(db_session, user)
+    audit.record(db_session, _cli_actor(), "2fa.disable", str(user.id), by="cli")
+    db_session.commit()
+    click.echo(f"Two-factor sign-in is off for {user.email}.")
 
 
 @tokens_cli.command("create")
 @click.argument("email")
 @click.option("--name", default="", help="What the token is for (e.g. the CMS).")
-def create_token_command(email: str, name: str) -> None:
+@click.option("--scope", type=click.Choice(["read", "write", "admin"]), default=None,
+              help="read: GET only; write: what the role allows; admin: everything (admins only). "
+                   "Default: the widest the role allows.")
+@click.option("--days", type=int, default=90, show_default=True, help="Days until the token expires (1-366).")
+def create_token_command(email: str, name: str, scope: str | None, days: int) -> None:
     """Print a new API token for the staff member EMAIL (shown only once)."""
-    from . import users
+    from . import audit, users
     from .errors import DomainError
 
     if len(name) > 120:
@@ -68,11 +121,52 @@ def create_token_command(email: str, name: str) -> None:
         user = users.user_by_email(db_session, email)
         if not user.active:
             raise click.ClickException(f"The account {user.email} is deactivated.")
-        token = users.create_token(db_session, user, name)
+        created, token = users.issue_token(db_session, user, name, scope, days)
     except DomainError as exc:
+        db_session.rollback()
         raise click.ClickException(exc.message) from exc
+    audit.record(db_session, _cli_actor(), "token.create", str(created.id), name=created.name,
+                 scope=str(created.scope), owner=user.email)
     db_session.commit()
     click.echo(token)
+
+
+@tokens_cli.command("list")
+@click.argument("email", required=False)
+def list_tokens_command(email: str | None) -> None:
+    """List the tokens of EMAIL (or everyone's): id, owner, name, scope, expiry, last use, state."""
+    from . import users
+    from .errors import DomainError
+    from .models import utcnow
+
+    try:
+        owner = users.user_by_email(db_session, email).id if email else None
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+    now = utcnow()
+    for item in users.list_tokens(db_session, owner):
+        state = ("revoked" if item.revoked_at else
+                 "expired" if item.expires_at and item.expires_at <= now else "active")
+        used = item.last_used_at.isoformat(timespec="minutes") if item.last_used_at else "never"
+        expires = item.expires_at.isoformat(timespec="minutes") if item.expires_at else "never"
+        click.echo(f"{item.id}\t{item.user.email}\t{item.prefix}…\t{item.name or '-'}\t{item.scope}\t"
+                   f"expires {expires}\tlast used {used}\t{state}")
+
+
+@tokens_cli.command("revoke")
+@click.argument("token_id", type=click.IntRange(1, 2**31 - 1))
+def revoke_token_command(token_id: int) -> None:
+    """Revoke the token with this id (see ``tokens list``)."""
+    from . import audit, users
+    from .errors import DomainError
+
+    try:
+        revoked = users.revoke_token(db_session, token_id)
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+    audit.record(db_session, _cli_actor(), "token.revoke", str(token_id), owner=revoked.user.email)
+    db_session.commit()
+    click.echo(f"Revoked token {token_id} of {revoked.user.email}.")
 
 
 @bounces_cli.command("serve")

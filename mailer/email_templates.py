@@ -6,8 +6,6 @@ from typing import cast
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from jinja2 import TemplateError, TemplateSyntaxError
-from jinja2.exceptions import SecurityError
 from sqlalchemy import Connection, Table, event, select
 from sqlalchemy.orm import Session
 
@@ -15,8 +13,8 @@ from config import ROOT
 
 from .errors import InvalidInput
 from .events import event_context, upcoming
-from .lookups import get_or_404
-from .mail.render import CompiledCampaign, Rendered, compile_campaign
+from .lookups import get_or_404, parse_id
+from .mail.render import CompiledCampaign, Limits, Rendered, compile_limited
 from .models import Campaign, Event, Template, TemplateKind, utcnow
 
 BUILTIN_DIR = ROOT / "templates" / "email" / "campaign"
@@ -134,26 +132,18 @@ def sample_context(session: Session, locale: str) -> dict:
     }
 
 
+def render_limits() -> Limits:
+    """The limits every render of staff templates runs within (TEMPLATE_* settings)."""
+    config = current_app.config
+    return Limits(seconds=config["TEMPLATE_RENDER_SECONDS"], output=config["TEMPLATE_MAX_OUTPUT_KB"] * 1024,
+                  memory=config["TEMPLATE_MEMORY_MB"] * 1024 * 1024)
+
+
 def safe_compile(**kwargs) -> CompiledCampaign:
-    """compile_campaign, with every failure of staff code (syntax, sandbox escape, a runtime
-    error) turned into InvalidInput with a clear message."""
-    try:
-        return compile_campaign(**kwargs)
-    except InvalidInput as exc:
-        cause = exc.__cause__
-        if isinstance(cause, SecurityError):
-            raise InvalidInput("The template tries something that is not allowed in email templates "
-                          "(%(detail)s).", "html", detail=str(cause)) from exc
-        if isinstance(cause, TemplateSyntaxError):
-            raise InvalidInput("Template syntax error on line %(line)s: %(detail)s", "html",
-                          line=cause.lineno, detail=cause.message or "") from exc
-        if isinstance(cause, TemplateError):
-            raise InvalidInput("The template cannot be rendered: %(detail)s", "html",
-                          detail=str(cause)) from exc
-        raise
-    except Exception as exc:  # staff code may divide by zero, index a missing item ...
-        raise InvalidInput("The template cannot be rendered: %(detail)s", "html",
-                      detail=f"{type(exc).__name__}: {exc}") from exc
+    """compile_campaign in a child process within ``render_limits``, with every failure of
+    staff code (syntax, sandbox escape, a runtime error, a limit) as InvalidInput with a
+    clear message (TemplateLimit when a limit was passed)."""
+    return compile_limited(render_limits(), **kwargs)
 
 
 def _parts(layout: Template | None, html: str, text: str, kind: TemplateKind) -> dict:
@@ -208,8 +198,8 @@ def _clean(session: Session, template: Template | None, values: dict) -> dict:
     if kind == TemplateKind.CONTENT:
         layout_id = values.get("layout_id")
         try:
-            layout = session.get(Template, int(layout_id)) if layout_id not in (None, "") else None
-        except (TypeError, ValueError):
+            layout = session.get(Template, parse_id(layout_id)) if layout_id not in (None, "") else None
+        except InvalidInput:
             layout = None
         if layout is None or layout.kind != TemplateKind.LAYOUT:
             raise InvalidInput("Choose the layout this content is placed in.", "layout_id")
@@ -295,8 +285,8 @@ def preview(session: Session, template_id: int | None, values: dict | None = Non
     layout = None
     if kind == TemplateKind.CONTENT:
         try:
-            layout = session.get(Template, int(str(values.get("layout_id"))))
-        except ValueError:
+            layout = session.get(Template, parse_id(values.get("layout_id")))
+        except InvalidInput:
             layout = None
     html, text = values.get("html", ""), values.get("text", "")
     if not isinstance(html, str) or not isinstance(text, str):

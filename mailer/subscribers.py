@@ -23,6 +23,12 @@ MAX_EMAIL = 254
 _PLAIN = re.compile(r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
                     r"[A-Za-z]{2,63}")
 _SPECIAL_TLDS = {"arpa", "invalid", "local", "localhost", "onion", "test"}
+MAX_NAME = 200
+# Characters no name may hold: C0 and C1 controls, DEL, line and paragraph separators, the
+# replacement character (undecodable input), bidirectional overrides (text that reads
+# differently from how it is stored), and lone surrogates.
+_NOT_IN_NAMES = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ufffd\u202a-\u202e\u2066-\u2069"
+                           "\ud800-\udfff]")
 
 
 @lru_cache(maxsize=4096)  # a sign-up checks its address twice (the rate limit's key, then the form)
@@ -47,6 +53,34 @@ def normalize_email(raw: str) -> str:
     if result.ascii_email is None:  # not without SMTPUTF8, which is refused above already
         raise InvalidInput("This email address is not valid.", "email")
     return result.ascii_email.lower()
+
+
+# Domains that ignore dots in the local part (one mailbox for j.kowalski@ and jkowalski@).
+DOTLESS_DOMAINS = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
+
+
+def mailbox(email: str) -> str:
+    """The mailbox a human reads behind a normalized address: the +tag dropped (every large
+    provider delivers ``name+anything@`` to ``name@``), and for Gmail the dots too. For rate
+    limits only: mail still goes to the address as given."""
+    local, _sep, domain = email.rpartition("@")
+    local = local.split("+", 1)[0] or local
+    if domain in DOTLESS_DOMAINS:
+        local, domain = local.replace(".", "") or local, DOTLESS_DOMAINS[domain]
+    return f"{local}@{domain}"
+
+
+def clean_name(raw: str | None) -> str:
+    """A display name as stored, from any source (form, embed, API, CSV import): runs of
+    spaces folded; raises InvalidInput (overlong, line breaks, control characters)."""
+    name = " ".join((raw or "").split(" ")).strip()
+    if len(name) > MAX_NAME:
+        raise InvalidInput("Your name is too long.", "name")
+    if any(ch in name for ch in "\r\n"):
+        raise InvalidInput("Line breaks are not allowed here.", "name")
+    if _NOT_IN_NAMES.search(name):
+        raise InvalidInput("Your name contains characters that are not allowed.", "name")
+    return name
 
 
 def email_hash(email: str) -> str:

@@ -19,7 +19,7 @@ from . import notices, suppression, tokens
 from .consent import MAX_IP, MAX_USER_AGENT, Origin, record
 from .errors import BadToken, InvalidInput
 from .folding import subscriber_text
-from .mail.message import check_header_value
+from .lookups import parse_id
 from .models import (
     ConsentRecord,
     Delivery,
@@ -33,31 +33,16 @@ from .models import (
     campaign_lists,
     utcnow,
 )
-from .subscribers import email_hash, normalize_email
+from .subscribers import clean_name, email_hash, normalize_email
 from .suppression import is_suppressed
 
 SOURCES = {"form", "api", "embed", "admin"}
-MAX_NAME = 200
 PENDING = SubscriptionStatus.PENDING
 CONFIRMED = SubscriptionStatus.CONFIRMED
 UNSUBSCRIBED = SubscriptionStatus.UNSUBSCRIBED
 
 
 # --- Validation --------------------------------------------------------------------------
-
-def clean_name(raw: str | None) -> str:
-    """The display name as stored; raises InvalidInput (overlong, CR/LF, undecodable)."""
-    name = " ".join((raw or "").split(" ")).strip()
-    if len(name) > MAX_NAME:
-        raise InvalidInput("Your name is too long.", "name")
-    try:
-        check_header_value(name)
-    except InvalidInput as exc:
-        raise InvalidInput("Line breaks are not allowed here.", "name") from exc
-    if "\ufffd" in name or any(ord(ch) < 32 for ch in name):
-        raise InvalidInput("Your name contains characters that are not allowed.", "name")
-    return name
-
 
 _PUBLIC_IDS = select(MailingList.id).where(MailingList.public.is_(True)).order_by(MailingList.name, MailingList.id)
 
@@ -70,8 +55,8 @@ def _chosen_lists(session: Session, list_ids: Sequence[int | str] | None) -> lis
     if list_ids is None:
         return public
     try:
-        wanted = {int(list_id) for list_id in list_ids}
-    except (TypeError, ValueError) as exc:
+        wanted = {parse_id(list_id) for list_id in list_ids}
+    except InvalidInput as exc:
         raise InvalidInput("Choose at least one newsletter.", "lists") from exc
     if not wanted or not wanted <= set(public):
         raise InvalidInput("Choose at least one newsletter.", "lists")
@@ -195,7 +180,9 @@ def _sign_up_new(session: Session, email: str, name: str, locale: str, list_ids:
 
 
 def _find_or_create(session: Session, email: str, name: str, locale: str) -> Subscriber:
-    """The subscriber with ``email``, created if new. Two sign-ups of one new address at
+    """The subscriber with ``email``, created if new (with ``name``). An existing subscriber
+    keeps the stored name: anyone may sign any address up, and the name goes into every
+    greeting and ``To:`` header of that person's mail. Two sign-ups of one new address at
     once: the insert that loses the race does nothing (ON CONFLICT), and both find the row."""
     subscriber = session.scalar(select(Subscriber).where(Subscriber.email == email))
     if subscriber is None:
@@ -206,8 +193,6 @@ def _find_or_create(session: Session, email: str, name: str, locale: str) -> Sub
             search_text=subscriber_text(email, name), confirm_nonce=secrets.token_hex(16),
             confirm_sent_today=0, created_at=now, updated_at=now).on_conflict_do_nothing(index_elements=["email"]))
         return session.scalars(select(Subscriber).where(Subscriber.email == email)).one()
-    if name and not subscriber.name:
-        subscriber.name = name
     return subscriber
 
 
@@ -372,8 +357,8 @@ def leave(session: Session, token: str, *, list_ids: Sequence[int | str] | None 
     chosen: list[int] | None = None
     if list_ids is not None:
         try:
-            chosen = [int(list_id) for list_id in list_ids]
-        except (TypeError, ValueError) as exc:
+            chosen = [parse_id(list_id) for list_id in list_ids]
+        except InvalidInput as exc:
             raise InvalidInput("Choose at least one newsletter.", "lists") from exc
         if not chosen:
             raise InvalidInput("Choose at least one newsletter.", "lists")

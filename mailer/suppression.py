@@ -10,6 +10,7 @@ from .subscribers import email_hash
 # Why an address is suppressed, weakest first: a stronger reason replaces a weaker one.
 REASONS = ("soft_bounced", "bounced", "complaint", "erased")
 MAX_PER_PAGE = 200
+MAX_PAGE = 1_000_000
 
 __all__ = ["email_hash", "is_suppressed", "suppress"]
 
@@ -63,7 +64,7 @@ def search(session: Session, *, query: str = "", reason: str | None = None, page
         raise InvalidInput("This email address is not valid.", "q")
     if reason and reason not in REASONS:
         raise InvalidInput("Unknown reason.", "reason")
-    page = max(1, int(page))
+    page = min(max(1, int(page)), MAX_PAGE)  # past it an OFFSET overflows the database's integers
     per_page = min(max(1, int(per_page)), MAX_PER_PAGE)
     clauses = []
     if query:

@@ -19,7 +19,7 @@ def make_staff(session, email: str = "redakcja@miasto.example.pl", role: Role = 
 def log_in(client, user: User) -> None:
     """Flask-Login's session keys, set directly (the login form has its own tests)."""
     with client.session_transaction() as sess:
-        sess["_user_id"] = str(user.id)
+        sess["_user_id"] = user.get_id()
         sess["_fresh"] = True
 
 

@@ -8,7 +8,7 @@ import pytest
 from mailer.models import Role
 from tests.helpers_staff import csrf, login_as
 
-PUBLIC_ADMIN = {"admin.login"}
+PUBLIC_ADMIN = {"admin.login", "admin.login_2fa"}
 PUBLIC_API = {"api.openapi_document"}
 SAMPLE = {"int": "1", "default": "x", "string": "x", "path": "x", "any": None}
 

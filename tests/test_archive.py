@@ -2,7 +2,7 @@
 
 import pytest
 
-from mailer import campaigns, links, tokens
+from mailer import campaign_mail, campaigns, links, tokens
 from mailer.models import CampaignStatus
 from tests.helpers_content import make_event, make_list, make_subscriber
 
@@ -12,6 +12,7 @@ def sent_campaign(session):
     mailing_list = make_list(session)
     campaign = campaigns.create_campaign(session, event_ids=[make_event(session).id],
                                          list_ids=[mailing_list.id])
+    campaign_mail.freeze(session, campaign)  # as at launch
     campaign.status = CampaignStatus.SENT
     session.commit()
     return campaign
@@ -28,9 +29,11 @@ def test_view_in_browser_as_the_recipient(client, session, sent_campaign):
     assert "default-src 'none'" in response.headers["Content-Security-Policy"]
 
 
-def test_view_in_browser_sample_recipient(client, sent_campaign):
+def test_view_in_browser_sample_recipient_shows_nothing(client, sent_campaign):
+    """No link names the sample recipient any more (previews and test copies link nowhere);
+    an old one shows nothing rather than the campaign to whoever holds it."""
     response = client.get(f"/m/{tokens.sign(tokens.VIEW, [sent_campaign.id, 0])}")
-    assert response.status_code == 200
+    assert response.status_code == 404
 
 
 @pytest.mark.parametrize("token", [

@@ -10,7 +10,7 @@ from mailer.bounces import handling
 from mailer.models import Campaign, CampaignStatus, Role
 from tests.helpers_api import admin_token, api  # noqa: F401
 from tests.helpers_bounces import bounce_of, send_campaign
-from tests.helpers_staff import login_as
+from tests.helpers_staff import login_as, post
 
 
 def returned(app, session, smtp_server):
@@ -117,6 +117,6 @@ def test_subscriber_page_and_export_show_what_came_back(app, client, session, sm
     page = text_of(client.get(f"/admin/subscribers/{sent[1].subscriber_id}?lang=pl"))
     assert "Nie otrzymuje poczty: oznaczył(a) wiadomość jako spam" in page
     assert "zgłoszenie spamu: zgoda wycofana" in page and "Zwroty i skargi" in page
-    export = client.get(f"/admin/subscribers/{sent[0].subscriber_id}/export.json").get_json()
+    export = post(client, f"/admin/subscribers/{sent[0].subscriber_id}/export.json").get_json()
     assert export["suppressed"]["reason"] == "bounced"
     assert export["returned_mail"][0]["kind"] == "hard" and export["returned_mail"][0]["status"] == "5.1.1"

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
 from mailer.models import Subscription, SubscriptionStatus
@@ -124,9 +125,8 @@ def test_staff_journey(live_server, browser_page, session, smtp_server, celery_w
     page.wait_for_selector("#progress-card")
     assert page.evaluate("sessionStorage.getItem('confirmed')") == \
         "Wysłać teraz tę kampanię do wszystkich potwierdzonych subskrybentów wybranych list?"
-    page.wait_for_function(
-        "document.getElementById('progress-pct') && "
-        "document.getElementById('progress-pct').textContent.trim() === '100 %'", timeout=60_000)
+    # (a locator, not wait_for_function: the page's CSP allows no string evaluated as script)
+    expect(page.locator("#progress-pct")).to_have_text("100 %", timeout=60_000)
     page.wait_for_selector("#campaign-status.sent", timeout=30_000)
     shot(page, "6-campaign-sent")
     page.goto(f"{base}/admin/campaigns")

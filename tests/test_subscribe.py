@@ -33,6 +33,13 @@ def newsletter(request, session, smtp_server, celery_worker):
     drain(request, session, smtp_server)
 
 
+@pytest.fixture(autouse=True)
+def same_origin(client):
+    """Requests come from this site's own pages, as a browser says (Origin); the embed
+    endpoint refuses others (tests/test_security_subscribe.py)."""
+    client.environ_base["HTTP_ORIGIN"] = "http://localhost"
+
+
 def test_subscribe_sends_confirmation_from_the_worker(client, session, newsletter, smtp_server, celery_worker):
     response = subscribe(client, "Ala.Kowalska@Example.PL", name="Ala Kowalska",
                          headers={"User-Agent": "TestBrowser/1.0"})
@@ -199,6 +206,7 @@ def test_cooldown_sends_one_confirmation(client, session, newsletter, smtp_serve
 def test_daily_cap_per_address(client, session, newsletter, smtp_server, celery_worker, monkeypatch):
     monkeypatch.setitem(client.application.config, "CONFIRM_COOLDOWN", 0)
     monkeypatch.setitem(client.application.config, "CONFIRM_MAX_PER_DAY", 2)
+    monkeypatch.setitem(client.application.config, "SUBSCRIBE_ADDRESS_RATE_LIMIT", "100 per hour")
     for _ in range(4):
         assert subscribe(client, "cap@example.org").status_code == 200
     mails = barrier(session, smtp_server)
@@ -295,6 +303,7 @@ def test_json_cors_only_for_configured_origins(client, newsletter, monkeypatch):
     other = client.post("/subscribe.json", json={"email": "c@example.org", "consent": True},
                         headers={"Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in other.headers
+    assert other.status_code == 403
 
 
 def test_suppressed_address_gets_only_a_confirmation_and_stays_suppressed(client, session, newsletter,

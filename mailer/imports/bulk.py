@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from ..errors import InvalidInput
 from ..folding import subscriber_text
 from ..models import ConsentRecord, ImportJob, Subscriber, Subscription, SubscriptionStatus, Suppression, utcnow
-from ..subscribers import email_hash, normalize_email
+from ..subscribers import MAX_NAME, clean_name, email_hash, normalize_email
 
 ANALYZED = ("subscribers", "subscriptions", "consent_records")
 
@@ -29,7 +29,6 @@ def analyze(session: Session) -> None:
     session.commit()
 
 MAX_INVALID_KEPT = 1000  # invalid rows listed in the report (all are counted)
-MAX_NAME = 200
 MAX_ATTRIBUTE = 500
 LOCALES = ("pl", "en")
 
@@ -94,7 +93,13 @@ def import_chunk(session: Session, job: ImportJob, chunk: list[tuple[int, list[s
         if email in fresh:
             job.existing_count += 1
             continue
-        name = " ".join(_cell(row, options["name_col"]).split())[:MAX_NAME]
+        try:  # the same rules as every sign-up: no control characters reach a To: header
+            name = clean_name(" ".join(_cell(row, options["name_col"]).split())[:MAX_NAME])
+        except InvalidInput as exc:
+            job.invalid_count += 1
+            if len(job.invalid_rows) < MAX_INVALID_KEPT:
+                job.invalid_rows = job.invalid_rows + [[line, exc.msgid]]
+            continue
         locale = _cell(row, options["locale_col"]).lower()[:2]
         attributes = {key: value[:MAX_ATTRIBUTE] for index, key in options.get("attributes") or []
                       if (value := " ".join(_cell(row, index).split()))}

@@ -20,6 +20,7 @@ survive relays that would re-encode 8-bit bodies.
 """
 
 import binascii
+import re
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -58,9 +59,13 @@ def fixed(text: str) -> Body:
     return lambda _values: text
 
 
+_UNSAFE_IN_HEADERS = re.compile("[\x00-\x08\x0a-\x1f\x7f\u2028\u2029]")
+
+
 def check_header_value(value: str) -> str:
-    """Return ``value``; raise InvalidInput if it holds CR, LF or NUL (header injection)."""
-    if any(ch in value for ch in "\r\n\x00"):
+    """Return ``value``; raise InvalidInput if it holds CR, LF, NUL or another control
+    character (header injection, or a header a client shows garbled), TAB excepted."""
+    if _UNSAFE_IN_HEADERS.search(value):
         raise InvalidInput("Line breaks are not allowed here.")
     return value
 

@@ -28,6 +28,8 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from email import policy
+from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -92,11 +94,29 @@ class Transport(Protocol):
 
 
 class OutboxTransport:
-    """Writes each message as an .eml file, with the Return-Path a mailbox would show: the
-    embedded default, read by staff in the admin."""
+    """Writes each message as an .eml file, with the Return-Path and Delivered-To a mailbox
+    would show: the embedded default, read by staff in the admin."""
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
+
+    def forget(self, recipient: str) -> int:
+        """Delete every message to ``recipient`` (an erasure); returns how many."""
+        wanted = recipient.strip().lower()
+        removed = 0
+        for path in self.folder.glob("*.eml") if self.folder.is_dir() else []:
+            try:
+                with open(path, "rb") as handle:
+                    headers = BytesHeaderParser(policy=policy.default).parse(handle)
+            except OSError:
+                continue
+            addresses = {str(headers.get("Delivered-To", "")).strip().lower()}
+            to = headers.get("To")
+            addresses |= {a.addr_spec.lower() for a in getattr(to, "addresses", ())} if to is not None else set()
+            if wanted in addresses:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
 
     def send(self, messages: Iterable[Outgoing], observer: Observer = EVERYTHING) -> list[Result]:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -107,7 +127,8 @@ class OutboxTransport:
             stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
             path = self.folder / f"{stamp}-{uuid.uuid4().hex[:8]}.eml"
             tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(f"Return-Path: <{message.sender}>\r\n".encode() + message.data)
+            tmp.write_bytes(f"Return-Path: <{message.sender}>\r\nDelivered-To: {message.recipient}\r\n"
+                            .encode() + message.data)
             tmp.rename(path)  # readers never see half a message
             results.append(Result(message, True))
             observer.end(results[-1])
@@ -415,6 +436,14 @@ def _dot_stuffed(data: bytes) -> bytes:
 
 def _text(value) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def forget_recipient(config, recipient: str) -> int:
+    """Remove the mail kept for ``recipient`` where this service keeps any (the outbox
+    folder while no SMTP server is configured); SMTP keeps nothing. Returns how many."""
+    if config.get("SMTP_URL"):
+        return 0
+    return OutboxTransport(config["OUTBOX_DIR"]).forget(recipient)
 
 
 def from_config(config) -> Transport:

@@ -16,14 +16,14 @@ from .content import Event, Template, TemplateKind
 from .imports import ImportJob, ImportStatus
 from .queue import Job, Notice, NoticeKind, NoticeStatus
 from .segments import AudienceAction, AudienceSummary, Segment, SubscriberTag, campaign_segments
-from .staff import ApiToken, Role, User
+from .staff import ApiToken, AuditEntry, RecoveryCode, Role, Scope, StaffSetting, User
 from .types import utcnow
 
 __all__ = [
-    "AudienceAction", "AudienceSummary", "Segment", "SubscriberTag", "campaign_segments",
-    "ApiToken", "BounceEvent", "BounceKind", "Campaign", "CampaignContent", "CampaignEvent", "CampaignStatus",
-    "ConsentRecord", "Delivery", "DeliveryStatus", "Event", "ImportJob", "ImportStatus", "Job", "MailingList",
-    "Notice", "NoticeKind", "NoticeStatus", "Role", "SendBatch", "Subscriber", "Subscription",
+    "ApiToken", "AudienceAction", "AudienceSummary", "AuditEntry", "BounceEvent", "BounceKind", "Campaign",
+    "CampaignContent", "CampaignEvent", "CampaignStatus", "ConsentRecord", "Delivery", "DeliveryStatus", "Event",
+    "ImportJob", "ImportStatus", "Job", "MailingList", "Notice", "NoticeKind", "NoticeStatus", "RecoveryCode", "Role",
+    "Scope", "Segment", "SendBatch", "StaffSetting", "Subscriber", "SubscriberTag", "Subscription",
     "SubscriptionStatus", "Suppression", "Template", "TemplateKind", "User", "WebhookNonce", "campaign_lists",
-    "utcnow",
+    "campaign_segments", "utcnow",
 ]

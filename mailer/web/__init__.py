@@ -3,15 +3,17 @@
 from flask import Flask
 from flask_babel import get_locale
 
-from . import errors, transaction
+from . import errors, security, subscribe_limits, transaction
 
 
 def register_blueprints(app: Flask) -> None:
+    from .. import users
     from ..extensions import db_session, login_manager
-    from ..models import User
 
-    login_manager.user_loader(lambda user_id: db_session.get(User, int(user_id)))
+    # A session names "<id>.<session version>": ended sessions are refused (mailer.web.auth).
+    login_manager.user_loader(lambda session_id: users.user_for_session(db_session, session_id))
     login_manager.login_view = "admin.login"
+    app.url_map.converters["int"] = security.IdConverter  # before any rule is added
     from . import admin, api, archive, public, webhooks
 
     app.register_blueprint(public.bp)
@@ -21,4 +23,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(webhooks.bp)
     app.jinja_env.globals["current_locale"] = lambda: str(get_locale())
     errors.register_error_handlers(app)
+    security.init_app(app)
+    # After-request functions run last-registered first: the subscribe answers are held back
+    # (subscribe_limits.equal_time) after the transaction has been committed.
+    subscribe_limits.init_app(app)
     transaction.init_app(app)

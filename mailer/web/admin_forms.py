@@ -34,6 +34,33 @@ class LoginForm(FlaskForm):
 ROLE_CHOICES = [SelectChoice("editor", _l("Editor")), SelectChoice("admin", _l("Administrator"))]
 
 
+class TwoFactorForm(FlaskForm):
+    code = StringField(_l("Code from the app, or a recovery code"), validators=[DataRequired(), Length(max=32)])
+
+
+class PasswordResetForm(FlaskForm):
+    password = PasswordField(_l("New password (at least 10 characters)"),
+                             validators=[DataRequired(), Length(max=1000)])
+
+
+class PasswordChangeForm(FlaskForm):
+    current_password = PasswordField(_l("Current password"), validators=[DataRequired(), Length(max=1000)])
+    new_password = PasswordField(_l("New password (at least 10 characters)"),
+                                 validators=[DataRequired(), Length(max=1000)])
+
+
+SCOPE_CHOICES = [SelectChoice("read", _l("Read only")), SelectChoice("write", _l("Read and write")),
+                 SelectChoice("admin", _l("Administration"))]
+
+
+class TokenForm(FlaskForm):
+    name = StringField(_l("What the token is for"), validators=[DataRequired(), Length(max=120)])
+    scope = SelectField(_l("Scope"), choices=SCOPE_CHOICES)
+    days = SelectField(_l("Expires after"), choices=[
+        SelectChoice("30", _l("30 days")), SelectChoice("90", _l("90 days")),
+        SelectChoice("180", _l("180 days")), SelectChoice("366", _l("a year"))], default="90")
+
+
 class UserForm(FlaskForm):
     email = EmailField(_l("Email address"), validators=[DataRequired(), Length(max=320)])
     role = SelectField(_l("Role"), choices=ROLE_CHOICES)

@@ -1,13 +1,14 @@
 """Errors at the edge: each domain error class has one HTTP status, decided here, and its
 message id is translated here into the language of the page (or the API's answer)."""
 
-from flask import Flask, flash, jsonify, render_template, request
+from flask import Flask, flash, g, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from ..errors import BadToken, Conflict, DomainError, InvalidInput, NotFound
+from ..mail.render import TemplateLimit
 from . import transaction
 
 STATUS: dict[type[DomainError], int] = {
@@ -24,7 +25,11 @@ def status_of(exc: DomainError) -> int:
 
 
 def error_text(exc: DomainError) -> str:
-    """The error's message in the page's language, with its parameters."""
+    """The error's message in the page's language, with its parameters. A staff template
+    that went past a render limit is noted for the request (``auth.render_limit`` counts
+    those strikes)."""
+    if isinstance(exc, TemplateLimit):
+        g.template_limit_hit = True
     return gettext(exc.msgid, **exc.params)
 
 

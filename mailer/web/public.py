@@ -1,6 +1,9 @@
 """Public pages: upcoming events with the subscribe box, the JSON subscribe endpoint for
 embeds, confirmation and unsubscribe links."""
 
+from functools import wraps
+from urllib.parse import urlsplit
+
 from flask import Blueprint, current_app, jsonify, make_response, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
@@ -11,6 +14,7 @@ from ..extensions import csrf, db_session
 from . import subscribe_limits
 from .errors import error_body, error_text
 from .forms import HONEYPOT, ButtonForm, SubscribeForm, UnsubscribeForm
+from .security import csp_nonce
 
 bp = Blueprint("public", __name__)
 
@@ -75,12 +79,17 @@ def index():
 
 @bp.get("/subscribe")
 def subscribe_page():
-    return redirect(url_for("public.index", **request.args.to_dict()) + "#newsletter")  # type: ignore[arg-type]
+    """The form lives on the home page. Only the language is carried over: other arguments
+    would reach ``url_for`` (``_external``, ``_scheme``, ``_anchor`` ... would build the URL)."""
+    lang = request.args.get("lang")
+    target = url_for("public.index", lang=lang) if lang in current_app.config["LANGUAGES"] else url_for("public.index")
+    return redirect(target + "#newsletter")
 
 
 @bp.post("/subscribe")
 @_ip_limit()
 @_address_limit()
+@subscribe_limits.equal_time
 def subscribe():
     form = SubscribeForm()
     if request.form.get(HONEYPOT):
@@ -98,9 +107,23 @@ def subscribe():
 
 # --- JSON endpoint for CMS pages and embeds ----------------------------------------------
 
+def _allowed_origin() -> str | None:
+    """The request's Origin when it is a site allowed to embed the form (EMBED_ORIGINS) or this
+    site itself, else None."""
+    origin = (request.headers.get("Origin") or "").rstrip("/")
+    own = urlsplit(current_app.config["BASE_URL"])
+    if origin and (origin in current_app.config["EMBED_ORIGINS"] or origin == f"{own.scheme}://{own.netloc}"):
+        return origin
+    return None
+
+
+# What the embed snippet sends: fetch() with FormData, or the form itself without scripts.
+EMBED_TYPES = {"multipart/form-data", "application/x-www-form-urlencoded", "application/json"}
+
+
 def _cors(response):
-    origin = request.headers.get("Origin")
-    if origin and origin in current_app.config["EMBED_ORIGINS"]:
+    origin = _allowed_origin()
+    if origin:
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
         response.headers["Access-Control-Allow-Headers"] = "Content-Type"
@@ -122,10 +145,29 @@ def _consent(value) -> bool:
     return value is True or (isinstance(value, str) and value.lower() in {"1", "on", "y", "yes", "true"})
 
 
+def _embed_only(view):
+    """A page of another site may post a form anywhere (only reading the answer is blocked by
+    CORS): a sign-up from an origin that is not allowed, or from no origin at all, is refused
+    before anything is read or counted, so other sites cannot bomb a mailbox through their
+    visitors' browsers, nor use up its sign-up budget."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if _allowed_origin() is None:
+            return _cors(make_response(jsonify(error=_("Sign-ups from this site are not allowed.")), 403))
+        if request.method == "POST" and request.mimetype not in EMBED_TYPES:
+            return _cors(make_response(jsonify(error=_("The request could not be understood.")), 415))
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
 @bp.route("/subscribe.json", methods=["POST", "OPTIONS"])
-@csrf.exempt  # no cookies are used; the same defences as the form apply otherwise
+@csrf.exempt  # no cookies are used: only allowed origins; the same defences as the form otherwise
+@_embed_only
 @_ip_limit(json=True)
 @_address_limit(json=True)
+@subscribe_limits.equal_time
 def subscribe_json():
     if request.method == "OPTIONS":
         return _cors(make_response("", 204))
@@ -149,9 +191,12 @@ def subscribe_json():
 
 @bp.get("/embed")
 def embed():
-    snippet = render_template("web/public/embed_snippet.html", lists=lists.public_lists(db_session),
-                              endpoint=current_app.config["BASE_URL"] + url_for("public.subscribe_json"))
-    return render_template("web/public/embed.html", snippet=snippet)
+    values = {"lists": lists.public_lists(db_session),
+              "endpoint": current_app.config["BASE_URL"] + url_for("public.subscribe_json")}
+    # The copy to paste, and the live form shown below it (its script carries this page's CSP nonce).
+    snippet = render_template("web/public/embed_snippet.html", **values)
+    live = render_template("web/public/embed_snippet.html", nonce=csp_nonce(), **values)
+    return render_template("web/public/embed.html", snippet=snippet, live=live)
 
 
 # --- Confirmation ------------------------------------------------------------------------
@@ -184,6 +229,7 @@ def confirm(token: str):
 
 @bp.post("/confirm/<token>/resend")
 @_ip_limit()
+@subscribe_limits.equal_time
 def resend_confirmation(token: str):
     subscriptions.resend_confirmation(db_session, token)
     return _check_inbox()

@@ -6,7 +6,7 @@ dashboard's background summary
 Python function the application uses (mailer.folding), so both agree on every letter.
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0007
 Create Date: 2026-11-29 00:00:00.000000
 
 """
@@ -17,7 +17,7 @@ import mailer.models.types
 from mailer.folding import subscriber_text
 
 revision = '0010'
-down_revision = '0006'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 

@@ -12,6 +12,7 @@ from . import (  # noqa: E402,F401
     imports,
     lists,
     outbox,
+    security,
     segments,
     subscribers,
     suppressions,

@@ -12,7 +12,7 @@ from ...extensions import db_session
 from ...lookups import get_or_404
 from ...models import Campaign, CampaignStatus
 from ..archive import mail_page
-from ..auth import staff_required
+from ..auth import audited, render_limit, staff_required
 from ..content_forms import campaign_values, int_or_none, local_input
 from ..errors import error_text, flash_error
 from . import bp
@@ -102,6 +102,7 @@ def campaign_archive(campaign_id: int):
 
 @bp.get("/campaigns/<int:campaign_id>/preview")
 @staff_required()
+@render_limit
 def campaign_preview(campaign_id: int):
     """The preview frames: ?part=html|text, ?as=<subscriber address or id>."""
     try:
@@ -116,6 +117,7 @@ def campaign_preview(campaign_id: int):
 
 @bp.post("/campaigns/<int:campaign_id>/test")
 @staff_required()
+@audited("campaign.test", "campaign_id")
 def campaign_test(campaign_id: int):
     try:
         campaigns.request_test(db_session, campaign_id, request.form.get("addresses", ""))
@@ -127,6 +129,7 @@ def campaign_test(campaign_id: int):
 
 @bp.post("/campaigns/<int:campaign_id>/schedule")
 @staff_required()
+@audited("campaign.schedule", "campaign_id")
 def campaign_schedule(campaign_id: int):
     try:
         campaigns.schedule(db_session, campaign_id, request.form.get("scheduled_at", ""))
@@ -138,6 +141,7 @@ def campaign_schedule(campaign_id: int):
 
 @bp.post("/campaigns/<int:campaign_id>/<any(pause, resume, cancel, retry, send, unschedule):action>")
 @staff_required()
+@audited("campaign.{action}", "campaign_id")
 def campaign_action(campaign_id: int, action: str):
     call, done = ACTIONS[action]
     try:

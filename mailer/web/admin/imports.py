@@ -11,7 +11,7 @@ from ...extensions import db_session
 from ...lookups import get_or_404
 from ...models import ImportJob, ImportStatus, Role
 from ..admin_forms import MappingForm, UploadForm, add_error
-from ..auth import staff_required
+from ..auth import audited, staff_required
 from . import bp
 
 
@@ -70,6 +70,7 @@ def import_job(job_id: int):
 
 @bp.post("/imports/<int:job_id>")
 @staff_required(Role.ADMIN)
+@audited("import.start", "job_id")
 def import_start(job_id: int):
     preview = imports.preview(db_session, job_id)
     form = _mapping_form(preview, request.form)

@@ -1,12 +1,18 @@
 """Staff pages: the outbox, where mail lands while no SMTP server is configured
-(SMTP_URL empty). Lists the .eml files newest first and renders each one."""
+(SMTP_URL empty). Lists the .eml files newest first and renders each one.
+
+Admins see every message. Editors see only test copies (their return path names no
+subscriber and no delivery): the confirmation, welcome and campaign mail of subscribers holds
+their personal links, which editors have no business reading (STANDARDS 39)."""
 
 import re
 from email import message_from_bytes, policy
 from pathlib import Path
 
 from flask import abort, current_app, render_template
+from flask_login import current_user
 
+from ...verp import Verp
 from ..auth import staff_required
 from . import bp
 
@@ -28,13 +34,27 @@ def _summary(path: Path) -> dict:
             "message": message}
 
 
+def _visible(item: dict, verp: Verp) -> bool:
+    """Whether the signed-in staff member may read this message."""
+    if current_user.is_admin:
+        return True
+    return verp.read(str(item["message"].get("Return-Path", ""))) is None
+
+
 @bp.get("/outbox")
 @staff_required()
 def outbox():
     folder = _folder()
-    files = sorted(folder.glob("*.eml"), reverse=True)[:PAGE] if folder.is_dir() else []
-    return render_template("web/admin/outbox/index.html", messages=[_summary(p) for p in files],
-                           folder=folder)
+    verp = Verp(current_app.config)
+    files = sorted(folder.glob("*.eml"), reverse=True) if folder.is_dir() else []
+    messages = []
+    for path in files:
+        item = _summary(path)
+        if _visible(item, verp):
+            messages.append(item)
+            if len(messages) >= PAGE:
+                break
+    return render_template("web/admin/outbox/index.html", messages=messages, folder=folder)
 
 
 @bp.get("/outbox/<name>")
@@ -44,6 +64,8 @@ def outbox_message(name: str):
     if not _NAME.match(name) or not (folder / name).is_file():
         abort(404)
     item = _summary(folder / name)
+    if not _visible(item, Verp(current_app.config)):
+        abort(404)
     message = item["message"]
     text = message.get_body(("plain",))
     html = message.get_body(("html",))

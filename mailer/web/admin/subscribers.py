@@ -6,12 +6,12 @@ from flask import Response, abort, flash, redirect, render_template, request, st
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from ... import audience, bulk_actions, csv_export, lists, segments
+from ... import audience, audit, bulk_actions, csv_export, lists, segments
 from ...errors import InvalidInput
 from ...extensions import db_session
-from ...lookups import get_or_404
+from ...lookups import MAX_ID, get_or_404
 from ...models import Role, Subscriber, SubscriptionStatus, utcnow
-from ..auth import staff_required
+from ..auth import actor, audited, staff_required
 from ..errors import flash_error
 from . import bp
 
@@ -19,11 +19,12 @@ PER_PAGE = 50
 SELECTION_KEYS = ("q", "list_id", "status", "tag", "segment_id")
 
 
-def _number(values, name: str) -> int | None:
+def _number(values, name: str, largest: int = MAX_ID) -> int | None:
+    """A whole number from a query or form field, 1 .. ``largest``; anything else is a 400."""
     raw = values.get(name)
     if not raw:
         return None
-    if not raw.isdigit() or len(raw) > 10:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw[:12]) <= largest:
         abort(400)
     return int(raw)
 
@@ -54,14 +55,18 @@ def subscribers_page():
                            statuses=list(SubscriptionStatus), actions=bulk_actions.recent(db_session, 5))
 
 
-@bp.get("/subscribers/export.csv")
+@bp.post("/subscribers/export.csv")
 @staff_required(Role.ADMIN)
 def subscribers_export():
-    return _export(_filters())
+    """The selection as CSV (a POST: the export is recorded in the audit log)."""
+    filters = _filters(request.form)
+    audit.record(db_session, actor(), "subscribers.export", "", **{k: v for k, v in filters.items() if v})
+    return _export(filters)
 
 
 def _export(filters: dict) -> Response:
     rows = audience.export_rows(db_session, **filters)  # raises InvalidInput before streaming
+    audit.record(db_session, actor(), "subscribers.export", "", **{k: v for k, v in filters.items() if v})
     name = f"subscribers-{utcnow():%Y%m%d-%H%M}.csv"
     return Response(stream_with_context(csv_export.stream(audience.EXPORT_HEADER, rows)),
                     mimetype="text/csv; charset=utf-8",
@@ -117,22 +122,23 @@ def subscriber_profile(subscriber_id: int):
 @staff_required()
 def subscriber(subscriber_id: int):
     return render_template("web/admin/subscribers/detail.html",
+                           origins=audience.sees_consent_origins(current_user.role),
                            **audience.detail(db_session, subscriber_id))
 
 
 @bp.post("/subscribers/<int:subscriber_id>/unsubscribe")
 @staff_required(Role.ADMIN)
+@audited("subscriber.unsubscribe", "subscriber_id")
 def subscriber_unsubscribe(subscriber_id: int):
-    raw = request.form.get("list_id") or ""
-    if raw and not raw.isdigit():
-        abort(400)
-    audience.unsubscribe(db_session, subscriber_id, [int(raw)] if raw else None)
+    list_id = _number(request.form, "list_id")
+    audience.unsubscribe(db_session, subscriber_id, [list_id] if list_id else None)
     flash(_("Unsubscribed."), "success")
     return redirect(url_for("admin.subscriber", subscriber_id=subscriber_id))
 
 
-@bp.get("/subscribers/<int:subscriber_id>/export.json")
+@bp.post("/subscribers/<int:subscriber_id>/export.json")
 @staff_required(Role.ADMIN)
+@audited("subscriber.export", "subscriber_id")
 def subscriber_export(subscriber_id: int):
     data = audience.export_subscriber(db_session, subscriber_id)
     body = json.dumps(data, ensure_ascii=False, indent=2)
@@ -150,6 +156,7 @@ def subscriber_erase(subscriber_id: int):
             flash(_("Tick the box to confirm the erasure."), "error")
             return render_template("web/admin/subscribers/erase.html", subscriber=found), 400
         audience.erase_subscriber(db_session, subscriber_id)
+        audit.record(db_session, actor(), "subscriber.erase", str(subscriber_id))
         flash(_("The subscriber's personal data was erased."), "success")
         return redirect(url_for("admin.subscribers"))
     return render_template("web/admin/subscribers/erase.html", subscriber=found)

@@ -10,7 +10,7 @@ from ...extensions import db_session
 from ...lookups import get_or_404
 from ...models import Template, TemplateKind
 from ..archive import mail_page
-from ..auth import staff_required
+from ..auth import render_limit, staff_required
 from ..content_forms import int_or_none, template_values
 from ..errors import error_text, flash_error, status_of
 from . import bp
@@ -36,6 +36,7 @@ def _form(template=None, data=None, error=None, status=200):
 
 @bp.route("/templates/new", methods=["GET", "POST"])
 @staff_required()
+@render_limit
 def template_new():
     if request.method == "GET":
         return _form()
@@ -49,6 +50,7 @@ def template_new():
 
 @bp.route("/templates/<int:template_id>", methods=["GET", "POST"])
 @staff_required()
+@render_limit
 def template_edit(template_id: int):
     if request.method == "GET":
         return _form(get_or_404(db_session, Template, template_id))
@@ -87,6 +89,7 @@ def template_delete(template_id: int):
 
 @bp.route("/templates/preview", methods=["GET", "POST"])
 @staff_required()
+@render_limit
 def template_preview():
     """The preview frame: a stored template (GET ?id=) or the edits being made (POST)."""
     template_id = int_or_none(request.values.get("id"))

@@ -16,7 +16,7 @@ from sqlalchemy.exc import DataError
 
 from ... import users
 from ...extensions import csrf, db_session, limiter
-from ...models import Role
+from ...models import Role, Scope
 from ..errors import error_body
 
 bp = Blueprint("api", __name__)
@@ -57,11 +57,11 @@ def public(view):
 
 
 def admin_only(view):
-    """Refuse (403) callers whose token belongs to an editor."""
+    """Refuse (403) callers whose token belongs to an editor, or is not an admin-scope token."""
 
     @wraps(view)
     def wrapped(*args, **kwargs):
-        if g.api_user.role != Role.ADMIN:
+        if g.api_user.role != Role.ADMIN or g.api_token.scope != Scope.ADMIN:
             return error(403, _("Only an administrator may do this."))
         return view(*args, **kwargs)
 
@@ -79,13 +79,15 @@ def authenticate():
     token = bearer_token()
     if not token:
         return unauthorized(_("Send an API token in the header Authorization: Bearer <token>."))
-    user = users.user_for_token(db_session, token) if len(token) <= MAX_TOKEN else None
-    if user is None:
+    api_token = users.token_for(db_session, token) if len(token) <= MAX_TOKEN else None
+    if api_token is None:
         return unauthorized(_("This API token is not valid."), "invalid_token")
     # The token's bookkeeping is committed apart from the request's work, before it begins:
     # it holds whatever the answer, and a read stays a read (mailer.web.transaction).
     db_session.commit()
-    g.api_user = user
+    g.api_user, g.api_token = api_token.user, api_token
+    if api_token.scope == Scope.READ and request.method not in {"GET", "HEAD", "OPTIONS"}:
+        return error(403, _("This token may only read."))
     return None
 
 
@@ -101,4 +103,4 @@ def no_store(response):
     return response
 
 
-from . import campaigns, docs, events, lists, segments, subscribers  # noqa: E402,F401  (routes)
+from . import campaigns, docs, events, lists, segments, subscribers, tokens  # noqa: E402,F401  (routes)

@@ -6,6 +6,7 @@ from ... import campaigns, recipients, sending
 from ...extensions import db_session
 from ...lookups import get_or_404
 from ...models import Campaign
+from ..auth import audited
 from . import bp, schemas, serializers
 from .spec import answers, spec
 
@@ -52,6 +53,7 @@ def campaign_progress(campaign_id: int):
 
 
 @bp.post(f"/campaigns/{ID}/send")
+@audited("campaign.send", "campaign_id")
 @spec.validate(resp=answers(202, schemas.Campaign, "Sending has started.", 404, 409))
 def send_campaign(campaign_id: int):
     """Send a draft or scheduled campaign now."""
@@ -59,6 +61,7 @@ def send_campaign(campaign_id: int):
 
 
 @bp.post(f"/campaigns/{ID}/schedule")
+@audited("campaign.schedule", "campaign_id")
 @spec.validate(resp=answers(200, schemas.Campaign, "The scheduled campaign.", 404, 409, 413))
 def schedule_campaign(campaign_id: int, json: schemas.CampaignSchedule):
     """Send the campaign at a given time."""
@@ -66,6 +69,7 @@ def schedule_campaign(campaign_id: int, json: schemas.CampaignSchedule):
 
 
 @bp.post(f"/campaigns/{ID}/unschedule")
+@audited("campaign.unschedule", "campaign_id")
 @spec.validate(resp=answers(200, schemas.Campaign, "The draft.", 404, 409))
 def unschedule_campaign(campaign_id: int):
     """Turn a scheduled campaign back into a draft."""
@@ -73,6 +77,7 @@ def unschedule_campaign(campaign_id: int):
 
 
 @bp.post(f"/campaigns/{ID}/pause")
+@audited("campaign.pause", "campaign_id")
 @spec.validate(resp=answers(200, schemas.Campaign, "The campaign.", 404, 409))
 def pause_campaign(campaign_id: int):
     """Pause sending; batches stop after their current chunk."""
@@ -80,6 +85,7 @@ def pause_campaign(campaign_id: int):
 
 
 @bp.post(f"/campaigns/{ID}/resume")
+@audited("campaign.resume", "campaign_id")
 @spec.validate(resp=answers(200, schemas.Campaign, "The campaign.", 404, 409))
 def resume_campaign(campaign_id: int):
     """Resume a paused campaign."""
@@ -87,6 +93,7 @@ def resume_campaign(campaign_id: int):
 
 
 @bp.post(f"/campaigns/{ID}/cancel")
+@audited("campaign.cancel", "campaign_id")
 @spec.validate(resp=answers(200, schemas.Campaign, "The campaign.", 404, 409))
 def cancel_campaign(campaign_id: int):
     """Stop sending for good; unsent messages are skipped."""

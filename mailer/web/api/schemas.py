@@ -146,6 +146,14 @@ class CampaignUpdate(Patch):
     archived: Annotated[bool, Field(description="Shown in the public archive once sent.")] = None  # type: ignore[assignment]
 
 
+class TokenCreate(Body):
+    name: Annotated[str, Field(max_length=120, description="What the token is for.")]
+    scope: Annotated[Literal["read", "write", "admin"] | None, Field(
+        description="read: GET only; write: what the owner's role allows; admin: everything (admins). "
+                    "Default: the calling token's scope.")] = None
+    days: Annotated[int, Field(ge=1, le=366, description="Days until it expires.")] = 90
+
+
 class CampaignSchedule(Body):
     at: Annotated[When, Field(description="When to send, ISO 8601; without an offset it is Europe/Warsaw time.")]
 
@@ -374,6 +382,26 @@ class Campaign(BaseModel):
 
 class Campaigns(BaseModel):
     items: list[Campaign]
+
+
+class Token(BaseModel):
+    id: Id
+    name: str
+    prefix: Annotated[str, Field(description="The token's first characters, to tell it apart.")]
+    scope: Literal["read", "write", "admin"]
+    owner: str
+    created_at: datetime | None = None
+    expires_at: datetime | None = None
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class Tokens(BaseModel):
+    items: list[Token]
+
+
+class NewToken(Token):
+    token: Annotated[str, Field(description="The token itself: shown only in this answer.")]
 
 
 class Document(BaseModel):

@@ -3,7 +3,7 @@
 from datetime import datetime
 
 from ...bounces.handling import rates
-from ...models import Campaign, Event, MailingList, Subscriber
+from ...models import ApiToken, Campaign, Event, MailingList, Subscriber
 
 
 def when(value: datetime | None) -> str | None:
@@ -102,3 +102,10 @@ def campaign(item: Campaign, progress_values: dict | None = None, recipients: in
 def subscriber_export(subscriber_id: int, data: dict) -> dict:
     """``audience.export_subscriber``'s dict, with the id the other answers use."""
     return {"id": subscriber_id, **data}
+
+
+def token(item: ApiToken) -> dict:
+    """A token as listed: never the token itself (only its hash is kept)."""
+    return {"id": item.id, "name": item.name, "prefix": item.prefix, "scope": str(item.scope),
+            "owner": item.user.email, "created_at": when(item.created_at), "expires_at": when(item.expires_at),
+            "last_used_at": when(item.last_used_at), "revoked_at": when(item.revoked_at)}

@@ -8,7 +8,9 @@ from flask_limiter.util import get_remote_address
 
 from ... import audience, bulk_actions, notices, subscriptions
 from ...extensions import db_session
+from ...models import Scope
 from .. import subscribe_limits
+from ..auth import audited
 from . import admin_only, bp, schemas, serializers
 from .spec import answers, spec
 
@@ -71,13 +73,18 @@ def metrics():
 @bp.get(f"/subscribers/{ID}")
 @spec.validate(resp=answers(200, schemas.SubscriberExport, "The subscriber's data.", 404))
 def get_subscriber(subscriber_id: int):
-    """A subscriber's data with subscriptions and consent history."""
-    return jsonify(serializers.subscriber_export(subscriber_id,
-                                                 audience.export_subscriber(db_session, subscriber_id)))
+    """A subscriber's data with subscriptions and consent history.
+
+    Where each consent came from (IP address, browser) only for administrators' admin-scope
+    tokens, as on the staff pages."""
+    origins = audience.sees_consent_origins(g.api_user.role) and g.api_token.scope == Scope.ADMIN
+    return jsonify(serializers.subscriber_export(
+        subscriber_id, audience.export_subscriber(db_session, subscriber_id, origins=origins)))
 
 
 @bp.delete(f"/subscribers/{ID}")
 @admin_only
+@audited("subscriber.erase", "subscriber_id")
 @spec.validate(resp=answers(204, None, "Done.", 404, admin=True))
 def erase_subscriber(subscriber_id: int):
     """Erase a subscriber: personal data removed, the address suppressed.
@@ -110,6 +117,7 @@ def visitor_ip() -> str:
 @bp.post("/subscribers/subscribe")
 @subscribe_limits.per_ip(key_func=visitor_ip)
 @subscribe_limits.per_address(lambda: _payload().get("email"))
+@subscribe_limits.equal_time
 @spec.validate(resp=answers(202, schemas.Accepted, "Accepted.", 413))
 def subscribe(json: schemas.Subscribe):
     """Sign a visitor up (double opt-in): a confirmation mail is queued.
