@@ -1,6 +1,6 @@
 """Bulk actions on a search or segment result: add to a list, tag, untag, unsubscribe,
-erase. Each is recorded (``mailer.audit_trail``) with who asked, the selection and how
-many it touched, and runs as a job ("mailer.bulk_action") chunk by chunk in id order, a
+erase. Each is recorded (an ``AudienceAction`` row, and an entry in the audit log) with who
+asked, the selection and how many it touched, and runs as a job ("mailer.bulk_action") chunk by chunk in id order, a
 few set-based statements per chunk, so a million subscribers take a minute of a worker,
 not a request. A chunk is one transaction; the action's cursor moves with it, so a job run
 twice (or taken over after a crash) goes on where it stopped. Export is streamed at once
@@ -19,8 +19,7 @@ from sqlalchemy import delete, exists, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from . import audience, jobs
-from .audit_trail import record
+from . import audience, audit, jobs
 from .errors import InvalidInput, NotFound
 from .models import (
     AudienceAction,
@@ -34,7 +33,6 @@ from .models import (
     Subscription,
     SubscriptionStatus,
     Suppression,
-    User,
     utcnow,
 )
 from .segments import tag_name
@@ -85,7 +83,21 @@ def _params(session: Session, action: str, values: dict[str, Any]) -> dict[str, 
     raise InvalidInput("Unknown action.", "action")
 
 
-def request(session: Session, actor: User | None, action: str, chosen: audience.Selection,
+def _record(session: Session, actor: audit.Actor | None, action: str, chosen: audience.Selection,
+            details: dict[str, Any] | None = None) -> AudienceAction:
+    """Write the action down (in the caller's transaction): its own row, which carries its
+    progress, and, when staff asked for it, an entry in the audit log."""
+    entry = AudienceAction(user_id=actor.user_id if actor else None, actor=actor.email if actor else "",
+                           action=action, selection=chosen.as_dict(), details=details or {})
+    session.add(entry)
+    session.flush()
+    if actor is not None:
+        audit.record(session, actor, f"subscribers.{action}", str(entry.id), selection=chosen.as_dict(),
+                     **(details or {}))
+    return entry
+
+
+def request(session: Session, actor: audit.Actor | None, action: str, chosen: audience.Selection,
             values: dict[str, Any]) -> AudienceAction:
     """Record a bulk action on ``chosen`` and queue it (it runs after the caller commits).
     Raises InvalidInput (unknown action, bad parameters, an erasure of everyone), NotFound
@@ -96,15 +108,15 @@ def request(session: Session, actor: User | None, action: str, chosen: audience.
     if action in ("erase", "unsubscribe") and chosen.everyone:
         raise InvalidInput("Narrow the selection first: this would act on every subscriber.", "action")
     audience.where(session, chosen)  # an unknown segment fails now, not in the worker
-    entry = record(session, actor, action, selection=chosen.as_dict(), details=params)
+    entry = _record(session, actor, action, chosen, params)
     entry.status = "queued"
     jobs.enqueue(session, TASK, entry.id)
     return entry
 
 
-def record_export(session: Session, actor: User | None, chosen: audience.Selection) -> AudienceAction:
+def record_export(session: Session, actor: audit.Actor, chosen: audience.Selection) -> AudienceAction:
     """Write down a CSV export of ``chosen`` (the export itself streams at once)."""
-    return record(session, actor, "export", selection=chosen.as_dict())
+    return _record(session, actor, "export", chosen)
 
 
 def run(session: Session, action_id: int) -> None:

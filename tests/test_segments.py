@@ -12,6 +12,7 @@ from mailer import audience, bulk_actions, deliveries, segments, sending, suppre
 from mailer.errors import Conflict, InvalidInput
 from mailer.models import (
     AudienceAction,
+    AuditEntry,
     BounceEvent,
     BounceKind,
     Campaign,
@@ -289,6 +290,12 @@ def test_bulk_actions_on_a_search_are_recorded_and_keep_consent(client, session,
         ("tag", "done", 5, admin.email), ("unsubscribe", "done", 2, admin.email),
         ("add_to_list", "done", 1, admin.email)]
     assert actions[0].selection == {"list_id": koncerty}
+    # Each is in the audit log too, by whom, naming the action's row (the refused one is not).
+    logged = session.scalars(select(AuditEntry).where(AuditEntry.action.like("subscribers.%"))
+                             .order_by(AuditEntry.id)).all()
+    assert [(e.action, e.target, e.actor) for e in logged] == [
+        (f"subscribers.{a.action}", str(a.id), admin.email) for a in actions]
+    assert logged[2].detail["basis"] == "ankieta papierowa"
     page = client.get("/admin/subscribers").data.decode()
     assert "add_to_list" in page and admin.email in page
 
@@ -315,6 +322,8 @@ def test_bulk_erase_and_export(client, session, town):
     assert session.get(AudienceAction, entry.id).affected == 2
     recorded = session.scalars(select(AudienceAction.action)).all()
     assert recorded.count("export") == 2
+    logged = session.scalars(select(AuditEntry.action).where(AuditEntry.action.like("subscribers.%"))).all()
+    assert logged == ["subscribers.export", "subscribers.export"]  # the system's erasure is not staff's
 
 
 def test_dashboard_tells_the_notices_backlog(client, session, town):

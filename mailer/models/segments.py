@@ -49,7 +49,7 @@ campaign_segments = Table(
 
 class AudienceAction(Model):
     """Who did what to many subscribers at once (a bulk action on a search or segment): the
-    selection, the action and how many it touched. ``mailer.audit_trail.record`` writes it."""
+    selection, the action and how many it touched. ``mailer.bulk_actions`` writes it."""
 
     __tablename__ = "audience_actions"
     __table_args__ = {"sqlite_autoincrement": True}

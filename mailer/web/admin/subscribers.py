@@ -59,14 +59,13 @@ def subscribers_page():
 @staff_required(Role.ADMIN)
 def subscribers_export():
     """The selection as CSV (a POST: the export is recorded in the audit log)."""
-    filters = _filters(request.form)
-    audit.record(db_session, actor(), "subscribers.export", "", **{k: v for k, v in filters.items() if v})
-    return _export(filters)
+    return _export(_filters(request.form))
 
 
 def _export(filters: dict) -> Response:
+    """Stream the selection as CSV, recorded (as a bulk action, and in the audit log)."""
     rows = audience.export_rows(db_session, **filters)  # raises InvalidInput before streaming
-    audit.record(db_session, actor(), "subscribers.export", "", **{k: v for k, v in filters.items() if v})
+    bulk_actions.record_export(db_session, actor(), audience.selection(**filters))
     name = f"subscribers-{utcnow():%Y%m%d-%H%M}.csv"
     return Response(stream_with_context(csv_export.stream(audience.EXPORT_HEADER, rows)),
                     mimetype="text/csv; charset=utf-8",
@@ -85,11 +84,10 @@ def subscribers_bulk():
     try:
         chosen = audience.selection(**filters)
         if action == "export":
-            bulk_actions.record_export(db_session, current_user, chosen)
             return _export(filters)
         params = {"tag": request.form.get("param_tag"), "list_id": request.form.get("param_list_id"),
                   "basis": request.form.get("basis"), "confirm": request.form.get("confirm")}
-        bulk_actions.request(db_session, current_user, action, chosen, params)
+        bulk_actions.request(db_session, actor(), action, chosen, params)
     except InvalidInput as exc:
         flash_error(exc)
     else:

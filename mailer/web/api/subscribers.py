@@ -10,7 +10,7 @@ from ... import audience, bulk_actions, notices, subscriptions
 from ...extensions import db_session
 from ...models import Scope
 from .. import subscribe_limits
-from ..auth import audited
+from ..auth import actor, audited
 from . import admin_only, bp, schemas, serializers
 from .spec import answers, spec
 
@@ -51,7 +51,7 @@ def bulk_action(json: schemas.BulkAction):
     unsubscribe (recorded as a withdrawal of consent), erase. Runs in the background; the
     answer's id shows its progress at /subscribers/bulk/{id}. Recorded with the token's user."""
     chosen = audience.selection(json.query, json.list_id, json.status, json.tag, json.segment_id)
-    entry = bulk_actions.request(db_session, g.api_user, json.action, chosen, dict(json.params))
+    entry = bulk_actions.request(db_session, actor(), json.action, chosen, dict(json.params))
     return jsonify(serializers.bulk_action(entry)), 202
 
 
