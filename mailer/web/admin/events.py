@@ -3,7 +3,7 @@
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from ... import events
+from ... import content_usage, events
 from ...errors import Conflict, InvalidInput
 from ...extensions import db_session
 from ...lookups import get_or_404
@@ -21,7 +21,8 @@ def events_index():
 
 
 def _form(event=None, data=None, error=None, status=200):
-    return render_template("web/admin/events/form.html", event=event,
+    usage = content_usage.of_event(db_session, event.id) if event else None
+    return render_template("web/admin/events/form.html", event=event, usage=usage,
                            data=data or event_form_data(event), error=error), status
 
 

@@ -4,7 +4,7 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
-from ... import email_templates
+from ... import content_usage, email_templates
 from ...errors import DomainError, InvalidInput
 from ...extensions import db_session
 from ...lookups import get_or_404
@@ -30,7 +30,8 @@ def _form(template=None, data=None, error=None, status=200):
                {"name": "", "kind": request.args.get("kind", TemplateKind.CONTENT),
                 "layout_id": None, "html": "", "text": ""}
     layouts = email_templates.layouts(db_session)
-    return render_template("web/admin/templates/form.html", template=template, data=data,
+    usage = content_usage.of_template(db_session, template.id) if template else None
+    return render_template("web/admin/templates/form.html", template=template, data=data, usage=usage,
                            error=error, layouts=layouts), status
 
 
