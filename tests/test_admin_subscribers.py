@@ -210,3 +210,21 @@ def test_editor_cannot_change_or_export(client, session, people):
     assert post(client, f"/admin/subscribers/{sid}/erase", {"confirm": "yes"}).status_code == 403
     assert post(client, f"/admin/subscribers/{sid}/unsubscribe").status_code == 403
     assert session.get(Subscriber, sid) is not None
+
+
+def test_subscribers_page_finds_polish_names_whatever_the_case(client, session):
+    """The staff search page (not only the domain call) folds case and Polish letters on both
+    databases: a sign-up stored through the one-statement insert and an ORM-made subscriber alike."""
+    subscriptions.subscribe(session, email="lukasz.zolkiewski@example.org", name="Łukasz Żółkiewski",
+                            list_ids=[make_list(session).id], consent=True, source="admin")
+    make_subscriber(session, "kolor@example.org", "żółć")
+    make_subscriber(session, "inny@example.org", "Anna Nowak")
+    session.commit()
+    login_as(client, session, Role.EDITOR)
+    for query in ("Łukasz", "łukasz", "LUKASZ", "Żółkiewski", "ŻÓŁKIEWSKI"):
+        page = client.get("/admin/subscribers", query_string={"q": query})
+        assert page.status_code == 200
+        assert b"lukasz.zolkiewski@example.org" in page.data, query
+        assert b"kolor@example.org" not in page.data and b"inny@example.org" not in page.data
+    page = client.get("/admin/subscribers", query_string={"q": "ŻÓŁĆ"})
+    assert b"kolor@example.org" in page.data and b"lukasz.zolkiewski" not in page.data
