@@ -188,15 +188,15 @@ def update_campaign(session: Session, campaign_id: int, values: dict) -> Campaig
 
 def schedule(session: Session, campaign_id: int, when: datetime | str) -> Campaign:
     """Send at ``when`` (aware, ISO 8601, or naive Europe/Warsaw time); beat's tick starts it.
-    Raises NotFound, Conflict, InvalidInput (past time, no lists)."""
+    Raises NotFound, Conflict, InvalidInput (past time, no lists), NoRecipients (nobody to
+    send to now; beat's tick asks again when it is due)."""
     campaign = get_or_404(session, Campaign, campaign_id)
     states.check(campaign, "schedule")
     at = parse_when(when, "scheduled_at", required=True)
     if at is None or at <= utcnow():
         raise InvalidInput("Choose a time in the future.", "scheduled_at")
-    if not campaign.lists and not campaign.segments:
-        raise InvalidInput("Choose at least one list.", "list_ids")
-    states.require(session, campaign, "schedule", scheduled_at=at)
+    recipients.require_audience(session, campaign)
+    states.require(session, campaign, "schedule", scheduled_at=at, status_code="", status_reason="")
     return campaign
 
 

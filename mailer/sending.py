@@ -34,7 +34,7 @@ from flask_babel import format_time, gettext, ngettext
 from sqlalchemy import Connection, select, update
 from sqlalchemy.orm import Session
 
-from . import campaign_mail, deliveries
+from . import campaign_mail, deliveries, recipients
 from . import campaign_states as states
 from .dispatch import Item, Outcome, Report, Run, dispatch
 from .errors import Conflict, InvalidInput
@@ -64,13 +64,9 @@ def launch(session: Session, campaign_id: int) -> Campaign:
     broken template)."""
     campaign = get_or_404(session, Campaign, campaign_id)
     states.check(campaign, "launch")
-    if not campaign.lists and not campaign.segments:
-        raise InvalidInput("Choose at least one list.", "list_ids")
     if not campaign.campaign_events:
         raise InvalidInput("Choose at least one event.", "event_ids")
-    if not deliveries.campaign_audience_count(session, campaign.id):
-        raise InvalidInput("Nobody would receive this campaign: its lists have no confirmed "
-                           "subscribers.", "list_ids")
+    recipients.require_audience(session, campaign)
     campaign_mail.freeze(session, campaign)  # a broken template fails here, not in a worker
     states.require(session, campaign, "launch", started_at=utcnow(), status_code="",
                    status_reason="")
@@ -414,6 +410,11 @@ def tick(session: Session) -> None:
             session.commit()
         except Conflict:  # cancelled, unscheduled or launched meanwhile
             session.rollback()
+        except recipients.NoRecipients as exc:  # nobody left by now: back to an editable draft
+            session.rollback()
+            states.move(session, campaign_id, "unschedule", scheduled_at=None, status_code="launch",
+                        status_reason=str(exc))
+            session.commit()
         except InvalidInput as exc:
             session.rollback()
             states.move(session, campaign_id, "stop", status_code="launch", status_reason=str(exc))

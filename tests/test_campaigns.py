@@ -1,14 +1,18 @@
 """Campaigns: compose with prefilled subject, edit, schedule, preview, test sends and sending
 through the staff pages with a real worker and SMTP server."""
 
+import html
+import re
 import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import insert, select
 
 from mailer import campaigns
 from mailer.errors import Conflict, InvalidInput
-from mailer.models import Campaign, CampaignStatus, Template
+from mailer.models import Campaign, CampaignStatus, Subscriber, Subscription, SubscriptionStatus, Template
+from mailer.recipients import NoRecipients
 from tests.helpers_content import log_in, make_event, make_list, make_staff, make_subscriber, post
 
 
@@ -96,6 +100,7 @@ def test_update_and_conflict_once_sent(session):
 
 def test_schedule_and_unschedule(session):
     event, mailing_list = make_event(session), make_list(session)
+    make_subscriber(session, "odbiorca@example.org", mailing_list)
     campaign = campaigns.create_campaign(session, event_ids=[event.id], list_ids=[mailing_list.id])
     with pytest.raises(InvalidInput):
         campaigns.schedule(session, campaign.id, "2020-01-01T10:00")
@@ -248,6 +253,7 @@ def test_campaign_page_in_both_languages(editor_client, session):
 
 def test_schedule_and_unschedule_through_the_page(editor_client, session):
     mailing_list = make_list(session)
+    make_subscriber(session, "odbiorca@example.org", mailing_list)
     campaign = campaigns.create_campaign(session, event_ids=[make_event(session).id],
                                          list_ids=[mailing_list.id])
     session.commit()
@@ -262,3 +268,47 @@ def test_schedule_and_unschedule_through_the_page(editor_client, session):
     assert response.status_code == 302
     session.expire_all()
     assert session.get(Campaign, campaign.id).status == CampaignStatus.DRAFT
+
+
+def test_sending_or_scheduling_to_nobody_is_refused_on_the_page(editor_client, session, smtp_server):
+    mailing_list = make_list(session)
+    make_subscriber(session, "czeka@example.org", mailing_list, status=SubscriptionStatus.PENDING)
+    campaign = campaigns.create_campaign(session, event_ids=[make_event(session).id],
+                                         list_ids=[mailing_list.id])
+    session.commit()
+    for path, data in (("send", {}), ("schedule", {"scheduled_at": "2031-01-15T09:30"})):
+        response = post(editor_client, f"/admin/campaigns/{campaign.id}/{path}", data)
+        assert response.status_code == 400, path
+        page = response.get_data(as_text=True)
+        assert "Nikt nie otrzymałby tej kampanii" in page and "Pozostaje szkicem." in page
+        session.expire_all()
+        assert session.get(Campaign, campaign.id).status == CampaignStatus.DRAFT
+    with pytest.raises(NoRecipients):
+        campaigns.schedule(session, campaign.id, "2031-01-15T09:30")
+    assert not smtp_server.messages
+
+
+def test_send_confirmation_says_how_many_people(editor_client, session):
+    """The data-confirm question names the count, formatted and in the right plural form."""
+    mailing_list = make_list(session)
+    make_subscriber(session, "jedna@example.org", mailing_list)
+    campaign = campaigns.create_campaign(session, event_ids=[make_event(session).id],
+                                         list_ids=[mailing_list.id])
+    session.commit()
+
+    def question(lang):
+        page = editor_client.get(f"/admin/campaigns/{campaign.id}?lang={lang}").get_data(as_text=True)
+        form = re.search(r'<form[^>]*/send"[^>]*data-confirm="([^"]*)"', page)
+        assert form, page
+        return html.unescape(form.group(1))
+
+    assert question("pl") == "Wysłać teraz kampanię do 1 osoby?"
+    assert question("en") == "Send this campaign to 1 person now?"
+    session.execute(insert(Subscriber), [{"email": f"o{n}@example.org", "email_hash": f"h{n}", "name": "",
+                                          "search_text": f"o{n}@example.org "} for n in range(2002)])
+    ids = session.scalars(select(Subscriber.id).where(Subscriber.email.like("o%@example.org"))).all()
+    session.execute(insert(Subscription), [{"subscriber_id": sid, "list_id": mailing_list.id,
+                                            "status": SubscriptionStatus.CONFIRMED} for sid in ids])
+    session.commit()
+    assert question("pl") == "Wysłać teraz kampanię do 2\xa0003 osób?"
+    assert question("en") == "Send this campaign to 2,003 people now?"

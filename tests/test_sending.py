@@ -295,3 +295,25 @@ def test_a_scheduled_campaign_whose_template_broke_pauses_with_the_reason(sessio
         assert sending.reason(campaign).startswith("The campaign could not start:")
     with pytest.raises(InvalidInput):  # still broken: it stays paused
         sending.resume(session, campaign.id)
+
+
+def test_a_scheduled_campaign_whose_audience_left_goes_back_to_draft(session, engine_config):
+    """Everyone unsubscribed between scheduling and the due time: the tick does not start a
+    campaign to nobody; it becomes an editable draft again, saying why."""
+    from sqlalchemy import update
+
+    from mailer.models import Subscription, SubscriptionStatus
+
+    lists = make_audience(session, 2)
+    campaign = _scheduled(session, lists)
+    session.execute(update(Subscription).values(status=SubscriptionStatus.UNSUBSCRIBED))
+    session.commit()
+    sending.tick(session)
+    assert campaign_status(campaign.id) == CampaignStatus.DRAFT
+    campaign = session.get(Campaign, campaign.id)
+    session.refresh(campaign)
+    assert campaign.scheduled_at is None and campaign.status_code == "launch"
+    with force_locale("pl"):
+        assert sending.reason(campaign) == ("Nie udało się rozpocząć wysyłki kampanii: Nikt nie otrzymałby tej "
+                                            "kampanii: jej listy i segmenty nie mają potwierdzonych "
+                                            "subskrybentów. Pozostaje szkicem.")

@@ -146,7 +146,9 @@ def campaign_action(campaign_id: int, action: str):
     call, done = ACTIONS[action]
     try:
         call(db_session, campaign_id)
-    except (Conflict, InvalidInput) as exc:
+    except InvalidInput as exc:  # e.g. nobody to send to: said on the page, which stays a draft
+        return _detail(campaign_id, exc, 400)
+    except Conflict as exc:
         flash_error(exc)
     else:
         flash(str(done), "success")
