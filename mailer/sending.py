@@ -147,7 +147,18 @@ def progress(session: Session, campaign_id: int) -> dict:
     eta = round(queued / rate) if rate > 0 and queued and campaign.status == SENDING else None
     return {"status": str(campaign.status), "total": total, "queued": queued, "sent": sent,
             "failed": failed, "skipped": skipped, "doubtful": campaign.doubtful_count or 0,
-            "rate": round(rate, 1), "eta_seconds": eta, "reason": reason(campaign)}
+            "rate": round(rate, 1), "eta_seconds": eta, "reason": reason(campaign),
+            "percent": percent(campaign.status, total, queued, sent)}
+
+
+def percent(status: CampaignStatus | str, total: int, queued: int, sent: int) -> int:
+    """The progress bar's width, rounded down: the share of recipients dealt with (sent,
+    failed or skipped) while the campaign runs or once it is sent; of a cancelled campaign
+    only the share that was sent (the rest never went: it is not progress)."""
+    if not total:
+        return 100 if status == CampaignStatus.SENT else 0
+    done = sent if status == CampaignStatus.CANCELLED else total - queued
+    return done * 100 // total
 
 
 def reason(campaign: Campaign) -> str:

@@ -312,3 +312,32 @@ def test_send_confirmation_says_how_many_people(editor_client, session):
     session.commit()
     assert question("pl") == "Wysłać teraz kampanię do 2\xa0003 osób?"
     assert question("en") == "Send this campaign to 2,003 people now?"
+
+
+def test_a_cancelled_campaign_shows_what_was_sent_not_a_full_bar(editor_client, session):
+    """Cancelled after 3 of 10: the bar is 30 % in the cancelled style, the 7 never sent are
+    counted as such, and the progress JSON says the same."""
+    from sqlalchemy import update
+
+    from mailer import sending
+    from mailer.models import Delivery, DeliveryStatus
+    from tests.helpers_engine import make_audience, prepare_without_fan_out
+    from tests.helpers_engine import make_campaign as engine_campaign
+
+    campaign = engine_campaign(session, make_audience(session, 10))
+    session.commit()
+    prepare_without_fan_out(session, campaign.id)
+    first = session.scalars(select(Delivery.id).where(Delivery.campaign_id == campaign.id)
+                            .order_by(Delivery.id).limit(3)).all()
+    session.execute(update(Delivery).where(Delivery.id.in_(first)).values(status=DeliveryStatus.SENT))
+    session.execute(update(Campaign).where(Campaign.id == campaign.id).values(sent_count=3))
+    session.commit()
+    sending.cancel(session, campaign.id)
+    session.commit()
+    progress = editor_client.get(f"/admin/campaigns/{campaign.id}/progress").get_json()
+    assert (progress["status"], progress["percent"], progress["sent"], progress["skipped"]) == ("cancelled", 30, 3, 7)
+    page = editor_client.get(f"/admin/campaigns/{campaign.id}?lang=pl").get_data(as_text=True)
+    assert "100 %" not in page
+    assert 'class="progress cancelled"' in page and 'aria-valuenow="30"' in page
+    assert "30 %</strong> wysłano przed anulowaniem" in page
+    assert re.search(r"Niewysłane \(anulowano\): <strong id=\"progress-skipped\">7</strong>", page)
