@@ -382,7 +382,7 @@ def _tally(config, outcomes: list[Outcome]) -> deliveries.Tally:
                 tally.failed.setdefault((status.value, error[:500]), []).append(item.key)
                 if result.hard_bounce:
                     tally.bounced.append(email_hash(item.email))
-                if not result.temporary:
+                if not result.temporary and not result.refused_here:
                     tally.permanent_streak += 1
         tally.last_error = error[:500]
     return tally

@@ -228,3 +228,21 @@ def test_subscribers_page_finds_polish_names_whatever_the_case(client, session):
         assert b"kolor@example.org" not in page.data and b"inny@example.org" not in page.data
     page = client.get("/admin/subscribers", query_string={"q": "ŻÓŁĆ"})
     assert b"kolor@example.org" in page.data and b"lukasz.zolkiewski" not in page.data
+
+
+def test_addresses_are_shown_with_polish_letters(client, session):
+    """An IDN domain is stored (and sent) as its A-label, shown as its U-label; a staff form
+    that takes addresses (the test send) accepts Polish letters before the @ too."""
+    from mailer import campaigns
+    from mailer.subscribers import normalize_email, shown_email
+
+    stored = normalize_email("Jan.Żółw@Łódź.pl")
+    assert stored == "jan.żółw@xn--d-uga0v4h.pl" and shown_email(stored) == "jan.żółw@łódź.pl"
+    assert shown_email("a@xn--zzz-broken.pl") == "a@xn--zzz-broken.pl"  # not decodable: as stored
+    subscriber = make_subscriber(session, stored, "Jan Żółw")
+    login_as(client, session, Role.EDITOR)
+    for url in ("/admin/subscribers", f"/admin/subscribers/{subscriber.id}"):
+        page = client.get(url).get_data(as_text=True)
+        assert "jan.żółw@łódź.pl" in page and "xn--" not in page, url
+    assert campaigns.test_addresses("Małgorzata.Wiśniewska@example.pl, jan@żółw.pl") == [
+        "małgorzata.wiśniewska@example.pl", "jan@xn--w-uga1v8h.pl"]

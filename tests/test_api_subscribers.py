@@ -207,3 +207,10 @@ def test_search_folds_case_and_polish_letters(editor_api):
         assert [item["email"] for item in body["items"]] == ["lukasz@example.org"], query
     body = editor_api.get("/subscribers", query_string={"query": "ŻÓŁĆ"}).get_json()
     assert [item["email"] for item in body["items"]] == ["kolor@example.org"]
+
+
+def test_polish_letters_in_an_address_are_accepted_as_by_the_form(api):
+    news = make_list("Wydarzenia")
+    response = sign_up(api, email="Małgorzata.Wiśniewska@żółw.pl", list_ids=[news.id])
+    assert response.status_code == 202, response.get_json()
+    assert db.session.query(Subscriber).one().email == "małgorzata.wiśniewska@xn--w-uga1v8h.pl"

@@ -3,6 +3,7 @@
 from flask import Flask
 from flask_babel import get_locale
 
+from ..addresses import shown_email
 from . import errors, security, subscribe_limits, transaction
 
 
@@ -22,6 +23,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     app.register_blueprint(webhooks.bp)
     app.jinja_env.globals["current_locale"] = lambda: str(get_locale())
+    # Addresses as people read them (an IDN domain in its own letters): wherever one is shown.
+    app.jinja_env.filters["email"] = shown_email
     errors.register_error_handlers(app)
     security.init_app(app)
     # After-request functions run last-registered first: the subscribe answers are held back
