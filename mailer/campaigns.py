@@ -15,7 +15,7 @@ from . import campaign_mail, links, recipients, segments, tokens
 from . import campaign_states as states
 from .email_templates import SAMPLE_EMAIL, SAMPLE_NAME, compile_for, content_templates, default_content_template
 from .errors import BadToken, Conflict, InvalidInput, NotFound
-from .events import all_events, parse_when
+from .events import by_date, events_to_choose, parse_when
 from .events import when as event_when
 from .jobs import enqueue
 from .lookups import MAX_ID, get_or_404, parse_id
@@ -61,7 +61,7 @@ def _events(session: Session, event_ids) -> list[Event]:
     found = {e.id: e for e in session.scalars(select(Event).where(Event.id.in_(ids)))}
     if len(found) != len(ids):
         raise InvalidInput("One of the chosen events does not exist.", "event_ids")
-    return [found[i] for i in ids]
+    return by_date(found[i] for i in ids)
 
 
 def _lists(session: Session, list_ids) -> list[MailingList]:
@@ -326,7 +326,7 @@ def view_copy(session: Session, token: str) -> Rendered:
 
 def compose_options(session: Session) -> dict:
     """What the compose form offers: events (upcoming first), lists, content templates."""
-    return {"events": all_events(session),
+    return {"events": events_to_choose(session),
             "lists": list(session.scalars(select(MailingList).order_by(MailingList.name))),
             "segments": segments.all_segments(session),
             "templates": content_templates(session)}

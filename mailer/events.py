@@ -1,6 +1,7 @@
 """Events: what the institution announces."""
 
 import re
+from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit
@@ -179,6 +180,21 @@ def delete_event(session: Session, event_id: int) -> None:
 def all_events(session: Session) -> list[Event]:
     """Every event, the latest start first."""
     return list(session.scalars(select(Event).order_by(Event.starts_at.desc())))
+
+
+def by_date(events: Iterable[Event]) -> list[Event]:
+    """Events in the order they happen (start time, then the older entry): how a campaign
+    lists them, whatever order they were chosen or created in."""
+    return sorted(events, key=lambda event: (event.starts_at, event.id or 0))
+
+
+def events_to_choose(session: Session) -> list[Event]:
+    """The campaign editor's choice: upcoming events soonest first, then past ones, the most
+    recent first."""
+    now = utcnow()
+    upcoming = session.scalars(select(Event).where(Event.starts_at >= now).order_by(Event.starts_at, Event.id))
+    past = session.scalars(select(Event).where(Event.starts_at < now).order_by(Event.starts_at.desc(), Event.id))
+    return [*upcoming, *past]
 
 
 def to_ics(event: Event) -> bytes:

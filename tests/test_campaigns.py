@@ -341,3 +341,33 @@ def test_a_cancelled_campaign_shows_what_was_sent_not_a_full_bar(editor_client, 
     assert 'class="progress cancelled"' in page and 'aria-valuenow="30"' in page
     assert "30 %</strong> wysłano przed anulowaniem" in page
     assert re.search(r"Niewysłane \(anulowano\): <strong id=\"progress-skipped\">7</strong>", page)
+
+
+def test_events_are_listed_by_date_in_the_digest_the_picker_and_the_api(editor_client, session):
+    """Created (and chosen) out of order, the events of a digest come in the order they
+    happen: in the mail, the preheader, the campaign's event ids, and the editor's picker
+    (upcoming soonest first, then past ones)."""
+    from datetime import datetime, timedelta, timezone
+
+    from mailer.models import Event
+
+    late = make_event(session, "Późny koncert", days=20)
+    soon = make_event(session, "Bliska wystawa", days=3)
+    middle = make_event(session, "Środkowy spektakl", days=10)
+    past = make_event(session, "Miniony festyn", days=-5)
+    campaign = campaigns.create_campaign(session, event_ids=[late.id, middle.id, soon.id], list_ids=[])
+    session.commit()
+    assert [ce.event_id for ce in campaign.campaign_events] == [soon.id, middle.id, late.id]
+    assert campaign.preheader == "Bliska wystawa · Środkowy spektakl · Późny koncert"
+    html = editor_client.get(f"/admin/campaigns/{campaign.id}/preview?part=text").get_data(as_text=True)
+    assert html.index("Bliska wystawa") < html.index("Środkowy spektakl") < html.index("Późny koncert")
+    # moved later after composing: the digest follows the new date
+    event = session.get(Event, soon.id)
+    event.starts_at = datetime.now(timezone.utc) + timedelta(days=30)
+    session.commit()
+    html = editor_client.get(f"/admin/campaigns/{campaign.id}/preview?part=text").get_data(as_text=True)
+    assert html.index("Środkowy spektakl") < html.index("Późny koncert") < html.index("Bliska wystawa")
+    picker = editor_client.get("/admin/campaigns/new").get_data(as_text=True)
+    order = [picker.index(title) for title in ("Środkowy spektakl", "Późny koncert", "Bliska wystawa",
+                                               "Miniony festyn")]
+    assert order == sorted(order) and past.title == "Miniony festyn"
