@@ -20,7 +20,7 @@ from .events import when as event_when
 from .jobs import enqueue
 from .lookups import MAX_ID, get_or_404, parse_id
 from .mail.message import check_header_value
-from .mail.render import Rendered
+from .mail.render import NOBODYS_UNSUBSCRIBE, Rendered, public_copy
 from .mail.transport import ConnectionFailed, from_config
 from .models import (
     Campaign,
@@ -277,9 +277,10 @@ def render_as(session: Session, campaign: Campaign, subscriber_id: int | None = 
     Raises InvalidInput (a draft's broken template)."""
     compiled = campaign_mail.compiled(session, campaign)
     subscriber = session.get(Subscriber, subscriber_id) if subscriber_id else None
-    if public:
-        return compiled.personalize(name="", email="", unsubscribe_url=links.absolute("/"),
-                                    view_url=links.absolute(f"/archive/{campaign.id}"))
+    if public:  # nobody's copy: no name, address, footer or unsubscribe link
+        rendered = compiled.personalize(name="", email="", unsubscribe_url=NOBODYS_UNSUBSCRIBE,
+                                        view_url=links.absolute(f"/archive/{campaign.id}"))
+        return dataclasses.replace(rendered, html=public_copy(rendered.html))
     if subscriber is not None and live_links:
         urls = {"unsubscribe_url": links.unsubscribe_url(subscriber.id, campaign.id),
                 "view_url": links.view_url(campaign.id, subscriber.id)}
@@ -287,6 +288,12 @@ def render_as(session: Session, campaign: Campaign, subscriber_id: int | None = 
         urls = PREVIEW_LINKS
     return compiled.personalize(name=subscriber.name if subscriber else SAMPLE_NAME,
                                 email=subscriber.email if subscriber else SAMPLE_EMAIL, **urls)
+
+
+def archive_has_entries(session: Session) -> bool:
+    """Whether the public archive shows anything (the home page links it only then)."""
+    return session.scalar(select(Campaign.id).where(Campaign.archived.is_(True),
+                                                    Campaign.status == CampaignStatus.SENT).limit(1)) is not None
 
 
 def archived(session: Session) -> list[Campaign]:

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import css_inline
+import lxml.html
 from inscriptis import get_text
 from inscriptis.model.config import ParserConfig
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, pass_eval_context
@@ -45,6 +46,29 @@ _TEXT_CONFIG = ParserConfig(display_links=True)
 def html_to_text(html: str) -> str:
     """A readable text part, links kept as ``text[url]``."""
     return get_text(html, _TEXT_CONFIG).strip() + "\n"
+
+
+# The unsubscribe link of a copy that belongs to nobody (the public archive): removed with
+# ``public_copy``.
+NOBODYS_UNSUBSCRIBE = "#archive-copy"
+_RECIPIENT_PARTS = ('//*[contains(concat(" ", normalize-space(@class), " "), " footer ")]'
+                    f' | //a[@href="{NOBODYS_UNSUBSCRIBE}"]')
+
+
+def public_copy(html: str) -> str:
+    """A rendered mail as anyone may read it (the archive): without what speaks to one
+    recipient. The layout's footer (an element of class "footer": why they receive it, their
+    unsubscribe and view links) is dropped, with its table row when it is the row's only
+    cell; so is any unsubscribe link a layout placed elsewhere."""
+    document = lxml.html.document_fromstring(html)
+    for element in document.xpath(_RECIPIENT_PARTS):
+        if element.getparent() is None:
+            continue  # inside a part already dropped
+        parent = element.getparent()
+        if element.tag == "td" and parent.tag == "tr" and len(parent) == 1 and parent.getparent() is not None:
+            element = parent
+        element.drop_tree()
+    return lxml.html.tostring(document, doctype="<!doctype html>", encoding="unicode")
 
 
 @dataclass(frozen=True)
