@@ -32,6 +32,7 @@ from jinja2.utils import generate_lorem_ipsum
 from markupsafe import Markup, escape
 
 from ..errors import InvalidInput
+from . import template_errors
 
 _inliner = css_inline.CSSInliner(keep_style_tags=True)  # keep @media rules for phones
 
@@ -354,9 +355,9 @@ def explain(exc: BaseException) -> InvalidInput:
     if isinstance(cause, SecurityError):
         return InvalidInput("The template tries something that is not allowed in email templates "
                             "(%(detail)s).", "html", detail=str(cause))
-    if isinstance(cause, TemplateSyntaxError):
-        return InvalidInput("Template syntax error on line %(line)s: %(detail)s", "html",
-                            line=cause.lineno, detail=cause.message or "")
+    if isinstance(cause, TemplateSyntaxError):  # in words staff can act on, translatable
+        msgid, params = template_errors.describe(cause)
+        return InvalidInput(msgid, "html", **params)
     if isinstance(cause, TemplateError):
         return InvalidInput("The template cannot be rendered: %(detail)s", "html", detail=str(cause))
     if isinstance(exc, InvalidInput):
