@@ -276,6 +276,8 @@ def test_sending_or_scheduling_to_nobody_is_refused_on_the_page(editor_client, s
     campaign = campaigns.create_campaign(session, event_ids=[make_event(session).id],
                                          list_ids=[mailing_list.id])
     session.commit()
+    page = editor_client.get(f"/admin/campaigns/{campaign.id}").get_data(as_text=True)
+    assert 'id="nobody"' in page and 'data-action="send"' not in page  # said before anyone clicks
     for path, data in (("send", {}), ("schedule", {"scheduled_at": "2031-01-15T09:30"})):
         response = post(editor_client, f"/admin/campaigns/{campaign.id}/{path}", data)
         assert response.status_code == 400, path
