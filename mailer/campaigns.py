@@ -33,7 +33,7 @@ from .models import (
     TemplateKind,
     utcnow,
 )
-from .subscribers import normalize_email
+from .subscribers import address_key, normalize_email
 
 EDITABLE = states.EDITABLE
 MAX_TEST_ADDRESSES = 10
@@ -354,7 +354,7 @@ def preview(session: Session, campaign_id: int, recipient: str | None = None, **
                 if number <= MAX_ID else None
         elif len(recipient) <= 320:
             subscriber_id = session.scalar(select(Subscriber.id)
-                                           .where(Subscriber.email == recipient.lower()))
+                                           .where(Subscriber.email == address_key(recipient)))
         if subscriber_id is None:
             raise InvalidInput("No subscriber has this address.", "recipient")
     return render_as(session, campaign, subscriber_id, **{**options, "live_links": False})

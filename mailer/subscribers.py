@@ -63,6 +63,17 @@ def normalize_email(raw: str) -> str:
     return address
 
 
+def address_key(raw: str | None) -> str:
+    """An address typed to find someone (a sign-in, a preview, a suppression lookup, a
+    bounce's recipient) as stored addresses are written: normalized (NFC, an IDN domain as
+    its A-label, lower case); when it is no valid address, only trimmed and lower-cased (it
+    then matches what it matched before)."""
+    try:
+        return normalize_email(raw or "")
+    except InvalidInput:
+        return (raw or "").strip().lower()
+
+
 # Domains that ignore dots in the local part (one mailbox for j.kowalski@ and jkowalski@).
 DOTLESS_DOMAINS = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
 

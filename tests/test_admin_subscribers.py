@@ -246,3 +246,23 @@ def test_addresses_are_shown_with_polish_letters(client, session):
         assert "jan.żółw@łódź.pl" in page and "xn--" not in page, url
     assert campaigns.test_addresses("Małgorzata.Wiśniewska@example.pl, jan@żółw.pl") == [
         "małgorzata.wiśniewska@example.pl", "jan@xn--w-uga1v8h.pl"]
+
+
+def test_an_address_typed_to_find_someone_is_normalized_as_stored(session):
+    """A staff member types the address as people write it (U-label domain, capitals, a
+    decomposed letter): the preview, the suppression list and sign-in find the stored one."""
+    from mailer import campaigns, users
+    from tests.helpers_content import make_event
+
+    stored = "jan.żółw@xn--d-uga0v4h.pl"
+    person = make_subscriber(session, stored, "Jan Żółw")
+    campaign = campaigns.create_campaign(session, event_ids=[make_event(session).id], list_ids=[])
+    session.commit()
+    assert "Jan Żółw" in campaigns.preview(session, campaign.id, "JAN.ŻÓŁW@ŁÓDŹ.PL").html
+    suppression.suppress(session, stored, "bounced")
+    session.commit()
+    rows, total = suppression.search(session, query="Jan.Z\u0307o\u0301łw@Łódź.pl")
+    assert total == 1 and rows[0]["subscriber_id"] == person.id
+    users.create_user(session, "Małgorzata@Łódź.pl", "correct horse battery", Role.EDITOR)
+    session.commit()
+    assert users.authenticate(session, "MAŁGORZATA@łódź.pl", "correct horse battery") is not None
