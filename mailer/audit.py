@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from .errors import InvalidInput
 from .models import AuditEntry
+from .subscribers import address_key
 
 MAX_PER_PAGE = 200
 MAX_PAGE = 1_000_000
@@ -63,7 +64,7 @@ def _clauses(action: str | None, actor: str | None) -> list:
     if actor:
         if len(actor) > 320:
             raise InvalidInput("The search text is too long.", "actor")
-        clauses.append(AuditEntry.actor == actor.strip().lower())
+        clauses.append(AuditEntry.actor == address_key(actor))
     return clauses
 
 

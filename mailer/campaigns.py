@@ -15,12 +15,12 @@ from . import campaign_mail, links, recipients, segments, tokens
 from . import campaign_states as states
 from .email_templates import SAMPLE_EMAIL, SAMPLE_NAME, compile_for, content_templates, default_content_template
 from .errors import BadToken, Conflict, InvalidInput, NotFound
-from .events import all_events, parse_when
+from .events import by_date, events_to_choose, parse_when
 from .events import when as event_when
 from .jobs import enqueue
 from .lookups import MAX_ID, get_or_404, parse_id
 from .mail.message import check_header_value
-from .mail.render import Rendered
+from .mail.render import NOBODYS_UNSUBSCRIBE, Rendered, public_copy
 from .mail.transport import ConnectionFailed, from_config
 from .models import (
     Campaign,
@@ -33,7 +33,7 @@ from .models import (
     TemplateKind,
     utcnow,
 )
-from .subscribers import normalize_email
+from .subscribers import address_key, normalize_email
 
 EDITABLE = states.EDITABLE
 MAX_TEST_ADDRESSES = 10
@@ -61,7 +61,7 @@ def _events(session: Session, event_ids) -> list[Event]:
     found = {e.id: e for e in session.scalars(select(Event).where(Event.id.in_(ids)))}
     if len(found) != len(ids):
         raise InvalidInput("One of the chosen events does not exist.", "event_ids")
-    return [found[i] for i in ids]
+    return by_date(found[i] for i in ids)
 
 
 def _lists(session: Session, list_ids) -> list[MailingList]:
@@ -188,15 +188,15 @@ def update_campaign(session: Session, campaign_id: int, values: dict) -> Campaig
 
 def schedule(session: Session, campaign_id: int, when: datetime | str) -> Campaign:
     """Send at ``when`` (aware, ISO 8601, or naive Europe/Warsaw time); beat's tick starts it.
-    Raises NotFound, Conflict, InvalidInput (past time, no lists)."""
+    Raises NotFound, Conflict, InvalidInput (past time, no lists), NoRecipients (nobody to
+    send to now; beat's tick asks again when it is due)."""
     campaign = get_or_404(session, Campaign, campaign_id)
     states.check(campaign, "schedule")
     at = parse_when(when, "scheduled_at", required=True)
     if at is None or at <= utcnow():
         raise InvalidInput("Choose a time in the future.", "scheduled_at")
-    if not campaign.lists and not campaign.segments:
-        raise InvalidInput("Choose at least one list.", "list_ids")
-    states.require(session, campaign, "schedule", scheduled_at=at)
+    recipients.require_audience(session, campaign)
+    states.require(session, campaign, "schedule", scheduled_at=at, status_code="", status_reason="")
     return campaign
 
 
@@ -277,9 +277,10 @@ def render_as(session: Session, campaign: Campaign, subscriber_id: int | None = 
     Raises InvalidInput (a draft's broken template)."""
     compiled = campaign_mail.compiled(session, campaign)
     subscriber = session.get(Subscriber, subscriber_id) if subscriber_id else None
-    if public:
-        return compiled.personalize(name="", email="", unsubscribe_url=links.absolute("/"),
-                                    view_url=links.absolute(f"/archive/{campaign.id}"))
+    if public:  # nobody's copy: no name, address, footer or unsubscribe link
+        rendered = compiled.personalize(name="", email="", unsubscribe_url=NOBODYS_UNSUBSCRIBE,
+                                        view_url=links.absolute(f"/archive/{campaign.id}"))
+        return dataclasses.replace(rendered, html=public_copy(rendered.html))
     if subscriber is not None and live_links:
         urls = {"unsubscribe_url": links.unsubscribe_url(subscriber.id, campaign.id),
                 "view_url": links.view_url(campaign.id, subscriber.id)}
@@ -287,6 +288,12 @@ def render_as(session: Session, campaign: Campaign, subscriber_id: int | None = 
         urls = PREVIEW_LINKS
     return compiled.personalize(name=subscriber.name if subscriber else SAMPLE_NAME,
                                 email=subscriber.email if subscriber else SAMPLE_EMAIL, **urls)
+
+
+def archive_has_entries(session: Session) -> bool:
+    """Whether the public archive shows anything (the home page links it only then)."""
+    return session.scalar(select(Campaign.id).where(Campaign.archived.is_(True),
+                                                    Campaign.status == CampaignStatus.SENT).limit(1)) is not None
 
 
 def archived(session: Session) -> list[Campaign]:
@@ -326,7 +333,7 @@ def view_copy(session: Session, token: str) -> Rendered:
 
 def compose_options(session: Session) -> dict:
     """What the compose form offers: events (upcoming first), lists, content templates."""
-    return {"events": all_events(session),
+    return {"events": events_to_choose(session),
             "lists": list(session.scalars(select(MailingList).order_by(MailingList.name))),
             "segments": segments.all_segments(session),
             "templates": content_templates(session)}
@@ -347,7 +354,7 @@ def preview(session: Session, campaign_id: int, recipient: str | None = None, **
                 if number <= MAX_ID else None
         elif len(recipient) <= 320:
             subscriber_id = session.scalar(select(Subscriber.id)
-                                           .where(Subscriber.email == recipient.lower()))
+                                           .where(Subscriber.email == address_key(recipient)))
         if subscriber_id is None:
             raise InvalidInput("No subscriber has this address.", "recipient")
     return render_as(session, campaign, subscriber_id, **{**options, "live_links": False})

@@ -250,8 +250,9 @@ class Watch:
             self._temporary_streak = self._permanent_streak = 0
         else:
             self.report.last_error = f"{result.code} {result.error}".strip()
-            self._temporary_streak = self._temporary_streak + 1 if result.temporary else 0
-            self._permanent_streak = 0 if result.temporary else self._permanent_streak + 1
+            if not result.refused_here:  # the server's answer, not an address it cannot take
+                self._temporary_streak = self._temporary_streak + 1 if result.temporary else 0
+                self._permanent_streak = 0 if result.temporary else self._permanent_streak + 1
 
 
 @dataclass

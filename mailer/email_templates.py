@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from config import ROOT
 
 from .errors import InvalidInput
-from .events import event_context, upcoming
+from .events import by_date, event_context, upcoming
 from .lookups import get_or_404, parse_id
 from .mail.render import CompiledCampaign, Limits, Rendered, compile_limited
 from .models import Campaign, Event, Template, TemplateKind, utcnow
@@ -66,7 +66,7 @@ def default_content_template(session: Session, several_events: bool) -> Template
 def compile_for(session: Session, campaign: Campaign) -> CompiledCampaign:
     """Render ``campaign`` once with its template and events; raises InvalidInput when
     a template is broken."""
-    events = [ce.event for ce in campaign.campaign_events]
+    events = by_date(ce.event for ce in campaign.campaign_events)  # in date order, whatever their positions
     template = campaign.template or default_content_template(session, len(events) > 1)
     layout = template.layout
     context = {

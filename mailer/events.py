@@ -1,6 +1,7 @@
 """Events: what the institution announces."""
 
 import re
+from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit
@@ -47,13 +48,19 @@ def ics_url(event: Event) -> str:
     return current_app.config["BASE_URL"] + f"/events/{event.id}.ics"
 
 
+def body_text(event: Event) -> str:
+    """The description as plain text, made as the mail's text part is made (Markdown to
+    sanitized HTML to text, links kept): no Markdown marks, no stripped tags."""
+    return html_to_text(markdown_to_html(event.body_md)) if event.body_md else ""
+
+
 def event_context(event: Event, locale: str) -> dict:
     """What an email template sees of an event."""
     body_html = Markup(markdown_to_html(event.body_md))  # sanitized, so safe to embed
     return {
         "id": event.id, "title": event.title, "when": when(event, locale), "place": event.place,
         "summary": event.summary, "body_html": body_html,
-        "body_text": html_to_text(body_html) if event.body_md else "",
+        "body_text": body_text(event),
         "image_url": event.image_url, "link": event.link, "ics_url": ics_url(event),
         "starts_at": event.starts_at, "ends_at": event.ends_at,
     }
@@ -181,6 +188,21 @@ def all_events(session: Session) -> list[Event]:
     return list(session.scalars(select(Event).order_by(Event.starts_at.desc())))
 
 
+def by_date(events: Iterable[Event]) -> list[Event]:
+    """Events in the order they happen (start time, then the older entry): how a campaign
+    lists them, whatever order they were chosen or created in."""
+    return sorted(events, key=lambda event: (event.starts_at, event.id or 0))
+
+
+def events_to_choose(session: Session) -> list[Event]:
+    """The campaign editor's choice: upcoming events soonest first, then past ones, the most
+    recent first."""
+    now = utcnow()
+    upcoming = session.scalars(select(Event).where(Event.starts_at >= now).order_by(Event.starts_at, Event.id))
+    past = session.scalars(select(Event).where(Event.starts_at < now).order_by(Event.starts_at.desc(), Event.id))
+    return [*upcoming, *past]
+
+
 def to_ics(event: Event) -> bytes:
     """The event as an iCalendar file (one VEVENT, times in UTC)."""
     calendar = icalendar.Calendar()
@@ -194,7 +216,7 @@ def to_ics(event: Event) -> bytes:
     item.add("summary", event.title)
     if event.place:
         item.add("location", event.place)
-    description = "\n\n".join(part for part in (event.summary, event.body_md) if part)
+    description = "\n\n".join(part for part in (event.summary, body_text(event).strip()) if part)
     if description:
         item.add("description", description)
     if event.link:

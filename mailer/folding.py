@@ -10,6 +10,8 @@ PostgreSQL).
 
 import unicodedata
 
+from .addresses import shown_email
+
 # Letters that Unicode does not decompose into a base letter and a mark.
 _SPECIAL = str.maketrans({"ł": "l", "Ł": "l", "đ": "d", "Đ": "d", "ø": "o", "Ø": "o", "ß": "ss",
                           "æ": "ae", "Æ": "ae", "œ": "oe", "Œ": "oe", "ı": "i", "ħ": "h", "Ħ": "h"})
@@ -35,5 +37,8 @@ def fold(text: str | None) -> str:
 
 
 def subscriber_text(email: str | None, name: str | None) -> str:
-    """What a subscriber is found by: the folded address and name, one space apart."""
-    return f"{fold(email)} {fold(name)}"[:MAX_TEXT]
+    """What a subscriber is found by: the folded address and name, one space apart; an
+    address with an IDN domain also as it is shown (``jan@łódź.pl`` is found by "lodz")."""
+    shown = shown_email(email)
+    address = fold(email) if shown == email else f"{fold(email)} {fold(shown)}"
+    return f"{address} {fold(name)}"[:MAX_TEXT]

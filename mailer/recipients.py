@@ -14,10 +14,29 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from . import deliveries, jobs
+from .errors import InvalidInput
 from .models import AudienceSummary, Campaign, utcnow
 
 TASK = "mailer.count_recipients"
 LIVE_LIMIT = 100_000
+
+
+class NoRecipients(InvalidInput):
+    """A campaign that would reach nobody (no confirmed subscriber on its lists or in its
+    segments, or all of them suppressed)."""
+
+
+def require_audience(session: Session, campaign: Campaign) -> int:
+    """How many the campaign would reach now (one COUNT, as the page shows it); raises
+    InvalidInput (no list or segment chosen), NoRecipients (nobody). Sending and scheduling
+    both ask here, so a campaign to nobody stays an editable draft."""
+    if not campaign.lists and not campaign.segments:
+        raise InvalidInput("Choose at least one list.", "list_ids")
+    count = deliveries.campaign_audience_count(session, campaign.id)
+    if not count:
+        raise NoRecipients("Nobody would receive this campaign: its lists and segments have no "
+                           "confirmed subscribers. It stays a draft.", "list_ids")
+    return count
 
 
 def _key(campaign_id: int) -> str:

@@ -34,7 +34,7 @@ from flask_babel import format_time, gettext, ngettext
 from sqlalchemy import Connection, select, update
 from sqlalchemy.orm import Session
 
-from . import campaign_mail, deliveries
+from . import campaign_mail, deliveries, recipients
 from . import campaign_states as states
 from .dispatch import Item, Outcome, Report, Run, dispatch
 from .errors import Conflict, InvalidInput
@@ -64,13 +64,9 @@ def launch(session: Session, campaign_id: int) -> Campaign:
     broken template)."""
     campaign = get_or_404(session, Campaign, campaign_id)
     states.check(campaign, "launch")
-    if not campaign.lists and not campaign.segments:
-        raise InvalidInput("Choose at least one list.", "list_ids")
     if not campaign.campaign_events:
         raise InvalidInput("Choose at least one event.", "event_ids")
-    if not deliveries.campaign_audience_count(session, campaign.id):
-        raise InvalidInput("Nobody would receive this campaign: its lists have no confirmed "
-                           "subscribers.", "list_ids")
+    recipients.require_audience(session, campaign)
     campaign_mail.freeze(session, campaign)  # a broken template fails here, not in a worker
     states.require(session, campaign, "launch", started_at=utcnow(), status_code="",
                    status_reason="")
@@ -151,7 +147,18 @@ def progress(session: Session, campaign_id: int) -> dict:
     eta = round(queued / rate) if rate > 0 and queued and campaign.status == SENDING else None
     return {"status": str(campaign.status), "total": total, "queued": queued, "sent": sent,
             "failed": failed, "skipped": skipped, "doubtful": campaign.doubtful_count or 0,
-            "rate": round(rate, 1), "eta_seconds": eta, "reason": reason(campaign)}
+            "rate": round(rate, 1), "eta_seconds": eta, "reason": reason(campaign),
+            "percent": percent(campaign.status, total, queued, sent)}
+
+
+def percent(status: CampaignStatus | str, total: int, queued: int, sent: int) -> int:
+    """The progress bar's width, rounded down: the share of recipients dealt with (sent,
+    failed or skipped) while the campaign runs or once it is sent; of a cancelled campaign
+    only the share that was sent (the rest never went: it is not progress)."""
+    if not total:
+        return 100 if status == CampaignStatus.SENT else 0
+    done = sent if status == CampaignStatus.CANCELLED else total - queued
+    return done * 100 // total
 
 
 def reason(campaign: Campaign) -> str:
@@ -375,7 +382,7 @@ def _tally(config, outcomes: list[Outcome]) -> deliveries.Tally:
                 tally.failed.setdefault((status.value, error[:500]), []).append(item.key)
                 if result.hard_bounce:
                     tally.bounced.append(email_hash(item.email))
-                if not result.temporary:
+                if not result.temporary and not result.refused_here:
                     tally.permanent_streak += 1
         tally.last_error = error[:500]
     return tally
@@ -414,6 +421,11 @@ def tick(session: Session) -> None:
             session.commit()
         except Conflict:  # cancelled, unscheduled or launched meanwhile
             session.rollback()
+        except recipients.NoRecipients as exc:  # nobody left by now: back to an editable draft
+            session.rollback()
+            states.move(session, campaign_id, "unschedule", scheduled_at=None, status_code="launch",
+                        status_reason=str(exc))
+            session.commit()
         except InvalidInput as exc:
             session.rollback()
             states.move(session, campaign_id, "stop", status_code="launch", status_reason=str(exc))

@@ -3,6 +3,7 @@
 import hashlib
 import hmac
 import re
+import unicodedata
 from functools import lru_cache
 from typing import Any
 
@@ -10,6 +11,7 @@ from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from sqlalchemy import event, inspect
 
+from .addresses import shown_email  # noqa: F401 (the address rules in one place)
 from .errors import InvalidInput
 from .folding import subscriber_text
 from .mail.message import check_header_value
@@ -33,10 +35,13 @@ _NOT_IN_NAMES = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ufffd\u202a-\u202e\u
 
 @lru_cache(maxsize=4096)  # a sign-up checks its address twice (the rate limit's key, then the form)
 def normalize_email(raw: str) -> str:
-    """The address as stored: validated, IDN domain in ASCII, lower case.
+    """The address as stored: validated, lower case, the domain in ASCII (an IDN as its
+    A-label: what the envelope needs), a local part with non-ASCII letters (RFC 6531,
+    ``małgorzata.wiśniewska@``) kept in Unicode, NFC-normalised. Every way in (form, API,
+    CSV import, staff forms, the CLI) goes through here.
 
-    Raises InvalidInput for anything that is not a deliverable-looking address,
-    including CR/LF, over-long input and non-ASCII local parts (SMTPUTF8)."""
+    Raises InvalidInput for anything that is not a deliverable-looking address, including
+    CR/LF and over-long input."""
     raw = (raw or "").strip()
     if not raw:
         raise InvalidInput("Enter your email address.", "email")
@@ -47,12 +52,26 @@ def normalize_email(raw: str) -> str:
         return raw.lower()
     try:
         check_header_value(raw)
-        result = validate_email(raw, check_deliverability=False, allow_smtputf8=False)
+        result = validate_email(unicodedata.normalize("NFC", raw), check_deliverability=False,
+                                allow_smtputf8=True)
     except (EmailNotValidError, InvalidInput) as exc:
         raise InvalidInput("This email address is not valid.", "email") from exc
-    if result.ascii_email is None:  # not without SMTPUTF8, which is refused above already
-        raise InvalidInput("This email address is not valid.", "email")
-    return result.ascii_email.lower()
+    local = unicodedata.normalize("NFC", result.local_part.lower())
+    address = f"{local}@{result.ascii_domain.lower()}"
+    if len(address.encode("utf-8")) > MAX_EMAIL:
+        raise InvalidInput("This email address is too long.", "email")
+    return address
+
+
+def address_key(raw: str | None) -> str:
+    """An address typed to find someone (a sign-in, a preview, a suppression lookup, a
+    bounce's recipient) as stored addresses are written: normalized (NFC, an IDN domain as
+    its A-label, lower case); when it is no valid address, only trimmed and lower-cased (it
+    then matches what it matched before)."""
+    try:
+        return normalize_email(raw or "")
+    except InvalidInput:
+        return (raw or "").strip().lower()
 
 
 # Domains that ignore dots in the local part (one mailbox for j.kowalski@ and jkowalski@).

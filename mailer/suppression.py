@@ -5,7 +5,7 @@ from sqlalchemy.orm import Session
 
 from .errors import InvalidInput
 from .models import Subscriber, Suppression, utcnow
-from .subscribers import email_hash
+from .subscribers import address_key, email_hash
 
 # Why an address is suppressed, weakest first: a stronger reason replaces a weaker one.
 REASONS = ("soft_bounced", "bounced", "complaint", "erased")
@@ -68,7 +68,7 @@ def search(session: Session, *, query: str = "", reason: str | None = None, page
     per_page = min(max(1, int(per_page)), MAX_PER_PAGE)
     clauses = []
     if query:
-        clauses.append(Suppression.email_hash == email_hash(query))
+        clauses.append(Suppression.email_hash == email_hash(address_key(query)))
     if reason:
         clauses.append(Suppression.reason == reason)
     total = session.scalar(select(func.count(Suppression.id)).where(*clauses)) or 0

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from .errors import Conflict, InvalidInput, NotFound
 from .lookups import MAX_ID, get_or_404
 from .models import ApiToken, Role, Scope, User, utcnow
-from .subscribers import normalize_email
+from .subscribers import address_key, normalize_email
 
 MIN_PASSWORD = 10
 TOKEN_USE_RESOLUTION = timedelta(minutes=5)
@@ -59,7 +59,7 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
     """The active user with these credentials, or None. The caller finishes the sign-in
     (``signed_in``) once any second factor is checked."""
     hasher = _hasher()
-    user = session.scalar(select(User).where(User.email == email.strip().lower()))
+    user = session.scalar(select(User).where(User.email == address_key(email)))
     if user is None or not user.active:
         hasher.hash(password)  # same work whether or not the account exists
         return None
@@ -231,7 +231,7 @@ def list_users(session: Session) -> list[User]:
 
 def user_by_email(session: Session, email: str) -> User:
     """Raises NotFound when no staff member has this address."""
-    user = session.scalar(select(User).where(User.email == (email or "").strip().lower()))
+    user = session.scalar(select(User).where(User.email == address_key(email)))
     if user is None:
         raise NotFound("No staff member has this address.")
     return user

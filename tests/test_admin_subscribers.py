@@ -210,3 +210,59 @@ def test_editor_cannot_change_or_export(client, session, people):
     assert post(client, f"/admin/subscribers/{sid}/erase", {"confirm": "yes"}).status_code == 403
     assert post(client, f"/admin/subscribers/{sid}/unsubscribe").status_code == 403
     assert session.get(Subscriber, sid) is not None
+
+
+def test_subscribers_page_finds_polish_names_whatever_the_case(client, session):
+    """The staff search page (not only the domain call) folds case and Polish letters on both
+    databases: a sign-up stored through the one-statement insert and an ORM-made subscriber alike."""
+    subscriptions.subscribe(session, email="lukasz.zolkiewski@example.org", name="Łukasz Żółkiewski",
+                            list_ids=[make_list(session).id], consent=True, source="admin")
+    make_subscriber(session, "kolor@example.org", "żółć")
+    make_subscriber(session, "inny@example.org", "Anna Nowak")
+    session.commit()
+    login_as(client, session, Role.EDITOR)
+    for query in ("Łukasz", "łukasz", "LUKASZ", "Żółkiewski", "ŻÓŁKIEWSKI"):
+        page = client.get("/admin/subscribers", query_string={"q": query})
+        assert page.status_code == 200
+        assert b"lukasz.zolkiewski@example.org" in page.data, query
+        assert b"kolor@example.org" not in page.data and b"inny@example.org" not in page.data
+    page = client.get("/admin/subscribers", query_string={"q": "ŻÓŁĆ"})
+    assert b"kolor@example.org" in page.data and b"lukasz.zolkiewski" not in page.data
+
+
+def test_addresses_are_shown_with_polish_letters(client, session):
+    """An IDN domain is stored (and sent) as its A-label, shown as its U-label; a staff form
+    that takes addresses (the test send) accepts Polish letters before the @ too."""
+    from mailer import campaigns
+    from mailer.subscribers import normalize_email, shown_email
+
+    stored = normalize_email("Jan.Żółw@Łódź.pl")
+    assert stored == "jan.żółw@xn--d-uga0v4h.pl" and shown_email(stored) == "jan.żółw@łódź.pl"
+    assert shown_email("a@xn--zzz-broken.pl") == "a@xn--zzz-broken.pl"  # not decodable: as stored
+    subscriber = make_subscriber(session, stored, "Jan Żółw")
+    login_as(client, session, Role.EDITOR)
+    for url in ("/admin/subscribers", f"/admin/subscribers/{subscriber.id}"):
+        page = client.get(url).get_data(as_text=True)
+        assert "jan.żółw@łódź.pl" in page and "xn--" not in page, url
+    assert campaigns.test_addresses("Małgorzata.Wiśniewska@example.pl, jan@żółw.pl") == [
+        "małgorzata.wiśniewska@example.pl", "jan@xn--w-uga1v8h.pl"]
+
+
+def test_an_address_typed_to_find_someone_is_normalized_as_stored(session):
+    """A staff member types the address as people write it (U-label domain, capitals, a
+    decomposed letter): the preview, the suppression list and sign-in find the stored one."""
+    from mailer import campaigns, users
+    from tests.helpers_content import make_event
+
+    stored = "jan.żółw@xn--d-uga0v4h.pl"
+    person = make_subscriber(session, stored, "Jan Żółw")
+    campaign = campaigns.create_campaign(session, event_ids=[make_event(session).id], list_ids=[])
+    session.commit()
+    assert "Jan Żółw" in campaigns.preview(session, campaign.id, "JAN.ŻÓŁW@ŁÓDŹ.PL").html
+    suppression.suppress(session, stored, "bounced")
+    session.commit()
+    rows, total = suppression.search(session, query="Jan.Z\u0307o\u0301łw@Łódź.pl")
+    assert total == 1 and rows[0]["subscriber_id"] == person.id
+    users.create_user(session, "Małgorzata@Łódź.pl", "correct horse battery", Role.EDITOR)
+    session.commit()
+    assert users.authenticate(session, "MAŁGORZATA@łódź.pl", "correct horse battery") is not None

@@ -76,7 +76,7 @@ def test_compose_refuses_bad_input(editor_api, changes, field):
 
 
 def test_schedule_and_unschedule(editor_api):
-    news = audience(0)
+    news = audience(1)
     created = compose(editor_api, [news.id])
     at = (datetime.now(timezone.utc) + timedelta(days=2)).replace(microsecond=0)
     response = editor_api.post(f"/campaigns/{created['id']}/schedule", {"at": at.isoformat()})
@@ -93,7 +93,7 @@ def test_schedule_and_unschedule(editor_api):
     ({"at": "2001-01-01T10:00:00+00:00"}, None), ({"at": "2031-01-01T10:00:00", "when": "now"}, "when"),
 ])
 def test_schedule_refuses_bad_times(editor_api, body, field):
-    news = audience(0)
+    news = audience(1)
     created = compose(editor_api, [news.id])
     assert_error(editor_api.post(f"/campaigns/{created['id']}/schedule", body), 400, field)
     assert editor_api.get(f"/campaigns/{created['id']}").get_json()["status"] == "draft"
@@ -142,3 +142,18 @@ def test_send_reaches_every_subscriber_and_progress_says_so(editor_api, celery_w
 def test_campaigns_need_a_token(anonymous):
     assert_error(anonymous.post("/campaigns", {"event_ids": [1], "list_ids": [1]}), 401)
     assert db.session.query(Campaign).count() == 0
+
+
+def test_sending_or_scheduling_to_nobody_is_refused_and_stays_a_draft(editor_api, smtp_server):
+    news = audience(0)
+    created = compose(editor_api, [news.id])
+    assert editor_api.get(f"/campaigns/{created['id']}").get_json()["recipients"] == 0
+    response = editor_api.post(f"/campaigns/{created['id']}/send")
+    assert_error(response, 400, "list_ids")
+    assert response.get_json()["error"].startswith("Nikt nie otrzymałby tej kampanii")
+    at = (datetime.now(timezone.utc) + timedelta(days=2)).replace(microsecond=0)
+    assert_error(editor_api.post(f"/campaigns/{created['id']}/schedule", {"at": at.isoformat()}), 400, "list_ids")
+    assert editor_api.get(f"/campaigns/{created['id']}").get_json()["status"] == "draft"
+    response = editor_api.patch(f"/campaigns/{created['id']}", {"subject": "Nadal szkic"})
+    assert response.status_code == 200  # still editable
+    assert not smtp_server.messages

@@ -192,3 +192,25 @@ def test_oversized_sign_up_is_413(app, api):
     body = {"email": "zofia@example.org", "consent": True, "name": "x" * (app.config["API_MAX_BODY"] + 1)}
     assert_error(api.post("/subscribers/subscribe", body), 413)
     assert db.session.query(Subscriber).count() == 0
+
+
+def test_search_folds_case_and_polish_letters(editor_api):
+    """The API's search finds Polish names whatever their case or diacritics, on both databases."""
+    news = make_list("Wydarzenia")
+    for email, name in [("lukasz@example.org", "Łukasz Żółkiewski"), ("kolor@example.org", "żółć"),
+                        ("ewa@example.org", "Ewa Nowak")]:
+        subscriptions.subscribe(db.session, email=email, name=name, list_ids=[news.id], consent=True,
+                                source="admin")
+    db.session.commit()
+    for query in ("Łukasz", "łukasz", "LUKASZ", "Żółkiewski", "żółkiewski"):
+        body = editor_api.get("/subscribers", query_string={"query": query}).get_json()
+        assert [item["email"] for item in body["items"]] == ["lukasz@example.org"], query
+    body = editor_api.get("/subscribers", query_string={"query": "ŻÓŁĆ"}).get_json()
+    assert [item["email"] for item in body["items"]] == ["kolor@example.org"]
+
+
+def test_polish_letters_in_an_address_are_accepted_as_by_the_form(api):
+    news = make_list("Wydarzenia")
+    response = sign_up(api, email="Małgorzata.Wiśniewska@żółw.pl", list_ids=[news.id])
+    assert response.status_code == 202, response.get_json()
+    assert db.session.query(Subscriber).one().email == "małgorzata.wiśniewska@xn--w-uga1v8h.pl"

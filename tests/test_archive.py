@@ -73,3 +73,41 @@ def test_view_copy_of_an_erased_subscriber_shows_no_personal_data(client, sessio
     response = client.get(f"/m/{tokens.sign(tokens.VIEW, [sent_campaign.id, 4242])}")
     assert response.status_code == 200
     assert "Anna Kowalska" not in response.get_data(as_text=True)
+
+
+def test_the_archive_copy_speaks_to_nobody(client, session, sent_campaign):
+    """No "you receive this because you are subscribed", no unsubscribe or view link: the
+    layout's footer is dropped from the public copy; the content stays."""
+    sent_campaign.archived = True
+    session.commit()
+    mail = client.get(f"/archive/{sent_campaign.id}/mail").get_data(as_text=True)
+    assert "Koncert kolęd na Rynku" in mail and mail.lower().startswith("<!doctype html>")
+    for personal in ("Otrzymujesz tę wiadomość", "Wypisz się", "Otwórz w przeglądarce", "/u/", "#archive-copy",
+                     'class="footer"'):
+        assert personal not in mail, personal
+    subscriber = make_subscriber(session, "ola@example.org", sent_campaign.lists[0], name="Ola Żak")
+    own = client.get(links.view_url(sent_campaign.id, subscriber.id).removeprefix("http://localhost"))
+    assert "Wypisz się" in own.get_data(as_text=True)  # the recipient's own copy keeps its footer
+
+
+def test_the_home_page_links_the_archive_once_it_has_entries(client, session, sent_campaign):
+    assert "/archive" not in client.get("/").get_data(as_text=True)
+    sent_campaign.archived = True
+    session.commit()
+    home = client.get("/").get_data(as_text=True)
+    assert 'href="/archive"' in home and "Przeczytaj wysłane przez nas newslettery" in home
+
+
+def test_the_archive_checkbox_is_worded_by_state(client, session, sent_campaign):
+    from tests.helpers_content import log_in, make_staff, post
+
+    log_in(client, make_staff(session))
+    page = client.get(f"/admin/campaigns/{sent_campaign.id}").get_data(as_text=True)
+    assert "Pokaż w publicznym archiwum<" in page and "po wysłaniu" not in page
+    response = post(client, f"/admin/campaigns/{sent_campaign.id}/archive", {"archived": "1"},
+                    follow_redirects=True)
+    assert "Widoczna w publicznym archiwum." in response.get_data(as_text=True)
+    sent_campaign.status = CampaignStatus.CANCELLED
+    session.commit()
+    page = client.get(f"/admin/campaigns/{sent_campaign.id}").get_data(as_text=True)
+    assert "Anulowana kampania nie pojawia się w publicznym archiwum." in page and 'name="archived"' not in page

@@ -112,3 +112,28 @@ def test_visitor_subscribes_confirms_and_leaves(request, app, session, smtp_serv
     assert page.locator("h1").inner_text() == "Upcoming events"
     shot(page, "7-index-en")
     drain(request, session, smtp_server)
+
+
+@pytest.mark.browser
+@pytest.mark.one_database("sqlite", "a browser drives the pages; what differs between databases "
+                                    "is tested below them")
+def test_chromium_lets_an_address_with_polish_letters_through(request, app, session, smtp_server,
+                                                              celery_worker, live_server, browser_page):
+    """type=email made Chromium refuse ł before the @ on its own; the field is text with the
+    email keyboard, and the server's one validation decides (RFC 6531, an IDN domain)."""
+    page = browser_page
+    newsletter = make_list(session, name="Wydarzenia w mieście")
+    page.goto(live_server + "/")
+    page.fill("input[name=email]", "Małgorzata.Wiśniewska@żółw.pl")
+    page.check("input[name=consent]")
+    page.click(".subscribe-form button[type=submit]")
+    assert page.locator("h1").inner_text() == "Sprawdź skrzynkę pocztową"
+    assert statuses(session, "małgorzata.wiśniewska@xn--w-uga1v8h.pl") == {newsletter.id: "pending"}
+    page.goto(live_server + "/embed")  # the snippet other sites paste: the browser validates it
+    preview = page.locator("section.card form.newsletter-embed")
+    preview.locator("input[name=email]").fill("łukasz.żółkiewski@example.pl")
+    preview.locator("input[name=consent]").check()
+    preview.locator("button[type=submit]").click()
+    expect(preview.locator(".newsletter-embed-result")).to_have_text("Sprawdź skrzynkę pocztową")
+    assert statuses(session, "łukasz.żółkiewski@example.pl") == {newsletter.id: "pending"}
+    drain(request, session, smtp_server)

@@ -1,14 +1,18 @@
 """Campaigns: compose with prefilled subject, edit, schedule, preview, test sends and sending
 through the staff pages with a real worker and SMTP server."""
 
+import html
+import re
 import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import insert, select
 
 from mailer import campaigns
 from mailer.errors import Conflict, InvalidInput
-from mailer.models import Campaign, CampaignStatus, Template
+from mailer.models import Campaign, CampaignStatus, Subscriber, Subscription, SubscriptionStatus, Template
+from mailer.recipients import NoRecipients
 from tests.helpers_content import log_in, make_event, make_list, make_staff, make_subscriber, post
 
 
@@ -96,6 +100,7 @@ def test_update_and_conflict_once_sent(session):
 
 def test_schedule_and_unschedule(session):
     event, mailing_list = make_event(session), make_list(session)
+    make_subscriber(session, "odbiorca@example.org", mailing_list)
     campaign = campaigns.create_campaign(session, event_ids=[event.id], list_ids=[mailing_list.id])
     with pytest.raises(InvalidInput):
         campaigns.schedule(session, campaign.id, "2020-01-01T10:00")
@@ -248,6 +253,7 @@ def test_campaign_page_in_both_languages(editor_client, session):
 
 def test_schedule_and_unschedule_through_the_page(editor_client, session):
     mailing_list = make_list(session)
+    make_subscriber(session, "odbiorca@example.org", mailing_list)
     campaign = campaigns.create_campaign(session, event_ids=[make_event(session).id],
                                          list_ids=[mailing_list.id])
     session.commit()
@@ -262,3 +268,108 @@ def test_schedule_and_unschedule_through_the_page(editor_client, session):
     assert response.status_code == 302
     session.expire_all()
     assert session.get(Campaign, campaign.id).status == CampaignStatus.DRAFT
+
+
+def test_sending_or_scheduling_to_nobody_is_refused_on_the_page(editor_client, session, smtp_server):
+    mailing_list = make_list(session)
+    make_subscriber(session, "czeka@example.org", mailing_list, status=SubscriptionStatus.PENDING)
+    campaign = campaigns.create_campaign(session, event_ids=[make_event(session).id],
+                                         list_ids=[mailing_list.id])
+    session.commit()
+    page = editor_client.get(f"/admin/campaigns/{campaign.id}").get_data(as_text=True)
+    assert 'id="nobody"' in page and 'data-action="send"' not in page  # said before anyone clicks
+    for path, data in (("send", {}), ("schedule", {"scheduled_at": "2031-01-15T09:30"})):
+        response = post(editor_client, f"/admin/campaigns/{campaign.id}/{path}", data)
+        assert response.status_code == 400, path
+        page = response.get_data(as_text=True)
+        assert "Nikt nie otrzymałby tej kampanii" in page and "Pozostaje szkicem." in page
+        session.expire_all()
+        assert session.get(Campaign, campaign.id).status == CampaignStatus.DRAFT
+    with pytest.raises(NoRecipients):
+        campaigns.schedule(session, campaign.id, "2031-01-15T09:30")
+    assert not smtp_server.messages
+
+
+def test_send_confirmation_says_how_many_people(editor_client, session):
+    """The data-confirm question names the count, formatted and in the right plural form."""
+    mailing_list = make_list(session)
+    make_subscriber(session, "jedna@example.org", mailing_list)
+    campaign = campaigns.create_campaign(session, event_ids=[make_event(session).id],
+                                         list_ids=[mailing_list.id])
+    session.commit()
+
+    def question(lang):
+        page = editor_client.get(f"/admin/campaigns/{campaign.id}?lang={lang}").get_data(as_text=True)
+        form = re.search(r'<form[^>]*/send"[^>]*data-confirm="([^"]*)"', page)
+        assert form, page
+        return html.unescape(form.group(1))
+
+    assert question("pl") == "Wysłać teraz kampanię do 1 osoby?"
+    assert question("en") == "Send this campaign to 1 person now?"
+    session.execute(insert(Subscriber), [{"email": f"o{n}@example.org", "email_hash": f"h{n}", "name": "",
+                                          "search_text": f"o{n}@example.org "} for n in range(2002)])
+    ids = session.scalars(select(Subscriber.id).where(Subscriber.email.like("o%@example.org"))).all()
+    session.execute(insert(Subscription), [{"subscriber_id": sid, "list_id": mailing_list.id,
+                                            "status": SubscriptionStatus.CONFIRMED} for sid in ids])
+    session.commit()
+    assert question("pl") == "Wysłać teraz kampanię do 2\xa0003 osób?"
+    assert question("en") == "Send this campaign to 2,003 people now?"
+
+
+def test_a_cancelled_campaign_shows_what_was_sent_not_a_full_bar(editor_client, session):
+    """Cancelled after 3 of 10: the bar is 30 % in the cancelled style, the 7 never sent are
+    counted as such, and the progress JSON says the same."""
+    from sqlalchemy import update
+
+    from mailer import sending
+    from mailer.models import Delivery, DeliveryStatus
+    from tests.helpers_engine import make_audience, prepare_without_fan_out
+    from tests.helpers_engine import make_campaign as engine_campaign
+
+    campaign = engine_campaign(session, make_audience(session, 10))
+    session.commit()
+    prepare_without_fan_out(session, campaign.id)
+    first = session.scalars(select(Delivery.id).where(Delivery.campaign_id == campaign.id)
+                            .order_by(Delivery.id).limit(3)).all()
+    session.execute(update(Delivery).where(Delivery.id.in_(first)).values(status=DeliveryStatus.SENT))
+    session.execute(update(Campaign).where(Campaign.id == campaign.id).values(sent_count=3))
+    session.commit()
+    sending.cancel(session, campaign.id)
+    session.commit()
+    progress = editor_client.get(f"/admin/campaigns/{campaign.id}/progress").get_json()
+    assert (progress["status"], progress["percent"], progress["sent"], progress["skipped"]) == ("cancelled", 30, 3, 7)
+    page = editor_client.get(f"/admin/campaigns/{campaign.id}?lang=pl").get_data(as_text=True)
+    assert "100 %" not in page
+    assert 'class="progress cancelled"' in page and 'aria-valuenow="30"' in page
+    assert "30 %</strong> wysłano przed anulowaniem" in page
+    assert re.search(r"Niewysłane \(anulowano\): <strong id=\"progress-skipped\">7</strong>", page)
+
+
+def test_events_are_listed_by_date_in_the_digest_the_picker_and_the_api(editor_client, session):
+    """Created (and chosen) out of order, the events of a digest come in the order they
+    happen: in the mail, the preheader, the campaign's event ids, and the editor's picker
+    (upcoming soonest first, then past ones)."""
+    from datetime import datetime, timedelta, timezone
+
+    from mailer.models import Event
+
+    late = make_event(session, "Późny koncert", days=20)
+    soon = make_event(session, "Bliska wystawa", days=3)
+    middle = make_event(session, "Środkowy spektakl", days=10)
+    past = make_event(session, "Miniony festyn", days=-5)
+    campaign = campaigns.create_campaign(session, event_ids=[late.id, middle.id, soon.id], list_ids=[])
+    session.commit()
+    assert [ce.event_id for ce in campaign.campaign_events] == [soon.id, middle.id, late.id]
+    assert campaign.preheader == "Bliska wystawa · Środkowy spektakl · Późny koncert"
+    html = editor_client.get(f"/admin/campaigns/{campaign.id}/preview?part=text").get_data(as_text=True)
+    assert html.index("Bliska wystawa") < html.index("Środkowy spektakl") < html.index("Późny koncert")
+    # moved later after composing: the digest follows the new date
+    event = session.get(Event, soon.id)
+    event.starts_at = datetime.now(timezone.utc) + timedelta(days=30)
+    session.commit()
+    html = editor_client.get(f"/admin/campaigns/{campaign.id}/preview?part=text").get_data(as_text=True)
+    assert html.index("Środkowy spektakl") < html.index("Późny koncert") < html.index("Bliska wystawa")
+    picker = editor_client.get("/admin/campaigns/new").get_data(as_text=True)
+    order = [picker.index(title) for title in ("Środkowy spektakl", "Późny koncert", "Bliska wystawa",
+                                               "Miniony festyn")]
+    assert order == sorted(order) and past.title == "Miniony festyn"

@@ -50,3 +50,20 @@ def test_dashboard_page(client, session):
     assert "Koncert kolęd" in text and 'badge sending' in text and "4 / 10" in text
     assert "<script" not in text.split("<main")[1].split("</main>")[0]  # the chart needs no JS
     assert "Pulpit" in client.get("/admin/?lang=pl").data.decode()
+
+
+def test_people_and_list_sign_ups_are_labelled_apart(client, session):
+    """Two people, one of them on two lists: 2 people beside 3 confirmed sign-ups, each
+    figure saying what it counts, in Polish and English."""
+    koncerty, wystawy = make_list(session, "Koncerty"), make_list(session, "Wystawy")
+    make_subscriber(session, "a@example.org", lists=[koncerty, wystawy])
+    make_subscriber(session, "b@example.org", lists=[koncerty])
+    login_as(client, session, Role.EDITOR)
+    polish = client.get("/admin/?lang=pl").data.decode()
+    assert '<p class="stat-big" id="people-count">2</p>' in polish
+    assert "osoby (każdy adres raz, niezależnie od list)" in polish
+    assert "Zapisy na listy (osoba zapisana na dwie listy liczy się dwa razy):" in polish
+    assert "potwierdzone: 3" in polish
+    english = client.get("/admin/?lang=en").data.decode()
+    assert "people (each address once, whatever the lists)" in english
+    assert "Sign-ups to lists (a person on two lists counts twice):" in english and "confirmed: 3" in english

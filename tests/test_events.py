@@ -146,3 +146,19 @@ def test_an_announced_event_cannot_be_deleted(editor_client, session):
     assert "zostało zapowiedziane w kampanii" in response.get_data(as_text=True)
     session.expire_all()
     assert session.get(Event, event.id) is not None
+
+
+def test_ics_description_is_plain_text_as_in_the_mail(client, session):
+    """No Markdown marks and none of the text of markup the sanitizer removes: the same plain
+    text as the mail's text part (links as [text](url), as there)."""
+    body = ("Wstęp **wolny**, _zapraszamy_!\n\n* bilety w [kasie](https://example.org/kasa)\n"
+            "* parking obok\n\n<script>alert('x')</script><style>p{color:red}</style>## Program\n")
+    event = make_event(session, title="Koncert kolęd", summary="Wspólne śpiewanie.", body_md=body)
+    [vevent] = icalendar.Calendar.from_ical(client.get(f"/events/{event.id}.ics").data).walk("VEVENT")
+    description = str(vevent["description"])
+    assert description.startswith("Wspólne śpiewanie.\n\nWstęp wolny, zapraszamy!")
+    assert "[kasie](https://example.org/kasa)" in description and "parking obok" in description
+    for raw in ("**", "_zapraszamy_", "##", "alert", "color:red", "<"):
+        assert raw not in description, raw
+    from mailer.events import event_context
+    assert event_context(event, "pl")["body_text"].strip() in description

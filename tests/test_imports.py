@@ -226,3 +226,20 @@ def test_a_file_that_breaks_during_the_import_fails_with_its_line_in_the_page_la
     assert (job.error, job.error_params) == ("Line %(line)s has too many columns.", {"line": 3})
     assert "Wiersz 3 ma za dużo kolumn." in client.get(f"/admin/imports/{job_id}?lang=pl").get_data(as_text=True)
     assert "Line 3 has too many columns." in client.get(f"/admin/imports/{job_id}?lang=en").get_data(as_text=True)
+
+
+def test_addresses_with_polish_letters_are_imported(client, session, import_dir):
+    """The import accepts what the form accepts (one validation function): a local part with
+    Polish letters, an IDN domain (stored as its A-label, shown in Polish letters)."""
+    lst = make_list(session)
+    login_as(client, session, Role.ADMIN)
+    content = "email\nMałgorzata.Wiśniewska@example.pl\njan@żółw.pl\n".encode()
+    job_id = job_id_from(upload(client, content))
+    assert start(client, job_id, list_ids=[str(lst.id)]).status_code == 302
+    imports.run(session, job_id)
+    assert wait_done(client, job_id)["status"] == "done"
+    db.session.expire_all()
+    assert sorted(session.scalars(select(Subscriber.email))) == ["jan@xn--w-uga1v8h.pl",
+                                                                  "małgorzata.wiśniewska@example.pl"]
+    page = client.get("/admin/subscribers?q=zolw").get_data(as_text=True)
+    assert "jan@żółw.pl" in page and "xn--" not in page

@@ -8,6 +8,7 @@ from pathlib import Path
 from babel.messages.pofile import read_po
 
 from mailer import campaign_states, errors, lookups
+from mailer.mail import template_errors
 from mailer.web.api import spec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,6 +64,7 @@ def raised_messages() -> tuple[dict[str, list[str]], list[str]]:
                 odd.append(f"{relative}:{node.lineno} {ast.unparse(first)[:60]}")
     tables = {"mailer/lookups.py MISSING": lookups.MISSING.values(),
               "mailer/campaign_states.py MOVES": [why for _, _, why in campaign_states.MOVES.values()],
+              "mailer/mail/template_errors.py": [msgid for _, msgid in template_errors._RULES] + [template_errors.GENERIC],
               "mailer/web/api/spec.py": [*spec.BODY_MESSAGES.values(), *spec.PARAMETER_MESSAGES.values(),
                                          spec.DATETIME_MESSAGE, spec.PARAMETER_MESSAGE, spec.UNKNOWN_MESSAGE]}
     for where, values in tables.items():

@@ -111,3 +111,31 @@ def test_upgrades_keep_every_row(app_instance, database_url, tmp_path):
     finally:
         if drop:
             drop()
+
+
+def test_idn_addresses_are_found_by_their_letters_after_0011(app_instance, database_url, tmp_path):
+    """A subscriber stored as jan@xn--d-uga0v4h.pl before 0011 is found by "łódź" after it."""
+    url, drop = fresh_database(database_url, tmp_path)
+    settings = {key: value for key, value in app_instance.config.items() if key.isupper()}
+    app = create_app("test", {**settings, "SQLALCHEMY_DATABASE_URI": url})
+    try:
+        with app.app_context():
+            upgrade(revision="0010")
+            with db.engine.begin() as conn:
+                table = sa.Table("subscribers", sa.MetaData(), autoload_with=conn)
+                values = {"email": "jan@xn--d-uga0v4h.pl", "email_hash": "h1", "name": "Jan",
+                          "search_text": "jan@xn--d-uga0v4h.pl jan", "attributes": "{}"}
+                for column in table.columns:  # whatever else may not be NULL
+                    if column.name not in values and not column.nullable and not column.primary_key:
+                        integer = isinstance(column.type, sa.Integer)
+                        values[column.name] = (datetime.now(timezone.utc) if column.name.endswith("_at")
+                                               else 0 if integer else "pl" if column.name == "locale" else "x")
+                conn.execute(table.insert().values(**values))
+            upgrade()
+            with db.engine.connect() as conn:
+                text = conn.scalar(sa.text("SELECT search_text FROM subscribers"))
+            assert "jan@lodz.pl" in text and "xn--d-uga0v4h" in text
+            db.engine.dispose()
+    finally:
+        if drop:
+            drop()

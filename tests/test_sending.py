@@ -295,3 +295,73 @@ def test_a_scheduled_campaign_whose_template_broke_pauses_with_the_reason(sessio
         assert sending.reason(campaign).startswith("The campaign could not start:")
     with pytest.raises(InvalidInput):  # still broken: it stays paused
         sending.resume(session, campaign.id)
+
+
+def test_a_scheduled_campaign_whose_audience_left_goes_back_to_draft(session, engine_config):
+    """Everyone unsubscribed between scheduling and the due time: the tick does not start a
+    campaign to nobody; it becomes an editable draft again, saying why."""
+    from sqlalchemy import update
+
+    from mailer.models import Subscription, SubscriptionStatus
+
+    lists = make_audience(session, 2)
+    campaign = _scheduled(session, lists)
+    session.execute(update(Subscription).values(status=SubscriptionStatus.UNSUBSCRIBED))
+    session.commit()
+    sending.tick(session)
+    assert campaign_status(campaign.id) == CampaignStatus.DRAFT
+    campaign = session.get(Campaign, campaign.id)
+    session.refresh(campaign)
+    assert campaign.scheduled_at is None and campaign.status_code == "launch"
+    with force_locale("pl"):
+        assert sending.reason(campaign) == ("Nie udało się rozpocząć wysyłki kampanii: Nikt nie otrzymałby tej "
+                                            "kampanii: jej listy i segmenty nie mają potwierdzonych "
+                                            "subskrybentów. Pozostaje szkicem.")
+
+
+@pytest.mark.parametrize("offered", [True, False])
+def test_polish_letters_before_the_at_go_with_smtputf8_or_fail_alone(app, session, engine_config, offered):
+    """RFC 6531: małgorzata.wiśniewska@ goes out with MAIL FROM ... SMTPUTF8 where the relay
+    offers it. Where it does not, that one delivery fails at once with the reason recorded
+    (permanent: never retried; not counted as the relay failing, so the campaign does not
+    pause) and everyone else gets the mail. An IDN domain is written as its A-label."""
+    from mailer.models import MailingList, Subscriber
+    from mailer.subscribers import normalize_email
+    from tests.helpers_engine import prepare_without_fan_out
+    from tests.smtp_server import SMTPServer
+
+    engine_config.update(SEND_PAUSE_AFTER_FAILURES=1)
+    news = MailingList(name="Wiadomości", slug=f"w-{offered}")
+    session.add(news)
+    addresses = [normalize_email(raw) for raw in ("Małgorzata.Wiśniewska@example.pl", "jan@żółw.pl",
+                                                  "anna@example.org")]
+    assert addresses == ["małgorzata.wiśniewska@example.pl", "jan@xn--w-uga1v8h.pl", "anna@example.org"]
+    for email in addresses:
+        session.add(Subscription(subscriber=Subscriber(email=email), list=news, status=SubscriptionStatus.CONFIRMED))
+    campaign = make_campaign(session, [news])
+    session.commit()
+    server = SMTPServer(enable_SMTPUTF8=offered)
+    server.start()
+    saved = app.config["SMTP_URL"]
+    app.config["SMTP_URL"] = f"smtp://127.0.0.1:{server.port}"
+    try:
+        prepare_without_fan_out(session, campaign.id)
+        run_all_batches(session, campaign.id)
+        wait_until(lambda: campaign_status(campaign.id) == CampaignStatus.SENT, timeout=20)
+    finally:
+        app.config["SMTP_URL"] = saved
+        server.stop()
+    received = sorted(r for m in server.messages for r in m.recipients)
+    states = rows(campaign.id)
+    failed = session.scalars(select(Delivery).where(Delivery.campaign_id == campaign.id,
+                                                    Delivery.status == DeliveryStatus.FAILED)).all()
+    if offered:
+        assert received == sorted(addresses)
+        assert set(states.values()) == {DeliveryStatus.SENT} and not failed
+    else:
+        assert received == ["anna@example.org", "jan@xn--w-uga1v8h.pl"]
+        assert states["małgorzata.wiśniewska@example.pl"] == DeliveryStatus.FAILED
+        assert [d.attempts for d in failed] == [1]
+        assert failed[0].last_error == "553 5.6.7 the address needs SMTPUTF8, which the mail server does not offer"
+        session.expire_all()
+        assert session.get(Campaign, campaign.id).failed_count == 1

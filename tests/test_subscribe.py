@@ -354,3 +354,17 @@ def test_two_sign_ups_of_one_new_address_at_once(app, session, newsletter, fresh
     assert errors == []
     with fresh() as check:
         assert check.query(Subscriber).filter_by(email="rownoczesny@example.org").count() == 1
+
+
+def test_polish_letters_before_the_at_are_accepted_by_the_form(client, session, newsletter):
+    """RFC 6531 addresses: the form is a text input (a browser's type=email refuses ł before
+    the @), and the address is stored lower case, NFC-normalised (a decomposed ś as one letter)."""
+    page = client.get("/").get_data(as_text=True)
+    assert 'name="email"' in page and 'type="email"' not in page and 'inputmode="email"' in page
+    decomposed = "Małgorzata.Wis\u0301niewska@Example.pl"
+    response = subscribe(client, decomposed, name="Małgorzata Wiśniewska")
+    assert response.status_code == 200
+    assert statuses(session, "małgorzata.wiśniewska@example.pl") == {newsletter.id: "pending"}
+    response = subscribe(client, "jan@żółw.pl")
+    assert response.status_code == 200
+    assert statuses(session, "jan@xn--w-uga1v8h.pl") == {newsletter.id: "pending"}

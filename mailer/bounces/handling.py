@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from .. import suppression
 from ..consent import Origin, record
 from ..models import BounceEvent, BounceKind, Campaign, CampaignStatus, Delivery, DeliveryStatus, Subscriber, utcnow
+from ..subscribers import address_key
 from ..verp import DELIVERY, Verp
 from . import reports
 from .reports import Finding, Report
@@ -172,9 +173,9 @@ def delivery_by_message_id(session: Session, message_id: str) -> Delivery | None
 
 def target_by_recipient(session: Session, email: str) -> Target | None:
     """The subscriber with this address and their latest message within BOUNCE_MATCH_DAYS."""
-    email = (email or "").strip().lower()
     if not email or len(email) > 320:
         return None
+    email = address_key(email)
     subscriber_id = session.scalar(select(Subscriber.id).where(Subscriber.email == email))
     if subscriber_id is None:
         return None

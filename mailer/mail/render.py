@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import css_inline
+import lxml.html
 from inscriptis import get_text
 from inscriptis.model.config import ParserConfig
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, pass_eval_context
@@ -31,6 +32,7 @@ from jinja2.utils import generate_lorem_ipsum
 from markupsafe import Markup, escape
 
 from ..errors import InvalidInput
+from . import template_errors
 
 _inliner = css_inline.CSSInliner(keep_style_tags=True)  # keep @media rules for phones
 
@@ -45,6 +47,29 @@ _TEXT_CONFIG = ParserConfig(display_links=True)
 def html_to_text(html: str) -> str:
     """A readable text part, links kept as ``text[url]``."""
     return get_text(html, _TEXT_CONFIG).strip() + "\n"
+
+
+# The unsubscribe link of a copy that belongs to nobody (the public archive): removed with
+# ``public_copy``.
+NOBODYS_UNSUBSCRIBE = "#archive-copy"
+_RECIPIENT_PARTS = ('//*[contains(concat(" ", normalize-space(@class), " "), " footer ")]'
+                    f' | //a[@href="{NOBODYS_UNSUBSCRIBE}"]')
+
+
+def public_copy(html: str) -> str:
+    """A rendered mail as anyone may read it (the archive): without what speaks to one
+    recipient. The layout's footer (an element of class "footer": why they receive it, their
+    unsubscribe and view links) is dropped, with its table row when it is the row's only
+    cell; so is any unsubscribe link a layout placed elsewhere."""
+    document = lxml.html.document_fromstring(html)
+    for element in document.xpath(_RECIPIENT_PARTS):
+        if element.getparent() is None:
+            continue  # inside a part already dropped
+        parent = element.getparent()
+        if element.tag == "td" and parent.tag == "tr" and len(parent) == 1 and parent.getparent() is not None:
+            element = parent
+        element.drop_tree()
+    return lxml.html.tostring(document, doctype="<!doctype html>", encoding="unicode")
 
 
 @dataclass(frozen=True)
@@ -330,9 +355,9 @@ def explain(exc: BaseException) -> InvalidInput:
     if isinstance(cause, SecurityError):
         return InvalidInput("The template tries something that is not allowed in email templates "
                             "(%(detail)s).", "html", detail=str(cause))
-    if isinstance(cause, TemplateSyntaxError):
-        return InvalidInput("Template syntax error on line %(line)s: %(detail)s", "html",
-                            line=cause.lineno, detail=cause.message or "")
+    if isinstance(cause, TemplateSyntaxError):  # in words staff can act on, translatable
+        msgid, params = template_errors.describe(cause)
+        return InvalidInput(msgid, "html", **params)
     if isinstance(cause, TemplateError):
         return InvalidInput("The template cannot be rendered: %(detail)s", "html", detail=str(cause))
     if isinstance(exc, InvalidInput):

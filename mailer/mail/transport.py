@@ -46,6 +46,9 @@ class Result:
     # Sent, but the connection was lost before the server answered: it may have been
     # delivered. Tried again later like a 4xx, and counted.
     doubt: bool = False
+    # Refused here, never offered to the server (an address it cannot take): says nothing
+    # of the server's health, so it does not count towards pausing a campaign.
+    refused_here: bool = False
 
     @property
     def temporary(self) -> bool:
@@ -291,7 +294,8 @@ class SMTPTransport:
                 return None
             if message.needs_smtputf8 and not smtputf8:
                 results.append(Result(message, False, 553, "5.6.7 the address needs SMTPUTF8, "
-                                                           "which the mail server does not offer"))
+                                                           "which the mail server does not offer",
+                                      refused_here=True))
                 observer.end(results[-1])
                 continue
             conn.in_hand.append(message)

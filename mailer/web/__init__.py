@@ -2,8 +2,10 @@
 
 from flask import Flask
 from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
 
-from . import errors, security, subscribe_limits, transaction
+from ..addresses import shown_email
+from . import errors, labels, security, subscribe_limits, transaction
 
 
 def register_blueprints(app: Flask) -> None:
@@ -13,6 +15,10 @@ def register_blueprints(app: Flask) -> None:
     # A session names "<id>.<session version>": ended sessions are refused (mailer.web.auth).
     login_manager.user_loader(lambda session_id: users.user_for_session(db_session, session_id))
     login_manager.login_view = "admin.login"
+    # Flask-Login's own message is English; this one is translated when it is flashed (str of a
+    # lazy string, in the request's language).
+    login_manager.login_message = _l("Please log in to see this page.")
+    login_manager.localize_callback = str
     app.url_map.converters["int"] = security.IdConverter  # before any rule is added
     from . import admin, api, archive, public, webhooks
 
@@ -22,6 +28,9 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     app.register_blueprint(webhooks.bp)
     app.jinja_env.globals["current_locale"] = lambda: str(get_locale())
+    # Addresses as people read them (an IDN domain in its own letters): wherever one is shown.
+    app.jinja_env.filters["email"] = shown_email
+    labels.init_app(app)
     errors.register_error_handlers(app)
     security.init_app(app)
     # After-request functions run last-registered first: the subscribe answers are held back

@@ -5,7 +5,6 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
-    EmailField,
     PasswordField,
     SelectChoice,
     SelectField,
@@ -18,6 +17,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..errors import DomainError
 from .errors import error_text
+from .forms import ADDRESS_INPUT
 
 
 def add_error(form: FlaskForm, exc: DomainError) -> None:
@@ -27,7 +27,7 @@ def add_error(form: FlaskForm, exc: DomainError) -> None:
 
 
 class LoginForm(FlaskForm):
-    email = EmailField(_l("Email address"), validators=[DataRequired(), Length(max=320)])
+    email = StringField(_l("Email address"), validators=[DataRequired(), Length(max=320)], render_kw=ADDRESS_INPUT)
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=1000)])
 
 
@@ -62,7 +62,7 @@ class TokenForm(FlaskForm):
 
 
 class UserForm(FlaskForm):
-    email = EmailField(_l("Email address"), validators=[DataRequired(), Length(max=320)])
+    email = StringField(_l("Email address"), validators=[DataRequired(), Length(max=320)], render_kw=ADDRESS_INPUT)
     role = SelectField(_l("Role"), choices=ROLE_CHOICES)
     password = PasswordField(_l("Password (at least 10 characters)"),
                              validators=[DataRequired(), Length(max=1000)])

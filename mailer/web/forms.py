@@ -4,15 +4,18 @@ JSON endpoint and the API apply the same ones."""
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, SelectMultipleField, StringField, SubmitField
+from wtforms import BooleanField, SelectMultipleField, StringField, SubmitField
 from wtforms.widgets import CheckboxInput, ListWidget
 
 HONEYPOT = "website"
+# An address input: text with the email keyboard (type=email refuses ł before the @).
+ADDRESS_INPUT = {"inputmode": "email", "autocomplete": "email", "spellcheck": "false", "autocapitalize": "none"}
 
 
 class SubscribeForm(FlaskForm):
-    email = EmailField(_l("Email address"), render_kw={"autocomplete": "email", "required": True,
-                                                       "maxlength": 254})
+    # Not type=email: browsers refuse non-ASCII letters before the @ (RFC 6531 addresses,
+    # which mailer.subscribers.normalize_email accepts); the keyboard is still the email one.
+    email = StringField(_l("Email address"), render_kw=ADDRESS_INPUT | {"required": True, "maxlength": 254})
     name = StringField(_l("Name (optional)"), render_kw={"autocomplete": "name", "maxlength": 200})
     lists = SelectMultipleField(_l("Newsletters"), coerce=int, validate_choice=False,
                                 widget=ListWidget(prefix_label=False), option_widget=CheckboxInput())

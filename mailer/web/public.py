@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, jsonify, make_response, redirect, rend
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
-from .. import events, lists, subscriptions
+from .. import campaigns, events, lists, subscriptions
 from ..errors import ExpiredToken, InvalidInput
 from ..extensions import csrf, db_session
 from . import subscribe_limits
@@ -64,7 +64,7 @@ def _index(form: SubscribeForm, error: InvalidInput | None = None, status: int =
     locale = current_locale_name()
     when = {event.id: events.when(event, locale) for event in upcoming}
     return render_template("web/public/index.html", form=form, lists=offered, events=upcoming,
-                           when=when, error=error), status
+                           when=when, error=error, archive=campaigns.archive_has_entries(db_session)), status
 
 
 def _check_inbox():

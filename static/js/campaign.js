@@ -21,7 +21,7 @@
     fetch(card.dataset.url, {headers: {"Accept": "application/json"}, credentials: "same-origin"})
       .then(function (r) { return r.json(); })
       .then(function (p) {
-        var done = p.total - p.queued, pct = p.total ? Math.floor(done * 100 / p.total) : (p.status === "sent" ? 100 : 0);
+        var pct = p.percent;  // decided by the server (a cancelled campaign shows what was sent)
         document.querySelector("#progress-bar > span").style.width = pct + "%";
         document.getElementById("progress-bar").setAttribute("aria-valuenow", pct);
         text("progress-pct", pct + " %");

@@ -94,9 +94,13 @@ def campaign(campaign_id: int):
 @staff_required()
 def campaign_archive(campaign_id: int):
     archived = request.form.get("archived") == "1"
-    campaigns.update_campaign(db_session, campaign_id, {"archived": archived})
-    flash(_("Shown in the public archive once sent.") if archived
-          else _("Not shown in the public archive."), "success")
+    item = campaigns.update_campaign(db_session, campaign_id, {"archived": archived})
+    if not archived:
+        flash(_("Not shown in the public archive."), "success")
+    elif item.status == CampaignStatus.SENT:
+        flash(_("Shown in the public archive."), "success")
+    else:
+        flash(_("Shown in the public archive once sent."), "success")
     return redirect(url_for("admin.campaign", campaign_id=campaign_id))
 
 
@@ -146,7 +150,9 @@ def campaign_action(campaign_id: int, action: str):
     call, done = ACTIONS[action]
     try:
         call(db_session, campaign_id)
-    except (Conflict, InvalidInput) as exc:
+    except InvalidInput as exc:  # e.g. nobody to send to: said on the page, which stays a draft
+        return _detail(campaign_id, exc, 400)
+    except Conflict as exc:
         flash_error(exc)
     else:
         flash(str(done), "success")

@@ -6,6 +6,7 @@ subscriber and no delivery): the confirmation, welcome and campaign mail of subs
 their personal links, which editors have no business reading (STANDARDS 39)."""
 
 import re
+from datetime import datetime
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -28,10 +29,19 @@ def _folder() -> Path:
 
 
 def _summary(path: Path) -> dict:
+    """What the list shows of a message; ``date`` a datetime (the page formats it in its own
+    language and time zone), None when the header is missing or unreadable."""
     message = message_from_bytes(path.read_bytes(), policy=policy.default)
     return {"name": path.name, "subject": str(message.get("Subject", "")),
-            "to": str(message.get("To", "")), "date": str(message.get("Date", "")),
-            "message": message}
+            "to": str(message.get("To", "")), "date": _date(message), "message": message}
+
+
+def _date(message) -> datetime | None:
+    try:
+        header = message.get("Date")
+        return getattr(header, "datetime", None) if header is not None else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _visible(item: dict, verp: Verp) -> bool:

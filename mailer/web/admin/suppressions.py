@@ -43,15 +43,3 @@ def bounce_kind_label(kind) -> str:
     labels = {"hard": _("address unknown"), "soft": _("temporary failure"),
               "block": _("refused by policy"), "complaint": _("spam complaint")}
     return labels.get(str(kind), str(kind))
-
-
-@bp.app_template_global("consent_action_label")
-def consent_action_label(action: str) -> str:
-    """A consent record's action in the page's language (imports and unknown ones as stored)."""
-    labels = {"subscribe": _("subscribed"), "confirm": _("confirmed"), "unsubscribe": _("unsubscribed"),
-              "complaint": _("spam complaint: consent withdrawn"),
-              "lifted-bounced": _("suppression after a bounce lifted by a confirmed sign-up"),
-              "lifted-soft_bounced": _("suppression after bounces lifted by a confirmed sign-up"),
-              "lifted-complaint": _("suppression after a complaint lifted by a confirmed new consent"),
-              "lifted-erased": _("suppression after erasure lifted by a confirmed sign-up")}
-    return labels.get(action, action)

@@ -56,7 +56,7 @@ def campaign_progress(campaign_id: int):
 @audited("campaign.send", "campaign_id")
 @spec.validate(resp=answers(202, schemas.Campaign, "Sending has started.", 404, 409))
 def send_campaign(campaign_id: int):
-    """Send a draft or scheduled campaign now."""
+    """Send a draft or scheduled campaign now (400 when nobody would receive it: it stays a draft)."""
     return jsonify(serializers.campaign(sending.launch(db_session, campaign_id))), 202
 
 

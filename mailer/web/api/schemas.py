@@ -353,6 +353,9 @@ class Progress(BaseModel):
     rate: Annotated[float | None, Field(description="Messages per second.")] = None
     eta_seconds: float | None = None
     reason: str | None = None
+    percent: Annotated[int | None, Field(
+        description="The progress bar: the share dealt with (sent, failed or skipped); of a "
+                    "cancelled campaign, the share sent.")] = None
 
 
 class Campaign(BaseModel):

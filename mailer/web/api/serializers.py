@@ -74,7 +74,7 @@ def event_values(item: Event) -> dict:
 
 
 def progress(values: dict) -> dict:
-    keys = ("status", "total", "queued", "sent", "failed", "skipped", "rate", "eta_seconds", "reason")
+    keys = ("status", "total", "queued", "sent", "failed", "skipped", "rate", "eta_seconds", "reason", "percent")
     shown = {key: values.get(key) for key in keys}
     shown["status"] = str(shown["status"]) if shown["status"] is not None else None
     return shown
