@@ -18,6 +18,7 @@ from .errors import BadToken, Conflict, InvalidInput, NotFound
 from .events import all_events, parse_when
 from .events import when as event_when
 from .jobs import enqueue
+from .lists import offered_lists
 from .lookups import MAX_ID, get_or_404, parse_id
 from .mail.message import check_header_value
 from .mail.render import Rendered
@@ -64,11 +65,17 @@ def _events(session: Session, event_ids) -> list[Event]:
     return [found[i] for i in ids]
 
 
-def _lists(session: Session, list_ids) -> list[MailingList]:
+def _lists(session: Session, list_ids, already=()) -> list[MailingList]:
+    """The chosen lists; an archived one only when ``already`` (the campaign's lists) has it.
+    Raises InvalidInput."""
     ids = _ids(list_ids, "list_ids")
     found = list(session.scalars(select(MailingList).where(MailingList.id.in_(ids)))) if ids else []
     if len(found) != len(ids):
         raise InvalidInput("One of the chosen lists does not exist.", "list_ids")
+    kept = {item.id for item in already}
+    archived = next((item for item in found if item.archived_at is not None and item.id not in kept), None)
+    if archived is not None:
+        raise InvalidInput("The list \u201c%(name)s\u201d is archived.", "list_ids", name=archived.name)
     return found
 
 
@@ -173,7 +180,7 @@ def update_campaign(session: Session, campaign_id: int, values: dict) -> Campaig
     if "event_ids" in values:
         _set_events(campaign, _events(session, values["event_ids"]))
     if "list_ids" in values:
-        campaign.lists = _lists(session, values["list_ids"])
+        campaign.lists = _lists(session, values["list_ids"], campaign.lists)
     if "segment_ids" in values:
         campaign.segments = segments.segments_by_id(session, values["segment_ids"])
     if "list_ids" in values or "segment_ids" in values:
@@ -324,10 +331,11 @@ def view_copy(session: Session, token: str) -> Rendered:
     return render_as(session, campaign, subscriber_id)
 
 
-def compose_options(session: Session) -> dict:
-    """What the compose form offers: events (upcoming first), lists, content templates."""
+def compose_options(session: Session, campaign: Campaign | None = None) -> dict:
+    """What the compose form offers: events (upcoming first), lists (archived ones only when
+    ``campaign`` has them already), content templates."""
     return {"events": all_events(session),
-            "lists": list(session.scalars(select(MailingList).order_by(MailingList.name))),
+            "lists": offered_lists(session, [item.id for item in campaign.lists] if campaign else ()),
             "segments": segments.all_segments(session),
             "templates": content_templates(session)}
 

@@ -66,7 +66,7 @@ def campaign_new():
 def _detail(campaign_id: int, error=None, status=200, data=None):
     campaign = get_or_404(db_session, Campaign, campaign_id)
     started = campaign.status not in campaigns.EDITABLE
-    options = campaigns.compose_options(db_session)
+    options = campaigns.compose_options(db_session, campaign)
     return render_template(
         "web/admin/campaigns/detail.html", campaign=campaign, error=error, data=data,
         progress=sending.progress(db_session, campaign_id) if started else None,

@@ -85,6 +85,9 @@ class ListUpdate(Patch):
     name: Annotated[str, Field(max_length=120)] = None  # type: ignore[assignment]
     description: Annotated[str, Field(max_length=2000)] = None  # type: ignore[assignment]
     public: bool = None  # type: ignore[assignment]
+    archived: Annotated[bool, Field(description=(
+        "Archived: offered neither on the sign-up form nor to new campaigns; "
+        "subscriptions and history stay."))] = None  # type: ignore[assignment]
 
 
 class Subscribe(Body):
@@ -244,13 +247,21 @@ class Error(BaseModel):
     field: Annotated[str | None, Field(description="The field at fault, when there is one.")] = None
 
 
+class ListCounts(BaseModel):
+    confirmed: int
+    pending: int
+    unsubscribed: int
+
+
 class MailingList(BaseModel):
     id: Id
     name: str
     slug: str
     description: str
     public: bool
+    archived: bool = False
     created_at: datetime | None = None
+    counts: ListCounts | None = Field(None, description="Subscriptions by status (in the listing).")
 
 
 class MailingLists(BaseModel):

@@ -10,10 +10,15 @@ def when(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def mailing_list(item: MailingList) -> dict:
-    return {"id": item.id, "name": item.name, "slug": item.slug,
+def mailing_list(item: MailingList, counts=None) -> dict:
+    """``counts``: a ``lists.ListCounts`` (the listing has them)."""
+    data = {"id": item.id, "name": item.name, "slug": item.slug,
             "description": item.description, "public": item.public,
-            "created_at": when(item.created_at)}
+            "archived": item.archived_at is not None, "created_at": when(item.created_at)}
+    if counts is not None:
+        data["counts"] = {"confirmed": counts.confirmed, "pending": counts.pending,
+                          "unsubscribed": counts.unsubscribed}
+    return data
 
 
 def list_values(item: MailingList) -> dict:
