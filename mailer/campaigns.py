@@ -228,7 +228,8 @@ def test_addresses(addresses) -> list[str]:
             try:
                 cleaned.append(normalize_email(raw))
             except InvalidInput:
-                raise InvalidInput("One of the test addresses is not valid.", "addresses") from None
+                raise InvalidInput("\u201c%(address)s\u201d is not a valid email address.", "addresses",
+                                   address=raw.strip()[:100]) from None
     cleaned = list(dict.fromkeys(cleaned))
     if not cleaned:
         raise InvalidInput("Give one or more email addresses.", "addresses")
@@ -238,17 +239,32 @@ def test_addresses(addresses) -> list[str]:
 
 
 def request_test(session: Session, campaign_id: int, addresses) -> None:
-    """Validate, then queue "mailer.send_test" (sent after the caller commits).
-    Raises NotFound, InvalidInput (addresses, a broken template)."""
+    """Validate, then queue "mailer.send_test" (sent after the caller commits); the campaign's
+    ``test_report`` says it is on its way. Raises NotFound, InvalidInput (an address, naming
+    it; a broken template)."""
     campaign = get_or_404(session, Campaign, campaign_id)
     cleaned = test_addresses(addresses)
     compile_for(session, campaign)
+    campaign.test_report = {"state": "queued", "addresses": cleaned, "at": utcnow().isoformat()}
     enqueue(session, "mailer.send_test", campaign.id, cleaned)
+
+
+def _report_test(session: Session, campaign: Campaign, state: str, addresses: list[str], *,
+                 results=(), error: str = "") -> None:
+    """Keep what the mail server said of a test send on the campaign (its page shows it);
+    commits, so the answer stays when the task then fails for a retry."""
+    campaign.test_report = {
+        "state": state, "addresses": addresses, "at": utcnow().isoformat(), "error": error[:300],
+        "results": [{"address": address, "ok": r.ok, "code": r.code, "error": (r.error or "")[:300],
+                     "temporary": r.temporary} for address, r in results]}
+    session.commit()
 
 
 def send_test(session: Session, campaign_id: int, addresses) -> None:
     """Task body: send the campaign now to ``addresses``, subject marked [TEST], as a sample
-    recipient. Raises NotFound, InvalidInput; OSError when the mail server cannot be reached."""
+    recipient, and record each address's answer in ``Campaign.test_report`` (commits). Raises
+    NotFound, InvalidInput; OSError when the mail server cannot be reached or answers 4xx
+    (the task tries again)."""
     campaign = get_or_404(session, Campaign, campaign_id)
     cleaned = test_addresses(addresses)
     compiled = campaign_mail.compiled(session, campaign)
@@ -263,10 +279,13 @@ def send_test(session: Session, campaign_id: int, addresses) -> None:
         results = transport.send([mail.test_message(address, {"name": "", "email": address, **links_})
                                   for address in cleaned])
     except ConnectionFailed as exc:
+        _report_test(session, campaign, "retrying", cleaned, error=str(exc))
         raise OSError(f"test mail not sent: {exc}") from exc
     finally:
         transport.close()
     failed = [r for r in results if not r.ok and r.temporary]
+    _report_test(session, campaign, "retrying" if failed else "done", cleaned,
+                 results=list(zip(cleaned, results, strict=True)))
     if failed:
         raise OSError(f"test mail not accepted: {failed[0].code} {failed[0].error}")
 

@@ -63,7 +63,7 @@ def campaign_new():
     return redirect(url_for("admin.campaign", campaign_id=campaign.id))
 
 
-def _detail(campaign_id: int, error=None, status=200, data=None):
+def _detail(campaign_id: int, error=None, status=200, data=None, addresses=None):
     campaign = get_or_404(db_session, Campaign, campaign_id)
     started = campaign.status not in campaigns.EDITABLE
     options = campaigns.compose_options(db_session, campaign)
@@ -73,8 +73,17 @@ def _detail(campaign_id: int, error=None, status=200, data=None):
         bounces=handling.campaign_summary(db_session, campaign_id) if started else None,
         editable=campaign.status in campaigns.EDITABLE, Status=CampaignStatus,
         recipients=recipients.recipients(db_session, campaign_id) if not started else None,
-        scheduled_local=local_input(campaign.scheduled_at),
+        scheduled_local=local_input(campaign.scheduled_at), test_addresses=_test_addresses(campaign, addresses),
         recipient=request.args.get("as", ""), **options), status
+
+
+def _test_addresses(campaign: Campaign, typed: str | None) -> str:
+    """What the test form holds: what was just typed, else the last test's addresses, else
+    the staff member's own."""
+    if typed is not None:
+        return typed
+    last = (campaign.test_report or {}).get("addresses")
+    return ", ".join(last) if isinstance(last, list) and last else current_user.email
 
 
 @bp.route("/campaigns/<int:campaign_id>", methods=["GET", "POST"])
@@ -119,10 +128,11 @@ def campaign_preview(campaign_id: int):
 @staff_required()
 @audited("campaign.test", "campaign_id")
 def campaign_test(campaign_id: int):
+    typed = request.form.get("addresses", "")
     try:
-        campaigns.request_test(db_session, campaign_id, request.form.get("addresses", ""))
+        campaigns.request_test(db_session, campaign_id, typed)
     except InvalidInput as exc:
-        return _detail(campaign_id, exc, 400)
+        return _detail(campaign_id, exc, 400, addresses=typed[:2000])
     flash(_("The test message is on its way."), "success")
     return redirect(url_for("admin.campaign", campaign_id=campaign_id))
 
