@@ -179,3 +179,11 @@ def status_label(status) -> str:
     labels = {"draft": _("draft"), "scheduled": _("scheduled"), "sending": _("sending"),
               "paused": _("paused"), "sent": _("sent"), "cancelled": _("cancelled")}
     return labels.get(str(status), str(status))
+
+
+@bp.app_template_global("mail_status_label")
+def mail_status_label(status) -> str:
+    """The state of one message (a campaign's delivery or a notice) in the page's language."""
+    labels = {"queued": _("waiting to be sent"), "sent": _("sent"), "failed": _("failed"),
+              "bounced": _("returned"), "skipped": _("skipped"), "dropped": _("not needed any more")}
+    return labels.get(str(status), str(status))
