@@ -53,5 +53,6 @@ def consent_action_label(action: str) -> str:
               "lifted-bounced": _("suppression after a bounce lifted by a confirmed sign-up"),
               "lifted-soft_bounced": _("suppression after bounces lifted by a confirmed sign-up"),
               "lifted-complaint": _("suppression after a complaint lifted by a confirmed new consent"),
-              "lifted-erased": _("suppression after erasure lifted by a confirmed sign-up")}
+              "lifted-erased": _("suppression after erasure lifted by a confirmed sign-up"),
+              "staff-added": _("added by staff, who confirmed the consent")}
     return labels.get(action, action)
