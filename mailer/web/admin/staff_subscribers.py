@@ -27,9 +27,10 @@ def subscriber_new():
     if request.method == "GET":
         return _form("web/admin/subscribers/new.html", confirmation_mail=True, list_ids=[])
     form = request.form
-    values: dict[str, Any] = {"email": form.get("email", ""), "name": form.get("name", ""), "locale": form.get("locale", "pl"),
-              "list_ids": form.getlist("list_ids"), "confirmation_mail": form.get("confirmation_mail") == "1",
-              "basis": form.get("basis", ""), "consent_confirmed": form.get("consent_confirmed") == "1"}
+    values: dict[str, Any] = {
+        "email": form.get("email", ""), "name": form.get("name", ""), "locale": form.get("locale", "pl"),
+        "list_ids": form.getlist("list_ids"), "confirmation_mail": form.get("confirmation_mail") == "1",
+        "basis": form.get("basis", ""), "consent_confirmed": form.get("consent_confirmed") == "1"}
     who = actor()
     try:
         subscriber = staff_subscribers.add_subscriber(
