@@ -158,6 +158,26 @@ def create_campaign(session: Session, *, event_ids: Sequence[int | str], list_id
     return campaign
 
 
+def duplicate_campaign(session: Session, campaign_id: int, *, prefix: str = "Kopia: ",
+                       created_by_id: int | None = None) -> Campaign:
+    """A new draft with the same subject (after ``prefix``), preheader, template, language,
+    events, lists and segments; never its deliveries, counts, frozen content, schedule,
+    test report or archive choice. Archived lists are left out (new campaigns cannot use
+    them). Raises NotFound."""
+    original = get_or_404(session, Campaign, campaign_id)
+    copy = Campaign(subject=(prefix + original.subject)[:200],
+                    name=(prefix + (original.name or original.subject))[:200],
+                    preheader=original.preheader, template_id=original.template_id, locale=original.locale,
+                    lists=[item for item in original.lists if item.archived_at is None],
+                    segments=list(original.segments), created_by_id=created_by_id, status=CampaignStatus.DRAFT)
+    copy.campaign_events = [CampaignEvent(event_id=link.event_id, position=link.position)
+                            for link in original.campaign_events]
+    session.add(copy)
+    session.flush()
+    recipients.recount_later(session, copy.id)
+    return copy
+
+
 def update_campaign(session: Session, campaign_id: int, values: dict) -> Campaign:
     """Change any of subject, preheader, template_id, event_ids, list_ids, segment_ids, locale, archived.
     Raises NotFound, Conflict (unless draft or scheduled; ``archived`` alone may change at any
