@@ -8,6 +8,7 @@ import pytest
 
 from mailer import campaigns
 from mailer.models import Campaign
+from tests.helpers_api import admin_token  # noqa: F401
 from tests.helpers_content import log_in, make_event, make_staff, post
 
 
@@ -163,3 +164,19 @@ def test_deliveries_csv_for_admins(client, session):
 def test_anonymous_cannot_see_deliveries(client, session):
     campaign, _rows = sent_campaign(session)
     assert client.get(f"/admin/campaigns/{campaign.id}/deliveries").status_code == 302
+
+
+def test_the_api_duplicates_and_lists_deliveries(client, session, admin_token):  # noqa: F811
+    from tests.helpers_api import Api, assert_error
+
+    campaign, rows = sent_campaign(session)
+    api = Api(client, admin_token)
+    copy = api.post(f"/campaigns/{campaign.id}/duplicate")
+    assert copy.status_code == 201 and copy.get_json()["status"] == "draft"
+    assert copy.get_json()["subject"] == "Kopia: Koncert"
+    first = api.get(f"/campaigns/{campaign.id}/deliveries").get_json()
+    assert len(first["items"]) == 5 and first["next_after"] is None
+    failed = api.get(f"/campaigns/{campaign.id}/deliveries?status=failed").get_json()["items"]
+    assert [(d["status"], d["error"]) for d in failed] == [("failed", "550 5.1.1 No such user")]
+    assert_error(api.get(f"/campaigns/{campaign.id}/deliveries?status=nope"), 400)
+    assert_error(api.get("/campaigns/424242/deliveries"), 404)

@@ -16,6 +16,7 @@ from mailer.models import (
     Subscription,
     SubscriptionStatus,
 )
+from tests.helpers_api import Api, admin_token, assert_error  # noqa: F401
 from tests.helpers_staff import login_as, make_list, make_subscriber, post
 
 
@@ -114,3 +115,23 @@ def test_editors_cannot_add_or_edit(client, session):
     login_as(client, session, Role.EDITOR)
     assert client.get("/admin/subscribers/new").status_code == 403
     assert post(client, f"/admin/subscribers/{person.id}/edit", {"name": "x", "locale": "pl"}).status_code == 403
+
+
+def test_the_api_adds_and_edits_subscribers(client, session, admin_token, fresh):  # noqa: F811
+    newsletter = make_list(session, "Wydarzenia")
+    suppression.suppress(session, "zwrot@example.org", "bounced")
+    session.commit()
+    api = Api(client, admin_token)
+    created = api.post("/subscribers", {"email": "api@example.org", "name": "Ola", "list_ids": [newsletter.id],
+                                        "confirmation_mail": False, "basis": "umowa", "consent_confirmed": True})
+    assert created.status_code == 201, created.get_data(as_text=True)
+    body = created.get_json()
+    assert body["subscriptions"][0]["status"] == "confirmed"
+    assert_error(api.post("/subscribers", {"email": "api@example.org", "list_ids": [newsletter.id]}), 409, "email")
+    assert_error(api.post("/subscribers", {"email": "zwrot@example.org", "list_ids": [newsletter.id]}), 409, "email")
+    assert_error(api.post("/subscribers", {"email": "x@example.org", "list_ids": [newsletter.id],
+                                           "confirmation_mail": False}), 400, "basis")
+    changed = api.patch(f"/subscribers/{body['id']}", {"name": "Aleksandra", "locale": "en"})
+    assert changed.status_code == 200 and changed.get_json()["name"] == "Aleksandra"
+    assert fresh().get(Subscriber, body["id"]).locale == "en"
+    assert_error(api.patch(f"/subscribers/{body['id']}", {"name": "a\nb"}), 400, "name")

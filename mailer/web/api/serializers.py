@@ -114,3 +114,12 @@ def token(item: ApiToken) -> dict:
     return {"id": item.id, "name": item.name, "prefix": item.prefix, "scope": str(item.scope),
             "owner": item.user.email, "created_at": when(item.created_at), "expires_at": when(item.expires_at),
             "last_used_at": when(item.last_used_at), "revoked_at": when(item.revoked_at)}
+
+
+def delivery_page(found) -> dict:
+    """A ``campaign_deliveries.Page``."""
+    return {"items": [{"id": row.delivery.id, "subscriber_id": row.delivery.subscriber_id, "email": row.email,
+                       "name": row.name, "status": str(row.delivery.status), "attempts": row.delivery.attempts,
+                       "sent_at": when(row.delivery.sent_at), "error": row.delivery.last_error}
+                      for row in found.rows],
+            "next_after": found.next_after}
