@@ -135,3 +135,30 @@ def test_the_api_adds_and_edits_subscribers(client, session, admin_token, fresh)
     assert changed.status_code == 200 and changed.get_json()["name"] == "Aleksandra"
     assert fresh().get(Subscriber, body["id"]).locale == "en"
     assert_error(api.patch(f"/subscribers/{body['id']}", {"name": "a\nb"}), 400, "name")
+
+
+def test_edit_adds_lists_and_a_left_list_needs_the_persons_confirmation(client, session, fresh):
+    kept = make_list(session, "Wydarzenia")
+    left = make_list(session, "Teatr")
+    new = make_list(session, "Sport")
+    person = make_subscriber(session, "osoba@example.org", lists=[kept])
+    session.add(Subscription(subscriber_id=person.id, list_id=left.id, status=SubscriptionStatus.UNSUBSCRIBED))
+    session.commit()
+    login_as(client, session, Role.ADMIN)
+    page = client.get(f"/admin/subscribers/{person.id}/edit").get_data(as_text=True)
+    form = page.split('id="add-lists"')[1]
+    assert "Sport" in form and "Teatr" in form and "Wydarzenia" not in form  # only lists they are not on
+    url = f"/admin/subscribers/{person.id}/lists"
+    response = post(client, url, {"list_ids": [str(left.id)], "basis": "telefon", "consent_confirmed": "1"},
+                    f"/admin/subscribers/{person.id}/edit")
+    assert response.status_code == 409
+    assert "przywrócić może ją tylko własne potwierdzenie" in html.unescape(response.get_data(as_text=True))
+    response = post(client, url, {"list_ids": [str(new.id)], "basis": "telefon", "consent_confirmed": "1"},
+                    f"/admin/subscribers/{person.id}/edit")
+    assert response.status_code == 302
+    assert fresh().get(Subscription, (person.id, new.id)).status == SubscriptionStatus.CONFIRMED
+    response = post(client, url, {"list_ids": [str(left.id)], "confirmation_mail": "1"}, f"/admin/subscribers/{person.id}/edit")
+    assert response.status_code == 302
+    check = fresh()
+    assert check.get(Subscription, (person.id, left.id)).status == SubscriptionStatus.PENDING
+    assert check.scalar(select(Notice.kind).where(Notice.subscriber_id == person.id)) == NoticeKind.CONFIRM
