@@ -19,7 +19,7 @@ def test_the_last_admin_is_refused_on_the_staff_page(client, session, fresh):
     assert response.status_code == 409
     page = html.unescape(response.get_data(as_text=True))
     assert "<h1>Personel</h1>" in page  # the staff page, not a bare error page
-    assert f"{admin.email} to ostatni aktywny administrator" in page
+    assert f"Konto {admin.email} to ostatni aktywny administrator" in page
     # with a second admin deactivated, demoting oneself is still refused
     other = make_user(session, Role.ADMIN)
     assert post(client, f"/admin/users/{other.id}/active", {"active": "0"}, "/admin/users").status_code == 302

@@ -84,7 +84,7 @@ def test_suppressed_existing_and_archived_are_refused_clearly(client, session, f
     assert response.status_code == 409
     assert "Ten adres jest na liście blokad" in response.get_data(as_text=True)
     response = post(client, "/admin/subscribers/new", {**base, "email": "jest@example.org"}, "/admin/subscribers/new")
-    assert response.status_code == 409 and "jest@example.org jest już subskrybentem" in response.get_data(as_text=True)
+    assert response.status_code == 409 and "Adres jest@example.org jest już zapisany" in response.get_data(as_text=True)
     response = post(client, "/admin/subscribers/new", {**base, "email": "x@example.org", "list_ids": [str(old.id)]},
                     "/admin/subscribers/new")
     assert response.status_code == 400
@@ -152,7 +152,7 @@ def test_edit_adds_lists_and_a_left_list_needs_the_persons_confirmation(client, 
     response = post(client, url, {"list_ids": [str(left.id)], "basis": "telefon", "consent_confirmed": "1"},
                     f"/admin/subscribers/{person.id}/edit")
     assert response.status_code == 409
-    assert "przywrócić może ją tylko własne potwierdzenie" in html.unescape(response.get_data(as_text=True))
+    assert "przywrócić go może tylko potwierdzenie właściciela" in html.unescape(response.get_data(as_text=True))
     response = post(client, url, {"list_ids": [str(new.id)], "basis": "telefon", "consent_confirmed": "1"},
                     f"/admin/subscribers/{person.id}/edit")
     assert response.status_code == 302
