@@ -31,7 +31,7 @@ ACTIONS = (
     "subscriber.export", "subscriber.erase", "subscriber.unsubscribe", "subscriber.create", "subscriber.update",
     "subscribers.export", "subscribers.add_to_list", "subscribers.tag", "subscribers.untag",
     "subscribers.unsubscribe", "subscribers.erase",
-    "import.start", "audit.export",
+    "import.start", "audit.export", "list.archive", "list.restore", "list.delete",
 )
 
 

@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 from mailer import campaigns, lists, subscriptions
 from mailer.errors import Conflict, InvalidInput
 from mailer.models import (
+    AuditEntry,
     CampaignStatus,
     ConsentRecord,
     MailingList,
@@ -121,6 +122,8 @@ def test_delete_asks_naming_the_subscriptions_then_deletes(client, session, fres
     assert check.get(Subscriber, person.id) is not None  # people stay, with their consent records
     assert check.scalar(select(func.count(ConsentRecord.id)).where(ConsentRecord.subscriber_id == person.id)) == 2
     assert check.get(Subscription, (person.id, other.id)) is not None
+    entry = check.scalar(select(AuditEntry).where(AuditEntry.action == "list.delete"))
+    assert entry.target == str(item.id) and entry.detail["subscriptions"] == 2
 
 
 def test_a_list_of_a_sending_or_scheduled_campaign_is_not_deleted(client, session, fresh, admin_token):  # noqa: F811

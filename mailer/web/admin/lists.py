@@ -4,13 +4,13 @@ change, archive and delete them)."""
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from ... import lists
+from ... import audit, lists
 from ...errors import Conflict, InvalidInput
 from ...extensions import db_session
 from ...lookups import get_or_404
 from ...models import MailingList, Role
 from ..admin_forms import ListForm, add_error
-from ..auth import staff_required
+from ..auth import actor, staff_required
 from ..errors import flash_error
 from . import bp
 
@@ -68,6 +68,8 @@ def list_archive(list_id: int):
     if request.form.get("archived") not in ("0", "1"):
         raise InvalidInput("The request could not be understood.")
     item = lists.set_archived(db_session, list_id, request.form["archived"] == "1")
+    audit.record(db_session, actor(), "list.archive" if item.archived_at else "list.restore", str(list_id),
+                 name=item.name)
     flash(_("List \u201c%(name)s\u201d archived.", name=item.name) if item.archived_at
           else _("List \u201c%(name)s\u201d restored.", name=item.name), "success")
     return redirect(url_for("admin.lists"))
@@ -83,5 +85,6 @@ def list_delete(list_id: int):
     except Conflict as exc:
         flash_error(exc)
     else:
+        audit.record(db_session, actor(), "list.delete", str(list_id), name=name, subscriptions=gone)
         flash(_("List \u201c%(name)s\u201d deleted with its %(n)s subscriptions.", name=name, n=gone), "success")
     return redirect(url_for("admin.lists"))

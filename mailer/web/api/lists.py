@@ -2,10 +2,11 @@
 
 from flask import jsonify
 
-from ... import lists
+from ... import audit, lists
 from ...extensions import db_session
 from ...lookups import get_or_404
 from ...models import MailingList
+from ..auth import actor
 from . import admin_only, bp, schemas, serializers
 from .spec import answers, spec
 
@@ -55,5 +56,7 @@ def delete_list(list_id: int):
 
     A list a scheduled, sending or paused campaign goes to is a 409. Only for tokens of
     administrators (403 for editors)."""
-    lists.delete_list(db_session, list_id)
+    name = get_or_404(db_session, MailingList, list_id).name
+    gone = lists.delete_list(db_session, list_id)
+    audit.record(db_session, actor(), "list.delete", str(list_id), name=name, subscriptions=gone)
     return "", 204
