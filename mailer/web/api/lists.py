@@ -45,6 +45,8 @@ def update_list(list_id: int, json: schemas.ListUpdate):
     item = lists.update_list(db_session, list_id, **(current | values))
     if archived is not None:
         item = lists.set_archived(db_session, list_id, archived)
+        audit.record(db_session, actor(), "list.archive" if archived else "list.restore", str(list_id),
+                     name=item.name)
     return jsonify(serializers.mailing_list(item))
 
 
