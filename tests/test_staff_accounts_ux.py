@@ -72,7 +72,8 @@ def test_an_admin_generates_a_password_shown_once(app, client, session, fresh):
 def test_an_admin_types_a_new_password_and_a_short_one_is_refused(client, session, fresh):
     login_as(client, session, Role.ADMIN)
     target = make_user(session, Role.EDITOR)
-    assert post(client, f"/admin/users/{target.id}/password", {"password": "krótkie"}, "/admin/users").status_code == 400
+    response = post(client, f"/admin/users/{target.id}/password", {"password": "krótkie"}, "/admin/users")
+    assert response.status_code == 400 and "<h1>Personel</h1>" in response.get_data(as_text=True)
     response = post(client, f"/admin/users/{target.id}/password", {"password": "nowe długie hasło"}, "/admin/users")
     assert response.status_code == 302
     assert users.authenticate(fresh(), target.email, "nowe długie hasło") is not None

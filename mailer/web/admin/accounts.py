@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, logout_user
 
 from ... import audit, two_factor, users
-from ...errors import Conflict, InvalidInput
+from ...errors import Conflict, DomainError, InvalidInput
 from ...extensions import db_session, limiter
 from ...lookups import get_or_404
 from ...models import Role, User
@@ -121,7 +121,7 @@ def _users_page(form=None, status=200, generated=None):
                            require_2fa=two_factor.required(db_session), generated=generated), status
 
 
-def _refused(exc: Conflict):
+def _refused(exc: DomainError):
     """The staff page again, saying why the change was refused (a 409: nothing changed)."""
     flash(error_text(exc), "error")
     return _users_page(status=status_of(exc))
@@ -189,10 +189,13 @@ def user_password(user_id: int):
     on the page this POST answers: never in a redirect or a cookie); their sessions end."""
     form = PasswordResetForm()
     generate = request.form.get("generate") == "1"  # (the CSRF token: checked for every POST)
-    if not generate and not form.validate_on_submit():
-        raise InvalidInput("The password must have at least %(n)s characters.", "password", n=users.MIN_PASSWORD)
-    password = users.generate_password() if generate else form.password.data
-    user = users.reset_password(db_session, user_id, password)
+    password = users.generate_password() if generate else (form.password.data or "")
+    try:
+        if not generate and not form.validate_on_submit():
+            raise InvalidInput("The password must have at least %(n)s characters.", "password", n=users.MIN_PASSWORD)
+        user = users.reset_password(db_session, user_id, password)
+    except InvalidInput as exc:  # said on the staff page, nothing changes
+        return _refused(exc)
     if user.id == current_user.id:
         start_session(user)  # the admin's own other sessions end; this one goes on
     audit.record(db_session, actor(), "password.reset", str(user_id), generated=generate)
