@@ -87,3 +87,25 @@ def test_new_pages_fit_a_phone(live_server, session, app, tmp_path, monkeypatch)
             shot(page, "phone-" + path.strip("/").replace("/", "-"))
             assert page.evaluate(SCROLLERS, scope) == [], path
         browser.close()
+
+
+def test_a_test_sends_answer_appears_without_reloading(live_server, session, smtp_server, celery_worker):  # noqa: F811
+    from mailer import campaigns
+    from tests.helpers_content import make_event
+
+    admin = make_user(session, Role.ADMIN, "szefowa@example.org", PASSWORD)
+    campaign = campaigns.create_campaign(session, event_ids=[make_event(session).id], list_ids=[])
+    session.commit()
+    smtp_server.handler.replies["nikt@example.org"] = "550 5.1.1 No such user"
+    with playwright.sync_playwright() as p:
+        browser, page = open_browser(p, 1280)
+        sign_in(page, live_server, admin.email)
+        page.goto(f"{live_server}/admin/campaigns/{campaign.id}")
+        page.fill("#addresses", "ok@example.org, nikt@example.org")
+        page.get_by_role("button", name="Wyślij test").click()
+        page.wait_for_load_state()
+        report = page.locator("#test-report")
+        report.get_by_text("odrzucony przez serwer pocztowy").wait_for(timeout=60_000)
+        assert "550" in report.inner_text() and "nikt@example.org" in report.inner_text()
+        assert page.input_value("#addresses") == "ok@example.org, nikt@example.org"
+        browser.close()

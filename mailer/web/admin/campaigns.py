@@ -179,6 +179,15 @@ def campaign_test(campaign_id: int):
     return redirect(url_for("admin.campaign", campaign_id=campaign_id))
 
 
+@bp.get("/campaigns/<int:campaign_id>/test-report")
+@staff_required()
+def campaign_test_report(campaign_id: int):
+    """The last test send's report as a piece of the campaign page (test_report.js asks for it
+    while the test is on its way)."""
+    return render_template("web/admin/campaigns/_test_report.html",
+                           campaign=get_or_404(db_session, Campaign, campaign_id))
+
+
 @bp.post("/campaigns/<int:campaign_id>/schedule")
 @staff_required()
 @audited("campaign.schedule", "campaign_id")
