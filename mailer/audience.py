@@ -10,6 +10,7 @@ PostgreSQL), so "Łukasz", "lukasz" and "ŁUKASZ" find each other on both databa
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from flask import current_app
@@ -29,6 +30,7 @@ from .models import (
     ConsentRecord,
     Delivery,
     MailingList,
+    Notice,
     Role,
     Segment,
     Subscriber,
@@ -272,6 +274,8 @@ def detail(session: Session, subscriber_id: int, deliveries_limit: int = 200) ->
     ).all()
     from .bounces.handling import subscriber_events
 
+    notices = session.scalars(select(Notice).where(Notice.subscriber_id == subscriber_id)
+                              .order_by(Notice.id.desc()).limit(deliveries_limit)).all()
     return {
         "subscriber": subscriber,
         "suppression": suppression.entry_for(session, subscriber.email),
@@ -281,7 +285,27 @@ def detail(session: Session, subscriber_id: int, deliveries_limit: int = 200) ->
         "consents": list(reversed(subscriber.consents)),
         "lists": lists,
         "deliveries": [{"delivery": d, "campaign": c} for d, c in deliveries],
+        "mail": mail_of(deliveries, notices),
     }
+
+
+@dataclass(frozen=True)
+class MailLine:
+    """One message a subscriber was sent or is owed: a campaign's (``campaign`` set) or a
+    notice (``kind``: confirm, welcome)."""
+    kind: str
+    status: str
+    at: datetime | None
+    error: str = ""
+    campaign: Campaign | None = None
+
+
+def mail_of(deliveries, notices) -> list[MailLine]:
+    """Campaign deliveries and notices together, the newest first (unsent ones on top)."""
+    lines = [MailLine("campaign", str(d.status), d.sent_at, d.last_error, c) for d, c in deliveries]
+    lines += [MailLine(str(n.kind), str(n.status), n.sent_at or n.created_at, n.last_error) for n in notices]
+    oldest = datetime.min.replace(tzinfo=timezone.utc)
+    return sorted(lines, key=lambda line: (line.status == "queued", line.at or oldest), reverse=True)
 
 
 def sees_consent_origins(role: Role | str | None) -> bool:

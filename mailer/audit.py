@@ -28,11 +28,11 @@ ACTIONS = (
     "user.create", "user.role", "user.activate", "user.deactivate",
     "token.create", "token.revoke",
     "campaign.send", "campaign.schedule", "campaign.unschedule", "campaign.pause", "campaign.resume",
-    "campaign.cancel", "campaign.retry", "campaign.test",
-    "subscriber.export", "subscriber.erase", "subscriber.unsubscribe",
+    "campaign.cancel", "campaign.retry", "campaign.test", "campaign.deliveries_export",
+    "subscriber.export", "subscriber.erase", "subscriber.unsubscribe", "subscriber.create", "subscriber.update",
     "subscribers.export", "subscribers.add_to_list", "subscribers.tag", "subscribers.untag",
     "subscribers.unsubscribe", "subscribers.erase",
-    "import.start", "audit.export",
+    "import.start", "audit.export", "list.archive", "list.restore", "list.delete",
 )
 
 

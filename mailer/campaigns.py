@@ -18,6 +18,7 @@ from .errors import BadToken, Conflict, InvalidInput, NotFound
 from .events import by_date, events_to_choose, parse_when
 from .events import when as event_when
 from .jobs import enqueue
+from .lists import offered_lists
 from .lookups import MAX_ID, get_or_404, parse_id
 from .mail.message import check_header_value
 from .mail.render import NOBODYS_UNSUBSCRIBE, Rendered, public_copy
@@ -64,11 +65,17 @@ def _events(session: Session, event_ids) -> list[Event]:
     return by_date(found[i] for i in ids)
 
 
-def _lists(session: Session, list_ids) -> list[MailingList]:
+def _lists(session: Session, list_ids, already=()) -> list[MailingList]:
+    """The chosen lists; an archived one only when ``already`` (the campaign's lists) has it.
+    Raises InvalidInput."""
     ids = _ids(list_ids, "list_ids")
     found = list(session.scalars(select(MailingList).where(MailingList.id.in_(ids)))) if ids else []
     if len(found) != len(ids):
         raise InvalidInput("One of the chosen lists does not exist.", "list_ids")
+    kept = {item.id for item in already}
+    archived = next((item for item in found if item.archived_at is not None and item.id not in kept), None)
+    if archived is not None:
+        raise InvalidInput("The list \u201c%(name)s\u201d is archived.", "list_ids", name=archived.name)
     return found
 
 
@@ -151,6 +158,26 @@ def create_campaign(session: Session, *, event_ids: Sequence[int | str], list_id
     return campaign
 
 
+def duplicate_campaign(session: Session, campaign_id: int, *, prefix: str = "Kopia: ",
+                       created_by_id: int | None = None) -> Campaign:
+    """A new draft with the same subject (after ``prefix``), preheader, template, language,
+    events, lists and segments; never its deliveries, counts, frozen content, schedule,
+    test report or archive choice. Archived lists are left out (new campaigns cannot use
+    them). Raises NotFound."""
+    original = get_or_404(session, Campaign, campaign_id)
+    copy = Campaign(subject=(prefix + original.subject)[:200],
+                    name=(prefix + (original.name or original.subject))[:200],
+                    preheader=original.preheader, template_id=original.template_id, locale=original.locale,
+                    lists=[item for item in original.lists if item.archived_at is None],
+                    segments=list(original.segments), created_by_id=created_by_id, status=CampaignStatus.DRAFT)
+    copy.campaign_events = [CampaignEvent(event_id=link.event_id, position=link.position)
+                            for link in original.campaign_events]
+    session.add(copy)
+    session.flush()
+    recipients.recount_later(session, copy.id)
+    return copy
+
+
 def update_campaign(session: Session, campaign_id: int, values: dict) -> Campaign:
     """Change any of subject, preheader, template_id, event_ids, list_ids, segment_ids, locale, archived.
     Raises NotFound, Conflict (unless draft or scheduled; ``archived`` alone may change at any
@@ -173,7 +200,7 @@ def update_campaign(session: Session, campaign_id: int, values: dict) -> Campaig
     if "event_ids" in values:
         _set_events(campaign, _events(session, values["event_ids"]))
     if "list_ids" in values:
-        campaign.lists = _lists(session, values["list_ids"])
+        campaign.lists = _lists(session, values["list_ids"], campaign.lists)
     if "segment_ids" in values:
         campaign.segments = segments.segments_by_id(session, values["segment_ids"])
     if "list_ids" in values or "segment_ids" in values:
@@ -221,7 +248,8 @@ def test_addresses(addresses) -> list[str]:
             try:
                 cleaned.append(normalize_email(raw))
             except InvalidInput:
-                raise InvalidInput("One of the test addresses is not valid.", "addresses") from None
+                raise InvalidInput("\u201c%(address)s\u201d is not a valid email address.", "addresses",
+                                   address=raw.strip()[:100]) from None
     cleaned = list(dict.fromkeys(cleaned))
     if not cleaned:
         raise InvalidInput("Give one or more email addresses.", "addresses")
@@ -231,17 +259,32 @@ def test_addresses(addresses) -> list[str]:
 
 
 def request_test(session: Session, campaign_id: int, addresses) -> None:
-    """Validate, then queue "mailer.send_test" (sent after the caller commits).
-    Raises NotFound, InvalidInput (addresses, a broken template)."""
+    """Validate, then queue "mailer.send_test" (sent after the caller commits); the campaign's
+    ``test_report`` says it is on its way. Raises NotFound, InvalidInput (an address, naming
+    it; a broken template)."""
     campaign = get_or_404(session, Campaign, campaign_id)
     cleaned = test_addresses(addresses)
     compile_for(session, campaign)
+    campaign.test_report = {"state": "queued", "addresses": cleaned, "at": utcnow().isoformat()}
     enqueue(session, "mailer.send_test", campaign.id, cleaned)
+
+
+def _report_test(session: Session, campaign: Campaign, state: str, addresses: list[str], *,
+                 results=(), error: str = "") -> None:
+    """Keep what the mail server said of a test send on the campaign (its page shows it);
+    commits, so the answer stays when the task then fails for a retry."""
+    campaign.test_report = {
+        "state": state, "addresses": addresses, "at": utcnow().isoformat(), "error": error[:300],
+        "results": [{"address": address, "ok": r.ok, "code": r.code, "error": (r.error or "")[:300],
+                     "temporary": r.temporary} for address, r in results]}
+    session.commit()
 
 
 def send_test(session: Session, campaign_id: int, addresses) -> None:
     """Task body: send the campaign now to ``addresses``, subject marked [TEST], as a sample
-    recipient. Raises NotFound, InvalidInput; OSError when the mail server cannot be reached."""
+    recipient, and record each address's answer in ``Campaign.test_report`` (commits). Raises
+    NotFound, InvalidInput; OSError when the mail server cannot be reached or answers 4xx
+    (the task tries again)."""
     campaign = get_or_404(session, Campaign, campaign_id)
     cleaned = test_addresses(addresses)
     compiled = campaign_mail.compiled(session, campaign)
@@ -256,10 +299,13 @@ def send_test(session: Session, campaign_id: int, addresses) -> None:
         results = transport.send([mail.test_message(address, {"name": "", "email": address, **links_})
                                   for address in cleaned])
     except ConnectionFailed as exc:
+        _report_test(session, campaign, "retrying", cleaned, error=str(exc))
         raise OSError(f"test mail not sent: {exc}") from exc
     finally:
         transport.close()
     failed = [r for r in results if not r.ok and r.temporary]
+    _report_test(session, campaign, "retrying" if failed else "done", cleaned,
+                 results=list(zip(cleaned, results, strict=True)))
     if failed:
         raise OSError(f"test mail not accepted: {failed[0].code} {failed[0].error}")
 
@@ -331,10 +377,11 @@ def view_copy(session: Session, token: str) -> Rendered:
     return render_as(session, campaign, subscriber_id)
 
 
-def compose_options(session: Session) -> dict:
-    """What the compose form offers: events (upcoming first), lists, content templates."""
+def compose_options(session: Session, campaign: Campaign | None = None) -> dict:
+    """What the compose form offers: events (upcoming first), lists (archived ones only when
+    ``campaign`` has them already), content templates."""
     return {"events": events_to_choose(session),
-            "lists": list(session.scalars(select(MailingList).order_by(MailingList.name))),
+            "lists": offered_lists(session, [item.id for item in campaign.lists] if campaign else ()),
             "segments": segments.all_segments(session),
             "templates": content_templates(session)}
 

@@ -65,8 +65,10 @@ def _cli_actor():
 
 @users_cli.command("set-password")
 @click.argument("email")
-def set_password_command(email: str) -> None:
-    """Set a staff member's password (from MAILER_PASSWORD, or asked for); their sessions end."""
+@click.option("--generate", is_flag=True, help="Make up a random password and print it once.")
+def set_password_command(email: str, generate: bool) -> None:
+    """Set a staff member's password (generated, from MAILER_PASSWORD, or asked for); their
+    sessions end."""
     from . import audit, users
     from .errors import DomainError
 
@@ -74,16 +76,21 @@ def set_password_command(email: str) -> None:
         user = users.user_by_email(db_session, email)
     except DomainError as exc:
         raise click.ClickException(exc.message) from exc
-    password = os.environ.get("MAILER_PASSWORD") or click.prompt(
-        "New password", hide_input=True, confirmation_prompt=True)
+    if generate:
+        password = users.generate_password()
+    else:
+        password = os.environ.get("MAILER_PASSWORD") or click.prompt(
+            "New password", hide_input=True, confirmation_prompt=True)
     try:
         users.reset_password(db_session, user.id, password)
     except DomainError as exc:
         db_session.rollback()
         raise click.ClickException(exc.message) from exc
-    audit.record(db_session, _cli_actor(), "password.reset", str(user.id))
+    audit.record(db_session, _cli_actor(), "password.reset", str(user.id), generated=generate)
     db_session.commit()
     click.echo(f"Password changed for {user.email}; their sessions have ended.")
+    if generate:
+        click.echo(f"New password (shown once): {password}")
 
 
 @users_cli.command("reset-2fa")

@@ -239,6 +239,22 @@ def save_template(session: Session, template_id: int | None, values: dict) -> Te
     return template
 
 
+def clone_template(session: Session, template_id: int, *, prefix: str = "Kopia: ") -> Template:
+    """A new template (never built-in) with the same kind, layout, subject and source, named
+    ``prefix`` + the name, made unique with " (2)", " (3)"… Raises NotFound."""
+    original = get_or_404(session, Template, template_id)
+    base = (prefix + original.name)[:110]
+    taken = set(session.scalars(select(Template.name).where(Template.name.startswith(base, autoescape=True))))
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base} ({n})", n + 1
+    copy = Template(name=name, kind=original.kind, layout_id=original.layout_id, subject=original.subject,
+                    html=original.html, text=original.text, builtin=False)
+    session.add(copy)
+    session.flush()
+    return copy
+
+
 def builtin_stem(template: Template) -> str | None:
     for name, _kind, stem, _layout in BUILTINS:
         if name == template.name:

@@ -44,7 +44,8 @@ UNSUBSCRIBED = SubscriptionStatus.UNSUBSCRIBED
 
 # --- Validation --------------------------------------------------------------------------
 
-_PUBLIC_IDS = select(MailingList.id).where(MailingList.public.is_(True)).order_by(MailingList.name, MailingList.id)
+_PUBLIC_IDS = (select(MailingList.id).where(MailingList.public.is_(True), MailingList.archived_at.is_(None))
+               .order_by(MailingList.name, MailingList.id))
 
 
 def _chosen_lists(session: Session, list_ids: Sequence[int | str] | None) -> list[int]:

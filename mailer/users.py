@@ -117,6 +117,11 @@ def change_own_password(session: Session, user: User, current: str, new: str) ->
     session.flush()
 
 
+def generate_password() -> str:
+    """A new random password (20 characters, about 120 bits), to be shown once."""
+    return secrets.token_urlsafe(15)
+
+
 def reset_password(session: Session, user_id: int, password: str) -> User:
     """An admin sets another staff member's password; raises NotFound, InvalidInput."""
     user = get_or_404(session, User, user_id)
@@ -237,6 +242,10 @@ def user_by_email(session: Session, email: str) -> User:
     return user
 
 
+LAST_ADMIN = ("%(email)s is the last active administrator: make another staff member an administrator "
+              "first. At least one active administrator must remain.")
+
+
 def _other_active_admins(session: Session, user_id: int) -> int:
     return session.scalar(select(func.count(User.id)).where(
         User.role == Role.ADMIN, User.active.is_(True), User.id != user_id)) or 0
@@ -250,7 +259,7 @@ def set_role(session: Session, user_id: int, role: Role | str) -> User:
         raise InvalidInput("Unknown role.", "role") from exc
     user = get_or_404(session, User, user_id)
     if user.role == Role.ADMIN and role != Role.ADMIN and not _other_active_admins(session, user_id):
-        raise Conflict("At least one active admin must remain.")
+        raise Conflict(LAST_ADMIN, "role", email=user.email)
     if user.role != role:
         user.role = role
         end_sessions(user)
@@ -264,7 +273,7 @@ def set_active(session: Session, user_id: int, active: bool) -> User:
     """(De)activate an account; raises NotFound, Conflict (the last active admin)."""
     user = get_or_404(session, User, user_id)
     if not active and user.role == Role.ADMIN and not _other_active_admins(session, user_id):
-        raise Conflict("At least one active admin must remain.")
+        raise Conflict(LAST_ADMIN, "active", email=user.email)
     if user.active != active:
         user.active = active  # API tokens of an inactive user stop working (token_for)
         end_sessions(user)

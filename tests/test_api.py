@@ -87,7 +87,7 @@ def admin_only_rules(app) -> list[tuple[str, str]]:
 def test_admin_only_views_are_the_expected_ones(app):
     marked = {endpoint for endpoint, view in app.view_functions.items()
               if endpoint.startswith("api.") and getattr(view, "api_role", None) == "admin"}
-    assert marked == {"api.create_list", "api.update_list", "api.erase_subscriber", "api.update_subscriber",
+    assert marked == {"api.create_list", "api.update_list", "api.delete_list", "api.add_subscriber", "api.erase_subscriber", "api.update_subscriber",
                       "api.bulk_action", "api.create_segment", "api.update_segment", "api.delete_segment"}
 
 

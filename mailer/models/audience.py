@@ -69,6 +69,8 @@ class MailingList(Model):
     description: Mapped[str] = mapped_column(Text, default="")
     public: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Archived: kept with its history, but offered neither to visitors nor to new campaigns.
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     subscriptions: Mapped[list["Subscription"]] = relationship(
         back_populates="list", cascade="all, delete-orphan"

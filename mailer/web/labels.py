@@ -14,6 +14,7 @@ CONSENT_ACTIONS = {
     "unsubscribe": _l("unsubscribed"),
     "complaint": _l("spam complaint: consent withdrawn"),
     "admin-add": _l("added to the list by staff"),
+    "staff-added": _l("added by staff, who confirmed the consent"),
     "import-pending": _l("imported, waiting for confirmation"),
     "import-confirmed": _l("imported as confirmed"),
     "import-unsubscribed": _l("imported as unsubscribed"),
@@ -46,6 +47,7 @@ IMPORT_STATUSES = {
 DELIVERY_STATUSES = {
     "queued": _l("waiting to be sent"), "sent": _l("sent"), "failed": _l("failed"),
     "bounced": _l("bounced"), "skipped": _l("skipped"),
+    "dropped": _l("not needed any more"),  # a notice no longer needed (mailer.notices)
 }
 
 SUBSCRIPTION_STATUSES = {

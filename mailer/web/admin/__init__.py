@@ -14,6 +14,7 @@ from . import (  # noqa: E402,F401
     outbox,
     security,
     segments,
+    staff_subscribers,
     subscribers,
     suppressions,
     templates,

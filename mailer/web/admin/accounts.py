@@ -8,12 +8,13 @@ from flask_babel import gettext as _
 from flask_login import current_user, logout_user
 
 from ... import audit, two_factor, users
-from ...errors import Conflict, InvalidInput
+from ...errors import Conflict, DomainError, InvalidInput
 from ...extensions import db_session, limiter
 from ...lookups import get_or_404
 from ...models import Role, User
 from ..admin_forms import LoginForm, PasswordResetForm, RoleForm, TwoFactorForm, UserForm, add_error
 from ..auth import actor, audited, pending_user, remember_pending, staff_required, start_session
+from ..errors import error_text, status_of
 from ..subscribe_limits import account_key
 from . import bp
 
@@ -114,10 +115,16 @@ def logout():
 
 # --- Staff accounts (admins) ----------------------------------------------------------------
 
-def _users_page(form=None, status=200):
+def _users_page(form=None, status=200, generated=None):
     return render_template("web/admin/accounts/users.html", users=users.list_users(db_session),
                            form=form or UserForm(), role_form=RoleForm(), reset_form=PasswordResetForm(),
-                           require_2fa=two_factor.required(db_session)), status
+                           require_2fa=two_factor.required(db_session), generated=generated), status
+
+
+def _refused(exc: DomainError):
+    """The staff page again, saying why the change was refused (a 409: nothing changed)."""
+    flash(error_text(exc), "error")
+    return _users_page(status=status_of(exc))
 
 
 @bp.get("/users", endpoint="users")
@@ -148,7 +155,10 @@ def user_role(user_id: int):
     form = RoleForm()
     if not form.validate_on_submit():
         raise InvalidInput("Unknown role.", "role")
-    user = users.set_role(db_session, user_id, form.role.data)
+    try:
+        user = users.set_role(db_session, user_id, form.role.data)
+    except Conflict as exc:  # the last active admin: said on the staff page, nothing changes
+        return _refused(exc)
     audit.record(db_session, actor(), "user.role", str(user_id), role=str(user.role))
     flash(_("Role changed."), "success")
     return redirect(url_for("admin.users"))
@@ -163,7 +173,10 @@ def user_active(user_id: int):
     if not active and user_id == current_user.id:
         flash(_("You cannot deactivate your own account."), "error")
         return redirect(url_for("admin.users"))
-    users.set_active(db_session, user_id, active)
+    try:
+        users.set_active(db_session, user_id, active)
+    except Conflict as exc:
+        return _refused(exc)
     audit.record(db_session, actor(), "user.activate" if active else "user.deactivate", str(user_id))
     flash(_("Account activated.") if active else _("Account deactivated."), "success")
     return redirect(url_for("admin.users"))
@@ -172,15 +185,23 @@ def user_active(user_id: int):
 @bp.post("/users/<int:user_id>/password")
 @staff_required(Role.ADMIN)
 def user_password(user_id: int):
-    """An admin sets a new password for another staff member (their sessions end)."""
+    """An admin sets a new password for another staff member, typed or generated (shown once,
+    on the page this POST answers: never in a redirect or a cookie); their sessions end."""
     form = PasswordResetForm()
-    if not form.validate_on_submit():
-        raise InvalidInput("The password must have at least %(n)s characters.", "password", n=users.MIN_PASSWORD)
-    user = users.reset_password(db_session, user_id, form.password.data)
+    generate = request.form.get("generate") == "1"  # (the CSRF token: checked for every POST)
+    password = users.generate_password() if generate else (form.password.data or "")
+    try:
+        if not generate and not form.validate_on_submit():
+            raise InvalidInput("The password must have at least %(n)s characters.", "password", n=users.MIN_PASSWORD)
+        user = users.reset_password(db_session, user_id, password)
+    except InvalidInput as exc:  # said on the staff page, nothing changes
+        return _refused(exc)
     if user.id == current_user.id:
         start_session(user)  # the admin's own other sessions end; this one goes on
-    audit.record(db_session, actor(), "password.reset", str(user_id))
+    audit.record(db_session, actor(), "password.reset", str(user_id), generated=generate)
     flash(_("The password of %(email)s was changed; their sessions have ended.", email=user.email), "success")
+    if generate:
+        return _users_page(generated={"email": user.email, "password": password})
     return redirect(url_for("admin.users"))
 
 

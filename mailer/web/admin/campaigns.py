@@ -1,16 +1,17 @@
 """Staff pages: campaigns (compose, preview, test, send or schedule, watch the progress)."""
 
-from flask import flash, jsonify, redirect, render_template, request, url_for
+from flask import Response, flash, jsonify, redirect, render_template, request, stream_with_context, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from ... import campaigns, recipients, sending
+from ... import campaign_deliveries as campaign_deliveries_
+from ... import campaigns, csv_export, deliveries, recipients, sending
 from ...bounces import handling
 from ...errors import Conflict, InvalidInput
 from ...extensions import db_session
 from ...lookups import get_or_404
-from ...models import Campaign, CampaignStatus
+from ...models import Campaign, CampaignStatus, DeliveryStatus, Role, utcnow
 from ..archive import mail_page
 from ..auth import audited, render_limit, staff_required
 from ..content_forms import campaign_values, int_or_none, local_input
@@ -63,18 +64,27 @@ def campaign_new():
     return redirect(url_for("admin.campaign", campaign_id=campaign.id))
 
 
-def _detail(campaign_id: int, error=None, status=200, data=None):
+def _detail(campaign_id: int, error=None, status=200, data=None, addresses=None):
     campaign = get_or_404(db_session, Campaign, campaign_id)
     started = campaign.status not in campaigns.EDITABLE
-    options = campaigns.compose_options(db_session)
+    options = campaigns.compose_options(db_session, campaign)
     return render_template(
         "web/admin/campaigns/detail.html", campaign=campaign, error=error, data=data,
         progress=sending.progress(db_session, campaign_id) if started else None,
         bounces=handling.campaign_summary(db_session, campaign_id) if started else None,
         editable=campaign.status in campaigns.EDITABLE, Status=CampaignStatus,
         recipients=recipients.recipients(db_session, campaign_id) if not started else None,
-        scheduled_local=local_input(campaign.scheduled_at),
+        scheduled_local=local_input(campaign.scheduled_at), test_addresses=_test_addresses(campaign, addresses),
         recipient=request.args.get("as", ""), **options), status
+
+
+def _test_addresses(campaign: Campaign, typed: str | None) -> str:
+    """What the test form holds: what was just typed, else the last test's addresses, else
+    the staff member's own."""
+    if typed is not None:
+        return typed
+    last = (campaign.test_report or {}).get("addresses")
+    return ", ".join(last) if isinstance(last, list) and last else current_user.email
 
 
 @bp.route("/campaigns/<int:campaign_id>", methods=["GET", "POST"])
@@ -104,6 +114,47 @@ def campaign_archive(campaign_id: int):
     return redirect(url_for("admin.campaign", campaign_id=campaign_id))
 
 
+@bp.post("/campaigns/<int:campaign_id>/duplicate")
+@staff_required()
+def campaign_duplicate(campaign_id: int):
+    """A new draft with the same content, lists and events (never deliveries or schedule)."""
+    copy = campaigns.duplicate_campaign(db_session, campaign_id, prefix=_("Copy: "), created_by_id=current_user.id)
+    flash(_("This is a new draft copied from the campaign. Change the subject before sending."), "success")
+    return redirect(url_for("admin.campaign", campaign_id=copy.id))
+
+
+@bp.get("/campaigns/<int:campaign_id>/deliveries")
+@staff_required()
+def campaign_deliveries(campaign_id: int):
+    """Each recipient's message and its state: ?status= filters, ?after= the next page."""
+    status = request.args.get("status") or None
+    found = campaign_deliveries_.page(db_session, campaign_id, status=status, after=_cursor(request.args.get("after")))
+    campaign = get_or_404(db_session, Campaign, campaign_id)
+    return render_template("web/admin/campaigns/deliveries.html", campaign=campaign, found=found,
+                           status=status, statuses=list(DeliveryStatus),
+                           counts=deliveries.count_by_status(db_session, campaign_id))
+
+
+@bp.post("/campaigns/<int:campaign_id>/deliveries.csv")
+@staff_required(Role.ADMIN)
+@audited("campaign.deliveries_export", "campaign_id")
+def campaign_deliveries_csv(campaign_id: int):
+    """The whole list as CSV (admins, as other exports of addresses; recorded)."""
+    rows = campaign_deliveries_.csv_rows(db_session, campaign_id, request.form.get("status") or None)
+    name = f"campaign-{campaign_id}-deliveries-{utcnow():%Y%m%d-%H%M}.csv"
+    return Response(stream_with_context(csv_export.stream(campaign_deliveries_.CSV_HEADER, rows)),
+                    mimetype="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
+
+
+def _cursor(raw: str | None) -> int | None:
+    if not raw:
+        return None
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:
+        raise InvalidInput("The page cursor is not valid.", "after")
+    return int(raw)
+
+
 @bp.get("/campaigns/<int:campaign_id>/preview")
 @staff_required()
 @render_limit
@@ -123,12 +174,22 @@ def campaign_preview(campaign_id: int):
 @staff_required()
 @audited("campaign.test", "campaign_id")
 def campaign_test(campaign_id: int):
+    typed = request.form.get("addresses", "")
     try:
-        campaigns.request_test(db_session, campaign_id, request.form.get("addresses", ""))
+        campaigns.request_test(db_session, campaign_id, typed)
     except InvalidInput as exc:
-        return _detail(campaign_id, exc, 400)
+        return _detail(campaign_id, exc, 400, addresses=typed[:2000])
     flash(_("The test message is on its way."), "success")
     return redirect(url_for("admin.campaign", campaign_id=campaign_id))
+
+
+@bp.get("/campaigns/<int:campaign_id>/test-report")
+@staff_required()
+def campaign_test_report(campaign_id: int):
+    """The last test send's report as a piece of the campaign page (test_report.js asks for it
+    while the test is on its way)."""
+    return render_template("web/admin/campaigns/_test_report.html",
+                           campaign=get_or_404(db_session, Campaign, campaign_id))
 
 
 @bp.post("/campaigns/<int:campaign_id>/schedule")

@@ -76,6 +76,15 @@ def template_restore(template_id: int):
     return redirect(url_for("admin.template_edit", template_id=template_id))
 
 
+@bp.post("/templates/<int:template_id>/clone")
+@staff_required()
+def template_clone(template_id: int):
+    """A copy to change freely (a built-in one too), opened for editing."""
+    copy = email_templates.clone_template(db_session, template_id, prefix=_("Copy: "))
+    flash(_("This is a copy: \u201c%(name)s\u201d.", name=copy.name), "success")
+    return redirect(url_for("admin.template_edit", template_id=copy.id))
+
+
 @bp.post("/templates/<int:template_id>/delete")
 @staff_required()
 def template_delete(template_id: int):

@@ -2,7 +2,7 @@
 
 from flask import g, jsonify
 
-from ... import campaigns, recipients, sending
+from ... import campaign_deliveries, campaigns, recipients, sending
 from ...extensions import db_session
 from ...lookups import get_or_404
 from ...models import Campaign
@@ -26,6 +26,24 @@ def create_campaign(json: schemas.CampaignCreate):
     """Compose a draft campaign from events for lists."""
     item = campaigns.create_campaign(db_session, created_by_id=g.api_user.id, **json.values())
     return jsonify(serializers.campaign(item)), 201
+
+
+@bp.post(f"/campaigns/{ID}/duplicate")
+@spec.validate(resp=answers(201, schemas.Campaign, "The new draft.", 404))
+def duplicate_campaign(campaign_id: int):
+    """A new draft "Kopia: …" with the campaign's content, lists (archived ones left out),
+    segments and events; never its deliveries, counts or schedule."""
+    item = campaigns.duplicate_campaign(db_session, campaign_id, created_by_id=g.api_user.id)
+    return jsonify(serializers.campaign(item)), 201
+
+
+@bp.get(f"/campaigns/{ID}/deliveries")
+@spec.validate(resp=answers(200, schemas.DeliveryPage, "One page of deliveries.", 404))
+def campaign_deliveries_page(campaign_id: int, query: schemas.DeliverySearch):
+    """Each recipient's message and its state (with the mail server's reason when it failed),
+    50 a page in snapshot order; follow `next_after` (pass it as `after`)."""
+    found = campaign_deliveries.page(db_session, campaign_id, status=query.status, after=query.after)
+    return jsonify(serializers.delivery_page(found))
 
 
 @bp.get(f"/campaigns/{ID}")

@@ -85,6 +85,9 @@ class ListUpdate(Patch):
     name: Annotated[str, Field(max_length=120)] = None  # type: ignore[assignment]
     description: Annotated[str, Field(max_length=2000)] = None  # type: ignore[assignment]
     public: bool = None  # type: ignore[assignment]
+    archived: Annotated[bool, Field(description=(
+        "Archived: offered neither on the sign-up form nor to new campaigns; "
+        "subscriptions and history stay."))] = None  # type: ignore[assignment]
 
 
 class Subscribe(Body):
@@ -185,7 +188,23 @@ class SubscriberSearch(Query):
     per_page: Annotated[int, Field(ge=1, le=200, description="Default 50.")] = 50
 
 
+class SubscriberCreate(Body):
+    email: Annotated[str, Field(max_length=254)]
+    name: Annotated[str, Field(max_length=200)] = ""
+    locale: Annotated[Locale, Field(description="Language of their mail.")] = "pl"
+    list_ids: Annotated[SomeIds, Field(description="Lists (public or private, not archived).")]
+    confirmation_mail: Annotated[bool, Field(description=(
+        "Send a confirmation mail (double opt-in): the subscriptions wait for the person. "
+        "False: confirmed at once on `basis`, with `consent_confirmed`."))] = True
+    basis: Annotated[str, Field(max_length=200, description=(
+        "Where the person's consent is recorded; required without a confirmation mail."))] = ""
+    consent_confirmed: Annotated[bool, Field(description=(
+        "The token's owner vouches for the consent; required without a confirmation mail."))] = False
+
+
 class SubscriberProfile(Patch):
+    name: Annotated[str, Field(max_length=200)] = None  # type: ignore[assignment]
+    locale: Locale = None  # type: ignore[assignment]
     attributes: Annotated[dict[str, str | int | float | bool | None], Field(
         max_length=50, description="Merged into the subscriber's attributes; null removes one.")] = None  # type: ignore[assignment]
     tags: Annotated[list[Annotated[str, Field(max_length=64)]], Field(
@@ -244,13 +263,21 @@ class Error(BaseModel):
     field: Annotated[str | None, Field(description="The field at fault, when there is one.")] = None
 
 
+class ListCounts(BaseModel):
+    confirmed: int
+    pending: int
+    unsubscribed: int
+
+
 class MailingList(BaseModel):
     id: Id
     name: str
     slug: str
     description: str
     public: bool
+    archived: bool = False
     created_at: datetime | None = None
+    counts: ListCounts | None = Field(None, description="Subscriptions by status (in the listing).")
 
 
 class MailingLists(BaseModel):
@@ -356,6 +383,31 @@ class Progress(BaseModel):
     percent: Annotated[int | None, Field(
         description="The progress bar: the share dealt with (sent, failed or skipped); of a "
                     "cancelled campaign, the share sent.")] = None
+
+
+DeliveryState = Literal["queued", "sent", "failed", "bounced", "skipped"]
+
+
+class DeliverySearch(Query):
+    status: Annotated[DeliveryState | None, Field(description="Only deliveries in this state.")] = None
+    after: Annotated[int | None, Field(ge=0, le=2**63 - 1, description=(
+        "The next page: the `next_after` of the previous answer."))] = None
+
+
+class Delivery(BaseModel):
+    id: int
+    subscriber_id: int
+    email: str
+    name: str
+    status: DeliveryState
+    attempts: int
+    sent_at: datetime | None = None
+    error: str = ""
+
+
+class DeliveryPage(BaseModel):
+    items: list[Delivery]
+    next_after: int | None = None
 
 
 class Campaign(BaseModel):

@@ -10,10 +10,15 @@ def when(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def mailing_list(item: MailingList) -> dict:
-    return {"id": item.id, "name": item.name, "slug": item.slug,
+def mailing_list(item: MailingList, counts=None) -> dict:
+    """``counts``: a ``lists.ListCounts`` (the listing has them)."""
+    data = {"id": item.id, "name": item.name, "slug": item.slug,
             "description": item.description, "public": item.public,
-            "created_at": when(item.created_at)}
+            "archived": item.archived_at is not None, "created_at": when(item.created_at)}
+    if counts is not None:
+        data["counts"] = {"confirmed": counts.confirmed, "pending": counts.pending,
+                          "unsubscribed": counts.unsubscribed}
+    return data
 
 
 def list_values(item: MailingList) -> dict:
@@ -109,3 +114,12 @@ def token(item: ApiToken) -> dict:
     return {"id": item.id, "name": item.name, "prefix": item.prefix, "scope": str(item.scope),
             "owner": item.user.email, "created_at": when(item.created_at), "expires_at": when(item.expires_at),
             "last_used_at": when(item.last_used_at), "revoked_at": when(item.revoked_at)}
+
+
+def delivery_page(found) -> dict:
+    """A ``campaign_deliveries.Page``."""
+    return {"items": [{"id": row.delivery.id, "subscriber_id": row.delivery.subscriber_id, "email": row.email,
+                       "name": row.name, "status": str(row.delivery.status), "attempts": row.delivery.attempts,
+                       "sent_at": when(row.delivery.sent_at), "error": row.delivery.last_error}
+                      for row in found.rows],
+            "next_after": found.next_after}

@@ -6,9 +6,10 @@ from flask import current_app, g, jsonify, request
 from flask_babel import gettext as _
 from flask_limiter.util import get_remote_address
 
-from ... import audience, bulk_actions, notices, subscriptions
+from ... import audience, audit, bulk_actions, notices, staff_subscribers, subscriptions
 from ...extensions import db_session
-from ...models import Scope
+from ...lookups import get_or_404
+from ...models import Scope, Subscriber
 from .. import subscribe_limits
 from ..auth import actor, audited
 from . import admin_only, bp, schemas, serializers
@@ -35,12 +36,33 @@ def search_subscribers(query: schemas.SubscriberSearch):
 @admin_only
 @spec.validate(resp=answers(200, schemas.Subscriber, "The subscriber.", 404, 413, admin=True))
 def update_subscriber(subscriber_id: int, json: schemas.SubscriberProfile):
-    """Set a subscriber's attributes (merged; null removes one) and tags (replaced)."""
+    """Set a subscriber's name and language, attributes (merged; null removes one) and tags
+    (replaced)."""
     values = json.values()
+    if "name" in values or "locale" in values:
+        current = get_or_404(db_session, Subscriber, subscriber_id)
+        staff_subscribers.update_subscriber(db_session, subscriber_id, name=values.get("name", current.name),
+                                            locale=values.get("locale", current.locale))
     item = audience.set_attributes(db_session, subscriber_id, values.get("attributes") or {})
     if "tags" in values:
         audience.set_tags(db_session, subscriber_id, values["tags"])
     return jsonify(serializers.subscriber(item, audience.tags_of(db_session, subscriber_id)))
+
+
+@bp.post("/subscribers")
+@admin_only
+@spec.validate(resp=answers(201, schemas.Subscriber, "The new subscriber.", 409, 413, admin=True))
+def add_subscriber(json: schemas.SubscriberCreate):
+    """Add someone by hand: with a confirmation mail (double opt-in, the default), or confirmed
+    at once on the `basis` the token's owner gives and vouches for (`consent_confirmed`).
+
+    An address that is a subscriber already, or on the suppression list, is a 409."""
+    who = actor()
+    item = staff_subscribers.add_subscriber(
+        db_session, staff_subscribers.Staff(who.user_id, who.email, who.ip), **json.values())
+    audit.record(db_session, who, "subscriber.create", str(item.id), list_ids=json.list_ids,
+                 confirmation_mail=json.confirmation_mail, basis=json.basis)
+    return jsonify(serializers.subscriber(item, [])), 201
 
 
 @bp.post("/subscribers/bulk")
