@@ -1,0 +1,156 @@
+"""Staff and public pages in Chromium at desktop and phone sizes: every staff page fits a
+390 px screen, passes axe-core's WCAG 2.1 A/AA rules, forms report every error at once and
+take the visitor to the first one, and the template editor drops a stale error.
+
+The staff pages are enumerated from the app's URL map (GET routes without arguments), plus
+one page of each kind that takes an id, so a page added later is covered without editing
+this file."""
+
+import re
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from mailer.models import (Campaign, CampaignEvent, Event, ImportJob, ImportStatus, Role, Segment,
+                           Template, TemplateKind)
+from tests.helpers_content import make_list, make_staff, make_subscriber
+from tests.test_browser_staff import CHROMIUM_ARGS, live_server  # noqa: F401 (a fixture)
+
+pytestmark = [pytest.mark.browser, pytest.mark.one_database(
+    "sqlite", "a browser drives the pages; what differs between databases is tested below them")]
+playwright = pytest.importorskip("playwright.sync_api")
+axe_playwright = pytest.importorskip("axe_playwright_python.sync_playwright")
+
+PASSWORD = "bezpieczne-hasło-2026"
+EMAIL = "admin@miasto.example.pl"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1366, "height": 900}
+WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+# Pages that are not HTML pages of their own (JSON polls, a message's raw parts, the preview
+# frame's document) and the logout/login pages a signed-in browser is sent away from.
+NOT_PAGES = {"admin.campaign_progress", "admin.import_status", "admin.campaign_preview",
+             "admin.template_preview", "admin.login", "admin.login_2fa"}
+
+
+@pytest.fixture
+def browser():
+    with playwright.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def new_page(browser, viewport: dict):
+    page = browser.new_page(viewport=viewport, locale="pl-PL")
+    page.set_default_timeout(20_000)
+    return page
+
+
+@pytest.fixture
+def staff_data(session, app, tmp_path):
+    """An admin and one row of each kind a staff page with an id shows."""
+    make_staff(session, EMAIL, role=Role.ADMIN, password=PASSWORD)
+    mailing_list = make_list(session, "Wydarzenia w mieście — bardzo długa nazwa listy do sprawdzenia",
+                             "wydarzenia")
+    subscriber = make_subscriber(session, "zofia.wisniewska-bardzo-dlugi-adres@example.org", mailing_list,
+                                 name="Zofia Wiśniewska")
+    start = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=7)
+    event = Event(title="Koncert kolęd na Rynku Głównym", starts_at=start, ends_at=start + timedelta(hours=2),
+                  place="Rynek Główny", summary="Zażółć gęślą jaźń.", body_md="Wstęp **wolny**.")
+    session.add(event)
+    session.flush()
+    campaign = Campaign(subject="Koncert kolęd", name="Koncert kolęd", locale="pl")
+    campaign.lists = [mailing_list]
+    campaign.campaign_events = [CampaignEvent(event_id=event.id, position=0)]
+    session.add(campaign)
+    template = Template(name="Zapowiedź", kind=TemplateKind.CONTENT, html="<h1>{{ subject }}</h1>", text="")
+    session.add(template)
+    segment = Segment(name="Krowodrza", conditions=[{"field": "language", "op": "is", "value": "pl"}])
+    session.add(segment)
+    job = ImportJob(filename="adresy.csv", stored_name="gone.csv", status=ImportStatus.DONE,
+                    invalid_rows=[[3, "invalid address"]], total_rows=3, done_rows=3)
+    session.add(job)
+    session.commit()
+    return {"admin.campaign": campaign.id, "admin.subscriber": subscriber.id,
+            "admin.list_edit": mailing_list.id, "admin.event_edit": event.id,
+            "admin.template_edit": template.id, "admin.import_job": job.id,
+            "admin.segment_edit": segment.id, "admin.subscriber_erase": subscriber.id}
+
+
+def staff_pages(app, ids: dict) -> list[str]:
+    """Every admin GET page: those without arguments from the URL map, and those with one id
+    (every such route must have an id in `ids`, so a new one fails here until it has)."""
+    paths = []
+    with app.test_request_context():
+        from flask import url_for
+        for rule in app.url_map.iter_rules():
+            if not rule.endpoint.startswith("admin.") or "GET" not in (rule.methods or ()):
+                continue
+            if rule.endpoint in NOT_PAGES:
+                continue
+            if not rule.arguments:
+                paths.append(url_for(rule.endpoint))
+            elif rule.endpoint == "admin.outbox_message":
+                continue  # the outbox holds no message in this test (its page is tested with one elsewhere)
+            else:
+                assert rule.endpoint in ids, f"{rule.endpoint}: give this test an id for it"
+                [argument] = rule.arguments
+                paths.append(url_for(rule.endpoint, **{argument: ids[rule.endpoint]}))
+    return sorted(set(paths))
+
+
+def sign_in(page, base: str) -> None:
+    page.goto(f"{base}/admin/login?lang=pl")
+    page.fill("#email", EMAIL)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    assert "/admin/login" not in page.url
+
+
+SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
+SHOT_PAGES = {"/admin/": "dashboard", "/admin/subscribers": "subscribers", "/admin/campaigns/1": "campaign",
+              "/admin/events/new": "event-form"}
+
+
+def shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"layout-{name}.png"), full_page=True)
+
+
+def overflow(page) -> tuple[int, int]:
+    return page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+
+
+def test_every_staff_page_fits_a_phone(app, live_server, browser, staff_data):  # noqa: F811
+    base = live_server
+    page = new_page(browser, PHONE)
+    sign_in(page, base)
+    pages = staff_pages(app, staff_data)
+    assert "/admin/" in pages and "/admin/subscribers" in pages and len(pages) > 15
+    too_wide = {}
+    for path in pages:
+        response = page.goto(base + path)
+        assert response is not None
+        if response.status == 404 and path == "/admin/outbox":
+            continue  # the outbox exists only when mail goes to the folder (here: to SMTP)
+        assert response.status == 200, path
+        width, screen = overflow(page)
+        if width > screen:
+            too_wide[path] = width
+        if path in SHOT_PAGES:
+            shot(page, "phone-" + SHOT_PAGES[path])
+    assert not too_wide, f"wider than the {PHONE['width']} px screen: {too_wide}"
+    # The menu and the language switch are reachable on a phone.
+    page.goto(base + "/admin/")
+    toggle = page.locator(".nav-toggle")
+    expect(toggle).to_be_visible()
+    toggle.click()
+    expect(page.locator("nav.nav a", has_text="Subskrybenci")).to_be_visible()
+    shot(page, "phone-menu")
+    english = page.locator(".lang a[hreflang=en]")
+    expect(english).to_be_visible()
+    box = english.bounding_box()
+    assert box is not None and box["x"] + box["width"] <= PHONE["width"]
