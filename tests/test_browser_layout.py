@@ -154,3 +154,35 @@ def test_every_staff_page_fits_a_phone(app, live_server, browser, staff_data):  
     expect(english).to_be_visible()
     box = english.bounding_box()
     assert box is not None and box["x"] + box["width"] <= PHONE["width"]
+
+
+PUBLIC_PAGES = ["/", "/subscribe", "/embed", "/archive", "/admin/login", "/confirm/not-a-token",
+                "/u/not-a-token"]
+
+
+def axe_violations(page) -> list[str]:
+    results = axe_playwright.Axe().run(page, options={"runOnly": {"type": "tag", "values": WCAG},
+                                                      "resultTypes": ["violations"]})
+    found = []
+    for violation in results.response["violations"]:
+        targets = [", ".join(node["target"]) for node in violation["nodes"][:3]]
+        found.append(f"{violation['id']} ({violation['impact']}): {violation['help']} at {targets}")
+    return found
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_every_page_passes_axe(app, live_server, browser, staff_data, viewport):  # noqa: F811
+    base = live_server
+    page = new_page(browser, viewport)
+    problems = {}
+    for path in PUBLIC_PAGES:
+        page.goto(base + path)
+        problems[path] = axe_violations(page)
+    sign_in(page, base)
+    for path in staff_pages(app, staff_data):
+        response = page.goto(base + path)
+        if response is not None and response.status == 404:
+            continue  # the outbox, without an outbox folder
+        problems[path] = axe_violations(page)
+    problems = {path: found for path, found in problems.items() if found}
+    assert not problems, "\n".join(f"{path}: {found}" for path, found in problems.items())
