@@ -6,15 +6,13 @@ The staff pages are enumerated from the app's URL map (GET routes without argume
 one page of each kind that takes an id, so a page added later is covered without editing
 this file."""
 
-import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from mailer.models import (Campaign, CampaignEvent, Event, ImportJob, ImportStatus, Role, Segment,
-                           Template, TemplateKind)
+from mailer.models import Campaign, CampaignEvent, Event, ImportJob, ImportStatus, Role, Segment, Template, TemplateKind
 from tests.helpers_content import make_list, make_staff, make_subscriber
 from tests.test_browser_staff import CHROMIUM_ARGS, live_server  # noqa: F401 (a fixture)
 
