@@ -184,3 +184,74 @@ def test_every_page_passes_axe(app, live_server, browser, staff_data, viewport):
         problems[path] = axe_violations(page)
     problems = {path: found for path, found in problems.items() if found}
     assert not problems, "\n".join(f"{path}: {found}" for path, found in problems.items())
+
+
+def in_viewport(page, selector: str) -> bool:
+    box = page.locator(selector).bounding_box()
+    size = page.viewport_size
+    return box is not None and size is not None and box["y"] >= 0 and box["y"] + box["height"] <= size["height"]
+
+
+def test_forms_show_every_error_and_take_the_phone_to_the_first(app, live_server, browser, staff_data):  # noqa: F811
+    base = live_server
+    page = new_page(browser, PHONE)
+    # The public subscribe form: below the events on a phone; two mistakes at once.
+    page.goto(f"{base}/?lang=pl")
+    page.fill("#email", "to-nie-adres")
+    page.click("form.subscribe-form button[type=submit]")
+    page.wait_for_load_state()
+    errors = page.locator("form.subscribe-form .field-error")
+    expect(errors).to_have_count(2)
+    expect(page.locator("#email")).to_be_focused()
+    assert page.get_attribute("#email", "aria-invalid") == "true"
+    assert page.get_attribute("#email", "aria-describedby") == "email-error"
+    assert "zgod" in page.inner_text("#consent-error").lower()
+    assert in_viewport(page, "#email")
+    shot(page, "phone-subscribe-errors")
+
+    # The event form: four mistakes in one submit, each next to its field.
+    sign_in(page, base)
+    page.goto(f"{base}/admin/events/new")
+    page.fill("#starts_at", "2030-12-12T16:00")
+    page.fill("#ends_at", "2030-12-12T15:00")
+    page.fill("#image_url", "ftp://example.org/a.png")
+    page.fill("#link", "javascript:alert(1)")
+    page.click("text=Zapisz wydarzenie")
+    page.wait_for_load_state()
+    for field in ["title", "ends_at", "image_url", "link"]:
+        assert page.get_attribute(f"#{field}", "aria-invalid") == "true", field
+        expect(page.locator(f"#{field}-error")).to_be_visible()
+    expect(page.locator(".flash-error")).to_contain_text("4")
+    expect(page.locator("#title")).to_be_focused()
+    assert in_viewport(page, "#title")
+    shot(page, "phone-event-errors")
+
+    # A WTForms form (the new list) marks its fields too.
+    page.goto(f"{base}/admin/lists")
+    page.click("form:has(#name) button[type=submit]")
+    page.wait_for_load_state()
+    assert page.get_attribute("#name", "aria-invalid") == "true"
+    expect(page.locator("#name")).to_be_focused()
+
+
+def test_a_preview_that_succeeds_clears_the_stale_error(app, live_server, browser, staff_data):  # noqa: F811
+    base = live_server
+    page = new_page(browser, DESKTOP)
+    sign_in(page, base)
+    page.goto(f"{base}/admin/templates/{staff_data['admin.template_edit']}")
+    page.fill("#html", "<h1>{{ subject </h1>")
+    page.click("text=Zapisz szablon")
+    page.wait_for_load_state()
+    expect(page.locator("#html-error")).to_contain_text("wierszu 1")
+    expect(page.locator(".flash-error")).to_be_visible()
+    # Still wrong: the preview shows the error and the page keeps its own.
+    page.click("text=Podejrzyj zmiany")
+    page.frame_locator("iframe[name=preview]").locator(".flash-error").wait_for()
+    expect(page.locator("#html-error")).to_be_visible()
+    # Fixed: the preview renders and the stale error goes.
+    page.fill("#html", "<h1>{{ subject }}</h1>")
+    page.click("text=Podejrzyj zmiany")
+    page.frame_locator("iframe[name=preview]").get_by_role("heading", name="Najbliższe wydarzenia").wait_for()
+    expect(page.locator("#html-error")).to_have_count(0)
+    expect(page.locator(".flash-error")).to_have_count(0)
+    assert page.get_attribute("#html", "aria-invalid") is None

@@ -3,7 +3,7 @@
 from flask import Flask
 from flask_babel import get_locale
 
-from . import assets, errors, security, subscribe_limits, transaction
+from . import assets, errors, form_errors, security, subscribe_limits, transaction
 
 
 def register_blueprints(app: Flask) -> None:
@@ -23,6 +23,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(webhooks.bp)
     app.jinja_env.globals["current_locale"] = lambda: str(get_locale())
     assets.init_app(app)
+    form_errors.init_app(app)
     errors.register_error_handlers(app)
     security.init_app(app)
     # After-request functions run last-registered first: the subscribe answers are held back

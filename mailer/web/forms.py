@@ -3,14 +3,15 @@ values (address, name, consent, lists) live in mailer.subscriptions, so the form
 JSON endpoint and the API apply the same ones."""
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, SelectMultipleField, StringField, SubmitField
 from wtforms.widgets import CheckboxInput, ListWidget
+
+from .form_errors import AccessibleForm
 
 HONEYPOT = "website"
 
 
-class SubscribeForm(FlaskForm):
+class SubscribeForm(AccessibleForm):
     email = EmailField(_l("Email address"), render_kw={"autocomplete": "email", "required": True,
                                                        "maxlength": 254})
     name = StringField(_l("Name (optional)"), render_kw={"autocomplete": "name", "maxlength": 200})
@@ -21,10 +22,10 @@ class SubscribeForm(FlaskForm):
     submit = SubmitField(_l("Subscribe"))
 
 
-class ButtonForm(FlaskForm):
+class ButtonForm(AccessibleForm):
     """A page with one button (confirm, send a new link): only the CSRF token."""
 
 
-class UnsubscribeForm(FlaskForm):
+class UnsubscribeForm(AccessibleForm):
     lists = SelectMultipleField(_l("Newsletters"), coerce=int, validate_choice=False,
                                 widget=ListWidget(prefix_label=False), option_widget=CheckboxInput())
