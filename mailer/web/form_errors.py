@@ -42,6 +42,19 @@ def field_errors(source: Any, name: str | None = None) -> Markup:
     return Markup('<p class="field-error" id="{}-error">{}</p>').format(field_id, lines)
 
 
+def error_summary(error: Any) -> Markup:
+    """Every message of a domain error above the form, each linking to its field: for forms
+    whose fields are groups of choices (campaigns) or live in several sections."""
+    if not isinstance(error, DomainError):
+        return Markup("")
+    items = [Markup('<li><a href="#{}">{}</a></li>').format(exc.field, error_text(exc)) if exc.field
+             else Markup("<li>{}</li>").format(error_text(exc)) for exc in getattr(error, "errors", [error])]
+    if len(items) == 1:
+        return Markup('<div class="flash flash-error" role="alert">{}</div>').format(error_text(error))
+    return Markup('<div class="flash flash-error error-summary" role="alert"><ul>{}</ul></div>').format(
+        Markup("").join(items))
+
+
 def error_count(source: Any) -> int:
     """How many field mistakes a domain error or a WTForms form carries."""
     if isinstance(source, FlaskForm):
@@ -63,3 +76,4 @@ def init_app(app: Flask) -> None:
     app.add_template_global(field_errors, "field_errors")
     app.add_template_global(invalid_attrs, "invalid_attrs")
     app.add_template_global(error_count, "error_count")
+    app.add_template_global(error_summary, "error_summary")
