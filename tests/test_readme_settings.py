@@ -11,7 +11,7 @@ import mailer
 from config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = (ROOT / "config.py").read_text(encoding="utf-8") + (ROOT / "mailer" / "__init__.py").read_text(encoding="utf-8")
+SOURCES = "".join((ROOT / path).read_text(encoding="utf-8") for path in ["config.py", "mailer/__init__.py"])
 
 # Variables whose setting has another name (or is derived) in the configuration.
 DERIVED = {
@@ -94,7 +94,8 @@ def test_readme_states_the_default_config_uses(name, stated):
 
 @pytest.mark.parametrize("stated, value, expected", [
     ("unlimited", 4, False), ("4", 4, True), ("`2525`", 2525, True), ("off", False, True), ("on", False, False),
-    ("none (outbox folder)", "", True), ("`pl`", "en", False), ("`127.0.0.1/8,::1/128`", ["127.0.0.1/8", "::1/128"], True),
+    ("none (outbox folder)", "", True), ("`pl`", "en", False),
+    ("`127.0.0.1/8,::1/128`", ["127.0.0.1/8", "::1/128"], True),
     ("`SECRET_KEY` (not in production)", "", True), ("0.25", 0.25, True), ("3", 0.25, False),
 ])
 def test_the_comparison_itself(stated, value, expected):
