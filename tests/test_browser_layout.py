@@ -255,3 +255,22 @@ def test_a_preview_that_succeeds_clears_the_stale_error(app, live_server, browse
     expect(page.locator("#html-error")).to_have_count(0)
     expect(page.locator(".flash-error")).to_have_count(0)
     assert page.get_attribute("#html", "aria-invalid") is None
+
+
+def test_screenshots_of_the_main_staff_pages(app, live_server, browser, staff_data):  # noqa: F811
+    """Desktop and phone pictures of the dashboard, a subscriber search and the campaign's
+    send controls (artifacts/screenshots/layout-*.png), each page checked to fit."""
+    base = live_server
+    for label, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+        page = new_page(browser, viewport)
+        sign_in(page, base)
+        for name, path in (("dashboard", "/admin/"), ("search", "/admin/subscribers?q=zofia"),
+                           ("send", f"/admin/campaigns/{staff_data['admin.campaign']}")):
+            page.goto(base + path)
+            if name == "send":
+                page.locator("#recipients-count").scroll_into_view_if_needed()
+                page.screenshot(path=str(SHOTS / f"layout-{label}-{name}-viewport.png"))
+            width, screen = overflow(page)
+            assert width <= screen, (label, path, width)
+            shot(page, f"{label}-{name}")
+        page.close()
