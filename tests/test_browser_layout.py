@@ -26,6 +26,8 @@ EMAIL = "admin@miasto.example.pl"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1366, "height": 900}
 WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+PUBLIC_PAGES = ["/", "/subscribe", "/embed", "/archive", "/admin/login", "/confirm/not-a-token",
+                "/u/not-a-token"]
 # Pages that are not HTML pages of their own (JSON polls, a message's raw parts, the preview
 # frame's document) and the logout/login pages a signed-in browser is sent away from.
 NOT_PAGES = {"admin.campaign_progress", "admin.import_status", "admin.campaign_preview",
@@ -125,6 +127,10 @@ def overflow(page) -> tuple[int, int]:
 def test_every_staff_page_fits_a_phone(app, live_server, browser, staff_data):  # noqa: F811
     base = live_server
     page = new_page(browser, PHONE)
+    for path in PUBLIC_PAGES:  # the visitors' pages too
+        page.goto(base + path)
+        width, screen = overflow(page)
+        assert width <= screen, (path, width)
     sign_in(page, base)
     pages = staff_pages(app, staff_data)
     assert "/admin/" in pages and "/admin/subscribers" in pages and len(pages) > 15
@@ -153,9 +159,6 @@ def test_every_staff_page_fits_a_phone(app, live_server, browser, staff_data):  
     box = english.bounding_box()
     assert box is not None and box["x"] + box["width"] <= PHONE["width"]
 
-
-PUBLIC_PAGES = ["/", "/subscribe", "/embed", "/archive", "/admin/login", "/confirm/not-a-token",
-                "/u/not-a-token"]
 
 
 def axe_violations(page) -> list[str]:
