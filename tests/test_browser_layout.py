@@ -277,3 +277,26 @@ def test_screenshots_of_the_main_staff_pages(app, live_server, browser, staff_da
             assert width <= screen, (label, path, width)
             shot(page, f"{label}-{name}")
         page.close()
+
+
+def test_preview_tabs_are_tabs_for_the_keyboard(app, live_server, browser, staff_data):  # noqa: F811
+    base = live_server
+    page = new_page(browser, DESKTOP)
+    sign_in(page, base)
+    page.goto(f"{base}/admin/campaigns/{staff_data['admin.campaign']}")
+    tabs = page.get_by_role("tab")
+    expect(tabs).to_have_count(3)
+    desktop, phone = page.locator("#tab-desktop"), page.locator("#tab-phone")
+    expect(desktop).to_have_attribute("aria-selected", "true")
+    desktop.focus()
+    page.keyboard.press("ArrowRight")
+    expect(phone).to_be_focused()
+    expect(phone).to_have_attribute("aria-selected", "true")
+    expect(desktop).to_have_attribute("aria-selected", "false")
+    expect(page.locator("#preview-panel")).to_have_attribute("data-view", "phone")
+    expect(page.locator("#preview-panel")).to_have_attribute("aria-labelledby", "tab-phone")
+    page.keyboard.press("End")
+    expect(page.locator("#tab-text")).to_have_attribute("aria-selected", "true")
+    page.keyboard.press("ArrowRight")  # wraps round
+    expect(desktop).to_be_focused()
+    assert page.get_attribute("#tab-phone", "tabindex") == "-1"
