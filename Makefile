@@ -32,7 +32,9 @@ run: install
 	$(FLASK) db upgrade
 	$(FLASK) demo
 	@# honcho gives each process its own PORT: the links in mail are the web's (BASE_URL)
-	BASE_URL=$${BASE_URL:-http://127.0.0.1:$(PORT)} PORT=$(PORT) $(BIN)/honcho start -f Procfile -p $(PORT)
+	@# Ctrl-C: honcho stops every process and exits 130; that is the normal way to stop, not an error
+	BASE_URL=$${BASE_URL:-http://127.0.0.1:$(PORT)} PORT=$(PORT) $(BIN)/honcho start -f Procfile -p $(PORT) \
+	  || test $$? -eq 130
 
 ## make lint: ruff and mypy over the application (settings in pyproject.toml).
 lint: install-test

@@ -332,12 +332,12 @@ def export_subscriber(session: Session, subscriber_id: int, *, origins: bool = T
         "attributes": subscriber.attributes or {},
         "created_at": _iso(subscriber.created_at),
         "subscriptions": [{
-            "list": s.list.name, "list_slug": s.list.slug, "status": str(s.status),
+            "list_id": s.list_id, "list": s.list.name, "list_slug": s.list.slug, "status": str(s.status),
             "created_at": _iso(s.created_at), "confirmed_at": _iso(s.confirmed_at),
             "unsubscribed_at": _iso(s.unsubscribed_at),
         } for s in info["subscriptions"]],
         "consent_history": [{
-            "action": c.action, "source": c.source,
+            "action": c.action, "source": c.source, "list_id": c.list_id,
             "list": lists[c.list_id].name if c.list_id in lists else None,
             "consent_version": c.consent_version,
             **({"ip": c.ip, "user_agent": c.user_agent} if origins else {}),

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from . import campaign_mail, links, recipients, segments, tokens
 from . import campaign_states as states
 from .email_templates import SAMPLE_EMAIL, SAMPLE_NAME, compile_for, content_templates, default_content_template
-from .errors import BadToken, Conflict, InvalidInput, NotFound
+from .errors import BadToken, Conflict, FieldErrors, InvalidInput, NotFound
 from .events import by_date, events_to_choose, parse_when
 from .events import when as event_when
 from .jobs import enqueue
@@ -140,10 +140,13 @@ def create_campaign(session: Session, *, event_ids: Sequence[int | str], list_id
     """A draft campaign; subject and preheader are prefilled from the events when None, the
     template defaults to the announcement (one event) or the digest (several).
     Raises InvalidInput."""
-    locale = _locale(locale)
-    events = _events(session, event_ids)
-    lists = _lists(session, list_ids)
-    template = _template(session, template_id) or default_content_template(session, len(events) > 1)
+    problems = FieldErrors()  # every mistake at once
+    locale = problems.check(_locale, locale)
+    events = problems.check(_events, session, event_ids)
+    lists = problems.check(_lists, session, list_ids)
+    template = problems.check(_template, session, template_id)
+    problems.raise_if_any()
+    template = template or default_content_template(session, len(events) > 1)
     subject = _line(suggested_subject(events, locale) if subject is None else subject, "subject", True)
     preheader = _line(suggested_preheader(events, locale) if preheader is None else preheader,
                       "preheader", False)
@@ -188,21 +191,31 @@ def update_campaign(session: Session, campaign_id: int, values: dict) -> Campaig
     content_keys = set(values) - {"archived"}
     if content_keys and campaign.status not in EDITABLE:
         raise Conflict("This campaign can no longer be changed.")
-    if "locale" in values:
-        campaign.locale = _locale(values["locale"])
-    if "subject" in values:
-        campaign.subject = _line(values["subject"], "subject", True)
-    if "preheader" in values:
-        campaign.preheader = _line(values["preheader"], "preheader", False)
-    if "template_id" in values:
-        campaign.template = _template(session, values["template_id"]) or \
+    problems = FieldErrors()  # every field checked before anything changes
+    checks = {"locale": (_locale, values.get("locale")),
+              "subject": (_line, values.get("subject"), "subject", True),
+              "preheader": (_line, values.get("preheader"), "preheader", False),
+              "template_id": (_template, session, values.get("template_id")),
+              "event_ids": (_events, session, values.get("event_ids")),
+              "list_ids": (_lists, session, values.get("list_ids"), campaign.lists),
+              "segment_ids": (segments.segments_by_id, session, values.get("segment_ids"))}
+    new = {key: problems.check(*check) for key, check in checks.items() if key in values}
+    problems.raise_if_any()
+    if "locale" in new:
+        campaign.locale = new["locale"]
+    if "subject" in new:
+        campaign.subject = new["subject"]
+    if "preheader" in new:
+        campaign.preheader = new["preheader"]
+    if "template_id" in new:
+        campaign.template = new["template_id"] or \
             default_content_template(session, len(campaign.campaign_events) > 1)
-    if "event_ids" in values:
-        _set_events(campaign, _events(session, values["event_ids"]))
-    if "list_ids" in values:
-        campaign.lists = _lists(session, values["list_ids"], campaign.lists)
-    if "segment_ids" in values:
-        campaign.segments = segments.segments_by_id(session, values["segment_ids"])
+    if "event_ids" in new:
+        _set_events(campaign, new["event_ids"])
+    if "list_ids" in new:
+        campaign.lists = new["list_ids"]
+    if "segment_ids" in new:
+        campaign.segments = new["segment_ids"]
     if "list_ids" in values or "segment_ids" in values:
         recipients.recount_later(session, campaign.id)
     if "archived" in values:

@@ -1,9 +1,10 @@
 """Command-line entry points: ``flask --app mailer ...``."""
 
 import os
+from pathlib import Path
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from .extensions import db_session
@@ -15,6 +16,7 @@ bounces_cli = AppGroup("bounces", help="Returned mail and complaints.")
 
 def init_app(app: Flask) -> None:
     app.cli.add_command(demo_command)
+    app.cli.add_command(demo_banner_command)
     app.cli.add_command(users_cli)
     app.cli.add_command(tokens_cli)
     app.cli.add_command(bounces_cli)
@@ -25,8 +27,31 @@ def demo_command() -> None:
     """Create the demo admin, a demo list and an upcoming event (idempotent); print the login."""
     from . import demo
 
-    email, password = demo.seed(db_session)
-    click.echo(f"Demo admin: {email} / {password}")
+    email, _password = demo.seed(db_session, Path(current_app.instance_path))
+    click.echo(f"Demo data ready; {email}'s sign-in is shown once the site is up.")
+
+
+@click.command("demo-banner")
+@click.option("--timeout", default=120.0, help="Seconds to wait for the web app.")
+@click.option("--settle", default=1.5, help="Seconds to wait after it answers.")
+def demo_banner_command(timeout: float, settle: float) -> None:
+    """`make run`'s last word: wait for the web app to answer, print where to sign in and the
+    demo admin's password, then wait quietly until the processes are stopped."""
+    import signal
+    import sys
+    import time
+
+    from . import demo
+
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(0))  # Ctrl-C / honcho: a quiet stop
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    base = current_app.config["BASE_URL"]
+    if not demo.wait_for_web(base + "/admin/login", timeout):
+        click.echo(f"The web app did not answer at {base} within {timeout:.0f} s.", err=True)
+    time.sleep(settle)  # the other processes' start-up lines (and the access log of the probe) first
+    click.echo(demo.banner(base, Path(current_app.instance_path)))
+    while True:
+        signal.pause()
 
 
 @users_cli.command("create")

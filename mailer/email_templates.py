@@ -2,18 +2,20 @@
 
 import re
 from datetime import datetime, time, timedelta
-from typing import cast
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from flask import current_app
+from jinja2 import TemplateSyntaxError
 from sqlalchemy import Connection, Table, event, select
 from sqlalchemy.orm import Session
 
 from config import ROOT
 
-from .errors import InvalidInput
+from .errors import FieldErrors, InvalidInput
 from .events import by_date, event_context, upcoming
 from .lookups import get_or_404, parse_id
+from .mail import render
 from .mail.render import CompiledCampaign, Limits, Rendered, compile_limited
 from .models import Campaign, Event, Template, TemplateKind, utcnow
 
@@ -167,14 +169,7 @@ def render_sample(session: Session, *, kind: TemplateKind, html: str, text: str,
                                 view_url="#view")
 
 
-def _clean(session: Session, template: Template | None, values: dict) -> dict:
-    if not isinstance(values, dict):
-        raise InvalidInput("Send the template's fields.")
-    name = values.get("name", template.name if template else "")
-    html = values.get("html", "")
-    text = values.get("text", "")
-    if not all(isinstance(v, str) for v in (name, html, text)):
-        raise InvalidInput("Template fields must be text.")
+def _clean_name(session: Session, template: Template | None, name: str) -> str:
     name = name.strip()
     if not name:
         raise InvalidInput("Give the template a name.", "name")
@@ -182,39 +177,85 @@ def _clean(session: Session, template: Template | None, values: dict) -> dict:
         raise InvalidInput("The name must be a single line of at most 120 characters.", "name")
     if template is not None and template.builtin and name != template.name:
         raise InvalidInput("Built-in templates keep their name.", "name")
-    if len(html) > _MAX_SOURCE or len(text) > _MAX_SOURCE:
-        raise InvalidInput("The template is too long.", "html")
-    html, text = html.replace("\r\n", "\n"), text.replace("\r\n", "\n")
-    if not html.strip():
-        raise InvalidInput("The HTML part is required.", "html")
-    try:
-        kind = TemplateKind(template.kind if template else str(values.get("kind")))
-    except ValueError:
-        raise InvalidInput("Choose whether this is a layout or content.", "kind") from None
     clash = session.scalar(select(Template.id).where(Template.name == name))
     if clash is not None and (template is None or clash != template.id):
         raise InvalidInput("Another template already has this name.", "name")
+    return name
+
+
+def _clean_layout_choice(session: Session, layout_id: Any) -> Template:
+    try:
+        layout = session.get(Template, parse_id(layout_id)) if layout_id not in (None, "") else None
+    except InvalidInput:
+        layout = None
+    if layout is None or layout.kind != TemplateKind.LAYOUT:
+        raise InvalidInput("Choose the layout this content is placed in.", "layout_id")
+    return layout
+
+
+def _layout_placeholders(html: str, text: str) -> list[InvalidInput]:
+    """What a layout's parts lack: the content and unsubscribe placeholders."""
+    missing = []
+    if not _UNSUBSCRIBE.search(html):
+        missing.append(InvalidInput("A layout must contain the unsubscribe link {{ unsubscribe_url }} "
+                                    "in the HTML part.", "html"))
+    if not _CONTENT.search(html):
+        missing.append(InvalidInput("A layout must place the message content with {{ content }}.", "html"))
+    if text.strip() and not _CONTENT.search(text):
+        missing.append(InvalidInput("A layout must place the message content with {{ content }}.", "text"))
+    if text.strip() and not _UNSUBSCRIBE.search(text):
+        missing.append(InvalidInput("A layout must contain the unsubscribe link {{ unsubscribe_url }} "
+                                    "in the text part.", "text"))
+    return missing
+
+
+def _syntax_errors(html: str, text: str) -> list[InvalidInput]:
+    """Each part's Jinja syntax error, with its line, found by parsing alone (nothing runs)."""
+    found = []
+    for field, source in (("html", html), ("text", text)):
+        try:
+            render.sandbox.parse(source)
+        except TemplateSyntaxError as exc:
+            found.append(InvalidInput("Template syntax error on line %(line)s: %(detail)s", field,
+                                      line=exc.lineno, detail=exc.message or ""))
+    return found
+
+
+def _clean(session: Session, template: Template | None, values: dict) -> dict:
+    """The template's fields, checked all at once (the first InvalidInput raised carries
+    every mistake found); the sample render only once the fields themselves are right."""
+    if not isinstance(values, dict):
+        raise InvalidInput("Send the template's fields.")
+    name = values.get("name", template.name if template else "")
+    html = values.get("html", "")
+    text = values.get("text", "")
+    if not all(isinstance(v, str) for v in (name, html, text)):
+        raise InvalidInput("Template fields must be text.")
+    if len(html) > _MAX_SOURCE or len(text) > _MAX_SOURCE:
+        raise InvalidInput("The template is too long.", "html")
+    problems = FieldErrors()
+    name = problems.check(_clean_name, session, template, name)
+    html, text = html.replace("\r\n", "\n"), text.replace("\r\n", "\n")
+    if not html.strip():
+        problems.add(InvalidInput("The HTML part is required.", "html"))
+    try:
+        kind = TemplateKind(template.kind if template else str(values.get("kind")))
+    except ValueError:
+        problems.add(InvalidInput("Choose whether this is a layout or content.", "kind"))
+        problems.raise_if_any()
+        raise  # (unreachable: the line above raised)
+    for mistake in _syntax_errors(html, text):
+        problems.add(mistake)
     layout = None
     if kind == TemplateKind.CONTENT:
-        layout_id = values.get("layout_id")
-        try:
-            layout = session.get(Template, parse_id(layout_id)) if layout_id not in (None, "") else None
-        except InvalidInput:
-            layout = None
-        if layout is None or layout.kind != TemplateKind.LAYOUT:
-            raise InvalidInput("Choose the layout this content is placed in.", "layout_id")
-    else:
-        if not _UNSUBSCRIBE.search(html):
-            raise InvalidInput("A layout must contain the unsubscribe link {{ unsubscribe_url }} "
-                               "in the HTML part.", "html")
-        if not _CONTENT.search(html) or (text.strip() and not _CONTENT.search(text)):
-            raise InvalidInput("A layout must place the message content with {{ content }}.",
-                               "html" if not _CONTENT.search(html) else "text")
-        if text.strip() and not _UNSUBSCRIBE.search(text):
-            raise InvalidInput("A layout must contain the unsubscribe link {{ unsubscribe_url }} "
-                               "in the text part.", "text")
-    for locale in current_app.config["LANGUAGES"]:
-        render_sample(session, kind=kind, html=html, text=text, layout=layout, locale=locale)
+        layout = problems.check(_clean_layout_choice, session, values.get("layout_id"))
+    elif html.strip():
+        for missing in _layout_placeholders(html, text):
+            problems.add(missing)
+    if not problems.found:
+        for locale in current_app.config["LANGUAGES"]:
+            render_sample(session, kind=kind, html=html, text=text, layout=layout, locale=locale)
+    problems.raise_if_any()
     return {"name": name, "kind": kind, "html": html, "text": text, "layout": layout}
 
 

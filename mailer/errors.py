@@ -28,7 +28,42 @@ class DomainError(Exception):
 
 
 class InvalidInput(DomainError):
-    """Malformed or out-of-range input."""
+    """Malformed or out-of-range input. ``errors``: every mistake a validation found (this
+    one first), when it checked every field (``FieldErrors``); else just this one."""
+
+    all_errors: list["InvalidInput"]
+
+    @property
+    def errors(self) -> list["InvalidInput"]:
+        return self.__dict__.get("all_errors") or [self]
+
+
+class FieldErrors:
+    """A validation that checks every field before it refuses, so that a form shows all its
+    mistakes at once: ``check(function, ...)`` runs one check and keeps its InvalidInput
+    (returning None), ``raise_if_any()`` raises the first one found, carrying them all."""
+
+    def __init__(self) -> None:
+        self.found: list[InvalidInput] = []
+
+    def check(self, function: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except InvalidInput as exc:
+            self.found.append(exc)
+            return None
+
+    def add(self, exc: InvalidInput) -> None:
+        self.found.append(exc)
+
+    def failed(self, *fields: str) -> bool:
+        return any(exc.field in fields for exc in self.found)
+
+    def raise_if_any(self) -> None:
+        if self.found:
+            first = self.found[0]
+            first.all_errors = list(self.found)
+            raise first
 
 
 class NotFound(DomainError):

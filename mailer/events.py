@@ -16,7 +16,7 @@ from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .errors import Conflict, InvalidInput
+from .errors import Conflict, FieldErrors, InvalidInput
 from .lookups import get_or_404
 from .mail.render import html_to_text
 from .models import Campaign, CampaignEvent, CampaignStatus, Event, utcnow
@@ -135,21 +135,25 @@ def _url(values: dict, field: str) -> str:
 
 
 def clean_event(values: dict) -> dict:
-    """Validated event fields; raises InvalidInput (with ``field``) on the first mistake."""
+    """Validated event fields; raises InvalidInput (with ``field``) for the first mistake,
+    carrying every mistake found (``errors``): each field is checked."""
     if not isinstance(values, dict):
         raise InvalidInput("Send the event's fields.")
+    problems = FieldErrors()
     cleaned: dict[str, Any] = {
-        "title": _text(values, "title", required=True),
-        "starts_at": parse_when(values.get("starts_at"), "starts_at", required=True),
-        "ends_at": parse_when(values.get("ends_at"), "ends_at", required=False),
-        "place": _text(values, "place"),
-        "summary": _text(values, "summary", single_line=False),
-        "body_md": _text(values, "body_md", single_line=False),
-        "image_url": _url(values, "image_url"),
-        "link": _url(values, "link"),
+        "title": problems.check(_text, values, "title", required=True),
+        "starts_at": problems.check(parse_when, values.get("starts_at"), "starts_at", required=True),
+        "ends_at": problems.check(parse_when, values.get("ends_at"), "ends_at", required=False),
+        "place": problems.check(_text, values, "place"),
+        "summary": problems.check(_text, values, "summary", single_line=False),
+        "body_md": problems.check(_text, values, "body_md", single_line=False),
+        "image_url": problems.check(_url, values, "image_url"),
+        "link": problems.check(_url, values, "link"),
     }
-    if cleaned["ends_at"] is not None and cleaned["ends_at"] <= cleaned["starts_at"]:
-        raise InvalidInput("The end must be after the start.", "ends_at")
+    if not problems.failed("starts_at", "ends_at") and cleaned["ends_at"] is not None \
+            and cleaned["ends_at"] <= cleaned["starts_at"]:
+        problems.add(InvalidInput("The end must be after the start.", "ends_at"))
+    problems.raise_if_any()
     return cleaned
 
 

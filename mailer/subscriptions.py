@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from . import notices, suppression, tokens
 from .consent import MAX_IP, MAX_USER_AGENT, Origin, record
-from .errors import BadToken, InvalidInput
+from .errors import BadToken, FieldErrors, InvalidInput
 from .folding import subscriber_text
 from .lookups import parse_id
 from .models import (
@@ -78,13 +78,17 @@ def subscribe(session: Session, *, email: str, name: str = "", list_ids: Sequenc
     name, missing consent, an unknown or private list, or an unknown source."""
     if source not in SOURCES:
         raise InvalidInput("Unknown source.", "source")
+    problems = FieldErrors()  # every mistake at once: the form shows them all
     if "\ufffd" in (email or ""):
-        raise InvalidInput("This email address is not valid.", "email")
-    address_ = normalize_email(email)
-    name = clean_name(name)
+        problems.add(InvalidInput("This email address is not valid.", "email"))
+        address_ = ""
+    else:
+        address_ = problems.check(normalize_email, email)
+    name = problems.check(clean_name, name)
     if consent is not True:
-        raise InvalidInput("Please tick the consent box to subscribe.", "consent")
-    chosen = _chosen_lists(session, list_ids)
+        problems.add(InvalidInput("Please tick the consent box to subscribe.", "consent"))
+    chosen = problems.check(_chosen_lists, session, list_ids)
+    problems.raise_if_any()
     config = current_app.config
     if locale not in config["LANGUAGES"]:
         locale = config["BABEL_DEFAULT_LOCALE"]

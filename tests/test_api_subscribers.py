@@ -173,6 +173,31 @@ def test_get_one_subscriber_with_consent_history(editor_api):
     assert_error(editor_api.get("/subscribers/424242"), 404)
 
 
+def test_subscriber_detail_is_what_its_schema_says(app, api, editor_api):
+    """The detail is documented field by field (no open object), matches what is sent, and
+    names each subscription's list by id as the search answer does."""
+    from mailer.web.api import schemas
+
+    news, sport = seed_audience()
+    jan = db.session.query(Subscriber).filter_by(email="jan@example.org").one()
+    for client in (editor_api, api):  # without and with where each consent came from
+        body = client.get(f"/subscribers/{jan.id}").get_json()
+        schemas.SubscriberExport.model_validate(body)  # extra="forbid": nothing undocumented
+        assert {s["list_id"] for s in body["subscriptions"]} == {news.id, sport.id}
+        assert {c["list_id"] for c in body["consent_history"]} == {news.id, sport.id}
+    found = editor_api.get("/subscribers", query_string={"query": "jan@"}).get_json()["items"][0]
+    assert sorted((s["list_id"], s["status"]) for s in found["subscriptions"]) == \
+        sorted((s["list_id"], s["status"]) for s in body["subscriptions"])
+    document = editor_api.get("/openapi.json").get_json()
+    components = document["components"]["schemas"]
+    detail = components[next(key for key in components if key.split(".")[0] == "SubscriberExport"
+                             and key.count(".") == 1)]
+    assert detail.get("additionalProperties") is False
+    assert {"subscriptions", "consent_history", "messages", "returned_mail"} <= set(detail["required"])
+    subscription = components[next(key for key in components if key.split(".")[-1] == "ExportedSubscription")]
+    assert "list_id" in subscription["required"]
+
+
 # --- Erasure -------------------------------------------------------------------------------
 
 def test_erasure_is_admin_only_and_suppresses(api, editor_api):

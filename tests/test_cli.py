@@ -65,4 +65,33 @@ def test_tokens_create_refuses_unknown_or_inactive_users(app, session):
 
 def test_demo_still_works(app, session):
     result = run(app, "demo")
-    assert result.exit_code == 0 and "Demo admin: admin@example.org / " in result.output
+    assert result.exit_code == 0 and "admin@example.org" in result.output
+    assert "Demo admin: admin@example.org / " in demo_banner(app)
+
+
+def demo_banner(app) -> str:
+    from pathlib import Path
+
+    from mailer import demo
+
+    return demo.banner("http://127.0.0.1:5000", Path(app.instance_path))
+
+
+def test_the_demo_password_is_kept_until_changed(app, session, tmp_path):
+    from mailer import demo
+
+    email, first = demo.seed(session, tmp_path)
+    stored = tmp_path / demo.PASSWORD_FILE
+    assert first and stored.read_text().strip() == first and stored.stat().st_mode & 0o777 == 0o600
+    assert demo.seed(session, tmp_path) == (email, first)  # the same on every start
+    assert users.authenticate(session, email, first) is not None
+    stored.chmod(0o644)
+    demo.seed(session, tmp_path)
+    assert stored.stat().st_mode & 0o777 == 0o600
+    admin = session.scalar(select(User).where(User.email == email))
+    users.set_password(admin, "moje własne hasło")  # changed at /admin/account
+    session.commit()
+    assert demo.seed(session, tmp_path) == (email, None)  # never shown nor reset again
+    assert not stored.exists()
+    assert users.authenticate(session, email, "moje własne hasło") is not None
+    assert "its password was changed" in demo.banner("http://127.0.0.1:5000", tmp_path)

@@ -76,7 +76,8 @@ def embedded(tmp_path):
                 return False
 
         wait_until(up, "the web app", logs=tmp_path)
-        login = re.search(r"Demo admin: (\S+) / (\S+)", (tmp_path / "make.log").read_text())
+        login = wait_until(lambda: re.search(r"Demo admin: (\S+) / (\S+)", (tmp_path / "make.log").read_text()),
+                           "the demo admin's sign-in", logs=tmp_path)
         yield {"base": base, "instance": instance, "outbox": instance / "outbox",
                "login": login.groups(), "processes": processes, "logs": tmp_path,
                "bounce_port": int(env["BOUNCE_SMTP_PORT"])}
@@ -193,3 +194,57 @@ def bounce_to_receiver(embedded, email: str) -> str:
     [(reason,)] = database.execute("SELECT reason FROM suppressions").fetchall()
     database.close()
     return f"suppressed: {reason}"
+
+
+def start_make_run(instance: Path, log_path: Path) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    env = {key: value for key, value in os.environ.items()
+           if key not in {"REDIS_URL", "SMTP_URL", "DATABASE_URL", "SECRET_KEY", "OUTBOX_DIR",
+                          "BASE_URL", "CELERY_QUEUE", "MAILER_ENV"} and not key.startswith("TEST_")}
+    env.update(INSTANCE_DIR=str(instance), PYTHONUNBUFFERED="1", BOUNCE_SMTP_PORT=str(free_port()))
+    log = open(log_path, "w")
+    # Its own session, as a terminal's foreground job: Ctrl-C reaches make and honcho.
+    process = subprocess.Popen(["make", "--no-print-directory", "run", f"PORT={port}"], cwd=ROOT, env=env,
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return process, port
+
+
+def honcho_pid(make: subprocess.Popen) -> int:
+    out = subprocess.run(["ps", "-o", "pid=,args=", "-s", str(make.pid)], capture_output=True, text=True).stdout
+    return next(int(line.split()[0]) for line in out.splitlines() if "honcho start" in line and "/bin/sh" not in line)
+
+
+def banner_then_ctrl_c(tmp_path: Path, instance: Path, name: str) -> tuple[str, str]:
+    """Start `make run`, wait for its banner, check it stays the last thing printed, press
+    Ctrl-C (SIGINT to honcho, which is what a terminal's Ctrl-C stops the processes with),
+    and return the password shown and the whole output."""
+    log_path = tmp_path / f"{name}.log"
+    make, _port = start_make_run(instance, log_path)
+    try:
+        wait_until(lambda: "Stop everything with Ctrl-C." in log_path.read_text(), "the banner", logs=tmp_path)
+        time.sleep(4)  # the worker and beat have ticked by now: they print nothing more
+        lines = [line for line in log_path.read_text().splitlines() if line.strip()]
+        tail = [line.split("|", 1)[-1].strip() for line in lines[-6:]]
+        assert tail[0].startswith("====") and tail[-1].startswith("===="), lines[-12:]
+        password = re.search(r"Demo admin: \S+ / (\S+)", "\n".join(tail)).group(1)
+        assert "/admin/account" in "\n".join(tail)
+        os.kill(honcho_pid(make), signal.SIGINT)
+        assert make.wait(timeout=60) == 0, log_path.read_text()[-3000:]
+    finally:
+        if make.poll() is None:
+            os.killpg(make.pid, signal.SIGKILL)
+            make.wait(timeout=10)
+    return password, log_path.read_text()
+
+
+@pytest.mark.slow
+def test_make_run_shows_a_kept_password_last_and_stops_quietly(tmp_path):
+    instance = tmp_path / "instance"
+    first, output = banner_then_ctrl_c(tmp_path, instance, "first")
+    for alarming in ("Traceback", "ERROR", "Error", "exited with 'signal"):
+        assert alarming not in output, output[-3000:]
+    assert "worker: Warm shutdown" in output
+    stored = instance / "demo-admin-password"
+    assert stored.read_text().strip() == first and stored.stat().st_mode & 0o777 == 0o600
+    second, output = banner_then_ctrl_c(tmp_path, instance, "second")
+    assert second == first and "Traceback" not in output

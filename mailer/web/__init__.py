@@ -5,7 +5,7 @@ from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 
 from ..addresses import shown_email
-from . import errors, labels, security, subscribe_limits, transaction
+from . import assets, errors, form_errors, labels, security, subscribe_limits, transaction
 
 
 def register_blueprints(app: Flask) -> None:
@@ -31,6 +31,8 @@ def register_blueprints(app: Flask) -> None:
     # Addresses as people read them (an IDN domain in its own letters): wherever one is shown.
     app.jinja_env.filters["email"] = shown_email
     labels.init_app(app)
+    assets.init_app(app)
+    form_errors.init_app(app)
     errors.register_error_handlers(app)
     security.init_app(app)
     # After-request functions run last-registered first: the subscribe answers are held back

@@ -17,16 +17,19 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..errors import DomainError
 from .errors import error_text
+from .form_errors import AccessibleForm
 from .forms import ADDRESS_INPUT
 
 
 def add_error(form: FlaskForm, exc: DomainError) -> None:
-    """Show a domain error next to the form field it names (or above the form)."""
-    field = getattr(form, exc.field or "", None)
-    (field.errors if field is not None else form.form_errors).append(error_text(exc))
+    """Show a domain error (every mistake it carries) next to the form field each names, or
+    above the form."""
+    for one in getattr(exc, "errors", [exc]):
+        field = getattr(form, one.field or "", None)
+        (field.errors if field is not None else form.form_errors).append(error_text(one))
 
 
-class LoginForm(FlaskForm):
+class LoginForm(AccessibleForm):
     email = StringField(_l("Email address"), validators=[DataRequired(), Length(max=320)], render_kw=ADDRESS_INPUT)
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=1000)])
 
@@ -34,16 +37,16 @@ class LoginForm(FlaskForm):
 ROLE_CHOICES = [SelectChoice("editor", _l("Editor")), SelectChoice("admin", _l("Administrator"))]
 
 
-class TwoFactorForm(FlaskForm):
+class TwoFactorForm(AccessibleForm):
     code = StringField(_l("Code from the app, or a recovery code"), validators=[DataRequired(), Length(max=32)])
 
 
-class PasswordResetForm(FlaskForm):
+class PasswordResetForm(AccessibleForm):
     password = PasswordField(_l("New password (at least 10 characters)"),
                              validators=[DataRequired(), Length(max=1000)])
 
 
-class PasswordChangeForm(FlaskForm):
+class PasswordChangeForm(AccessibleForm):
     current_password = PasswordField(_l("Current password"), validators=[DataRequired(), Length(max=1000)])
     new_password = PasswordField(_l("New password (at least 10 characters)"),
                                  validators=[DataRequired(), Length(max=1000)])
@@ -53,7 +56,7 @@ SCOPE_CHOICES = [SelectChoice("read", _l("Read only")), SelectChoice("write", _l
                  SelectChoice("admin", _l("Administration"))]
 
 
-class TokenForm(FlaskForm):
+class TokenForm(AccessibleForm):
     name = StringField(_l("What the token is for"), validators=[DataRequired(), Length(max=120)])
     scope = SelectField(_l("Scope"), choices=SCOPE_CHOICES)
     days = SelectField(_l("Expires after"), choices=[
@@ -61,24 +64,24 @@ class TokenForm(FlaskForm):
         SelectChoice("180", _l("180 days")), SelectChoice("366", _l("a year"))], default="90")
 
 
-class UserForm(FlaskForm):
+class UserForm(AccessibleForm):
     email = StringField(_l("Email address"), validators=[DataRequired(), Length(max=320)], render_kw=ADDRESS_INPUT)
     role = SelectField(_l("Role"), choices=ROLE_CHOICES)
     password = PasswordField(_l("Password (at least 10 characters)"),
                              validators=[DataRequired(), Length(max=1000)])
 
 
-class RoleForm(FlaskForm):
+class RoleForm(AccessibleForm):
     role = SelectField(_l("Role"), choices=ROLE_CHOICES)
 
 
-class ListForm(FlaskForm):
+class ListForm(AccessibleForm):
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
     description = TextAreaField(_l("Description"), validators=[Optional(), Length(max=2000)])
     public = BooleanField(_l("Public: offered on the subscription form"), default=True)
 
 
-class UploadForm(FlaskForm):
+class UploadForm(AccessibleForm):
     file = FileField(_l("CSV file (UTF-8)"), validators=[FileRequired()])
 
 
@@ -91,7 +94,7 @@ STATUS_CHOICES = [SelectChoice("pending", _l("Pending (not yet confirmed)")),
                   SelectChoice("confirmed", _l("Confirmed (consent recorded elsewhere)"))]
 
 
-class MappingForm(FlaskForm):
+class MappingForm(AccessibleForm):
     email_col = SelectField(_l("Email address column"), validate_choice=False)
     name_col = SelectField(_l("Name column"), validate_choice=False)
     locale_col = SelectField(_l("Language column"), validate_choice=False)

@@ -3,16 +3,17 @@ values (address, name, consent, lists) live in mailer.subscriptions, so the form
 JSON endpoint and the API apply the same ones."""
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, SelectMultipleField, StringField, SubmitField
 from wtforms.widgets import CheckboxInput, ListWidget
+
+from .form_errors import AccessibleForm
 
 HONEYPOT = "website"
 # An address input: text with the email keyboard (type=email refuses ł before the @).
 ADDRESS_INPUT = {"inputmode": "email", "autocomplete": "email", "spellcheck": "false", "autocapitalize": "none"}
 
 
-class SubscribeForm(FlaskForm):
+class SubscribeForm(AccessibleForm):
     # Not type=email: browsers refuse non-ASCII letters before the @ (RFC 6531 addresses,
     # which mailer.subscribers.normalize_email accepts); the keyboard is still the email one.
     email = StringField(_l("Email address"), render_kw=ADDRESS_INPUT | {"required": True, "maxlength": 254})
@@ -24,10 +25,10 @@ class SubscribeForm(FlaskForm):
     submit = SubmitField(_l("Subscribe"))
 
 
-class ButtonForm(FlaskForm):
+class ButtonForm(AccessibleForm):
     """A page with one button (confirm, send a new link): only the CSRF token."""
 
 
-class UnsubscribeForm(FlaskForm):
+class UnsubscribeForm(AccessibleForm):
     lists = SelectMultipleField(_l("Newsletters"), coerce=int, validate_choice=False,
                                 widget=ListWidget(prefix_label=False), option_widget=CheckboxInput())

@@ -312,13 +312,64 @@ class SubscriberPage(BaseModel):
     per_page: int
 
 
+class ExportedSubscription(BaseModel):
+    list_id: Id
+    list: Annotated[str, Field(description="The list's name.")]
+    list_slug: str
+    status: Status
+    created_at: datetime | None = None
+    confirmed_at: datetime | None = None
+    unsubscribed_at: datetime | None = None
+
+
+class ConsentEntry(BaseModel):
+    action: Annotated[str, Field(description="subscribe, confirm, unsubscribe, import, complaint …")]
+    source: Annotated[str, Field(description="form, api, import, admin, one-click, bounce …")]
+    list_id: Annotated[Id | None, Field(description="The list it was about; null: every list.")] = None
+    list: Annotated[str | None, Field(description="The list's name; null: every list.")] = None
+    consent_version: str
+    ip: Annotated[str | None, Field(description="Only for administrators' admin-scope tokens.")] = None
+    user_agent: Annotated[str | None, Field(description="Only for administrators' admin-scope tokens.")] = None
+    created_at: datetime | None = None
+
+
+class ExportedMessage(BaseModel):
+    campaign: Annotated[str, Field(description="The campaign's subject.")]
+    status: str
+    sent_at: datetime | None = None
+
+
+class ReturnedMail(BaseModel):
+    kind: str
+    source: str
+    status: str
+    diagnostic: str
+    feedback_type: str
+    received_at: datetime | None = None
+
+
+class SuppressionState(BaseModel):
+    reason: str
+    since: datetime | None = None
+
+
 class SubscriberExport(BaseModel):
     """Everything kept about the subscriber, with the consent history."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
 
     id: Id
     email: str
+    name: str
+    locale: str
+    attributes: dict[str, Any] = {}
+    created_at: datetime | None = None
+    subscriptions: list[ExportedSubscription]
+    consent_history: list[ConsentEntry]
+    messages: list[ExportedMessage]
+    returned_mail: list[ReturnedMail]
+    suppressed: Annotated[SuppressionState | None,
+                          Field(description="Why mail to the address is held back, if it is.")] = None
 
 
 class Segment(BaseModel):
