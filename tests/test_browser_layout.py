@@ -31,6 +31,7 @@ PUBLIC_PAGES = ["/", "/subscribe", "/embed", "/archive", "/admin/login", "/confi
 # Pages that are not HTML pages of their own (JSON polls, a message's raw parts, the preview
 # frame's document) and the logout/login pages a signed-in browser is sent away from.
 NOT_PAGES = {"admin.campaign_progress", "admin.import_status", "admin.campaign_preview",
+             "admin.campaign_test_report",
              "admin.template_preview", "admin.login", "admin.login_2fa"}
 
 
@@ -76,7 +77,8 @@ def staff_data(session, app, tmp_path):
     return {"admin.campaign": campaign.id, "admin.subscriber": subscriber.id,
             "admin.list_edit": mailing_list.id, "admin.event_edit": event.id,
             "admin.template_edit": template.id, "admin.import_job": job.id,
-            "admin.segment_edit": segment.id, "admin.subscriber_erase": subscriber.id}
+            "admin.segment_edit": segment.id, "admin.subscriber_erase": subscriber.id,
+            "admin.campaign_deliveries": campaign.id, "admin.subscriber_edit": subscriber.id}
 
 
 def staff_pages(app, ids: dict) -> list[str]:
