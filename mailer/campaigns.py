@@ -11,9 +11,9 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import campaign_mail, links, recipients, segments, tokens
+from . import campaign_mail, email_templates, links, recipients, segments, tokens
 from . import campaign_states as states
-from .email_templates import SAMPLE_EMAIL, SAMPLE_NAME, compile_for, content_templates, default_content_template
+from .email_templates import SAMPLE_EMAIL, SAMPLE_NAME, compile_versions, content_templates, default_content_template
 from .errors import BadToken, Conflict, InvalidInput, NotFound
 from .events import all_events, parse_when
 from .events import when as event_when
@@ -129,10 +129,11 @@ def _set_events(campaign: Campaign, events: list[Event]) -> None:
 def create_campaign(session: Session, *, event_ids: Sequence[int | str], list_ids: Sequence[int | str],
                     template_id: int | str | None = None, subject: str | None = None,
                     preheader: str | None = None, locale: str = "pl",
+                    subject_en: str | None = None, preheader_en: str | None = None,
                     created_by_id: int | None = None, segment_ids: Sequence[int | str] | None = None) -> Campaign:
     """A draft campaign; subject and preheader are prefilled from the events when None, the
-    template defaults to the announcement (one event) or the digest (several).
-    Raises InvalidInput."""
+    template defaults to the announcement (one event) or the digest (several). ``subject_en``
+    (and ``preheader_en``) make an English version. Raises InvalidInput."""
     locale = _locale(locale)
     events = _events(session, event_ids)
     lists = _lists(session, list_ids)
@@ -141,18 +142,21 @@ def create_campaign(session: Session, *, event_ids: Sequence[int | str], list_id
     preheader = _line(suggested_preheader(events, locale) if preheader is None else preheader,
                       "preheader", False)
     campaign = Campaign(subject=subject, preheader=preheader, template=template, locale=locale,
+                        subject_en=_line(subject_en, "subject_en", False) or None,
+                        preheader_en=_line(preheader_en, "preheader_en", False) or None,
                         lists=lists, created_by_id=created_by_id, status=CampaignStatus.DRAFT,
                         segments=segments.segments_by_id(session, list(segment_ids or [])))
     _set_events(campaign, events)
     session.add(campaign)
     session.flush()
-    compile_for(session, campaign)  # a broken template is refused now, not at send time
+    compile_versions(session, campaign)  # a broken template is refused now, not at send time
     recipients.recount_later(session, campaign.id)
     return campaign
 
 
 def update_campaign(session: Session, campaign_id: int, values: dict) -> Campaign:
-    """Change any of subject, preheader, template_id, event_ids, list_ids, segment_ids, locale, archived.
+    """Change any of subject, preheader, subject_en, preheader_en (empty: no English
+    version), template_id, event_ids, list_ids, segment_ids, locale, archived.
     Raises NotFound, Conflict (unless draft or scheduled; ``archived`` alone may change at any
     time), InvalidInput."""
     campaign = get_or_404(session, Campaign, campaign_id)
@@ -167,6 +171,9 @@ def update_campaign(session: Session, campaign_id: int, values: dict) -> Campaig
         campaign.subject = _line(values["subject"], "subject", True)
     if "preheader" in values:
         campaign.preheader = _line(values["preheader"], "preheader", False)
+    for field in ("subject_en", "preheader_en"):
+        if field in values:
+            setattr(campaign, field, _line(values[field], field, False) or None)
     if "template_id" in values:
         campaign.template = _template(session, values["template_id"]) or \
             default_content_template(session, len(campaign.campaign_events) > 1)
@@ -182,7 +189,7 @@ def update_campaign(session: Session, campaign_id: int, values: dict) -> Campaig
         campaign.archived = bool(values["archived"])
     session.flush()
     if content_keys:
-        compile_for(session, campaign)
+        compile_versions(session, campaign)
     return campaign
 
 
@@ -235,26 +242,27 @@ def request_test(session: Session, campaign_id: int, addresses) -> None:
     Raises NotFound, InvalidInput (addresses, a broken template)."""
     campaign = get_or_404(session, Campaign, campaign_id)
     cleaned = test_addresses(addresses)
-    compile_for(session, campaign)
+    compile_versions(session, campaign)
     enqueue(session, "mailer.send_test", campaign.id, cleaned)
 
 
 def send_test(session: Session, campaign_id: int, addresses) -> None:
-    """Task body: send the campaign now to ``addresses``, subject marked [TEST], as a sample
-    recipient. Raises NotFound, InvalidInput; OSError when the mail server cannot be reached."""
+    """Task body: send the campaign now to ``addresses``, one copy per language version,
+    subject marked [TEST], as a sample recipient. Raises NotFound, InvalidInput; OSError
+    when the mail server cannot be reached."""
     campaign = get_or_404(session, Campaign, campaign_id)
     cleaned = test_addresses(addresses)
-    compiled = campaign_mail.compiled(session, campaign)
-    compiled = dataclasses.replace(compiled, subject=f"[TEST] {compiled.subject}")
-    mail = campaign_mail.CampaignMail(campaign, compiled, current_app.config)
+    versions = {locale: dataclasses.replace(compiled, subject=f"[TEST] {compiled.subject}")
+                for locale, compiled in campaign_mail.compiled_versions(session, campaign).items()}
+    mail = campaign_mail.CampaignMail(campaign, versions, current_app.config)
     # A test copy's links act on nobody: the unsubscribe link names no subscriber (0), and
     # "view in browser" opens the campaign's staff page (a draft is not shown to anyone else).
     links_ = {"unsubscribe_url": links.unsubscribe_url(0, campaign.id),
               "view_url": links.absolute(f"/admin/campaigns/{campaign.id}")}
     transport = from_config(current_app.config)
     try:
-        results = transport.send([mail.test_message(address, {"name": "", "email": address, **links_})
-                                  for address in cleaned])
+        results = transport.send([mail.test_message(address, {"name": "", "email": address, **links_}, locale)
+                                  for address in cleaned for locale in versions])
     except ConnectionFailed as exc:
         raise OSError(f"test mail not sent: {exc}") from exc
     finally:
@@ -269,14 +277,15 @@ PREVIEW_LINKS = {"unsubscribe_url": "#unsubscribe-preview", "view_url": "#view-i
 
 
 def render_as(session: Session, campaign: Campaign, subscriber_id: int | None = None, *,
-              public: bool = False, live_links: bool = True) -> Rendered:
+              public: bool = False, live_links: bool = True, locale: str | None = None) -> Rendered:
     """The campaign as one recipient sees it (None or 0: a sample recipient; ``public``: no
     name or address at all, for the archive). What a launched campaign sent, not what its
     template and events say now. ``live_links``: the recipient's own signed unsubscribe and
     view links (their copy, opened from their mail); otherwise inert ones (a staff preview).
-    Raises InvalidInput (a draft's broken template)."""
-    compiled = campaign_mail.compiled(session, campaign)
+    ``locale``: the language version shown (None: the recipient's language, else the
+    campaign's). Raises InvalidInput (a draft's broken template)."""
     subscriber = session.get(Subscriber, subscriber_id) if subscriber_id else None
+    compiled = campaign_mail.compiled(session, campaign, locale or (subscriber.locale if subscriber else None))
     if public:
         return compiled.personalize(name="", email="", unsubscribe_url=links.absolute("/"),
                                     view_url=links.absolute(f"/archive/{campaign.id}"))
@@ -322,6 +331,11 @@ def view_copy(session: Session, token: str) -> Rendered:
     if session.get(Subscriber, subscriber_id) is None:  # erased since
         return render_as(session, campaign, public=True)
     return render_as(session, campaign, subscriber_id)
+
+
+def untranslated(session: Session, campaign: Campaign, locale: str) -> dict:
+    """What ``locale`` readers of the campaign get in its own language (email_templates.untranslated)."""
+    return email_templates.untranslated(session, campaign, locale)
 
 
 def compose_options(session: Session) -> dict:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from config import ROOT
 
+from . import languages
 from .errors import InvalidInput
 from .events import event_context, upcoming
 from .lookups import get_or_404, parse_id
@@ -43,7 +44,8 @@ def install_defaults(connection: Connection) -> None:
         now = utcnow()
         connection.execute(table.insert().values(
             name=name, kind=kind, html=_source(stem, "html"), text=_source(stem, "txt"),
-            builtin=True, layout_id=ids.get(layout_name) if layout_name else None, subject="",
+            html_en=_source(f"{stem}.en", "html"), text_en=_source(f"{stem}.en", "txt"), builtin=True,
+            layout_id=ids.get(layout_name) if layout_name else None, subject="",
             created_at=now, updated_at=now))
         ids[name] = connection.execute(select(table.c.id).where(table.c.name == name)).scalar_one()
 
@@ -63,24 +65,51 @@ def default_content_template(session: Session, several_events: bool) -> Template
     return template
 
 
-def compile_for(session: Session, campaign: Campaign) -> CompiledCampaign:
-    """Render ``campaign`` once with its template and events; raises InvalidInput when
-    a template is broken."""
+def compile_for(session: Session, campaign: Campaign, locale: str | None = None) -> CompiledCampaign:
+    """Render ``campaign``'s version in ``locale`` (None, or a language it has no version
+    in: its own language's) once with its template and events; raises InvalidInput when a
+    template is broken."""
+    found = languages.versions(campaign)
+    version = found[languages.pick(found, locale, campaign.locale)]
     events = [ce.event for ce in campaign.campaign_events]
     template = campaign.template or default_content_template(session, len(events) > 1)
     layout = template.layout
+    content_html, content_text, _ = languages.template_source(template, version.locale)
+    layout_html, layout_text, _ = languages.template_source(layout, version.locale) if layout \
+        else ("{{ content }}", "{{ content }}", False)
     context = {
-        "locale": campaign.locale,
+        "locale": version.locale,
         "organisation": current_app.config["ORGANISATION_NAME"],
-        "events": [event_context(event, campaign.locale) for event in events],
-        "campaign": {"id": campaign.id, "subject": campaign.subject},
+        "events": [event_context(event, version.locale) for event in events],
+        "campaign": {"id": campaign.id, "subject": version.subject},
     }
     return safe_compile(
-        subject=campaign.subject, preheader=campaign.preheader,
-        layout_html=layout.html if layout else "{{ content }}",
-        layout_text=layout.text if layout else "{{ content }}",
-        content_html=template.html, content_text=template.text, context=context,
+        subject=version.subject, preheader=version.preheader,
+        layout_html=layout_html, layout_text=layout_text,
+        content_html=content_html, content_text=content_text, context=context,
     )
+
+
+def compile_versions(session: Session, campaign: Campaign) -> dict[str, CompiledCampaign]:
+    """Every language version of ``campaign``, rendered; raises InvalidInput (a broken template)."""
+    return {locale: compile_for(session, campaign, locale) for locale in languages.versions(campaign)}
+
+
+def untranslated(session: Session, campaign: Campaign, locale: str) -> dict:
+    """What ``campaign``'s ``locale`` readers get in the default language for want of a
+    translation: {"version": no version in that language at all, "template": the template
+    (or its layout) has no version in it, "events": [(title, [fields])]}."""
+    if locale == campaign.locale:
+        return {"version": False, "template": False, "events": []}
+    events = [ce.event for ce in campaign.campaign_events]
+    template = campaign.template or default_content_template(session, len(events) > 1)
+    return {
+        "version": locale not in languages.versions(campaign),
+        "template": any(languages.template_source(item, locale)[2]
+                        for item in (template, template.layout) if item is not None),
+        "events": [(event.title, missing) for event in events
+                   if (missing := languages.event_missing(event, locale))],
+    }
 
 
 # --- Editing templates ----------------------------------------------------------------
@@ -146,14 +175,16 @@ def safe_compile(**kwargs) -> CompiledCampaign:
     return compile_limited(render_limits(), **kwargs)
 
 
-def _parts(layout: Template | None, html: str, text: str, kind: TemplateKind) -> dict:
-    """compile_campaign's template sources for a template being edited."""
+def _parts(layout: Template | None, html: str, text: str, kind: TemplateKind, locale: str = "pl") -> dict:
+    """compile_campaign's template sources for a template being edited (its layout's
+    version in ``locale``)."""
     if kind == TemplateKind.LAYOUT:
         return {"layout_html": html, "layout_text": text,
                 "content_html": "<p>{{ organisation }}</p>",
                 "content_text": "{{ organisation }}" if text.strip() else ""}
-    return {"layout_html": layout.html if layout else "{{ content }}",
-            "layout_text": layout.text if layout else "{{ content }}",
+    layout_html, layout_text, _ = languages.template_source(layout, locale) if layout \
+        else ("{{ content }}", "{{ content }}", False)
+    return {"layout_html": layout_html, "layout_text": layout_text,
             "content_html": html, "content_text": text}
 
 
@@ -162,9 +193,22 @@ def render_sample(session: Session, *, kind: TemplateKind, html: str, text: str,
     """The template rendered with sample events for a sample recipient; raises InvalidInput."""
     compiled = safe_compile(subject="Najbliższe wydarzenia", preheader="Podgląd szablonu",
                             context=sample_context(session, locale),
-                            **_parts(layout, html, text, kind))
+                            **_parts(layout, html, text, kind, locale))
     return compiled.personalize(name=SAMPLE_NAME, email=SAMPLE_EMAIL, unsubscribe_url="#unsubscribe",
                                 view_url="#view")
+
+
+def _check_layout(html: str, text: str, suffix: str = "") -> None:
+    """A layout's parts place the content and the unsubscribe link; raises InvalidInput."""
+    if not _UNSUBSCRIBE.search(html):
+        raise InvalidInput("A layout must contain the unsubscribe link {{ unsubscribe_url }} "
+                           "in the HTML part.", "html" + suffix)
+    if not _CONTENT.search(html) or (text.strip() and not _CONTENT.search(text)):
+        raise InvalidInput("A layout must place the message content with {{ content }}.",
+                           ("html" if not _CONTENT.search(html) else "text") + suffix)
+    if text.strip() and not _UNSUBSCRIBE.search(text):
+        raise InvalidInput("A layout must contain the unsubscribe link {{ unsubscribe_url }} "
+                           "in the text part.", "text" + suffix)
 
 
 def _clean(session: Session, template: Template | None, values: dict) -> dict:
@@ -187,6 +231,16 @@ def _clean(session: Session, template: Template | None, values: dict) -> dict:
     html, text = html.replace("\r\n", "\n"), text.replace("\r\n", "\n")
     if not html.strip():
         raise InvalidInput("The HTML part is required.", "html")
+    # The English version: optional; no HTML part, no English version (the Polish one is used).
+    html_en, text_en = values.get("html_en") or "", values.get("text_en") or ""
+    if not isinstance(html_en, str) or not isinstance(text_en, str):
+        raise InvalidInput("Template fields must be text.")
+    if len(html_en) > _MAX_SOURCE or len(text_en) > _MAX_SOURCE:
+        raise InvalidInput("The template is too long.", "html_en")
+    html_en, text_en = html_en.replace("\r\n", "\n"), text_en.replace("\r\n", "\n")
+    if text_en.strip() and not html_en.strip():
+        raise InvalidInput("The English version needs its HTML part.", "html_en")
+    english: str | None = html_en if html_en.strip() else None
     try:
         kind = TemplateKind(template.kind if template else str(values.get("kind")))
     except ValueError:
@@ -204,18 +258,16 @@ def _clean(session: Session, template: Template | None, values: dict) -> dict:
         if layout is None or layout.kind != TemplateKind.LAYOUT:
             raise InvalidInput("Choose the layout this content is placed in.", "layout_id")
     else:
-        if not _UNSUBSCRIBE.search(html):
-            raise InvalidInput("A layout must contain the unsubscribe link {{ unsubscribe_url }} "
-                               "in the HTML part.", "html")
-        if not _CONTENT.search(html) or (text.strip() and not _CONTENT.search(text)):
-            raise InvalidInput("A layout must place the message content with {{ content }}.",
-                               "html" if not _CONTENT.search(html) else "text")
-        if text.strip() and not _UNSUBSCRIBE.search(text):
-            raise InvalidInput("A layout must contain the unsubscribe link {{ unsubscribe_url }} "
-                               "in the text part.", "text")
+        _check_layout(html, text)
+        if english is not None:
+            _check_layout(english, text_en or "", "_en")
     for locale in current_app.config["LANGUAGES"]:
-        render_sample(session, kind=kind, html=html, text=text, layout=layout, locale=locale)
-    return {"name": name, "kind": kind, "html": html, "text": text, "layout": layout}
+        if locale == languages.TRANSLATED and english is not None:
+            render_sample(session, kind=kind, html=english, text=text_en or "", layout=layout, locale=locale)
+        else:
+            render_sample(session, kind=kind, html=html, text=text, layout=layout, locale=locale)
+    return {"name": name, "kind": kind, "html": html, "text": text, "layout": layout,
+            "html_en": english, "text_en": text_en if english is not None else None}
 
 
 def save_template(session: Session, template_id: int | None, values: dict) -> Template:
@@ -234,8 +286,10 @@ def save_template(session: Session, template_id: int | None, values: dict) -> Te
     # Layouts used by content templates must keep the content valid too.
     if template.kind == TemplateKind.LAYOUT:
         for content in session.scalars(select(Template).where(Template.layout_id == template.id)):
-            render_sample(session, kind=content.kind, html=content.html, text=content.text,
-                          layout=template)
+            for locale in current_app.config["LANGUAGES"]:
+                html, text, _ = languages.template_source(content, locale)
+                render_sample(session, kind=content.kind, html=html, text=text, layout=template,
+                              locale=locale)
     return template
 
 
@@ -253,6 +307,7 @@ def restore_default(session: Session, template_id: int) -> Template:
     if stem is None:
         raise InvalidInput("Only built-in templates have a default to restore.")
     template.html, template.text = _source(stem, "html"), _source(stem, "txt")
+    template.html_en, template.text_en = _source(f"{stem}.en", "html"), _source(f"{stem}.en", "txt")
     session.flush()
     return template
 
@@ -277,6 +332,7 @@ def preview(session: Session, template_id: int | None, values: dict | None = Non
         if template is None:
             raise InvalidInput("Choose whether this is a layout or content.", "kind")
         values = {"kind": template.kind, "html": template.html, "text": template.text,
+                  "html_en": template.html_en or "", "text_en": template.text_en or "",
                   "layout_id": template.layout_id}
     try:
         kind = TemplateKind(template.kind if template else str(values.get("kind")))
@@ -289,6 +345,9 @@ def preview(session: Session, template_id: int | None, values: dict | None = Non
         except InvalidInput:
             layout = None
     html, text = values.get("html", ""), values.get("text", "")
-    if not isinstance(html, str) or not isinstance(text, str):
+    html_en, text_en = values.get("html_en") or "", values.get("text_en") or ""
+    if not all(isinstance(v, str) for v in (html, text, html_en, text_en)):
         raise InvalidInput("Template fields must be text.")
+    if locale == languages.TRANSLATED and html_en.strip():  # else the Polish source, in English
+        html, text = html_en, text_en
     return render_sample(session, kind=kind, html=html, text=text, layout=layout, locale=locale)

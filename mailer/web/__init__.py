@@ -3,7 +3,7 @@
 from flask import Flask
 from flask_babel import get_locale
 
-from . import errors, security, subscribe_limits, transaction
+from . import errors, i18n, security, subscribe_limits, transaction
 
 
 def register_blueprints(app: Flask) -> None:
@@ -22,6 +22,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     app.register_blueprint(webhooks.bp)
     app.jinja_env.globals["current_locale"] = lambda: str(get_locale())
+    i18n.init_app(app)
     errors.register_error_handlers(app)
     security.init_app(app)
     # After-request functions run last-registered first: the subscribe answers are held back

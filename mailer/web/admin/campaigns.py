@@ -1,11 +1,11 @@
 """Staff pages: campaigns (compose, preview, test, send or schedule, watch the progress)."""
 
-from flask import flash, jsonify, redirect, render_template, request, url_for
+from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from ... import campaigns, recipients, sending
+from ... import campaigns, languages, recipients, sending
 from ...bounces import handling
 from ...errors import Conflict, InvalidInput
 from ...extensions import db_session
@@ -63,10 +63,17 @@ def campaign_new():
     return redirect(url_for("admin.campaign", campaign_id=campaign.id))
 
 
+def _version() -> str | None:
+    """The language version a preview shows (its language switch): None, the recipient's."""
+    chosen = request.args.get("version")
+    return chosen if chosen in current_app.config["LANGUAGES"] else None
+
+
 def _detail(campaign_id: int, error=None, status=200, data=None):
     campaign = get_or_404(db_session, Campaign, campaign_id)
     started = campaign.status not in campaigns.EDITABLE
     options = campaigns.compose_options(db_session)
+    version = _version()
     return render_template(
         "web/admin/campaigns/detail.html", campaign=campaign, error=error, data=data,
         progress=sending.progress(db_session, campaign_id) if started else None,
@@ -74,7 +81,10 @@ def _detail(campaign_id: int, error=None, status=200, data=None):
         editable=campaign.status in campaigns.EDITABLE, Status=CampaignStatus,
         recipients=recipients.recipients(db_session, campaign_id) if not started else None,
         scheduled_local=local_input(campaign.scheduled_at),
-        recipient=request.args.get("as", ""), **options), status
+        recipient=request.args.get("as", ""), version=version,
+        versions=languages.versions(campaign),
+        untranslated=campaigns.untranslated(db_session, campaign, version) if version else None,
+        **options), status
 
 
 @bp.route("/campaigns/<int:campaign_id>", methods=["GET", "POST"])
@@ -104,9 +114,10 @@ def campaign_archive(campaign_id: int):
 @staff_required()
 @render_limit
 def campaign_preview(campaign_id: int):
-    """The preview frames: ?part=html|text, ?as=<subscriber address or id>."""
+    """The preview frames: ?part=html|text, ?as=<subscriber address or id>, ?version=pl|en
+    (else the subscriber's language, else the campaign's)."""
     try:
-        rendered = campaigns.preview(db_session, campaign_id, request.args.get("as"))
+        rendered = campaigns.preview(db_session, campaign_id, request.args.get("as"), locale=_version())
     except InvalidInput as exc:
         return render_template("web/admin/templates/preview_error.html",
                                message=error_text(exc)), 400

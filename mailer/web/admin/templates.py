@@ -1,6 +1,6 @@
 """Staff pages: email templates (list, create, edit with a live preview, restore defaults)."""
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
@@ -26,9 +26,10 @@ def templates_index():
 def _form(template=None, data=None, error=None, status=200):
     if data is None:
         data = {"name": template.name, "kind": template.kind, "layout_id": template.layout_id,
-                "html": template.html, "text": template.text} if template else \
+                "html": template.html, "text": template.text, "html_en": template.html_en or "",
+                "text_en": template.text_en or ""} if template else \
                {"name": "", "kind": request.args.get("kind", TemplateKind.CONTENT),
-                "layout_id": None, "html": "", "text": ""}
+                "layout_id": None, "html": "", "text": "", "html_en": "", "text_en": ""}
     layouts = email_templates.layouts(db_session)
     return render_template("web/admin/templates/form.html", template=template, data=data,
                            error=error, layouts=layouts), status
@@ -87,6 +88,12 @@ def template_delete(template_id: int):
     return redirect(url_for("admin.templates"))
 
 
+def preview_locale() -> str:
+    """The language a preview shows (the preview's language switch), else the page's."""
+    chosen = request.values.get("preview_lang") or ""
+    return chosen if chosen in current_app.config["LANGUAGES"] else str(get_locale())
+
+
 @bp.route("/templates/preview", methods=["GET", "POST"])
 @staff_required()
 @render_limit
@@ -96,7 +103,7 @@ def template_preview():
     values = template_values(request.form) if request.method == "POST" else None
     part = request.values.get("part", "html")
     try:
-        rendered = email_templates.preview(db_session, template_id, values, str(get_locale()))
+        rendered = email_templates.preview(db_session, template_id, values, preview_locale())
     except DomainError as exc:
         return render_template("web/admin/templates/preview_error.html", message=error_text(exc)), \
             status_of(exc)
