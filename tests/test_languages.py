@@ -313,3 +313,19 @@ def test_api_subscribe_defaults_to_accept_language(editor_api, session):
     response = editor_api.post("/subscribers/subscribe", body, headers={"Accept-Language": "en"})
     assert response.status_code == 202, response.get_json()
     assert subscriber(session, "api-en@example.org").locale == "en"
+
+
+def test_public_archive_shows_the_pages_language(client, session):
+    from mailer.campaign_mail import freeze
+
+    mailing_list = make_list(session)
+    campaign = _campaign(session, mailing_list, _english(make_event(session)), subject_en="Carol concert")
+    freeze(session, campaign)
+    campaign.status, campaign.archived = CampaignStatus.SENT, True
+    session.commit()
+    english = client.get(f"/archive/{campaign.id}?lang=en").get_data(as_text=True)
+    assert "<h1>Carol concert</h1>" in english
+    mail = client.get(f"/archive/{campaign.id}/mail").get_data(as_text=True)  # the session remembers
+    assert '<html lang="en"' in mail and "Carol concert in the Market Square" in mail
+    polish = client.get(f"/archive/{campaign.id}/mail?lang=pl").get_data(as_text=True)
+    assert '<html lang="pl"' in polish and "Koncert kolęd na Rynku" in polish

@@ -28,6 +28,13 @@ def event_text(event, field: str) -> str:
     return languages.event_text(event, field, str(get_locale()))
 
 
+@bp.app_template_global("campaign_subject")
+def campaign_subject(campaign) -> str:
+    """A campaign's subject in the page's language (its own language's where it has no version)."""
+    found = languages.versions(campaign)
+    return found[languages.pick(found, str(get_locale()), campaign.locale)].subject
+
+
 # templates/web/admin/base.html asks current_app which endpoints exist; Flask does not
 # expose it to templates by default.
 bp.add_app_template_global(current_app, "current_app")
