@@ -4,7 +4,7 @@ Staff pages: an explicit choice (``?lang=``, remembered in the session), then th
 member's language, then the default. Public pages opened from a mail (confirm,
 unsubscribe, view in browser, preferences): the explicit choice, then the language of the
 subscriber the link names (``use_subscriber_language``), then the default. The JSON API
-answers in the request's ``Accept-Language`` (pl or en), then the default.
+answers in ``?lang=``, then the request's ``Accept-Language`` (pl or en), then the default.
 """
 
 from functools import wraps
@@ -26,9 +26,11 @@ def select_locale() -> str:
     languages = current_app.config["LANGUAGES"]
     if not has_request_context():
         return current_app.config["BABEL_DEFAULT_LOCALE"]
-    if _api():  # no session, no switch: the client says which language it reads
-        return request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]
     chosen = request.args.get("lang")
+    if _api():  # no session: ?lang=, else the language the client says it reads
+        if chosen is not None and chosen in languages:
+            return chosen
+        return request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]
     if chosen is not None and chosen in languages:
         session["lang"] = chosen
         return chosen
