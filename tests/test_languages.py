@@ -329,3 +329,29 @@ def test_public_archive_shows_the_pages_language(client, session):
     assert '<html lang="en"' in mail and "Carol concert in the Market Square" in mail
     polish = client.get(f"/archive/{campaign.id}/mail?lang=pl").get_data(as_text=True)
     assert '<html lang="pl"' in polish and "Koncert kolęd na Rynku" in polish
+
+
+def test_a_test_send_goes_in_every_language(app, session, smtp_server):
+    mailing_list = make_list(session)
+    campaign = _campaign(session, mailing_list, _english(make_event(session)), subject_en="Carol concert")
+    campaigns.send_test(session, campaign.id, ["redakcja@example.org"])
+    subjects = {m.message["Subject"]: m.message["Content-Language"] for m in smtp_server.messages}
+    assert subjects == {"[TEST] Koncert kolęd": "pl", "[TEST] Carol concert": "en"}
+
+
+def test_home_page_lists_events_in_the_pages_language(client, session):
+    _english(make_event(session))
+    session.commit()
+    assert "Carol concert in the Market Square" in client.get("/?lang=en").get_data(as_text=True)
+    polish = client.get("/?lang=pl").get_data(as_text=True)
+    assert "Koncert kolęd na Rynku" in polish and "Carol concert" not in polish
+
+
+def test_template_preview_has_a_language_switch(client, session):
+    log_in(client, make_staff(session))
+    layout = session.scalar(select(Template).where(Template.name == "Układ podstawowy"))
+    assert "Wypisz się" in client.get(f"/admin/templates/preview?id={layout.id}").get_data(as_text=True)
+    english = client.get(f"/admin/templates/preview?id={layout.id}&preview_lang=en").get_data(as_text=True)
+    assert "Unsubscribe" in english and '<html lang="en"' in english
+    page = client.get(f"/admin/templates/{layout.id}").get_data(as_text=True)
+    assert "preview_lang=en" in page and 'name="html_en"' in page

@@ -1,10 +1,9 @@
 """Staff pages: email templates (list, create, edit with a live preview, restore defaults)."""
 
 from flask import current_app, flash, redirect, render_template, request, url_for
-from flask_babel import get_locale
 from flask_babel import gettext as _
 
-from ... import email_templates
+from ... import email_templates, languages
 from ...errors import DomainError, InvalidInput
 from ...extensions import db_session
 from ...lookups import get_or_404
@@ -89,9 +88,10 @@ def template_delete(template_id: int):
 
 
 def preview_locale() -> str:
-    """The language a preview shows (the preview's language switch), else the page's."""
+    """The language a preview shows (the preview's language switch), else the default
+    language: the version in the form's first fields."""
     chosen = request.values.get("preview_lang") or ""
-    return chosen if chosen in current_app.config["LANGUAGES"] else str(get_locale())
+    return chosen if chosen in current_app.config["LANGUAGES"] else languages.DEFAULT
 
 
 @bp.route("/templates/preview", methods=["GET", "POST"])
