@@ -173,6 +173,10 @@ def test_one_send_gives_each_recipient_their_language(app, session, smtp_server,
     view = re.search(r"http://localhost(/m/[A-Za-z0-9._-]+)", text).group(1)
     page = app.test_client().get(view).get_data(as_text=True)
     assert '<html lang="en"' in page and "Hello John" in page
+    polish_text = _parts(mails["ania@example.org"].data)[1]
+    view = re.search(r"http://localhost(/m/[A-Za-z0-9._-]+)", polish_text).group(1)
+    page = app.test_client().get(view).get_data(as_text=True)
+    assert '<html lang="pl"' in page and "Dzień dobry Ania" in page
 
 
 def test_without_an_english_version_english_readers_get_polish(app, session, smtp_server, celery_worker):
@@ -355,3 +359,13 @@ def test_template_preview_has_a_language_switch(client, session):
     assert "Unsubscribe" in english and '<html lang="en"' in english
     page = client.get(f"/admin/templates/{layout.id}").get_data(as_text=True)
     assert "preview_lang=en" in page and 'name="html_en"' in page
+
+
+def test_event_list_marks_untranslated_events(client, session):
+    translated = _english(make_event(session, title="Przetłumaczone"))
+    plain = make_event(session, title="Tylko po polsku")
+    session.commit()
+    log_in(client, make_staff(session))
+    page = client.get("/admin/events?lang=pl").get_data(as_text=True)
+    assert set(re.findall(r'data-untranslated="(\d+)"', page)) == {str(plain.id)}
+    assert "bez angielskiego" in page and translated.id != plain.id
