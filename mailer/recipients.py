@@ -50,6 +50,15 @@ def count_now(session: Session, campaign_id: int) -> None:
     session.commit()
 
 
+def languages(session: Session, campaign_id: int) -> dict[str, int]:
+    """A launched campaign's recipients per language: counted now for small audiences, else
+    the last count made before it was sent (empty when there was none)."""
+    if audience_is_small(session):
+        return deliveries.delivery_languages(session, campaign_id)
+    row = session.scalar(select(AudienceSummary).where(AudienceSummary.name == _key(campaign_id)))
+    return dict(row.payload.get("languages", {})) if row else {}
+
+
 def recipients(session: Session, campaign_id: int) -> dict[str, Any]:
     """{"count": N or None (not counted yet), "languages": {subscriber language: N},
     "counted_at": when, or None when counted now}. One grouped count gives both figures."""

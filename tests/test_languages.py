@@ -173,6 +173,11 @@ def test_one_send_gives_each_recipient_their_language(app, session, smtp_server,
     view = re.search(r"http://localhost(/m/[A-Za-z0-9._-]+)", text).group(1)
     page = app.test_client().get(view).get_data(as_text=True)
     assert '<html lang="en"' in page and "Hello John" in page
+    # the sent campaign's page says how many got which language
+    staff = app.test_client()
+    log_in(staff, make_staff(session))
+    page = staff.get(f"/admin/campaigns/{campaign.id}").get_data(as_text=True)
+    assert dict(re.findall(r'data-language="(\w+)">[^<]*: <strong>(\d+)</strong>', page)) == {"en": "1", "pl": "1"}
     polish_text = _parts(mails["ania@example.org"].data)[1]
     view = re.search(r"http://localhost(/m/[A-Za-z0-9._-]+)", polish_text).group(1)
     page = app.test_client().get(view).get_data(as_text=True)

@@ -80,6 +80,7 @@ def _detail(campaign_id: int, error=None, status=200, data=None):
         bounces=handling.campaign_summary(db_session, campaign_id) if started else None,
         editable=campaign.status in campaigns.EDITABLE, Status=CampaignStatus,
         recipients=recipients.recipients(db_session, campaign_id) if not started else None,
+        sent_languages=recipients.languages(db_session, campaign_id) if started else None,
         scheduled_local=local_input(campaign.scheduled_at),
         recipient=request.args.get("as", ""), version=version,
         versions=languages.versions(campaign),
