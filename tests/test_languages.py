@@ -374,3 +374,18 @@ def test_event_list_marks_untranslated_events(client, session):
     page = client.get("/admin/events?lang=pl").get_data(as_text=True)
     assert set(re.findall(r'data-untranslated="(\d+)"', page)) == {str(plain.id)}
     assert "bez angielskiego" in page and translated.id != plain.id
+
+
+def test_api_campaign_english_subject_and_recipients_by_language(editor_api, session):
+    mailing_list, _polish, _english_reader = _audience(session)
+    event = editor_api.post("/events", event_body(title_en="Concert")).get_json()
+    response = editor_api.post("/campaigns", {"event_ids": [event["id"]], "list_ids": [mailing_list.id],
+                                              "subject_en": "Concert", "preheader_en": "Saturday"})
+    assert response.status_code == 201, response.get_json()
+    created = response.get_json()
+    assert (created["subject_en"], created["preheader_en"]) == ("Concert", "Saturday")
+    shown = editor_api.get(f"/campaigns/{created['id']}").get_json()
+    assert shown["recipients"] == 2 and shown["recipient_languages"] == {"en": 1, "pl": 1}
+    changed = editor_api.patch(f"/campaigns/{created['id']}", {"subject_en": None}).get_json()
+    assert changed["subject_en"] is None
+    assert_error(editor_api.patch(f"/campaigns/{created['id']}", {"subject_en": "a\nb"}), 400, "subject_en")
