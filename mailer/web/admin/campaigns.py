@@ -84,7 +84,8 @@ def _detail(campaign_id: int, error=None, status=200, data=None):
         scheduled_local=local_input(campaign.scheduled_at),
         recipient=request.args.get("as", ""), version=version,
         versions=languages.versions(campaign),
-        untranslated=campaigns.untranslated(db_session, campaign, version) if version else None,
+        untranslated={code: campaigns.untranslated(db_session, campaign, code)
+                      for code in current_app.config["LANGUAGES"] if code != campaign.locale},
         **options), status
 
 
