@@ -11,7 +11,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import campaign_mail, email_templates, links, recipients, segments, tokens
+from . import campaign_mail, email_templates, languages, links, recipients, segments, tokens
 from . import campaign_states as states
 from .email_templates import SAMPLE_EMAIL, SAMPLE_NAME, compile_versions, content_templates, default_content_template
 from .errors import BadToken, Conflict, InvalidInput, NotFound
@@ -109,17 +109,28 @@ def _locale(value) -> str:
 
 def suggested_subject(events: list[Event], locale: str) -> str:
     if len(events) == 1:
-        return events[0].title[:200]
+        return languages.event_text(events[0], "title", locale)[:200]
     return _UPCOMING.get(locale, _UPCOMING["pl"])
 
 
 def suggested_preheader(events: list[Event], locale: str) -> str:
     if len(events) == 1:
         event = events[0]
-        text = event_when(event, locale) + (f" · {event.place}" if event.place else "")
+        place = languages.event_text(event, "place", locale)
+        text = event_when(event, locale) + (f" · {place}" if place else "")
     else:
-        text = " · ".join(event.title for event in events)
+        text = " · ".join(languages.event_text(event, "title", locale) for event in events)
     return text if len(text) <= 200 else text[:199] + "…"
+
+
+def _suggested_english(events: list[Event], locale: str) -> tuple[str | None, str | None]:
+    """An English subject and preheader for a campaign in another language whose events all
+    have English titles (None, None otherwise: English readers get its own language)."""
+    if locale == languages.TRANSLATED or not all(event.title_en for event in events):
+        return None, None
+    english = languages.TRANSLATED
+    return _line(suggested_subject(events, english), "subject_en", False), \
+        _line(suggested_preheader(events, english), "preheader_en", False)
 
 
 def _set_events(campaign: Campaign, events: list[Event]) -> None:
@@ -133,14 +144,18 @@ def create_campaign(session: Session, *, event_ids: Sequence[int | str], list_id
                     created_by_id: int | None = None, segment_ids: Sequence[int | str] | None = None) -> Campaign:
     """A draft campaign; subject and preheader are prefilled from the events when None, the
     template defaults to the announcement (one event) or the digest (several). ``subject_en``
-    (and ``preheader_en``) make an English version. Raises InvalidInput."""
+    (and ``preheader_en``) make an English version; prefilled too, with the subject, when
+    every event has an English title. Raises InvalidInput."""
     locale = _locale(locale)
+    subject_given = subject
     events = _events(session, event_ids)
     lists = _lists(session, list_ids)
     template = _template(session, template_id) or default_content_template(session, len(events) > 1)
     subject = _line(suggested_subject(events, locale) if subject is None else subject, "subject", True)
     preheader = _line(suggested_preheader(events, locale) if preheader is None else preheader,
                       "preheader", False)
+    if subject_given is None and subject_en is None:
+        subject_en, preheader_en = _suggested_english(events, locale)
     campaign = Campaign(subject=subject, preheader=preheader, template=template, locale=locale,
                         subject_en=_line(subject_en, "subject_en", False) or None,
                         preheader_en=_line(preheader_en, "preheader_en", False) or None,

@@ -389,3 +389,16 @@ def test_api_campaign_english_subject_and_recipients_by_language(editor_api, ses
     changed = editor_api.patch(f"/campaigns/{created['id']}", {"subject_en": None}).get_json()
     assert changed["subject_en"] is None
     assert_error(editor_api.patch(f"/campaigns/{created['id']}", {"subject_en": "a\nb"}), 400, "subject_en")
+
+
+def test_english_subject_is_suggested_from_translated_events(app, session):
+    mailing_list = make_list(session)
+    translated = _english(make_event(session))
+    session.commit()
+    campaign = campaigns.create_campaign(session, event_ids=[translated.id], list_ids=[mailing_list.id])
+    assert campaign.subject == "Koncert kolęd na Rynku"
+    assert campaign.subject_en == "Carol concert in the Market Square"
+    assert campaign.preheader_en.endswith(" · Main Market Square") and "day, " in campaign.preheader_en
+    plain = make_event(session, title="Tylko po polsku")
+    both = campaigns.create_campaign(session, event_ids=[translated.id, plain.id], list_ids=[mailing_list.id])
+    assert both.subject == "Najbliższe wydarzenia" and both.subject_en is None  # not all translated
