@@ -402,3 +402,13 @@ def test_english_subject_is_suggested_from_translated_events(app, session):
     plain = make_event(session, title="Tylko po polsku")
     both = campaigns.create_campaign(session, event_ids=[translated.id, plain.id], list_ids=[mailing_list.id])
     assert both.subject == "Najbliższe wydarzenia" and both.subject_en is None  # not all translated
+
+
+def test_template_list_marks_templates_without_english(client, session):
+    layout = session.scalar(select(Template).where(Template.name == "Układ podstawowy"))
+    mine = email_templates.save_template(session, None, {
+        "name": "Tylko polska", "kind": "content", "layout_id": layout.id, "html": "<p>Cześć</p>"})
+    session.commit()
+    log_in(client, make_staff(session))
+    page = client.get("/admin/templates").get_data(as_text=True)
+    assert set(re.findall(r'data-untranslated="(\d+)"', page)) == {str(mine.id)}
