@@ -412,3 +412,20 @@ def test_template_list_marks_templates_without_english(client, session):
     log_in(client, make_staff(session))
     page = client.get("/admin/templates").get_data(as_text=True)
     assert set(re.findall(r'data-untranslated="(\d+)"', page)) == {str(mine.id)}
+
+
+def test_welcome_mail_links_the_home_page_in_the_subscribers_language(client, session, smtp_server, celery_worker):
+    from tests.helpers_visitor import confirm_path, text_part
+
+    make_list(session)
+    client.get("/?lang=en")
+    assert subscribe(client, "welcome-en@example.org").status_code == 200
+    [confirmation] = smtp_server.wait_for(1)
+    assert confirmation.message["Content-Language"] == "en"
+    page = client.get(confirm_path(confirmation))
+    client.post(confirm_path(confirmation), data={"csrf_token": csrf_token(page.data)})
+    welcome = smtp_server.wait_for(2)[-1]
+    assert welcome.message["Content-Language"] == "en"
+    home = re.search(r"http://localhost(/\?lang=\w+)", text_part(welcome)).group(1)
+    assert home == "/?lang=en"
+    assert '<html lang="en"' in client.get(home).get_data(as_text=True)
