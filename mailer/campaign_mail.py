@@ -4,9 +4,12 @@
 ``email_templates``) and stores the subject and both parts with the recipient markers left
 in. From then on every copy, the archive and the view-in-browser page come from that
 frozen content: editing the template or an event later changes none of them, and a
-template that breaks cannot fail a sending worker. ``CampaignMail`` turns the frozen
-content into a message skeleton once per process; per recipient it only signs two short
-links and fills in the markers.
+template that breaks cannot fail a sending worker. A campaign is frozen once per language
+version it has (``languages.versions``: its own language, English when it has an English
+subject). ``CampaignMail`` turns the frozen content into one message skeleton per language
+once per process; per recipient it picks the skeleton of the recipient's language (that of
+the campaign when it has no version in it: a dict look-up), signs two short links and fills
+in the markers.
 """
 
 from collections import OrderedDict
@@ -15,8 +18,8 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import deliveries, tokens
-from .email_templates import compile_for
+from . import deliveries, languages, tokens
+from .email_templates import compile_for, compile_versions
 from .mail import dkim
 from .mail.headers import ListSettings, list_headers
 from .mail.message import Outgoing, Skeleton, address, make_msgid
@@ -28,17 +31,25 @@ _cache: OrderedDict = OrderedDict()  # (campaign id, launch time) -> CampaignMai
 
 
 def freeze(session: Session, campaign: Campaign) -> CampaignContent:
-    """Render ``campaign`` and store what it will send (replacing an earlier freeze).
-    Raises InvalidInput when its template is broken."""
-    compiled = compile_for(session, campaign)
-    content = session.get(CampaignContent, (campaign.id, campaign.locale))
-    if content is None:
-        content = CampaignContent(campaign_id=campaign.id, locale=campaign.locale)
-        session.add(content)
-    content.subject, content.html, content.text = (compiled.subject, compiled.html_source,
-                                                   compiled.text_source)
+    """Render every language version of ``campaign`` and store what it will send (replacing
+    an earlier freeze); returns the content of its own language. Raises InvalidInput when
+    its template is broken."""
+    rendered = compile_versions(session, campaign)
+    stored = {content.locale: content for content in session.scalars(
+        select(CampaignContent).where(CampaignContent.campaign_id == campaign.id))}
+    for locale, old in stored.items():
+        if locale not in rendered:  # a version dropped since an earlier freeze
+            session.delete(old)
+    for locale, compiled_ in rendered.items():
+        content = stored.get(locale)
+        if content is None:
+            content = CampaignContent(campaign_id=campaign.id, locale=locale)
+            session.add(content)
+            stored[locale] = content
+        content.subject, content.html, content.text = (compiled_.subject, compiled_.html_source,
+                                                       compiled_.text_source)
     session.flush()
-    return content
+    return stored[campaign.locale]
 
 
 def frozen(session: Session, campaign_id: int) -> CampaignContent | None:
@@ -46,20 +57,36 @@ def frozen(session: Session, campaign_id: int) -> CampaignContent | None:
         CampaignContent.campaign_id == campaign_id).limit(1)).first()
 
 
-def compiled(session: Session, campaign: Campaign) -> CompiledCampaign:
-    """The campaign as it is sent: its frozen content once launched, else rendered now
-    (a draft's preview). Raises InvalidInput for a draft whose template is broken."""
-    content = frozen(session, campaign.id)
-    if content is None:
-        return compile_for(session, campaign)
+def compiled_versions(session: Session, campaign: Campaign) -> dict[str, CompiledCampaign]:
+    """Every language version as it is sent: frozen once launched, else rendered now."""
+    stored = session.scalars(select(CampaignContent).where(
+        CampaignContent.campaign_id == campaign.id)).all()
+    if not stored:
+        return compile_versions(session, campaign)
+    return {content.locale: CompiledCampaign(content.subject, content.html, content.text)
+            for content in stored}
+
+
+def compiled(session: Session, campaign: Campaign, locale: str | None = None) -> CompiledCampaign:
+    """The campaign as it is sent to ``locale`` readers (None: in its own language): its
+    frozen content once launched, else rendered now (a draft's preview). Raises
+    InvalidInput for a draft whose template is broken."""
+    stored = {content.locale: content for content in session.scalars(
+        select(CampaignContent).where(CampaignContent.campaign_id == campaign.id))}
+    if not stored:
+        return compile_for(session, campaign, locale)
+    content = stored.get(languages.pick(stored, locale, campaign.locale)) or next(iter(stored.values()))
     return CompiledCampaign(content.subject, content.html, content.text)
 
 
 class CampaignMail:
     """One campaign's message skeleton; ``message`` makes one recipient's copy."""
 
-    def __init__(self, campaign: Campaign, compiled: CompiledCampaign, config):
+    def __init__(self, campaign: Campaign, compiled: CompiledCampaign | dict[str, CompiledCampaign],
+                 config):
+        """``compiled``: the campaign's versions by language (or its one version)."""
         self.campaign_id = campaign.id
+        versions = compiled if isinstance(compiled, dict) else {campaign.locale: compiled}
         first = campaign.lists[0] if campaign.lists else None
         headers, suffix = list_headers(ListSettings(
             label=first.name if first else config["ORGANISATION_NAME"],
@@ -68,10 +95,13 @@ class CampaignMail:
             mailto=config.get("UNSUBSCRIBE_MAILTO") or "",
             feedback_sender=config.get("FEEDBACK_ID_SENDER") or "",
             feedback_kind=f"campaign{campaign.id}"))
-        self.skeleton = Skeleton(
-            sender=address(config["MAIL_FROM_NAME"], config["MAIL_FROM"]),
-            subject=compiled.subject, text=compiled.text, html=compiled.html, headers=headers,
-            language=campaign.locale, unsubscribe_suffix=suffix, signer=dkim.from_config(config))
+        sender, signer = address(config["MAIL_FROM_NAME"], config["MAIL_FROM"]), dkim.from_config(config)
+        self.skeletons = {locale: Skeleton(
+            sender=sender, subject=version.subject, text=version.text, html=version.html,
+            headers=headers, language=locale, unsubscribe_suffix=suffix, signer=signer)
+            for locale, version in versions.items()}
+        # Readers of a language the campaign has no version in get its own language's.
+        self.skeleton = self.skeletons.get(campaign.locale) or next(iter(self.skeletons.values()))
         stamp = int(campaign.started_at.timestamp()) if campaign.started_at else 0
         self.domain = config["MAIL_DOMAIN"]
         self.message_id_suffix = f".{stamp}@{self.domain}"
@@ -88,16 +118,17 @@ class CampaignMail:
         unsubscribe = f"{self.base_url}/u/{self._unsubscribe(sid, cid)}"
         values = {"name": row.name, "email": row.email, "unsubscribe_url": unsubscribe,
                   "view_url": f"{self.base_url}/m/{self._view(cid, sid)}"}
-        return self.skeleton.render(
+        return self.skeletons.get(row.locale, self.skeleton).render(
             to_name=row.name, to_email=row.email, values=values, date=date,
             return_path=self.verp.return_path(DELIVERY, row.delivery_id),
             message_id=deliveries.message_id(cid, row.delivery_id, self.message_id_suffix),
             unsubscribe_url=unsubscribe)
 
-    def test_message(self, email: str, values: dict[str, str]) -> Outgoing:
-        """A test copy to ``email`` with the sample recipient's ``values`` (its links act
-        on nobody); bounces of it go to the plain bounce address."""
-        return self.skeleton.render(
+    def test_message(self, email: str, values: dict[str, str], locale: str | None = None) -> Outgoing:
+        """A test copy to ``email`` in ``locale`` (None: the campaign's language) with the
+        sample recipient's ``values`` (its links act on nobody); bounces of it go to the
+        plain bounce address."""
+        return self.skeletons.get(locale or "", self.skeleton).render(
             to_name="", to_email=email, values=values, return_path=self.verp.address,
             message_id=make_msgid(self.domain), unsubscribe_url=values.get("unsubscribe_url", ""))
 
@@ -106,7 +137,7 @@ def mail_for(session: Session, campaign: Campaign) -> CampaignMail:
     """The campaign's CampaignMail, made once per process and launch."""
     key = (campaign.id, campaign.started_at)
     if key not in _cache:
-        _cache[key] = CampaignMail(campaign, compiled(session, campaign), current_app.config)
+        _cache[key] = CampaignMail(campaign, compiled_versions(session, campaign), current_app.config)
         while len(_cache) > 8:
             _cache.popitem(last=False)
     return _cache[key]

@@ -11,9 +11,9 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import campaign_mail, links, recipients, segments, tokens
+from . import campaign_mail, email_templates, languages, links, recipients, segments, tokens
 from . import campaign_states as states
-from .email_templates import SAMPLE_EMAIL, SAMPLE_NAME, compile_for, content_templates, default_content_template
+from .email_templates import SAMPLE_EMAIL, SAMPLE_NAME, compile_versions, content_templates, default_content_template
 from .errors import BadToken, Conflict, FieldErrors, InvalidInput, NotFound
 from .events import by_date, events_to_choose, parse_when
 from .events import when as event_when
@@ -116,17 +116,28 @@ def _locale(value) -> str:
 
 def suggested_subject(events: list[Event], locale: str) -> str:
     if len(events) == 1:
-        return events[0].title[:200]
+        return languages.event_text(events[0], "title", locale)[:200]
     return _UPCOMING.get(locale, _UPCOMING["pl"])
 
 
 def suggested_preheader(events: list[Event], locale: str) -> str:
     if len(events) == 1:
         event = events[0]
-        text = event_when(event, locale) + (f" · {event.place}" if event.place else "")
+        place = languages.event_text(event, "place", locale)
+        text = event_when(event, locale) + (f" · {place}" if place else "")
     else:
-        text = " · ".join(event.title for event in events)
+        text = " · ".join(languages.event_text(event, "title", locale) for event in events)
     return text if len(text) <= 200 else text[:199] + "…"
+
+
+def _suggested_english(events: list[Event], locale: str) -> tuple[str | None, str | None]:
+    """An English subject and preheader for a campaign in another language whose events all
+    have English titles (None, None otherwise: English readers get its own language)."""
+    if locale == languages.TRANSLATED or not all(event.title_en for event in events):
+        return None, None
+    english = languages.TRANSLATED
+    return _line(suggested_subject(events, english), "subject_en", False), \
+        _line(suggested_preheader(events, english), "preheader_en", False)
 
 
 def _set_events(campaign: Campaign, events: list[Event]) -> None:
@@ -136,10 +147,13 @@ def _set_events(campaign: Campaign, events: list[Event]) -> None:
 def create_campaign(session: Session, *, event_ids: Sequence[int | str], list_ids: Sequence[int | str],
                     template_id: int | str | None = None, subject: str | None = None,
                     preheader: str | None = None, locale: str = "pl",
+                    subject_en: str | None = None, preheader_en: str | None = None,
                     created_by_id: int | None = None, segment_ids: Sequence[int | str] | None = None) -> Campaign:
     """A draft campaign; subject and preheader are prefilled from the events when None, the
-    template defaults to the announcement (one event) or the digest (several).
-    Raises InvalidInput."""
+    template defaults to the announcement (one event) or the digest (several). ``subject_en``
+    (and ``preheader_en``) make an English version; prefilled too, with the subject, when
+    every event has an English title. Raises InvalidInput (carrying every mistake found)."""
+    subject_given = subject
     problems = FieldErrors()  # every mistake at once
     locale = problems.check(_locale, locale)
     events = problems.check(_events, session, event_ids)
@@ -150,13 +164,17 @@ def create_campaign(session: Session, *, event_ids: Sequence[int | str], list_id
     subject = _line(suggested_subject(events, locale) if subject is None else subject, "subject", True)
     preheader = _line(suggested_preheader(events, locale) if preheader is None else preheader,
                       "preheader", False)
+    if subject_given is None and subject_en is None:
+        subject_en, preheader_en = _suggested_english(events, locale)
     campaign = Campaign(subject=subject, preheader=preheader, template=template, locale=locale,
+                        subject_en=_line(subject_en, "subject_en", False) or None,
+                        preheader_en=_line(preheader_en, "preheader_en", False) or None,
                         lists=lists, created_by_id=created_by_id, status=CampaignStatus.DRAFT,
                         segments=segments.segments_by_id(session, list(segment_ids or [])))
     _set_events(campaign, events)
     session.add(campaign)
     session.flush()
-    compile_for(session, campaign)  # a broken template is refused now, not at send time
+    compile_versions(session, campaign)  # a broken template is refused now, not at send time
     recipients.recount_later(session, campaign.id)
     return campaign
 
@@ -171,6 +189,7 @@ def duplicate_campaign(session: Session, campaign_id: int, *, prefix: str = "Kop
     copy = Campaign(subject=(prefix + original.subject)[:200],
                     name=(prefix + (original.name or original.subject))[:200],
                     preheader=original.preheader, template_id=original.template_id, locale=original.locale,
+                    subject_en=original.subject_en, preheader_en=original.preheader_en,
                     lists=[item for item in original.lists if item.archived_at is None],
                     segments=list(original.segments), created_by_id=created_by_id, status=CampaignStatus.DRAFT)
     copy.campaign_events = [CampaignEvent(event_id=link.event_id, position=link.position)
@@ -182,7 +201,8 @@ def duplicate_campaign(session: Session, campaign_id: int, *, prefix: str = "Kop
 
 
 def update_campaign(session: Session, campaign_id: int, values: dict) -> Campaign:
-    """Change any of subject, preheader, template_id, event_ids, list_ids, segment_ids, locale, archived.
+    """Change any of subject, preheader, subject_en, preheader_en (empty: no English
+    version), template_id, event_ids, list_ids, segment_ids, locale, archived.
     Raises NotFound, Conflict (unless draft or scheduled; ``archived`` alone may change at any
     time), InvalidInput."""
     campaign = get_or_404(session, Campaign, campaign_id)
@@ -198,7 +218,9 @@ def update_campaign(session: Session, campaign_id: int, values: dict) -> Campaig
               "template_id": (_template, session, values.get("template_id")),
               "event_ids": (_events, session, values.get("event_ids")),
               "list_ids": (_lists, session, values.get("list_ids"), campaign.lists),
-              "segment_ids": (segments.segments_by_id, session, values.get("segment_ids"))}
+              "segment_ids": (segments.segments_by_id, session, values.get("segment_ids")),
+              "subject_en": (_line, values.get("subject_en"), "subject_en", False),
+              "preheader_en": (_line, values.get("preheader_en"), "preheader_en", False)}
     new = {key: problems.check(*check) for key, check in checks.items() if key in values}
     problems.raise_if_any()
     if "locale" in new:
@@ -207,6 +229,9 @@ def update_campaign(session: Session, campaign_id: int, values: dict) -> Campaig
         campaign.subject = new["subject"]
     if "preheader" in new:
         campaign.preheader = new["preheader"]
+    for field in ("subject_en", "preheader_en"):
+        if field in new:
+            setattr(campaign, field, new[field] or None)
     if "template_id" in new:
         campaign.template = new["template_id"] or \
             default_content_template(session, len(campaign.campaign_events) > 1)
@@ -222,7 +247,7 @@ def update_campaign(session: Session, campaign_id: int, values: dict) -> Campaig
         campaign.archived = bool(values["archived"])
     session.flush()
     if content_keys:
-        compile_for(session, campaign)
+        compile_versions(session, campaign)
     return campaign
 
 
@@ -277,7 +302,7 @@ def request_test(session: Session, campaign_id: int, addresses) -> None:
     it; a broken template)."""
     campaign = get_or_404(session, Campaign, campaign_id)
     cleaned = test_addresses(addresses)
-    compile_for(session, campaign)
+    compile_versions(session, campaign)
     campaign.test_report = {"state": "queued", "addresses": cleaned, "at": utcnow().isoformat()}
     enqueue(session, "mailer.send_test", campaign.id, cleaned)
 
@@ -294,23 +319,23 @@ def _report_test(session: Session, campaign: Campaign, state: str, addresses: li
 
 
 def send_test(session: Session, campaign_id: int, addresses) -> None:
-    """Task body: send the campaign now to ``addresses``, subject marked [TEST], as a sample
-    recipient, and record each address's answer in ``Campaign.test_report`` (commits). Raises
-    NotFound, InvalidInput; OSError when the mail server cannot be reached or answers 4xx
-    (the task tries again)."""
+    """Task body: send the campaign now to ``addresses``, one copy per language version,
+    subject marked [TEST], as a sample recipient, and record each address's answer in
+    ``Campaign.test_report`` (commits). Raises NotFound, InvalidInput; OSError when the mail
+    server cannot be reached or answers 4xx (the task tries again)."""
     campaign = get_or_404(session, Campaign, campaign_id)
     cleaned = test_addresses(addresses)
-    compiled = campaign_mail.compiled(session, campaign)
-    compiled = dataclasses.replace(compiled, subject=f"[TEST] {compiled.subject}")
-    mail = campaign_mail.CampaignMail(campaign, compiled, current_app.config)
+    versions = {locale: dataclasses.replace(compiled, subject=f"[TEST] {compiled.subject}")
+                for locale, compiled in campaign_mail.compiled_versions(session, campaign).items()}
+    mail = campaign_mail.CampaignMail(campaign, versions, current_app.config)
     # A test copy's links act on nobody: the unsubscribe link names no subscriber (0), and
     # "view in browser" opens the campaign's staff page (a draft is not shown to anyone else).
     links_ = {"unsubscribe_url": links.unsubscribe_url(0, campaign.id),
               "view_url": links.absolute(f"/admin/campaigns/{campaign.id}")}
     transport = from_config(current_app.config)
     try:
-        results = transport.send([mail.test_message(address, {"name": "", "email": address, **links_})
-                                  for address in cleaned])
+        results = transport.send([mail.test_message(address, {"name": "", "email": address, **links_}, locale)
+                                  for address in cleaned for locale in versions])
     except ConnectionFailed as exc:
         _report_test(session, campaign, "retrying", cleaned, error=str(exc))
         raise OSError(f"test mail not sent: {exc}") from exc
@@ -328,14 +353,15 @@ PREVIEW_LINKS = {"unsubscribe_url": "#unsubscribe-preview", "view_url": "#view-i
 
 
 def render_as(session: Session, campaign: Campaign, subscriber_id: int | None = None, *,
-              public: bool = False, live_links: bool = True) -> Rendered:
+              public: bool = False, live_links: bool = True, locale: str | None = None) -> Rendered:
     """The campaign as one recipient sees it (None or 0: a sample recipient; ``public``: no
     name or address at all, for the archive). What a launched campaign sent, not what its
     template and events say now. ``live_links``: the recipient's own signed unsubscribe and
     view links (their copy, opened from their mail); otherwise inert ones (a staff preview).
-    Raises InvalidInput (a draft's broken template)."""
-    compiled = campaign_mail.compiled(session, campaign)
+    ``locale``: the language version shown (None: the recipient's language, else the
+    campaign's). Raises InvalidInput (a draft's broken template)."""
     subscriber = session.get(Subscriber, subscriber_id) if subscriber_id else None
+    compiled = campaign_mail.compiled(session, campaign, locale or (subscriber.locale if subscriber else None))
     if public:  # nobody's copy: no name, address, footer or unsubscribe link
         rendered = compiled.personalize(name="", email="", unsubscribe_url=NOBODYS_UNSUBSCRIBE,
                                         view_url=links.absolute(f"/archive/{campaign.id}"))
@@ -388,6 +414,11 @@ def view_copy(session: Session, token: str) -> Rendered:
     if session.get(Subscriber, subscriber_id) is None:  # erased since
         return render_as(session, campaign, public=True)
     return render_as(session, campaign, subscriber_id)
+
+
+def untranslated(session: Session, campaign: Campaign, locale: str) -> dict:
+    """What ``locale`` readers of the campaign get in its own language (email_templates.untranslated)."""
+    return email_templates.untranslated(session, campaign, locale)
 
 
 def compose_options(session: Session, campaign: Campaign | None = None) -> dict:

@@ -78,6 +78,10 @@ def seed(session: Session, instance: Path) -> tuple[str, str | None]:
             body_md="Wstęp **wolny**. Gorąca herbata i pierniki dla wszystkich gości.\n\n"
                     "W razie deszczu koncert odbędzie się w sali widowiskowej ratusza.",
             link="https://example.org/wydarzenia/koncert-kolend",
+            title_en="Carol concert in the Market Square", place_en="Main Market Square, stage by the town hall",
+            summary_en="The city choir and brass band invite you to sing carols together.",
+            body_md_en="Admission **free**. Hot tea and gingerbread for every guest.\n\n"
+                       "If it rains, the concert moves to the town hall's auditorium.",
         ))
     email_templates.install_defaults(session.connection())  # where the migrations did not
     session.commit()

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from config import ROOT
 
+from . import languages
 from .errors import FieldErrors, InvalidInput
 from .events import by_date, event_context, upcoming
 from .lookups import get_or_404, parse_id
@@ -45,7 +46,8 @@ def install_defaults(connection: Connection) -> None:
         now = utcnow()
         connection.execute(table.insert().values(
             name=name, kind=kind, html=_source(stem, "html"), text=_source(stem, "txt"),
-            builtin=True, layout_id=ids.get(layout_name) if layout_name else None, subject="",
+            html_en=_source(f"{stem}.en", "html"), text_en=_source(f"{stem}.en", "txt"), builtin=True,
+            layout_id=ids.get(layout_name) if layout_name else None, subject="",
             created_at=now, updated_at=now))
         ids[name] = connection.execute(select(table.c.id).where(table.c.name == name)).scalar_one()
 
@@ -65,24 +67,51 @@ def default_content_template(session: Session, several_events: bool) -> Template
     return template
 
 
-def compile_for(session: Session, campaign: Campaign) -> CompiledCampaign:
-    """Render ``campaign`` once with its template and events; raises InvalidInput when
-    a template is broken."""
+def compile_for(session: Session, campaign: Campaign, locale: str | None = None) -> CompiledCampaign:
+    """Render ``campaign``'s version in ``locale`` (None, or a language it has no version
+    in: its own language's) once with its template and events; raises InvalidInput when a
+    template is broken."""
+    found = languages.versions(campaign)
+    version = found[languages.pick(found, locale, campaign.locale)]
     events = by_date(ce.event for ce in campaign.campaign_events)  # in date order, whatever their positions
     template = campaign.template or default_content_template(session, len(events) > 1)
     layout = template.layout
+    content_html, content_text, _ = languages.template_source(template, version.locale)
+    layout_html, layout_text, _ = languages.template_source(layout, version.locale) if layout \
+        else ("{{ content }}", "{{ content }}", False)
     context = {
-        "locale": campaign.locale,
+        "locale": version.locale,
         "organisation": current_app.config["ORGANISATION_NAME"],
-        "events": [event_context(event, campaign.locale) for event in events],
-        "campaign": {"id": campaign.id, "subject": campaign.subject},
+        "events": [event_context(event, version.locale) for event in events],
+        "campaign": {"id": campaign.id, "subject": version.subject},
     }
     return safe_compile(
-        subject=campaign.subject, preheader=campaign.preheader,
-        layout_html=layout.html if layout else "{{ content }}",
-        layout_text=layout.text if layout else "{{ content }}",
-        content_html=template.html, content_text=template.text, context=context,
+        subject=version.subject, preheader=version.preheader,
+        layout_html=layout_html, layout_text=layout_text,
+        content_html=content_html, content_text=content_text, context=context,
     )
+
+
+def compile_versions(session: Session, campaign: Campaign) -> dict[str, CompiledCampaign]:
+    """Every language version of ``campaign``, rendered; raises InvalidInput (a broken template)."""
+    return {locale: compile_for(session, campaign, locale) for locale in languages.versions(campaign)}
+
+
+def untranslated(session: Session, campaign: Campaign, locale: str) -> dict:
+    """What ``campaign``'s ``locale`` readers get in the default language for want of a
+    translation: {"version": no version in that language at all, "template": the template
+    (or its layout) has no version in it, "events": [(title, [fields])]}."""
+    if locale == campaign.locale:
+        return {"version": False, "template": False, "events": []}
+    events = [ce.event for ce in campaign.campaign_events]
+    template = campaign.template or default_content_template(session, len(events) > 1)
+    return {
+        "version": locale not in languages.versions(campaign),
+        "template": any(languages.template_source(item, locale)[2]
+                        for item in (template, template.layout) if item is not None),
+        "events": [(event.title, missing) for event in events
+                   if (missing := languages.event_missing(event, locale))],
+    }
 
 
 # --- Editing templates ----------------------------------------------------------------
@@ -148,14 +177,16 @@ def safe_compile(**kwargs) -> CompiledCampaign:
     return compile_limited(render_limits(), **kwargs)
 
 
-def _parts(layout: Template | None, html: str, text: str, kind: TemplateKind) -> dict:
-    """compile_campaign's template sources for a template being edited."""
+def _parts(layout: Template | None, html: str, text: str, kind: TemplateKind, locale: str = "pl") -> dict:
+    """compile_campaign's template sources for a template being edited (its layout's
+    version in ``locale``)."""
     if kind == TemplateKind.LAYOUT:
         return {"layout_html": html, "layout_text": text,
                 "content_html": "<p>{{ organisation }}</p>",
                 "content_text": "{{ organisation }}" if text.strip() else ""}
-    return {"layout_html": layout.html if layout else "{{ content }}",
-            "layout_text": layout.text if layout else "{{ content }}",
+    layout_html, layout_text, _ = languages.template_source(layout, locale) if layout \
+        else ("{{ content }}", "{{ content }}", False)
+    return {"layout_html": layout_html, "layout_text": layout_text,
             "content_html": html, "content_text": text}
 
 
@@ -164,7 +195,7 @@ def render_sample(session: Session, *, kind: TemplateKind, html: str, text: str,
     """The template rendered with sample events for a sample recipient; raises InvalidInput."""
     compiled = safe_compile(subject="Najbliższe wydarzenia", preheader="Podgląd szablonu",
                             context=sample_context(session, locale),
-                            **_parts(layout, html, text, kind))
+                            **_parts(layout, html, text, kind, locale))
     return compiled.personalize(name=SAMPLE_NAME, email=SAMPLE_EMAIL, unsubscribe_url="#unsubscribe",
                                 view_url="#view")
 
@@ -193,26 +224,27 @@ def _clean_layout_choice(session: Session, layout_id: Any) -> Template:
     return layout
 
 
-def _layout_placeholders(html: str, text: str) -> list[InvalidInput]:
-    """What a layout's parts lack: the content and unsubscribe placeholders."""
+def _layout_placeholders(html: str, text: str, suffix: str = "") -> list[InvalidInput]:
+    """What a layout's parts lack: the content and unsubscribe placeholders (``suffix`` names
+    the fields of a language version: "_en")."""
     missing = []
     if not _UNSUBSCRIBE.search(html):
         missing.append(InvalidInput("A layout must contain the unsubscribe link {{ unsubscribe_url }} "
-                                    "in the HTML part.", "html"))
+                                    "in the HTML part.", "html" + suffix))
     if not _CONTENT.search(html):
-        missing.append(InvalidInput("A layout must place the message content with {{ content }}.", "html"))
+        missing.append(InvalidInput("A layout must place the message content with {{ content }}.", "html" + suffix))
     if text.strip() and not _CONTENT.search(text):
-        missing.append(InvalidInput("A layout must place the message content with {{ content }}.", "text"))
+        missing.append(InvalidInput("A layout must place the message content with {{ content }}.", "text" + suffix))
     if text.strip() and not _UNSUBSCRIBE.search(text):
         missing.append(InvalidInput("A layout must contain the unsubscribe link {{ unsubscribe_url }} "
-                                    "in the text part.", "text"))
+                                    "in the text part.", "text" + suffix))
     return missing
 
 
-def _syntax_errors(html: str, text: str) -> list[InvalidInput]:
+def _syntax_errors(html: str, text: str, suffix: str = "") -> list[InvalidInput]:
     """Each part's Jinja syntax error, with its line, found by parsing alone (nothing runs)."""
     found = []
-    for field, source in (("html", html), ("text", text)):
+    for field, source in (("html" + suffix, html), ("text" + suffix, text)):
         try:
             render.sandbox.parse(source)
         except TemplateSyntaxError as exc:
@@ -244,19 +276,37 @@ def _clean(session: Session, template: Template | None, values: dict) -> dict:
         problems.add(InvalidInput("Choose whether this is a layout or content.", "kind"))
         problems.raise_if_any()
         raise  # (unreachable: the line above raised)
-    for mistake in _syntax_errors(html, text):
+    # The English version: optional; no HTML part, no English version (the Polish one is used).
+    html_en, text_en = values.get("html_en") or "", values.get("text_en") or ""
+    if not isinstance(html_en, str) or not isinstance(text_en, str):
+        raise InvalidInput("Template fields must be text.")
+    if len(html_en) > _MAX_SOURCE or len(text_en) > _MAX_SOURCE:
+        raise InvalidInput("The template is too long.", "html_en")
+    html_en, text_en = html_en.replace("\r\n", "\n"), text_en.replace("\r\n", "\n")
+    if text_en.strip() and not html_en.strip():
+        problems.add(InvalidInput("The English version needs its HTML part.", "html_en"))
+    english: str | None = html_en if html_en.strip() else None
+    for mistake in _syntax_errors(html, text) + _syntax_errors(html_en, text_en, "_en"):
         problems.add(mistake)
     layout = None
     if kind == TemplateKind.CONTENT:
         layout = problems.check(_clean_layout_choice, session, values.get("layout_id"))
-    elif html.strip():
-        for missing in _layout_placeholders(html, text):
-            problems.add(missing)
+    else:
+        if html.strip():
+            for missing in _layout_placeholders(html, text):
+                problems.add(missing)
+        if english is not None:
+            for missing in _layout_placeholders(english, text_en, "_en"):
+                problems.add(missing)
     if not problems.found:
         for locale in current_app.config["LANGUAGES"]:
-            render_sample(session, kind=kind, html=html, text=text, layout=layout, locale=locale)
+            if locale == languages.TRANSLATED and english is not None:
+                render_sample(session, kind=kind, html=english, text=text_en, layout=layout, locale=locale)
+            else:
+                render_sample(session, kind=kind, html=html, text=text, layout=layout, locale=locale)
     problems.raise_if_any()
-    return {"name": name, "kind": kind, "html": html, "text": text, "layout": layout}
+    return {"name": name, "kind": kind, "html": html, "text": text, "layout": layout,
+            "html_en": english, "text_en": text_en if english is not None else None}
 
 
 def save_template(session: Session, template_id: int | None, values: dict) -> Template:
@@ -275,8 +325,10 @@ def save_template(session: Session, template_id: int | None, values: dict) -> Te
     # Layouts used by content templates must keep the content valid too.
     if template.kind == TemplateKind.LAYOUT:
         for content in session.scalars(select(Template).where(Template.layout_id == template.id)):
-            render_sample(session, kind=content.kind, html=content.html, text=content.text,
-                          layout=template)
+            for locale in current_app.config["LANGUAGES"]:
+                html, text, _ = languages.template_source(content, locale)
+                render_sample(session, kind=content.kind, html=html, text=text, layout=template,
+                              locale=locale)
     return template
 
 
@@ -290,7 +342,8 @@ def clone_template(session: Session, template_id: int, *, prefix: str = "Kopia: 
     while name in taken:
         name, n = f"{base} ({n})", n + 1
     copy = Template(name=name, kind=original.kind, layout_id=original.layout_id, subject=original.subject,
-                    html=original.html, text=original.text, builtin=False)
+                    html=original.html, text=original.text, html_en=original.html_en,
+                    text_en=original.text_en, builtin=False)
     session.add(copy)
     session.flush()
     return copy
@@ -310,6 +363,7 @@ def restore_default(session: Session, template_id: int) -> Template:
     if stem is None:
         raise InvalidInput("Only built-in templates have a default to restore.")
     template.html, template.text = _source(stem, "html"), _source(stem, "txt")
+    template.html_en, template.text_en = _source(f"{stem}.en", "html"), _source(f"{stem}.en", "txt")
     session.flush()
     return template
 
@@ -334,6 +388,7 @@ def preview(session: Session, template_id: int | None, values: dict | None = Non
         if template is None:
             raise InvalidInput("Choose whether this is a layout or content.", "kind")
         values = {"kind": template.kind, "html": template.html, "text": template.text,
+                  "html_en": template.html_en or "", "text_en": template.text_en or "",
                   "layout_id": template.layout_id}
     try:
         kind = TemplateKind(template.kind if template else str(values.get("kind")))
@@ -346,6 +401,9 @@ def preview(session: Session, template_id: int | None, values: dict | None = Non
         except InvalidInput:
             layout = None
     html, text = values.get("html", ""), values.get("text", "")
-    if not isinstance(html, str) or not isinstance(text, str):
+    html_en, text_en = values.get("html_en") or "", values.get("text_en") or ""
+    if not all(isinstance(v, str) for v in (html, text, html_en, text_en)):
         raise InvalidInput("Template fields must be text.")
+    if locale == languages.TRANSLATED and html_en.strip():  # else the Polish source, in English
+        html, text = html_en, text_en
     return render_sample(session, kind=kind, html=html, text=text, layout=layout, locale=locale)

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .errors import Conflict, FieldErrors, InvalidInput
+from .languages import EVENT_FIELDS, event_missing, event_text
 from .lookups import get_or_404
 from .mail.render import html_to_text
 from .models import Campaign, CampaignEvent, CampaignStatus, Event, utcnow
@@ -55,12 +56,16 @@ def body_text(event: Event) -> str:
 
 
 def event_context(event: Event, locale: str) -> dict:
-    """What an email template sees of an event."""
-    body_html = Markup(markdown_to_html(event.body_md))  # sanitized, so safe to embed
+    """What an email template sees of an event, in ``locale`` (Polish where not translated:
+    ``untranslated`` names those fields)."""
+    body_md = event_text(event, "body_md", locale)
+    body_html = Markup(markdown_to_html(body_md))  # sanitized, so safe to embed
     return {
-        "id": event.id, "title": event.title, "when": when(event, locale), "place": event.place,
-        "summary": event.summary, "body_html": body_html,
-        "body_text": body_text(event),
+        "id": event.id, "title": event_text(event, "title", locale), "when": when(event, locale),
+        "place": event_text(event, "place", locale),
+        "summary": event_text(event, "summary", locale), "body_html": body_html,
+        "body_text": html_to_text(body_html) if body_md else "",
+        "untranslated": event_missing(event, locale),
         "image_url": event.image_url, "link": event.link, "ics_url": ics_url(event),
         "starts_at": event.starts_at, "ends_at": event.ends_at,
     }
@@ -78,6 +83,7 @@ def upcoming(session: Session, limit: int = 20) -> list[Event]:
 
 _LIMITS = {"title": 200, "place": 200, "summary": 500, "body_md": 20000, "image_url": 500,
            "link": 500}
+_LIMITS.update({f"{field}_en": _LIMITS[field] for field in EVENT_FIELDS})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -150,6 +156,10 @@ def clean_event(values: dict) -> dict:
         "image_url": problems.check(_url, values, "image_url"),
         "link": problems.check(_url, values, "link"),
     }
+    # English texts: optional; empty is "not translated" (None), shown in Polish.
+    for field in EVENT_FIELDS:
+        cleaned[f"{field}_en"] = problems.check(
+            _text, values, f"{field}_en", single_line=field in {"title", "place"}) or None
     if not problems.failed("starts_at", "ends_at") and cleaned["ends_at"] is not None \
             and cleaned["ends_at"] <= cleaned["starts_at"]:
         problems.add(InvalidInput("The end must be after the start.", "ends_at"))

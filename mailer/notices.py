@@ -159,7 +159,8 @@ def _message(notice: Notice, subscriber: Subscriber, verp: Verp) -> Outgoing | N
             unsubscribe_url = links.unsubscribe_url(subscriber.id)
             rendered = render("welcome", _("Welcome to the newsletter: %(name)s", name=first.name),
                               recipient_name=subscriber.name, lists=names,
-                              unsubscribe_url=unsubscribe_url, home_url=links.absolute("/"),
+                              unsubscribe_url=unsubscribe_url,
+                              home_url=links.absolute(f"/?lang={subscriber.locale}"),  # their language
                               organisation=config["ORGANISATION_NAME"])
             headers, suffix = list_headers(ListSettings(
                 label=first.name, slug=first.slug,

@@ -60,19 +60,31 @@ def count_now(session: Session, campaign_id: int) -> None:
     """Task body: count the campaign's recipients and keep the figure; commits."""
     if session.get(Campaign, campaign_id) is None:
         return
-    figure = deliveries.campaign_audience_count(session, campaign_id)
+    by_locale = deliveries.campaign_audience_by_locale(session, campaign_id)
     row = session.get(AudienceSummary, _key(campaign_id))
     if row is None:
         row = AudienceSummary(name=_key(campaign_id))
         session.add(row)
-    row.payload, row.computed_at = {"recipients": figure}, utcnow()
+    row.payload, row.computed_at = {"recipients": sum(by_locale.values()), "languages": by_locale}, utcnow()
     session.commit()
 
 
-def recipients(session: Session, campaign_id: int) -> dict[str, Any]:
-    """{"count": N or None (not counted yet), "counted_at": when, or None when counted now}."""
+def languages(session: Session, campaign_id: int) -> dict[str, int]:
+    """A launched campaign's recipients per language: counted now for small audiences, else
+    the last count made before it was sent (empty when there was none)."""
     if audience_is_small(session):
-        return {"count": deliveries.campaign_audience_count(session, campaign_id), "counted_at": None}
+        return deliveries.delivery_languages(session, campaign_id)
+    row = session.scalar(select(AudienceSummary).where(AudienceSummary.name == _key(campaign_id)))
+    return dict(row.payload.get("languages", {})) if row else {}
+
+
+def recipients(session: Session, campaign_id: int) -> dict[str, Any]:
+    """{"count": N or None (not counted yet), "languages": {subscriber language: N},
+    "counted_at": when, or None when counted now}. One grouped count gives both figures."""
+    if audience_is_small(session):
+        by_locale = deliveries.campaign_audience_by_locale(session, campaign_id)
+        return {"count": sum(by_locale.values()), "languages": by_locale, "counted_at": None}
     row = session.scalar(select(AudienceSummary).where(AudienceSummary.name == _key(campaign_id)))
     counted_at: datetime | None = row.computed_at if row else None
-    return {"count": row.payload.get("recipients") if row else None, "counted_at": counted_at}
+    return {"count": row.payload.get("recipients") if row else None,
+            "languages": row.payload.get("languages", {}) if row else {}, "counted_at": counted_at}

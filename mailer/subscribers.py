@@ -126,3 +126,14 @@ def _hash_address(_mapper: Any, _connection: Any, subscriber: Subscriber) -> Non
         subscriber.email_hash = email_hash(subscriber.email)
     if not subscriber.search_text or state.email.history.has_changes() or state.name.history.has_changes():
         subscriber.search_text = subscriber_text(subscriber.email, subscriber.name)
+
+
+def locale_of(session, subscriber_id: int) -> str | None:
+    """A subscriber's language (None: no such subscriber): for pages opened from their mail."""
+    from sqlalchemy import select
+
+    from .lookups import MAX_ID
+
+    if not 0 < subscriber_id <= MAX_ID:
+        return None
+    return session.scalar(select(Subscriber.locale).where(Subscriber.id == subscriber_id))

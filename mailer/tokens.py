@@ -98,3 +98,23 @@ def read_unsubscribe_token(token: str) -> tuple[int, int | None]:
             and all(isinstance(part, int) for part in payload)):
         return payload[0], payload[1]
     raise BadToken("This link is not valid.")
+
+
+def subscriber_named(purpose: str, token: str) -> int | None:
+    """The subscriber id a mailed link of ``purpose`` (CONFIRM, UNSUBSCRIBE, VIEW) names, its
+    signature checked but not its age; None for a forged or malformed link. Only to choose
+    the language of the page behind it: the page itself checks the link as it must."""
+    try:
+        if purpose == UNSUBSCRIBE:
+            return read_unsubscribe_token(token)[0]
+        if purpose == CONFIRM:
+            payload = verify_timed(CONFIRM, token, max_age=10 ** 10)
+            number = payload[0] if isinstance(payload, list) and payload else None
+        elif purpose == VIEW:
+            payload = verify(VIEW, token)
+            number = payload[1] if isinstance(payload, list) and len(payload) == 2 else None
+        else:
+            return None
+    except (BadToken, ExpiredToken):
+        return None
+    return number if isinstance(number, int) and not isinstance(number, bool) and number > 0 else None

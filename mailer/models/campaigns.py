@@ -72,6 +72,10 @@ class Campaign(Model):
     name: Mapped[str] = mapped_column(String(200), default="")
     subject: Mapped[str] = mapped_column(String(200))
     preheader: Mapped[str] = mapped_column(String(200), default="")
+    # The English version's subject and preheader: None, no English version (English
+    # readers get the campaign's own language; mailer.languages).
+    subject_en: Mapped[str | None] = mapped_column(String(200))
+    preheader_en: Mapped[str | None] = mapped_column(String(200))
     template_id: Mapped[int | None] = mapped_column(ForeignKey("templates.id", ondelete="SET NULL"))
     locale: Mapped[str] = mapped_column(String(8), default="pl")
     status: Mapped[CampaignStatus] = mapped_column(str_enum(CampaignStatus), default=CampaignStatus.DRAFT)

@@ -20,6 +20,11 @@ class Event(Model):
     place: Mapped[str] = mapped_column(String(200), default="")
     summary: Mapped[str] = mapped_column(String(500), default="")
     body_md: Mapped[str] = mapped_column(Text, default="")
+    # The English texts (mailer.languages): None where not translated, then the Polish is shown.
+    title_en: Mapped[str | None] = mapped_column(String(200))
+    place_en: Mapped[str | None] = mapped_column(String(200))
+    summary_en: Mapped[str | None] = mapped_column(String(500))
+    body_md_en: Mapped[str | None] = mapped_column(Text)
     image_url: Mapped[str] = mapped_column(String(500), default="")
     link: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -43,6 +48,9 @@ class Template(Model):
     subject: Mapped[str] = mapped_column(String(200), default="")
     html: Mapped[str] = mapped_column(Text, default="")
     text: Mapped[str] = mapped_column(Text, default="")
+    # The English version (mailer.languages); None: the Polish source, rendered with locale "en".
+    html_en: Mapped[str | None] = mapped_column(Text)
+    text_en: Mapped[str | None] = mapped_column(Text)
     builtin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

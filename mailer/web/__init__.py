@@ -5,7 +5,7 @@ from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 
 from ..addresses import shown_email
-from . import assets, errors, form_errors, labels, security, subscribe_limits, transaction
+from . import assets, errors, form_errors, i18n, labels, security, subscribe_limits, transaction
 
 
 def register_blueprints(app: Flask) -> None:
@@ -33,6 +33,7 @@ def register_blueprints(app: Flask) -> None:
     labels.init_app(app)
     assets.init_app(app)
     form_errors.init_app(app)
+    i18n.init_app(app)
     errors.register_error_handlers(app)
     security.init_app(app)
     # After-request functions run last-registered first: the subscribe answers are held back

@@ -6,7 +6,8 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from werkzeug.datastructures import MultiDict
 
-EVENT_FIELDS = ("title", "starts_at", "ends_at", "place", "summary", "body_md", "image_url", "link")
+EVENT_FIELDS = ("title", "starts_at", "ends_at", "place", "summary", "body_md", "image_url", "link",
+                "title_en", "place_en", "summary_en", "body_md_en")
 
 
 def local_input(value: datetime | None) -> str:
@@ -34,12 +35,14 @@ def event_form_data(event=None) -> dict:
 def template_values(form: MultiDict) -> dict:
     return {"name": form.get("name", ""), "kind": form.get("kind", ""),
             "layout_id": form.get("layout_id") or None, "html": form.get("html", ""),
-            "text": form.get("text", "")}
+            "text": form.get("text", ""), "html_en": form.get("html_en", ""),
+            "text_en": form.get("text_en", "")}
 
 
 def campaign_values(form: MultiDict) -> dict:
     """The compose form as update_campaign values."""
     values = {"subject": form.get("subject", ""), "preheader": form.get("preheader", ""),
+              "subject_en": form.get("subject_en", ""), "preheader_en": form.get("preheader_en", ""),
               "template_id": form.get("template_id") or None,
               "event_ids": form.getlist("event_ids"), "list_ids": form.getlist("list_ids"),
               "locale": form.get("locale", "pl"), "archived": form.get("archived") == "1"}

@@ -8,12 +8,13 @@ from flask import Blueprint, current_app, jsonify, make_response, redirect, rend
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
-from .. import campaigns, events, lists, subscriptions
+from .. import campaigns, events, lists, subscriptions, tokens
 from ..errors import ExpiredToken, InvalidInput
 from ..extensions import csrf, db_session
 from . import subscribe_limits
 from .errors import error_body, error_text
 from .forms import HONEYPOT, ButtonForm, SubscribeForm, UnsubscribeForm
+from .i18n import in_subscriber_language
 from .security import csp_nonce
 
 bp = Blueprint("public", __name__)
@@ -47,6 +48,11 @@ def _address_limit(json: bool = False):
 
 def current_locale_name() -> str:
     return str(get_locale())
+
+
+def chosen_locale(value) -> str:
+    """The language a visitor chose for their newsletter (the form's field), else the page's."""
+    return value if isinstance(value, str) and value in current_app.config["LANGUAGES"] else current_locale_name()
 
 
 def _origin(source: str) -> dict:
@@ -98,7 +104,7 @@ def subscribe():
     try:
         subscriptions.subscribe(
             db_session, email=request.form.get("email", ""), name=request.form.get("name", ""),
-            list_ids=chosen, locale=current_locale_name(),
+            list_ids=chosen, locale=chosen_locale(request.form.get("locale")),
             consent=request.form.get("consent") in {"y", "on", "1", "true"}, **_origin("form"))
     except InvalidInput as exc:
         return _index(form, exc, 400)
@@ -182,7 +188,7 @@ def subscribe_json():
             raw_lists = [raw_lists]
         subscriptions.subscribe(
             db_session, email=_text(data, "email"), name=_text(data, "name"),
-            list_ids=raw_lists or None, locale=_text(data, "locale") or current_locale_name(),
+            list_ids=raw_lists or None, locale=chosen_locale(_text(data, "locale")),
             consent=_consent(data.get("consent")), **_origin("embed"))
     except InvalidInput as exc:
         return _cors(make_response(jsonify(error_body(error_text(exc), exc.field)), 400))
@@ -206,6 +212,7 @@ def _expired(token: str):
 
 
 @bp.get("/confirm/<token>")
+@in_subscriber_language(tokens.CONFIRM)
 def confirm_page(token: str):
     """Shows a button and changes nothing (mail scanners fetch links)."""
     try:
@@ -218,6 +225,7 @@ def confirm_page(token: str):
 
 
 @bp.post("/confirm/<token>")
+@in_subscriber_language(tokens.CONFIRM)
 def confirm(token: str):
     try:
         _subscriber, already = subscriptions.confirm(
@@ -228,6 +236,7 @@ def confirm(token: str):
 
 
 @bp.post("/confirm/<token>/resend")
+@in_subscriber_language(tokens.CONFIRM)
 @_ip_limit()
 @subscribe_limits.equal_time
 def resend_confirmation(token: str):
@@ -239,6 +248,7 @@ def resend_confirmation(token: str):
 
 @bp.route("/u/<token>", methods=["GET", "POST"])
 @csrf.exempt  # RFC 8058 one-click comes without cookies or token; other POSTs are checked below
+@in_subscriber_language(tokens.UNSUBSCRIBE)
 def unsubscribe(token: str):
     if request.method == "GET":
         subscriber, subs, about = subscriptions.unsubscribe_view(db_session, token)

@@ -1,12 +1,22 @@
 """Staff pages: campaigns (compose, preview, test, send or schedule, watch the progress)."""
 
-from flask import Response, flash, jsonify, redirect, render_template, request, stream_with_context, url_for
+from flask import (
+    Response,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from ... import campaign_deliveries as campaign_deliveries_
-from ... import campaigns, csv_export, deliveries, recipients, sending
+from ... import campaigns, csv_export, deliveries, languages, recipients, sending
 from ...bounces import handling
 from ...errors import Conflict, InvalidInput
 from ...extensions import db_session
@@ -64,18 +74,30 @@ def campaign_new():
     return redirect(url_for("admin.campaign", campaign_id=campaign.id))
 
 
+def _version() -> str | None:
+    """The language version a preview shows (its language switch): None, the recipient's."""
+    chosen = request.args.get("version")
+    return chosen if chosen in current_app.config["LANGUAGES"] else None
+
+
 def _detail(campaign_id: int, error=None, status=200, data=None, addresses=None):
     campaign = get_or_404(db_session, Campaign, campaign_id)
     started = campaign.status not in campaigns.EDITABLE
     options = campaigns.compose_options(db_session, campaign)
+    version = _version()
     return render_template(
         "web/admin/campaigns/detail.html", campaign=campaign, error=error, data=data,
         progress=sending.progress(db_session, campaign_id) if started else None,
         bounces=handling.campaign_summary(db_session, campaign_id) if started else None,
         editable=campaign.status in campaigns.EDITABLE, Status=CampaignStatus,
         recipients=recipients.recipients(db_session, campaign_id) if not started else None,
+        sent_languages=recipients.languages(db_session, campaign_id) if started else None,
         scheduled_local=local_input(campaign.scheduled_at), test_addresses=_test_addresses(campaign, addresses),
-        recipient=request.args.get("as", ""), **options), status
+        recipient=request.args.get("as", ""), version=version,
+        versions=languages.versions(campaign),
+        untranslated={code: campaigns.untranslated(db_session, campaign, code)
+                      for code in current_app.config["LANGUAGES"] if code != campaign.locale},
+        **options), status
 
 
 def _test_addresses(campaign: Campaign, typed: str | None) -> str:
@@ -159,9 +181,10 @@ def _cursor(raw: str | None) -> int | None:
 @staff_required()
 @render_limit
 def campaign_preview(campaign_id: int):
-    """The preview frames: ?part=html|text, ?as=<subscriber address or id>."""
+    """The preview frames: ?part=html|text, ?as=<subscriber address or id>, ?version=pl|en
+    (else the subscriber's language, else the campaign's)."""
     try:
-        rendered = campaigns.preview(db_session, campaign_id, request.args.get("as"))
+        rendered = campaigns.preview(db_session, campaign_id, request.args.get("as"), locale=_version())
     except InvalidInput as exc:
         return render_template("web/admin/templates/preview_error.html",
                                message=error_text(exc)), 400

@@ -1,10 +1,9 @@
 """Staff pages: email templates (list, create, edit with a live preview, restore defaults)."""
 
-from flask import flash, redirect, render_template, request, url_for
-from flask_babel import get_locale
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from ... import content_usage, email_templates
+from ... import content_usage, email_templates, languages
 from ...errors import DomainError, InvalidInput
 from ...extensions import db_session
 from ...lookups import get_or_404
@@ -26,9 +25,10 @@ def templates_index():
 def _form(template=None, data=None, error=None, status=200):
     if data is None:
         data = {"name": template.name, "kind": template.kind, "layout_id": template.layout_id,
-                "html": template.html, "text": template.text} if template else \
+                "html": template.html, "text": template.text, "html_en": template.html_en or "",
+                "text_en": template.text_en or ""} if template else \
                {"name": "", "kind": request.args.get("kind", TemplateKind.CONTENT),
-                "layout_id": None, "html": "", "text": ""}
+                "layout_id": None, "html": "", "text": "", "html_en": "", "text_en": ""}
     layouts = email_templates.layouts(db_session)
     usage = content_usage.of_template(db_session, template.id) if template else None
     return render_template("web/admin/templates/form.html", template=template, data=data, usage=usage,
@@ -97,6 +97,13 @@ def template_delete(template_id: int):
     return redirect(url_for("admin.templates"))
 
 
+def preview_locale() -> str:
+    """The language a preview shows (the preview's language switch), else the default
+    language: the version in the form's first fields."""
+    chosen = request.values.get("preview_lang") or ""
+    return chosen if chosen in current_app.config["LANGUAGES"] else languages.DEFAULT
+
+
 @bp.route("/templates/preview", methods=["GET", "POST"])
 @staff_required()
 @render_limit
@@ -106,7 +113,7 @@ def template_preview():
     values = template_values(request.form) if request.method == "POST" else None
     part = request.values.get("part", "html")
     try:
-        rendered = email_templates.preview(db_session, template_id, values, str(get_locale()))
+        rendered = email_templates.preview(db_session, template_id, values, preview_locale())
     except DomainError as exc:
         return render_template("web/admin/templates/preview_error.html", message=error_text(exc)), \
             status_of(exc)

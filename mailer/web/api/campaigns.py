@@ -51,7 +51,7 @@ def campaign_deliveries_page(campaign_id: int, query: schemas.DeliverySearch):
 def get_campaign(campaign_id: int):
     """A campaign with its progress."""
     item = get_or_404(db_session, Campaign, campaign_id)
-    counted = recipients.recipients(db_session, campaign_id)["count"] if item.status in campaigns.EDITABLE else None
+    counted = recipients.recipients(db_session, campaign_id) if item.status in campaigns.EDITABLE else None
     return jsonify(serializers.campaign(item, sending.progress(db_session, campaign_id), counted))
 
 

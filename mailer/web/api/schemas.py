@@ -94,7 +94,9 @@ class Subscribe(Body):
     email: Annotated[str, Field(max_length=254)]
     name: Annotated[str, Field(max_length=200)] = ""
     list_ids: Annotated[SomeIds | None, Field(description="Public lists; absent or null: all of them.")] = None
-    locale: Annotated[Locale, Field(description="Language of the confirmation mail.")] = "pl"
+    locale: Annotated[Locale | None, Field(description=(
+        "The subscriber's language (their mail and pages); absent: the request's Accept-Language, "
+        "else pl."))] = None
     consent: Annotated[bool, Field(description="The visitor ticked the consent box; must be true.")]
     ip: Annotated[str, Field(max_length=45, description=(
         "The visitor's IP address, recorded with the consent and used for the per-IP rate "
@@ -111,6 +113,11 @@ class EventFields(BaseModel):
     body_md: Annotated[str, Field(max_length=20000, description="Markdown, sanitized when shown.")] = ""
     image_url: Annotated[str, Field(max_length=500)] = ""
     link: Annotated[str, Field(max_length=500)] = ""
+    title_en: Annotated[str | None, Field(max_length=200, description=(
+        "English title; null or empty: English readers see the Polish one."))] = None
+    place_en: Annotated[str | None, Field(max_length=200)] = None
+    summary_en: Annotated[str | None, Field(max_length=500)] = None
+    body_md_en: Annotated[str | None, Field(max_length=20000)] = None
 
 
 class EventCreate(EventFields, Body):
@@ -126,6 +133,10 @@ class EventUpdate(Patch):
     body_md: Annotated[str, Field(max_length=20000)] = None  # type: ignore[assignment]
     image_url: Annotated[str, Field(max_length=500)] = None  # type: ignore[assignment]
     link: Annotated[str, Field(max_length=500)] = None  # type: ignore[assignment]
+    title_en: Annotated[str | None, Field(max_length=200)] = None
+    place_en: Annotated[str | None, Field(max_length=200)] = None
+    summary_en: Annotated[str | None, Field(max_length=500)] = None
+    body_md_en: Annotated[str | None, Field(max_length=20000)] = None
 
 
 class CampaignCreate(Body):
@@ -135,7 +146,12 @@ class CampaignCreate(Body):
     template_id: Id | None = None
     subject: Annotated[str | None, Field(max_length=200, description="Made from the events when absent.")] = None
     preheader: Annotated[str | None, Field(max_length=200)] = None
-    locale: Locale = "pl"
+    locale: Annotated[Locale, Field(description=(
+        "The campaign's language: of subject and preheader, and what readers of a language "
+        "it has no version in get."))] = "pl"
+    subject_en: Annotated[str | None, Field(max_length=200, description=(
+        "With it, English readers get an English version."))] = None
+    preheader_en: Annotated[str | None, Field(max_length=200)] = None
 
 
 class CampaignUpdate(Patch):
@@ -146,6 +162,9 @@ class CampaignUpdate(Patch):
     subject: Annotated[str, Field(max_length=200)] = None  # type: ignore[assignment]
     preheader: Annotated[str, Field(max_length=200)] = None  # type: ignore[assignment]
     locale: Locale = None  # type: ignore[assignment]
+    subject_en: Annotated[str | None, Field(max_length=200, description=(
+        "Empty or null: no English version."))] = None
+    preheader_en: Annotated[str | None, Field(max_length=200)] = None
     archived: Annotated[bool, Field(description="Shown in the public archive once sent.")] = None  # type: ignore[assignment]
 
 
@@ -466,6 +485,8 @@ class Campaign(BaseModel):
     name: str
     subject: str
     preheader: str
+    subject_en: str | None = None
+    preheader_en: str | None = None
     template_id: int | None = None
     locale: str
     status: CampaignState
@@ -475,6 +496,8 @@ class Campaign(BaseModel):
     segment_ids: list[Id] = []
     recipients: Annotated[int | None, Field(description=(
         "Draft or scheduled: how many would receive it if sent now (null while being counted).")), ] = None
+    recipient_languages: Annotated[dict[str, int] | None, Field(description=(
+        "Draft or scheduled: those recipients by their language.")), ] = None
     scheduled_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None

@@ -68,6 +68,8 @@ def event(item: Event) -> dict:
     return {"id": item.id, "title": item.title, "starts_at": when(item.starts_at),
             "ends_at": when(item.ends_at), "place": item.place, "summary": item.summary,
             "body_md": item.body_md, "image_url": item.image_url, "link": item.link,
+            "title_en": item.title_en, "place_en": item.place_en, "summary_en": item.summary_en,
+            "body_md_en": item.body_md_en,
             "created_at": when(item.created_at), "updated_at": when(item.updated_at)}
 
 
@@ -75,7 +77,8 @@ def event_values(item: Event) -> dict:
     """An event's editable fields, as ``events.update_event`` takes them."""
     return {"title": item.title, "starts_at": item.starts_at, "ends_at": item.ends_at,
             "place": item.place, "summary": item.summary, "body_md": item.body_md,
-            "image_url": item.image_url, "link": item.link}
+            "image_url": item.image_url, "link": item.link, "title_en": item.title_en,
+            "place_en": item.place_en, "summary_en": item.summary_en, "body_md_en": item.body_md_en}
 
 
 def progress(values: dict) -> dict:
@@ -85,9 +88,11 @@ def progress(values: dict) -> dict:
     return shown
 
 
-def campaign(item: Campaign, progress_values: dict | None = None, recipients: int | None = None) -> dict:
+def campaign(item: Campaign, progress_values: dict | None = None, recipients: dict | None = None) -> dict:
+    """``recipients``: mailer.recipients.recipients (drafts)."""
     shown = {
         "id": item.id, "name": item.name, "subject": item.subject, "preheader": item.preheader,
+        "subject_en": item.subject_en, "preheader_en": item.preheader_en,
         "template_id": item.template_id, "locale": item.locale, "status": str(item.status),
         "archived": item.archived,
         "event_ids": [link.event_id for link in item.campaign_events],
@@ -100,7 +105,8 @@ def campaign(item: Campaign, progress_values: dict | None = None, recipients: in
     if progress_values is not None:
         shown["progress"] = progress(progress_values)
     if recipients is not None:
-        shown["recipients"] = recipients
+        shown["recipients"] = recipients["count"]
+        shown["recipient_languages"] = recipients.get("languages") if recipients["count"] is not None else None
     return shown
 
 

@@ -3,6 +3,7 @@
 import ipaddress
 
 from flask import current_app, g, jsonify, request
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_limiter.util import get_remote_address
 
@@ -147,7 +148,8 @@ def subscribe(json: schemas.Subscribe):
     The answer is the same whether the address is new, pending, confirmed or suppressed.
     Limited per visitor IP and per address like the public form."""
     subscriptions.subscribe(
-        db_session, email=json.email, name=json.name, list_ids=json.list_ids, locale=json.locale,
+        db_session, email=json.email, name=json.name, list_ids=json.list_ids,
+        locale=json.locale or str(get_locale()),
         consent=json.consent, source="api", ip=json.ip or request.remote_addr or "",
         user_agent=json.user_agent or request.user_agent.string[:400],
     )
