@@ -342,8 +342,11 @@ def send_test(session: Session, campaign_id: int, addresses) -> None:
     finally:
         transport.close()
     failed = [r for r in results if not r.ok and r.temporary]
+    # One answer per address: the first refusal of its copies (one per language), else the first.
+    per_address = [results[i:i + len(versions)] for i in range(0, len(results), len(versions))]
+    answers = [next((r for r in copies if not r.ok), copies[0]) for copies in per_address]
     _report_test(session, campaign, "retrying" if failed else "done", cleaned,
-                 results=list(zip(cleaned, results, strict=True)))
+                 results=list(zip(cleaned, answers, strict=True)))
     if failed:
         raise OSError(f"test mail not accepted: {failed[0].code} {failed[0].error}")
 

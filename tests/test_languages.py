@@ -88,7 +88,7 @@ def test_template_english_version_is_validated_and_previewed(app, session):
     assert "Dzień dobry Anna Kowalska" in polish.html and "Wypisz się" in polish.html
     with pytest.raises(Exception) as caught:
         email_templates.save_template(session, None, {**values, "name": "Zła", "html_en": "{% if %}"})
-    assert getattr(caught.value, "field", None) == "html"
+    assert getattr(caught.value, "field", None) == "html_en"  # the English part named
 
 
 def test_migration_adds_english_builtins(app_instance, database_url, tmp_path):
