@@ -28,7 +28,7 @@ ACTIONS = (
     "token.create", "token.revoke",
     "campaign.send", "campaign.schedule", "campaign.unschedule", "campaign.pause", "campaign.resume",
     "campaign.cancel", "campaign.retry", "campaign.test",
-    "subscriber.export", "subscriber.erase", "subscriber.unsubscribe",
+    "subscriber.export", "subscriber.erase", "subscriber.unsubscribe", "subscriber.preferences",
     "subscribers.export", "subscribers.add_to_list", "subscribers.tag", "subscribers.untag",
     "subscribers.unsubscribe", "subscribers.erase",
     "import.start", "audit.export",

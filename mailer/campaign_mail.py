@@ -5,7 +5,7 @@
 in. From then on every copy, the archive and the view-in-browser page come from that
 frozen content: editing the template or an event later changes none of them, and a
 template that breaks cannot fail a sending worker. ``CampaignMail`` turns the frozen
-content into a message skeleton once per process; per recipient it only signs two short
+content into a message skeleton once per process; per recipient it only signs three short
 links and fills in the markers.
 """
 
@@ -80,6 +80,7 @@ class CampaignMail:
         # mailer.links' tokens, signed fast (this runs a million times)
         self._unsubscribe = tokens.PairSigner(tokens.UNSUBSCRIBE)
         self._view = tokens.PairSigner(tokens.VIEW)
+        self._manage = tokens.PairSigner(tokens.MANAGE)
 
     def message(self, row: deliveries.Row, date: str | None = None) -> Outgoing:
         """The copy for one delivery. Raises InvalidInput when the recipient's name or
@@ -87,7 +88,8 @@ class CampaignMail:
         sid, cid = row.subscriber_id, self.campaign_id
         unsubscribe = f"{self.base_url}/u/{self._unsubscribe(sid, cid)}"
         values = {"name": row.name, "email": row.email, "unsubscribe_url": unsubscribe,
-                  "view_url": f"{self.base_url}/m/{self._view(cid, sid)}"}
+                  "view_url": f"{self.base_url}/m/{self._view(cid, sid)}",
+                  "manage_url": f"{self.base_url}/p/{self._manage(sid, tokens.day_number())}"}
         return self.skeleton.render(
             to_name=row.name, to_email=row.email, values=values, date=date,
             return_path=self.verp.return_path(DELIVERY, row.delivery_id),

@@ -250,7 +250,8 @@ def send_test(session: Session, campaign_id: int, addresses) -> None:
     # A test copy's links act on nobody: the unsubscribe link names no subscriber (0), and
     # "view in browser" opens the campaign's staff page (a draft is not shown to anyone else).
     links_ = {"unsubscribe_url": links.unsubscribe_url(0, campaign.id),
-              "view_url": links.absolute(f"/admin/campaigns/{campaign.id}")}
+              "view_url": links.absolute(f"/admin/campaigns/{campaign.id}"),
+              "manage_url": links.absolute("/manage")}
     transport = from_config(current_app.config)
     try:
         results = transport.send([mail.test_message(address, {"name": "", "email": address, **links_})
@@ -265,7 +266,8 @@ def send_test(session: Session, campaign_id: int, addresses) -> None:
 
 
 # What the links of a staff preview point at: nothing that acts on anyone (STANDARDS 39).
-PREVIEW_LINKS = {"unsubscribe_url": "#unsubscribe-preview", "view_url": "#view-in-browser-preview"}
+PREVIEW_LINKS = {"unsubscribe_url": "#unsubscribe-preview", "view_url": "#view-in-browser-preview",
+                 "manage_url": "#manage-preview"}
 
 
 def render_as(session: Session, campaign: Campaign, subscriber_id: int | None = None, *,
@@ -279,10 +281,12 @@ def render_as(session: Session, campaign: Campaign, subscriber_id: int | None = 
     subscriber = session.get(Subscriber, subscriber_id) if subscriber_id else None
     if public:
         return compiled.personalize(name="", email="", unsubscribe_url=links.absolute("/"),
-                                    view_url=links.absolute(f"/archive/{campaign.id}"))
+                                    view_url=links.absolute(f"/archive/{campaign.id}"),
+                                    manage_url=links.absolute("/manage"))
     if subscriber is not None and live_links:
         urls = {"unsubscribe_url": links.unsubscribe_url(subscriber.id, campaign.id),
-                "view_url": links.view_url(campaign.id, subscriber.id)}
+                "view_url": links.view_url(campaign.id, subscriber.id),
+                "manage_url": links.manage_url(subscriber.id)}
     else:
         urls = PREVIEW_LINKS
     return compiled.personalize(name=subscriber.name if subscriber else SAMPLE_NAME,

@@ -164,7 +164,7 @@ def render_sample(session: Session, *, kind: TemplateKind, html: str, text: str,
                             context=sample_context(session, locale),
                             **_parts(layout, html, text, kind))
     return compiled.personalize(name=SAMPLE_NAME, email=SAMPLE_EMAIL, unsubscribe_url="#unsubscribe",
-                                view_url="#view")
+                                view_url="#view", manage_url="#manage")
 
 
 def _clean(session: Session, template: Template | None, values: dict) -> dict:

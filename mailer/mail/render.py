@@ -57,7 +57,7 @@ class Rendered:
 # --- Campaign templates -------------------------------------------------------------
 
 # Recipient values, filled in per recipient after the per-campaign render.
-RECIPIENT_FIELDS = ("name", "email", "unsubscribe_url", "view_url")
+RECIPIENT_FIELDS = ("name", "email", "unsubscribe_url", "view_url", "manage_url")
 _MARK = "@@mlr:{}@@"
 MARKERS = {field: _MARK.format(field) for field in RECIPIENT_FIELDS}
 _CLOSERS = set(",.!?;:")
@@ -307,7 +307,8 @@ def compile_campaign(*, subject: str, preheader: str, layout_html: str, layout_t
     budget = _Budget(max_output) if max_output is not None else None
     recipient = {"name": MARKERS["name"], "email": MARKERS["email"]}
     base = {**context, "subject": subject, "preheader": preheader, "subscriber": recipient,
-            "unsubscribe_url": MARKERS["unsubscribe_url"], "view_url": MARKERS["view_url"]}
+            "unsubscribe_url": MARKERS["unsubscribe_url"], "view_url": MARKERS["view_url"],
+            "manage_url": MARKERS["manage_url"]}
     content = Markup(_sandbox_render(content_html, base, "content", sandbox, budget))
     html = inline_css(_sandbox_render(layout_html, {**base, "content": content}, "layout", sandbox, budget))
     if content_text.strip() and layout_text.strip():

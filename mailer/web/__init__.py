@@ -14,10 +14,11 @@ def register_blueprints(app: Flask) -> None:
     login_manager.user_loader(lambda session_id: users.user_for_session(db_session, session_id))
     login_manager.login_view = "admin.login"
     app.url_map.converters["int"] = security.IdConverter  # before any rule is added
-    from . import admin, api, archive, public, webhooks
+    from . import admin, api, archive, preferences, public, webhooks
 
     app.register_blueprint(public.bp)
     app.register_blueprint(archive.bp)
+    app.register_blueprint(preferences.bp)
     app.register_blueprint(admin.bp, url_prefix="/admin")
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     app.register_blueprint(webhooks.bp)

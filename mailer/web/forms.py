@@ -28,3 +28,15 @@ class ButtonForm(FlaskForm):
 class UnsubscribeForm(FlaskForm):
     lists = SelectMultipleField(_l("Newsletters"), coerce=int, validate_choice=False,
                                 widget=ListWidget(prefix_label=False), option_widget=CheckboxInput())
+
+
+class ManageLinkForm(FlaskForm):
+    """Asks for a link to the preference centre by address (with the sign-up's honeypot)."""
+
+    email = EmailField(_l("Email address"), render_kw={"autocomplete": "email", "required": True,
+                                                       "maxlength": 254})
+    website = StringField(_l("Leave this field empty"), render_kw={"autocomplete": "off", "tabindex": "-1"})
+
+
+class PreferencesForm(FlaskForm):
+    """The preference centre's forms: only the CSRF token (the page renders its fields)."""
