@@ -26,6 +26,7 @@ from .mail.transport import forget_recipient
 from .models import (
     BounceEvent,
     Campaign,
+    Category,
     ConsentRecord,
     Delivery,
     MailingList,
@@ -35,6 +36,7 @@ from .models import (
     SubscriberTag,
     Subscription,
     SubscriptionStatus,
+    subscriber_interests,
 )
 
 MAX_QUERY = 200
@@ -306,6 +308,9 @@ def export_subscriber(session: Session, subscriber_id: int, *, origins: bool = T
         "name": subscriber.name,
         "locale": subscriber.locale,
         "attributes": subscriber.attributes or {},
+        "interests": list(session.scalars(
+            select(Category.slug).join(subscriber_interests, subscriber_interests.c.category_id == Category.id)
+            .where(subscriber_interests.c.subscriber_id == subscriber_id).order_by(Category.slug))),
         "created_at": _iso(subscriber.created_at),
         "subscriptions": [{
             "list": s.list.name, "list_slug": s.list.slug, "status": str(s.status),
@@ -333,7 +338,7 @@ def export_subscriber(session: Session, subscriber_id: int, *, origins: bool = T
 
 
 def erase_subscriber(session: Session, subscriber_id: int) -> None:
-    """Delete the subscriber, their subscriptions, consent records and delivery rows, and the
+    """Delete the subscriber, their subscriptions, interests, consent records and delivery rows, and the
     copies of their mail in the outbox; keep only the keyed hash of the address on the
     suppression list (reason "erased").
     Raises NotFound."""
@@ -344,6 +349,7 @@ def erase_subscriber(session: Session, subscriber_id: int) -> None:
     session.execute(delete(BounceEvent).where(BounceEvent.subscriber_id == subscriber_id))
     session.execute(delete(ConsentRecord).where(ConsentRecord.subscriber_id == subscriber_id))
     session.execute(delete(Subscription).where(Subscription.subscriber_id == subscriber_id))
+    session.execute(delete(subscriber_interests).where(subscriber_interests.c.subscriber_id == subscriber_id))
     session.expire(subscriber)
     session.delete(subscriber)
     session.flush()

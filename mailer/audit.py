@@ -32,6 +32,7 @@ ACTIONS = (
     "subscribers.export", "subscribers.add_to_list", "subscribers.tag", "subscribers.untag",
     "subscribers.unsubscribe", "subscribers.erase",
     "import.start", "audit.export",
+    "category.create", "category.update", "category.delete",
 )
 
 

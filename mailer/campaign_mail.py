@@ -15,7 +15,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import deliveries, tokens
+from . import deliveries, interests, tokens
 from .email_templates import compile_for
 from .mail import dkim
 from .mail.headers import ListSettings, list_headers
@@ -58,7 +58,8 @@ def compiled(session: Session, campaign: Campaign) -> CompiledCampaign:
 class CampaignMail:
     """One campaign's message skeleton; ``message`` makes one recipient's copy."""
 
-    def __init__(self, campaign: Campaign, compiled: CompiledCampaign, config):
+    def __init__(self, campaign: Campaign, compiled: CompiledCampaign, config,
+                 events: interests.EventFilter | None = None):
         self.campaign_id = campaign.id
         first = campaign.lists[0] if campaign.lists else None
         headers, suffix = list_headers(ListSettings(
@@ -81,10 +82,14 @@ class CampaignMail:
         self._unsubscribe = tokens.PairSigner(tokens.UNSUBSCRIBE)
         self._view = tokens.PairSigner(tokens.VIEW)
         self._manage = tokens.PairSigner(tokens.MANAGE)
+        # Which events each recipient's copy shows (their interests); a test copy shows all.
+        self.events = events if events is not None else interests.EventFilter({})
 
-    def message(self, row: deliveries.Row, date: str | None = None) -> Outgoing:
-        """The copy for one delivery. Raises InvalidInput when the recipient's name or
-        address cannot go in a header."""
+    def message(self, row: deliveries.Row, date: str | None = None,
+                events: frozenset[int] | None = None) -> Outgoing:
+        """The copy for one delivery, showing ``events`` of a digest (None: all; see
+        ``EventFilter.for_batch``). Raises InvalidInput when the recipient's name or address
+        cannot go in a header."""
         sid, cid = row.subscriber_id, self.campaign_id
         unsubscribe = f"{self.base_url}/u/{self._unsubscribe(sid, cid)}"
         values = {"name": row.name, "email": row.email, "unsubscribe_url": unsubscribe,
@@ -94,7 +99,7 @@ class CampaignMail:
             to_name=row.name, to_email=row.email, values=values, date=date,
             return_path=self.verp.return_path(DELIVERY, row.delivery_id),
             message_id=deliveries.message_id(cid, row.delivery_id, self.message_id_suffix),
-            unsubscribe_url=unsubscribe)
+            unsubscribe_url=unsubscribe, events=events)
 
     def test_message(self, email: str, values: dict[str, str]) -> Outgoing:
         """A test copy to ``email`` with the sample recipient's ``values`` (its links act
@@ -108,7 +113,8 @@ def mail_for(session: Session, campaign: Campaign) -> CampaignMail:
     """The campaign's CampaignMail, made once per process and launch."""
     key = (campaign.id, campaign.started_at)
     if key not in _cache:
-        _cache[key] = CampaignMail(campaign, compiled(session, campaign), current_app.config)
+        shown = interests.EventFilter.for_events(session, [item.event_id for item in campaign.campaign_events])
+        _cache[key] = CampaignMail(campaign, compiled(session, campaign), current_app.config, shown)
         while len(_cache) > 8:
             _cache.popitem(last=False)
     return _cache[key]

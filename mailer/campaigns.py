@@ -11,7 +11,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import campaign_mail, links, recipients, segments, tokens
+from . import campaign_mail, interests, links, recipients, segments, tokens
 from . import campaign_states as states
 from .email_templates import SAMPLE_EMAIL, SAMPLE_NAME, compile_for, content_templates, default_content_template
 from .errors import BadToken, Conflict, InvalidInput, NotFound
@@ -283,13 +283,16 @@ def render_as(session: Session, campaign: Campaign, subscriber_id: int | None = 
         return compiled.personalize(name="", email="", unsubscribe_url=links.absolute("/"),
                                     view_url=links.absolute(f"/archive/{campaign.id}"),
                                     manage_url=links.absolute("/manage"))
-    if subscriber is not None and live_links:
+    events = None
+    if subscriber is not None and live_links:  # their copy: the events of their interests
+        shown = interests.EventFilter.for_events(session, [item.event_id for item in campaign.campaign_events])
+        events = shown.for_batch(session, [subscriber.id]).get(subscriber.id)
         urls = {"unsubscribe_url": links.unsubscribe_url(subscriber.id, campaign.id),
                 "view_url": links.view_url(campaign.id, subscriber.id),
                 "manage_url": links.manage_url(subscriber.id)}
     else:
         urls = PREVIEW_LINKS
-    return compiled.personalize(name=subscriber.name if subscriber else SAMPLE_NAME,
+    return compiled.personalize(events, name=subscriber.name if subscriber else SAMPLE_NAME,
                                 email=subscriber.email if subscriber else SAMPLE_EMAIL, **urls)
 
 

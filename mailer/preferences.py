@@ -19,11 +19,11 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import audience, audit, notices, tokens
+from . import audience, audit, interests, notices, tokens
 from .consent import Origin, record
 from .errors import BadToken, InvalidInput
 from .lookups import parse_id
-from .models import MailingList, NoticeKind, Subscriber, Subscription, SubscriptionStatus, utcnow
+from .models import Category, MailingList, NoticeKind, Subscriber, Subscription, SubscriptionStatus, utcnow
 from .subscribers import clean_name, normalize_email
 from .subscriptions import CONFIRMED, PENDING, UNSUBSCRIBED, _lift_suppression, unsubscribe
 
@@ -50,6 +50,8 @@ class Choice:
 class Page:
     subscriber: Subscriber
     choices: list[Choice]
+    categories: list[Category]
+    interests: set[int]  # the ids of the categories chosen (none: every event)
     held: dict[str, Any]  # counts of what is kept about them
 
 
@@ -77,15 +79,17 @@ def page(session: Session, token: str) -> Page:
     export = audience.export_subscriber(session, subscriber.id)
     held = {"consents": len(export["consent_history"]), "messages": len(export["messages"]),
             "returned": len(export["returned_mail"])}
-    return Page(subscriber, _lists_for(session, subscriber), held)
+    return Page(subscriber, _lists_for(session, subscriber), interests.all_categories(session),
+                interests.interests_of(session, subscriber.id), held)
 
 
 def save(session: Session, token: str, *, name: str, locale: str, list_ids: Sequence[int | str],
-         ip: str = "", user_agent: str = "") -> Subscriber:
+         interest_ids: Sequence[int | str] | None = None, ip: str = "", user_agent: str = "") -> Subscriber:
     """Apply the page's form: the lists ticked (joining recorded as consent with the
     version of the consent text the page shows; leaving as an unsubscribe), the name and
-    the language. Raises ExpiredToken, BadToken; InvalidInput for a bad name, language or
-    list (a private list cannot be joined here)."""
+    the language, and the interests (None: left as they are). Raises ExpiredToken, BadToken;
+    InvalidInput for a bad name, language, list (a private list cannot be joined here) or
+    category."""
     subscriber = subscriber_for(session, token)
     name = clean_name(name)
     if locale not in current_app.config["LANGUAGES"]:
@@ -99,6 +103,8 @@ def save(session: Session, token: str, *, name: str, locale: str, list_ids: Sequ
         choice = choices.get(list_id)
         if choice is None or (not choice.list.public and not choice.on):
             raise InvalidInput("Choose newsletters from the list.", "lists")
+    if interest_ids is not None:
+        interests.chosen_categories(session, interest_ids, "interests")  # checked before any write
     origin = Origin(SOURCE, ip, user_agent)
     leaving = [list_id for list_id, choice in choices.items() if choice.on and list_id not in wanted]
     joining = [list_id for list_id in sorted(wanted) if not choices[list_id].on]
@@ -106,6 +112,10 @@ def save(session: Session, token: str, *, name: str, locale: str, list_ids: Sequ
         unsubscribe(session, subscriber.id, list_ids=leaving, source=SOURCE, ip=ip, user_agent=user_agent)
     _join(session, subscriber, joining, origin, current_app.config["CONSENT_TEXT_VERSION"])
     changed: dict[str, Any] = {}
+    if interest_ids is not None:
+        slugs = interests.set_interests(session, subscriber, interest_ids)
+        if slugs is not None:
+            changed["interests"] = slugs
     if name != subscriber.name:
         changed["name"] = True  # the audit log keeps no personal data
         subscriber.name = name

@@ -106,7 +106,9 @@ def save(token: str):
         try:
             subscriber = preferences.save(
                 db_session, token, name=request.form.get("name", ""), locale=request.form.get("locale", ""),
-                list_ids=request.form.getlist("lists"), **_origin())
+                list_ids=request.form.getlist("lists"),
+                interest_ids=request.form.getlist("interests") if request.form.get("interests_shown") else None,
+                **_origin())
         except InvalidInput as exc:  # refused before anything was written (a 4xx is rolled back)
             return _page(token, exc, 400)
         with force_locale(subscriber.locale):

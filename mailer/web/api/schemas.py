@@ -108,6 +108,7 @@ class EventFields(BaseModel):
     body_md: Annotated[str, Field(max_length=20000, description="Markdown, sanitized when shown.")] = ""
     image_url: Annotated[str, Field(max_length=500)] = ""
     link: Annotated[str, Field(max_length=500)] = ""
+    category_ids: Annotated[Ids, Field(description="Categories of the event (interests subscribers choose).")] = []
 
 
 class EventCreate(EventFields, Body):
@@ -123,6 +124,7 @@ class EventUpdate(Patch):
     body_md: Annotated[str, Field(max_length=20000)] = None  # type: ignore[assignment]
     image_url: Annotated[str, Field(max_length=500)] = None  # type: ignore[assignment]
     link: Annotated[str, Field(max_length=500)] = None  # type: ignore[assignment]
+    category_ids: Ids = None  # type: ignore[assignment]
 
 
 class CampaignCreate(Body):

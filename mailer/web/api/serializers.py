@@ -63,6 +63,7 @@ def event(item: Event) -> dict:
     return {"id": item.id, "title": item.title, "starts_at": when(item.starts_at),
             "ends_at": when(item.ends_at), "place": item.place, "summary": item.summary,
             "body_md": item.body_md, "image_url": item.image_url, "link": item.link,
+            "category_ids": [category.id for category in item.categories],
             "created_at": when(item.created_at), "updated_at": when(item.updated_at)}
 
 
@@ -70,7 +71,8 @@ def event_values(item: Event) -> dict:
     """An event's editable fields, as ``events.update_event`` takes them."""
     return {"title": item.title, "starts_at": item.starts_at, "ends_at": item.ends_at,
             "place": item.place, "summary": item.summary, "body_md": item.body_md,
-            "image_url": item.image_url, "link": item.link}
+            "image_url": item.image_url, "link": item.link,
+            "category_ids": [category.id for category in item.categories]}
 
 
 def progress(values: dict) -> dict:
