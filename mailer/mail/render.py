@@ -65,6 +65,9 @@ _CLOSERS = set(",.!?;:")
 SECTION_END = "@@mlr:end@@"
 
 
+MAX_VARIANTS = 256  # variants of one part kept (distinct choices of events); more are made per copy
+
+
 def section_start(event_id: int) -> str:
     return f"@@mlr:ev:{event_id}@@"
 
@@ -276,6 +279,7 @@ class Personalizer:
         # Sections: field index of each start -> (event id, index of its end); an unclosed
         # or nested start is not a section (its markers just vanish).
         self.sections: dict[int, tuple[int, int]] = {}
+        self._variants: dict[frozenset[int] | None, Personalizer] = {}
         opened: int | None = None
         for index, field in enumerate(self.fields):
             if field.startswith("ev:"):
@@ -298,6 +302,19 @@ class Personalizer:
         return "".join(out)
 
     def _with_sections(self, values: Mapping[str, str], events: frozenset[int] | None) -> str:
+        """A copy with sections: each distinct choice of events is made once into a variant
+        without section markers (the recipients of one campaign share a handful), then filled
+        in as fast as a part without sections."""
+        variant = self._variants.get(events)
+        if variant is None:
+            variant = Personalizer(self._select(events), self.escape_values)
+            if len(self._variants) < MAX_VARIANTS:
+                self._variants[events] = variant
+        return variant(values)
+
+    def _select(self, events: frozenset[int] | None) -> str:
+        """The part with the sections of events outside ``events`` (None: none) left out and
+        every section marker removed; recipient markers kept."""
         out = [self.literals[0]]
         index, count = 0, len(self.fields)
         while index < count:
@@ -306,13 +323,8 @@ class Personalizer:
                 section = self.sections.get(index)
                 if section is not None and events is not None and section[0] not in events:
                     index = section[1]  # leave the event out, up to its end marker
-                out.append(self.literals[index + 1])
-                index += 1
-                continue
-            value = values.get(field) or ""
-            if not value and out[-1].endswith(" ") and self.literals[index + 1][:1] in _CLOSERS:
-                out[-1] = out[-1][:-1]
-            out.append(str(escape(value)) if self.escape_values else value)
+            else:
+                out.append(MARKERS[field])
             out.append(self.literals[index + 1])
             index += 1
         return "".join(out)
