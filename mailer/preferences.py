@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import audience, audit, interests, notices, tokens
-from .consent import Origin, record
+from .consent import Origin, keep_text, preferences_wording, record
 from .errors import BadToken, InvalidInput
 from .lookups import parse_id
 from .models import Category, MailingList, NoticeKind, Subscriber, Subscription, SubscriptionStatus, utcnow
@@ -84,10 +84,12 @@ def page(session: Session, token: str) -> Page:
 
 
 def save(session: Session, token: str, *, name: str, locale: str, list_ids: Sequence[int | str],
-         interest_ids: Sequence[int | str] | None = None, ip: str = "", user_agent: str = "") -> Subscriber:
+         interest_ids: Sequence[int | str] | None = None, page_locale: str = "", ip: str = "",
+         user_agent: str = "") -> Subscriber:
     """Apply the page's form: the lists ticked (joining recorded as consent with the
     version of the consent text the page shows; leaving as an unsubscribe), the name and
-    the language, and the interests (None: left as they are). Raises ExpiredToken, BadToken;
+    the language, and the interests (None: left as they are). ``page_locale``: the language
+    the page was shown in (the consent sentence recorded is the one it showed). Raises ExpiredToken, BadToken;
     InvalidInput for a bad name, language, list (a private list cannot be joined here) or
     category."""
     subscriber = subscriber_for(session, token)
@@ -106,11 +108,13 @@ def save(session: Session, token: str, *, name: str, locale: str, list_ids: Sequ
     if interest_ids is not None:
         interests.chosen_categories(session, interest_ids, "interests")  # checked before any write
     origin = Origin(SOURCE, ip, user_agent)
+    shown = page_locale if page_locale in current_app.config["LANGUAGES"] else subscriber.locale
     leaving = [list_id for list_id, choice in choices.items() if choice.on and list_id not in wanted]
     joining = [list_id for list_id in sorted(wanted) if not choices[list_id].on]
     if leaving:
         unsubscribe(session, subscriber.id, list_ids=leaving, source=SOURCE, ip=ip, user_agent=user_agent)
-    _join(session, subscriber, joining, origin, current_app.config["CONSENT_TEXT_VERSION"])
+    _join(session, subscriber, joining, origin, current_app.config["CONSENT_TEXT_VERSION"],
+          keep_text(session, preferences_wording(shown), shown) if joining else "")
     changed: dict[str, Any] = {}
     if interest_ids is not None:
         slugs = interests.set_interests(session, subscriber, interest_ids)
@@ -130,7 +134,7 @@ def save(session: Session, token: str, *, name: str, locale: str, list_ids: Sequ
 
 
 def _join(session: Session, subscriber: Subscriber, list_ids: list[int], origin: Origin,
-          version: str) -> None:
+          version: str, text: str) -> None:
     """Join ``list_ids`` confirmed: the link that opened the page proves the mailbox."""
     if not list_ids:
         return
@@ -145,8 +149,8 @@ def _join(session: Session, subscriber: Subscriber, list_ids: list[int], origin:
         subscription.created_at = now
         subscription.confirmed_at = now
         subscription.unsubscribed_at = None
-        record(session, subscriber, "subscribe", origin, list_id=list_id, version=version)
-        record(session, subscriber, "confirm", origin, list_id=list_id, version=version)
+        record(session, subscriber, "subscribe", origin, list_id=list_id, version=version, text=text)
+        record(session, subscriber, "confirm", origin, list_id=list_id, version=version, text=text)
     session.flush()
     _lift_suppression(session, subscriber, origin)
 

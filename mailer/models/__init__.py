@@ -1,6 +1,6 @@
 """The persistent nouns, one module per area."""
 
-from .audience import ConsentRecord, MailingList, Subscriber, Subscription, SubscriptionStatus, Suppression
+from .audience import ConsentRecord, ConsentText, MailingList, Subscriber, Subscription, SubscriptionStatus, Suppression
 from .bounces import BounceEvent, BounceKind, WebhookNonce
 from .campaigns import (
     Campaign,
@@ -21,7 +21,8 @@ from .types import utcnow
 
 __all__ = [
     "ApiToken", "AudienceAction", "AudienceSummary", "AuditEntry", "BounceEvent", "BounceKind", "Campaign", "Category",
-    "CampaignContent", "CampaignEvent", "CampaignStatus", "ConsentRecord", "Delivery", "DeliveryStatus", "Event",
+    "CampaignContent", "CampaignEvent", "CampaignStatus", "ConsentRecord", "ConsentText", "Delivery", "DeliveryStatus",
+    "Event",
     "ImportJob", "ImportStatus", "Job", "MailingList", "Notice", "NoticeKind", "NoticeStatus", "RecoveryCode", "Role",
     "Scope", "Segment", "SendBatch", "StaffSetting", "Subscriber", "SubscriberTag", "Subscription",
     "SubscriptionStatus", "Suppression", "Template", "TemplateKind", "User", "WebhookNonce", "campaign_lists",

@@ -7,7 +7,7 @@ from . import errors, security, subscribe_limits, transaction
 
 
 def register_blueprints(app: Flask) -> None:
-    from .. import users
+    from .. import consent, users
     from ..extensions import db_session, login_manager
 
     # A session names "<id>.<session version>": ended sessions are refused (mailer.web.auth).
@@ -23,6 +23,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     app.register_blueprint(webhooks.bp)
     app.jinja_env.globals["current_locale"] = lambda: str(get_locale())
+    app.jinja_env.globals.update(sign_up_wording=consent.sign_up_wording, sign_up_parts=consent.sign_up_parts,
+                                 preferences_wording=consent.preferences_wording)
     errors.register_error_handlers(app)
     security.init_app(app)
     # After-request functions run last-registered first: the subscribe answers are held back

@@ -108,6 +108,7 @@ def save(token: str):
                 db_session, token, name=request.form.get("name", ""), locale=request.form.get("locale", ""),
                 list_ids=request.form.getlist("lists"),
                 interest_ids=request.form.getlist("interests") if request.form.get("interests_shown") else None,
+                page_locale=request.form.get("page_locale", ""),
                 **_origin())
         except InvalidInput as exc:  # refused before anything was written (a 4xx is rolled back)
             return _page(token, exc, 400)

@@ -1,6 +1,7 @@
-"""preference centre and interests: the built-in layout's footer links to the centre;
+"""preference centre, interests and consent texts: the built-in layout's footer links to the centre;
 categories of events, the events' categories and the subscribers' interests; the built-in
-digest marks each event's block so a copy can leave out events outside one's interests
+digest marks each event's block so a copy can leave out events outside one's interests; the
+exact wording of every consent (consent_texts, named by consent_records.consent_text)
 
 Built-in layouts still as shipped get the "Manage your subscription" link next to
 "Unsubscribe" (a staff-edited layout is left alone: it can add ``{{ manage_url }}`` itself).
@@ -88,11 +89,23 @@ def upgrade():
     sa.PrimaryKeyConstraint('subscriber_id', 'category_id', name=op.f('pk_subscriber_interests'))
     )
     op.create_index(op.f('ix_subscriber_interests_category_id'), 'subscriber_interests', ['category_id'], unique=False)
+    op.create_table('consent_texts',
+    sa.Column('hash', sa.String(length=64), nullable=False),
+    sa.Column('wording', sa.Text(), nullable=False),
+    sa.Column('language', sa.String(length=8), nullable=False),
+    sa.Column('created_at', mailer.models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('hash', name=op.f('pk_consent_texts'))
+    )
+    with op.batch_alter_table('consent_records', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('consent_text', sa.String(length=64), server_default='', nullable=False))
     _builtins(True)
 
 
 def downgrade():
     _builtins(False)
+    with op.batch_alter_table('consent_records', schema=None) as batch_op:
+        batch_op.drop_column('consent_text')
+    op.drop_table('consent_texts')
     op.drop_index(op.f('ix_subscriber_interests_category_id'), table_name='subscriber_interests')
     op.drop_table('subscriber_interests')
     op.drop_index(op.f('ix_event_categories_category_id'), table_name='event_categories')

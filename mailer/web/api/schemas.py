@@ -97,6 +97,9 @@ class Subscribe(Body):
         "The visitor's IP address, recorded with the consent and used for the per-IP rate "
         "limit; default: the caller's.")), AfterValidator(_ip)] = ""
     user_agent: Annotated[str, Field(max_length=400, description="The visitor's browser.")] = ""
+    consent_text: Annotated[str, Field(max_length=4000, description=(
+        "The exact consent sentence the visitor was shown, kept as the proof of what they agreed "
+        "to; default: this service's own sign-up sentence naming the lists chosen."))] = ""
 
 
 class EventFields(BaseModel):
