@@ -29,6 +29,7 @@ ACTIONS = (
     "campaign.send", "campaign.schedule", "campaign.unschedule", "campaign.pause", "campaign.resume",
     "campaign.cancel", "campaign.retry", "campaign.test",
     "subscriber.export", "subscriber.erase", "subscriber.unsubscribe", "subscriber.preferences",
+    "subscriber.consent_proof",
     "subscribers.export", "subscribers.add_to_list", "subscribers.tag", "subscribers.untag",
     "subscribers.unsubscribe", "subscribers.erase",
     "import.start", "audit.export",

@@ -116,3 +116,31 @@ def preferences_wording(locale: str | None = None) -> str:
         return make()
     with force_locale(locale):
         return make()
+
+
+# --- The record, step by step ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Step:
+    """One consent record with the wording it names."""
+
+    record: ConsentRecord
+    list_name: str | None
+    text: ConsentText | None
+
+
+def history(session: Session, subscriber_id: int) -> tuple[Subscriber, list[Step]]:
+    """The subscriber and their consent records, oldest first, each with the list's name and
+    the exact wording seen (None for a withdrawal, or a record made before wordings were
+    kept). Raises NotFound."""
+    from .lookups import get_or_404
+    from .models import MailingList
+
+    subscriber = get_or_404(session, Subscriber, subscriber_id)
+    records = list(session.scalars(select(ConsentRecord).where(ConsentRecord.subscriber_id == subscriber_id)
+                                   .order_by(ConsentRecord.created_at, ConsentRecord.id)))
+    names: dict[int, str] = {row.id: row.name for row in session.execute(select(MailingList.id, MailingList.name).where(
+        MailingList.id.in_({r.list_id for r in records if r.list_id is not None})))}
+    kept = texts(session, [r.consent_text for r in records])
+    return subscriber, [Step(r, names.get(r.list_id) if r.list_id is not None else None, kept.get(r.consent_text))
+                        for r in records]

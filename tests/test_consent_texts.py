@@ -119,3 +119,48 @@ def test_the_sentence_shown_is_the_sentence_recorded(app, session, newsletter, l
     page.locator(".subscribe-form button[type=submit]").click()
     page.wait_for_url(live_server + "/subscribe")
     assert wording_of(session, "widok@example.org").wording == shown
+
+
+def test_admin_consent_record_proof_and_csv(app, client, session, newsletter, smtp_server):
+    import csv
+    import io
+    import re
+
+    from mailer.models import AuditEntry, Role
+    from tests.helpers_staff import login_as, post
+    from tests.helpers_visitor import confirm_path, csrf_token
+
+    visitor = app.test_client()
+    assert subscribe(visitor, "dowod@example.org", headers={"User-Agent": "Przeglądarka/7"}).status_code == 200
+    mail = next(m for m in smtp_server.wait_for(1) if "dowod@example.org" in m.recipients)
+    path = confirm_path(mail)
+    visitor.post(path, data={"csrf_token": csrf_token(visitor.get(path).data)})
+    signed = wording_of(session, "dowod@example.org")
+    sub_id = consents(session, "dowod@example.org")[0].subscriber_id
+
+    editor = app.test_client()
+    login_as(editor, session, Role.EDITOR)
+    seen = editor.get(f"/admin/subscribers/{sub_id}/consent").get_data(as_text=True)
+    assert signed.wording in seen and "127.0.0.1" not in seen  # where it came from: admins only
+
+    login_as(client, session, Role.ADMIN)
+    page = client.get(f"/admin/subscribers/{sub_id}/consent")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200 and signed.wording in text and "Przeglądarka/7" in text and "127.0.0.1" in text
+    assert text.count(signed.wording) == 2  # the sign-up and its confirmation
+    proof = post(client, f"/admin/subscribers/{sub_id}/consent-proof.html", page=f"/admin/subscribers/{sub_id}/consent")
+    assert proof.status_code == 200 and "attachment" in proof.headers["Content-Disposition"]
+    html = proof.get_data(as_text=True)
+    assert signed.wording in html and signed.hash in html and "Przeglądarka/7" in html
+    assert "<script" not in html and not re.search(r'(src|href)="', html)  # self-contained
+    session.rollback()
+    assert session.scalar(select(AuditEntry.target).where(AuditEntry.action == "subscriber.consent_proof")) == str(sub_id)
+
+    exported = post(client, "/admin/subscribers/export.csv", {"consent_columns": "1"}, page="/admin/subscribers")
+    rows = list(csv.reader(io.StringIO(exported.get_data(as_text=True).lstrip("\ufeff"))))
+    header = rows[0]
+    assert header[-4:] == ["consent_at", "consent_action", "consent_source", "consent_text_version"]
+    [row] = [r for r in rows[1:] if r[0] == "dowod@example.org"]
+    assert row[-3:] == ["confirm", "form", signed.hash] and row[-4].startswith("20")
+    plain = post(client, "/admin/subscribers/export.csv", page="/admin/subscribers")
+    assert "consent_at" not in plain.get_data(as_text=True).splitlines()[0]
