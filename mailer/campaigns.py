@@ -284,9 +284,10 @@ def render_as(session: Session, campaign: Campaign, subscriber_id: int | None = 
                                     view_url=links.absolute(f"/archive/{campaign.id}"),
                                     manage_url=links.absolute("/manage"))
     events = None
-    if subscriber is not None and live_links:  # their copy: the events of their interests
+    if subscriber is not None:  # their copy (a preview too): the events of their interests
         shown = interests.EventFilter.for_events(session, [item.event_id for item in campaign.campaign_events])
         events = shown.for_batch(session, [subscriber.id]).get(subscriber.id)
+    if subscriber is not None and live_links:
         urls = {"unsubscribe_url": links.unsubscribe_url(subscriber.id, campaign.id),
                 "view_url": links.view_url(campaign.id, subscriber.id),
                 "manage_url": links.manage_url(subscriber.id)}

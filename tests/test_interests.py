@@ -124,6 +124,8 @@ def test_events_carry_categories_in_the_form_and_the_api(client, session):
     assert kept.json["category_ids"] == [concerts.id]
     assert api.post("/events", {"title": "X", "starts_at": "2030-07-01T09:00",
                                 "category_ids": [424242]}).status_code == 400
+    listed = api.get("/categories")
+    assert listed.status_code == 200 and [c["slug"] for c in listed.json["items"]] == ["koncerty", "sport"]
 
 
 def test_subscribers_choose_interests_in_the_preference_centre(client, session, newsletter):

@@ -262,6 +262,17 @@ class MailingLists(BaseModel):
     items: list[MailingList]
 
 
+class Category(BaseModel):
+    id: Id
+    slug: str
+    name_pl: str
+    name_en: str
+
+
+class Categories(BaseModel):
+    items: list[Category]
+
+
 class Subscription(BaseModel):
     list_id: Id
     status: Status
