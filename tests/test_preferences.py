@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from mailer import campaign_mail, campaigns, preferences, tokens
-from mailer.models import AuditEntry, Subscriber, Suppression
+from mailer.models import AuditEntry, Category, Subscriber, Suppression, subscriber_interests
 from tests.helpers_engine import launch_and_snapshot, make_campaign, run_all_batches
 from tests.helpers_staff import make_subscriber
 from tests.helpers_visitor import BASE, consents, csrf_token, drain, html_part, make_list, statuses, text_part
@@ -127,6 +127,11 @@ def test_download_my_data(client, session, newsletter):
 def test_erasure_asked_on_the_page_done_from_the_mailed_link(client, session, newsletter, smtp_server):
     sub = make_subscriber(session, "znikam@example.org", lists=[newsletter])
     sub_id = sub.id
+    concerts = Category(slug="koncerty", name_pl="Koncerty", name_en="Concerts")
+    session.add(concerts)
+    session.flush()
+    session.execute(subscriber_interests.insert().values(subscriber_id=sub_id, category_id=concerts.id))
+    session.commit()
     path = f"/p/{tokens.manage_token(sub_id)}"
     token = csrf_token(client.get(path).data)
     asked = client.post(f"{path}/erase", data={"csrf_token": token})
@@ -144,6 +149,7 @@ def test_erasure_asked_on_the_page_done_from_the_mailed_link(client, session, ne
     session.rollback()
     assert session.scalar(select(Subscriber).where(Subscriber.email == "znikam@example.org")) is None
     assert session.scalar(select(Suppression.reason)) == "erased"
+    assert session.scalars(select(subscriber_interests.c.category_id)).all() == []  # interests gone too
     [entry] = audit(session, "subscriber.erase")
     assert entry.target == f"subscriber:{sub_id}" and entry.detail["by"] == "self"
     # the links are dead now: a plain page offering a new link, never a 500
