@@ -116,6 +116,10 @@ class Config:
         self.ORGANISATION_NAME = env.text("ORGANISATION_NAME", "Urząd Miasta")
         self.CONSENT_TEXT_VERSION = env.text("CONSENT_TEXT_VERSION", "2026-11")
         self.CONFIRM_MAX_AGE = env.integer("CONFIRM_MAX_AGE_HOURS", 72) * 3600
+        # Preference-centre links (in every mail) open the page for this many days; an older
+        # one offers to send a new link. Erasure confirmation links last ERASE_LINK_HOURS.
+        self.PREFERENCES_LINK_DAYS = env.integer("PREFERENCES_LINK_DAYS", 90)
+        self.ERASE_LINK_MAX_AGE = env.integer("ERASE_LINK_HOURS", 48) * 3600
         self.CONFIRM_COOLDOWN = env.integer("CONFIRM_COOLDOWN_MINUTES", 15) * 60
         self.CONFIRM_MAX_PER_DAY = env.integer("CONFIRM_MAX_PER_DAY", 3)
         self.PENDING_MAX_PER_HOUR = env.integer("PENDING_MAX_PER_HOUR", 1000)

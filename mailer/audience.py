@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import and_, delete, exists, func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, aliased, selectinload
 from sqlalchemy.sql.elements import ColumnElement
 
 from . import segments as segments_
@@ -27,6 +27,7 @@ from .mail.transport import forget_recipient
 from .models import (
     BounceEvent,
     Campaign,
+    Category,
     ConsentRecord,
     Delivery,
     MailingList,
@@ -37,6 +38,7 @@ from .models import (
     SubscriberTag,
     Subscription,
     SubscriptionStatus,
+    subscriber_interests,
 )
 
 MAX_QUERY = 200
@@ -330,6 +332,9 @@ def export_subscriber(session: Session, subscriber_id: int, *, origins: bool = T
         "name": subscriber.name,
         "locale": subscriber.locale,
         "attributes": subscriber.attributes or {},
+        "interests": list(session.scalars(
+            select(Category.slug).join(subscriber_interests, subscriber_interests.c.category_id == Category.id)
+            .where(subscriber_interests.c.subscriber_id == subscriber_id).order_by(Category.slug))),
         "created_at": _iso(subscriber.created_at),
         "subscriptions": [{
             "list_id": s.list_id, "list": s.list.name, "list_slug": s.list.slug, "status": str(s.status),
@@ -357,7 +362,7 @@ def export_subscriber(session: Session, subscriber_id: int, *, origins: bool = T
 
 
 def erase_subscriber(session: Session, subscriber_id: int) -> None:
-    """Delete the subscriber, their subscriptions, consent records and delivery rows, and the
+    """Delete the subscriber, their subscriptions, interests, consent records and delivery rows, and the
     copies of their mail in the outbox; keep only the keyed hash of the address on the
     suppression list (reason "erased").
     Raises NotFound."""
@@ -368,6 +373,7 @@ def erase_subscriber(session: Session, subscriber_id: int) -> None:
     session.execute(delete(BounceEvent).where(BounceEvent.subscriber_id == subscriber_id))
     session.execute(delete(ConsentRecord).where(ConsentRecord.subscriber_id == subscriber_id))
     session.execute(delete(Subscription).where(Subscription.subscriber_id == subscriber_id))
+    session.execute(delete(subscriber_interests).where(subscriber_interests.c.subscriber_id == subscriber_id))
     session.expire(subscriber)
     session.delete(subscriber)
     session.flush()
@@ -386,14 +392,18 @@ def unsubscribe(session: Session, subscriber_id: int, list_ids: list[int] | None
 
 EXPORT_HEADER = ["email", "name", "locale", "list", "status", "subscribed_at", "confirmed_at",
                  "unsubscribed_at", "created_at", "attributes", "tags"]
+# With ``consent``: the latest consent given to the row's list (not a withdrawal), and the
+# version of its wording (the hash that names it in consent_texts).
+CONSENT_HEADER = ["consent_at", "consent_action", "consent_source", "consent_text_version"]
 
 
 def export_rows(session: Session, *, query: str = "", list_id: int | None = None,
                 status: str | None = None, tag: str | None = None, segment_id: int | None = None,
-                chunk: int = 5000) -> Iterator[list[str]]:
+                chunk: int = 5000, consent: bool = False) -> Iterator[list[str]]:
     """Rows for the CSV export (one per subscription, filtered as the list view; attributes
-    as JSON, tags joined by commas), streamed from the database through a server-side
-    cursor in chunks, in id order. Raises InvalidInput, NotFound (before the first row)."""
+    as JSON, tags joined by commas; with ``consent`` the CONSENT_HEADER columns too), streamed
+    from the database through a server-side cursor in chunks, in id order. Raises
+    InvalidInput, NotFound (before the first row)."""
     chosen = selection(query, list_id, status, tag, segment_id)
     clauses = where(session, chosen, membership=False)
     join_on = [Subscription.subscriber_id == Subscriber.id]
@@ -404,20 +414,33 @@ def export_rows(session: Session, *, query: str = "", list_id: int | None = None
     tags = (select(func.group_concat(SubscriberTag.tag) if session.get_bind().dialect.name == "sqlite"
                    else func.string_agg(SubscriberTag.tag, ","))
             .where(SubscriberTag.subscriber_id == Subscriber.id).scalar_subquery())
+    given = aliased(ConsentRecord)  # the latest consent to the row's list, by its own alias
+    latest = (select(given.id).where(
+        given.subscriber_id == Subscriber.id, given.list_id == Subscription.list_id,
+        given.action.not_in(("unsubscribe", "complaint")))
+        .order_by(given.id.desc()).limit(1).correlate(Subscriber, Subscription).scalar_subquery())
+    extra = ([ConsentRecord.created_at, ConsentRecord.action, ConsentRecord.source, ConsentRecord.consent_text,
+              ConsentRecord.consent_version] if consent else [])
     statement = (
         select(Subscriber.email, Subscriber.name, Subscriber.locale, MailingList.slug,
                Subscription.status, Subscription.created_at, Subscription.confirmed_at,
-               Subscription.unsubscribed_at, Subscriber.created_at, Subscriber.attributes, tags)
+               Subscription.unsubscribed_at, Subscriber.created_at, Subscriber.attributes, tags, *extra)
         .join(Subscription, and_(*join_on), isouter=list_id is None and not status)
         .outerjoin(MailingList, MailingList.id == Subscription.list_id)
-        .where(*clauses).order_by(Subscriber.id, MailingList.slug)
-        .execution_options(yield_per=chunk)
     )
+    if consent:
+        statement = statement.outerjoin(ConsentRecord, ConsentRecord.id == latest)
+    statement = (statement.where(*clauses).order_by(Subscriber.id, MailingList.slug)
+                 .execution_options(yield_per=chunk))
 
     def rows() -> Iterator[list[str]]:
         for row in session.execute(statement):
-            yield [row[0], row[1] or "", row[2] or "", row[3] or "", row[4] or "",
-                   *(_iso(v) or "" for v in row[5:9]), _json(row[9]), row[10] or ""]
+            base = [row[0], row[1] or "", row[2] or "", row[3] or "", row[4] or "",
+                    *(_iso(v) or "" for v in row[5:9]), _json(row[9]), row[10] or ""]
+            if consent:
+                # the wording's hash when it was kept, else the version label of older records
+                base += [_iso(row[11]) or "", row[12] or "", row[13] or "", row[14] or row[15] or ""]
+            yield base
 
     return rows()
 

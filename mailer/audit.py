@@ -30,9 +30,11 @@ ACTIONS = (
     "campaign.send", "campaign.schedule", "campaign.unschedule", "campaign.pause", "campaign.resume",
     "campaign.cancel", "campaign.retry", "campaign.test", "campaign.deliveries_export",
     "subscriber.export", "subscriber.erase", "subscriber.unsubscribe", "subscriber.create", "subscriber.update",
+    "subscriber.preferences", "subscriber.consent_proof",
     "subscribers.export", "subscribers.add_to_list", "subscribers.tag", "subscribers.untag",
     "subscribers.unsubscribe", "subscribers.erase",
     "import.start", "audit.export", "list.archive", "list.restore", "list.delete",
+    "category.create", "category.update", "category.delete",
 )
 
 

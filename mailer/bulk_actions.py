@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from . import audience, audit, jobs
+from .consent import keep_text
 from .errors import InvalidInput, NotFound
 from .models import (
     AudienceAction,
@@ -169,9 +170,11 @@ def _add_to_list(session: Session, entry: AudienceAction, ids: list[int]) -> int
         [{"subscriber_id": id_, "list_id": list_id, "status": SubscriptionStatus.CONFIRMED.value,
           "created_at": now, "confirmed_at": now} for id_ in allowed]).scalars().all()
     if added:
+        basis = str(entry.details.get("basis") or "")  # the basis staff stated, kept as its wording
+        stated = keep_text(session, basis) if basis else ""
         session.execute(insert(ConsentRecord), [
             {"subscriber_id": id_, "list_id": list_id, "action": "admin-add", "source": "admin",
-             "consent_version": f"bulk:{entry.id}", "ip": "", "user_agent": "",
+             "consent_version": f"bulk:{entry.id}", "consent_text": stated, "ip": "", "user_agent": "",
              "created_at": now} for id_ in added])
     return len(added)
 

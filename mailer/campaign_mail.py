@@ -8,7 +8,8 @@ template that breaks cannot fail a sending worker. A campaign is frozen once per
 version it has (``languages.versions``: its own language, English when it has an English
 subject). ``CampaignMail`` turns the frozen content into one message skeleton per language
 once per process; per recipient it picks the skeleton of the recipient's language (that of
-the campaign when it has no version in it: a dict look-up), signs two short links and fills
+the campaign when it has no version in it: a dict look-up), signs three short links, leaves out
+the digest's events outside the recipient's interests (``interests.EventFilter``) and fills
 in the markers.
 """
 
@@ -18,7 +19,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import deliveries, languages, tokens
+from . import deliveries, interests, languages, tokens
 from .email_templates import compile_for, compile_versions
 from .mail import dkim
 from .mail.headers import ListSettings, list_headers
@@ -83,8 +84,9 @@ class CampaignMail:
     """One campaign's message skeleton; ``message`` makes one recipient's copy."""
 
     def __init__(self, campaign: Campaign, compiled: CompiledCampaign | dict[str, CompiledCampaign],
-                 config):
-        """``compiled``: the campaign's versions by language (or its one version)."""
+                 config, events: interests.EventFilter | None = None):
+        """``compiled``: the campaign's versions by language (or its one version); ``events``:
+        which events each recipient's copy shows (their interests; None: all)."""
         self.campaign_id = campaign.id
         versions = compiled if isinstance(compiled, dict) else {campaign.locale: compiled}
         first = campaign.lists[0] if campaign.lists else None
@@ -110,19 +112,25 @@ class CampaignMail:
         # mailer.links' tokens, signed fast (this runs a million times)
         self._unsubscribe = tokens.PairSigner(tokens.UNSUBSCRIBE)
         self._view = tokens.PairSigner(tokens.VIEW)
+        self._manage = tokens.PairSigner(tokens.MANAGE)
+        # Which events each recipient's copy shows (their interests); a test copy shows all.
+        self.events = events if events is not None else interests.EventFilter({})
 
-    def message(self, row: deliveries.Row, date: str | None = None) -> Outgoing:
-        """The copy for one delivery. Raises InvalidInput when the recipient's name or
-        address cannot go in a header."""
+    def message(self, row: deliveries.Row, date: str | None = None,
+                events: frozenset[int] | None = None) -> Outgoing:
+        """The copy for one delivery, showing ``events`` of a digest (None: all; see
+        ``EventFilter.for_batch``). Raises InvalidInput when the recipient's name or address
+        cannot go in a header."""
         sid, cid = row.subscriber_id, self.campaign_id
         unsubscribe = f"{self.base_url}/u/{self._unsubscribe(sid, cid)}"
         values = {"name": row.name, "email": row.email, "unsubscribe_url": unsubscribe,
-                  "view_url": f"{self.base_url}/m/{self._view(cid, sid)}"}
+                  "view_url": f"{self.base_url}/m/{self._view(cid, sid)}",
+                  "manage_url": f"{self.base_url}/p/{self._manage(sid, tokens.day_number())}"}
         return self.skeletons.get(row.locale, self.skeleton).render(
             to_name=row.name, to_email=row.email, values=values, date=date,
             return_path=self.verp.return_path(DELIVERY, row.delivery_id),
             message_id=deliveries.message_id(cid, row.delivery_id, self.message_id_suffix),
-            unsubscribe_url=unsubscribe)
+            unsubscribe_url=unsubscribe, events=events)
 
     def test_message(self, email: str, values: dict[str, str], locale: str | None = None) -> Outgoing:
         """A test copy to ``email`` in ``locale`` (None: the campaign's language) with the
@@ -137,7 +145,8 @@ def mail_for(session: Session, campaign: Campaign) -> CampaignMail:
     """The campaign's CampaignMail, made once per process and launch."""
     key = (campaign.id, campaign.started_at)
     if key not in _cache:
-        _cache[key] = CampaignMail(campaign, compiled_versions(session, campaign), current_app.config)
+        shown = interests.EventFilter.for_events(session, [item.event_id for item in campaign.campaign_events])
+        _cache[key] = CampaignMail(campaign, compiled_versions(session, campaign), current_app.config, shown)
         while len(_cache) > 8:
             _cache.popitem(last=False)
     return _cache[key]

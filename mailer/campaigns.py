@@ -11,7 +11,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import campaign_mail, email_templates, languages, links, recipients, segments, tokens
+from . import campaign_mail, email_templates, interests, languages, links, recipients, segments, tokens
 from . import campaign_states as states
 from .email_templates import SAMPLE_EMAIL, SAMPLE_NAME, compile_versions, content_templates, default_content_template
 from .errors import BadToken, Conflict, FieldErrors, InvalidInput, NotFound
@@ -331,7 +331,8 @@ def send_test(session: Session, campaign_id: int, addresses) -> None:
     # A test copy's links act on nobody: the unsubscribe link names no subscriber (0), and
     # "view in browser" opens the campaign's staff page (a draft is not shown to anyone else).
     links_ = {"unsubscribe_url": links.unsubscribe_url(0, campaign.id),
-              "view_url": links.absolute(f"/admin/campaigns/{campaign.id}")}
+              "view_url": links.absolute(f"/admin/campaigns/{campaign.id}"),
+              "manage_url": links.absolute("/manage")}
     transport = from_config(current_app.config)
     try:
         results = transport.send([mail.test_message(address, {"name": "", "email": address, **links_}, locale)
@@ -352,7 +353,8 @@ def send_test(session: Session, campaign_id: int, addresses) -> None:
 
 
 # What the links of a staff preview point at: nothing that acts on anyone (STANDARDS 39).
-PREVIEW_LINKS = {"unsubscribe_url": "#unsubscribe-preview", "view_url": "#view-in-browser-preview"}
+PREVIEW_LINKS = {"unsubscribe_url": "#unsubscribe-preview", "view_url": "#view-in-browser-preview",
+                 "manage_url": "#manage-preview"}
 
 
 def render_as(session: Session, campaign: Campaign, subscriber_id: int | None = None, *,
@@ -367,14 +369,20 @@ def render_as(session: Session, campaign: Campaign, subscriber_id: int | None = 
     compiled = campaign_mail.compiled(session, campaign, locale or (subscriber.locale if subscriber else None))
     if public:  # nobody's copy: no name, address, footer or unsubscribe link
         rendered = compiled.personalize(name="", email="", unsubscribe_url=NOBODYS_UNSUBSCRIBE,
-                                        view_url=links.absolute(f"/archive/{campaign.id}"))
+                                        view_url=links.absolute(f"/archive/{campaign.id}"),
+                                        manage_url=links.absolute("/manage"))
         return dataclasses.replace(rendered, html=public_copy(rendered.html))
+    events = None
+    if subscriber is not None:  # their copy (a preview too): the events of their interests
+        shown = interests.EventFilter.for_events(session, [item.event_id for item in campaign.campaign_events])
+        events = shown.for_batch(session, [subscriber.id]).get(subscriber.id)
     if subscriber is not None and live_links:
         urls = {"unsubscribe_url": links.unsubscribe_url(subscriber.id, campaign.id),
-                "view_url": links.view_url(campaign.id, subscriber.id)}
+                "view_url": links.view_url(campaign.id, subscriber.id),
+                "manage_url": links.manage_url(subscriber.id)}
     else:
         urls = PREVIEW_LINKS
-    return compiled.personalize(name=subscriber.name if subscriber else SAMPLE_NAME,
+    return compiled.personalize(events, name=subscriber.name if subscriber else SAMPLE_NAME,
                                 email=subscriber.email if subscriber else SAMPLE_EMAIL, **urls)
 
 

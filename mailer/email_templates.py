@@ -197,7 +197,7 @@ def render_sample(session: Session, *, kind: TemplateKind, html: str, text: str,
                             context=sample_context(session, locale),
                             **_parts(layout, html, text, kind, locale))
     return compiled.personalize(name=SAMPLE_NAME, email=SAMPLE_EMAIL, unsubscribe_url="#unsubscribe",
-                                view_url="#view")
+                                view_url="#view", manage_url="#manage")
 
 
 def _clean_name(session: Session, template: Template | None, name: str) -> str:

@@ -17,9 +17,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .errors import Conflict, FieldErrors, InvalidInput
+from .interests import set_event_categories
 from .languages import EVENT_FIELDS, event_missing, event_text
 from .lookups import get_or_404
-from .mail.render import html_to_text
+from .mail.render import SECTION_END, html_to_text, section_start
 from .models import Campaign, CampaignEvent, CampaignStatus, Event, utcnow
 
 _markdown = md.Markdown(extensions=["extra", "sane_lists"], output_format="html")
@@ -68,6 +69,10 @@ def event_context(event: Event, locale: str) -> dict:
         "untranslated": event_missing(event, locale),
         "image_url": event.image_url, "link": event.link, "ics_url": ics_url(event),
         "starts_at": event.starts_at, "ends_at": event.ends_at,
+        # Around an event's block in a digest: a recipient's copy leaves out the events
+        # outside their interests (mailer.interests).
+        "begin": section_start(event.id), "end": SECTION_END,
+        "categories": [category.name(locale) for category in event.categories],
     }
 
 
@@ -168,9 +173,11 @@ def clean_event(values: dict) -> dict:
 
 
 def create_event(session: Session, values: dict) -> Event:
-    """A new event from ``values``; raises InvalidInput."""
+    """A new event from ``values`` (``category_ids`` too, when given); raises InvalidInput."""
     event = Event(**clean_event(values))
     session.add(event)
+    if "category_ids" in values:
+        set_event_categories(session, event, values["category_ids"])
     session.flush()
     return event
 
@@ -180,6 +187,8 @@ def update_event(session: Session, event_id: int, values: dict) -> Event:
     event = get_or_404(session, Event, event_id)
     for key, value in clean_event(values).items():
         setattr(event, key, value)
+    if "category_ids" in values:
+        set_event_categories(session, event, values["category_ids"])
     session.flush()
     return event
 

@@ -21,3 +21,12 @@ def confirm_url(token: str) -> str:
 def view_url(campaign_id: int, subscriber_id: int) -> str:
     """The 'view in browser' page of one recipient's copy of a campaign."""
     return absolute(f"/m/{tokens.sign(tokens.VIEW, [campaign_id, subscriber_id])}")
+
+
+def manage_url(subscriber_id: int) -> str:
+    """The subscriber's preference centre (expires after PREFERENCES_LINK_DAYS)."""
+    return absolute(f"/p/{tokens.manage_token(subscriber_id)}")
+
+
+def erase_url(token: str) -> str:
+    return absolute(f"/p/erase/{token}")

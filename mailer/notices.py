@@ -1,4 +1,5 @@
-"""Notices: the mails the service owes one subscriber (the confirmation link, the welcome).
+"""Notices: the mails the service owes one subscriber (the confirmation link, the welcome, a
+preference-centre link and an erasure's confirmation link, both asked for by the subscriber).
 
 A notice is a row written in the transaction that owes it (``queue``), so a commit never
 mails nobody and a lost task loses nothing. ``send`` (a task body) claims due notices
@@ -140,6 +141,8 @@ def _message(notice: Notice, subscriber: Subscriber, verp: Verp) -> Outgoing | N
     """The notice for its subscriber, or None when there is nothing left to tell them
     (nothing pending to confirm, nothing confirmed to welcome)."""
     config = current_app.config
+    if notice.kind in (NoticeKind.MANAGE, NoticeKind.ERASE):
+        return _self_service(notice, subscriber, verp)
     wanted = SubscriptionStatus.PENDING if notice.kind == NoticeKind.CONFIRM else SubscriptionStatus.CONFIRMED
     subscriptions = sorted((item for item in subscriber.subscriptions if item.status == wanted),
                            key=lambda item: item.list_id)
@@ -161,6 +164,7 @@ def _message(notice: Notice, subscriber: Subscriber, verp: Verp) -> Outgoing | N
                               recipient_name=subscriber.name, lists=names,
                               unsubscribe_url=unsubscribe_url,
                               home_url=links.absolute(f"/?lang={subscriber.locale}"),  # their language
+                              manage_url=links.manage_url(subscriber.id),
                               organisation=config["ORGANISATION_NAME"])
             headers, suffix = list_headers(ListSettings(
                 label=first.name, slug=first.slug,
@@ -174,6 +178,31 @@ def _message(notice: Notice, subscriber: Subscriber, verp: Verp) -> Outgoing | N
     return skeleton.render(to_name=subscriber.name, to_email=subscriber.email,
                            return_path=verp.return_path(SUBSCRIBER, subscriber.id),
                            message_id=make_msgid(config["MAIL_DOMAIN"]), unsubscribe_url=unsubscribe_url)
+
+
+def _self_service(notice: Notice, subscriber: Subscriber, verp: Verp) -> Outgoing:
+    """A preference-centre link, or the link that confirms an erasure, asked for by the
+    subscriber: no list headers (it is no newsletter), in their language."""
+    from .preferences import erase_token
+
+    config = current_app.config
+    with force_locale(subscriber.locale):
+        if notice.kind == NoticeKind.MANAGE:
+            rendered = render("manage", _("Manage your subscription"), recipient_name=subscriber.name,
+                              manage_url=links.manage_url(subscriber.id), days=config["PREFERENCES_LINK_DAYS"],
+                              organisation=config["ORGANISATION_NAME"])
+        else:
+            rendered = render("erase", _("Confirm the erasure of your data"), recipient_name=subscriber.name,
+                              erase_url=links.erase_url(erase_token(subscriber)),
+                              hours=config["ERASE_LINK_MAX_AGE"] // 3600,
+                              organisation=config["ORGANISATION_NAME"])
+    skeleton = Skeleton(sender=address(config["MAIL_FROM_NAME"], config["MAIL_FROM"]),
+                        subject=rendered.subject, text=fixed(rendered.text), html=fixed(rendered.html),
+                        headers=[], language=subscriber.locale, unsubscribe_suffix="",
+                        signer=dkim.from_config(config))
+    return skeleton.render(to_name=subscriber.name, to_email=subscriber.email,
+                           return_path=verp.return_path(SUBSCRIBER, subscriber.id),
+                           message_id=make_msgid(config["MAIL_DOMAIN"]))
 
 
 # --- Sending (task body) -------------------------------------------------------------

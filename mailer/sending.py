@@ -297,7 +297,9 @@ def _send_batch(session: Session, mail, campaign_id: int, leased: tuple[int, int
         if marks:
             journal.clear()  # recorded: a later holder must not count it again
         date = now_date()
-        items = [Item(row.delivery_id, row.email, row.attempts, partial(mail.message, row, date))
+        shown = mail.events.for_batch(session, [row.subscriber_id for row in rows])
+        items = [Item(row.delivery_id, row.email, row.attempts,
+                      partial(mail.message, row, date, shown.get(row.subscriber_id)))
                  for row in rows]
         store = deliveries.BatchStore(db.engine, campaign_id, batch_id, holder, lease,
                                       mail.message_id_suffix, decide=partial(_tally, config),

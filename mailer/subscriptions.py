@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from . import notices, suppression, tokens
-from .consent import MAX_IP, MAX_USER_AGENT, Origin, record
+from .consent import MAX_IP, MAX_USER_AGENT, MAX_WORDING, Origin, keep_text, record, sign_up_wording, text_hash
 from .errors import BadToken, FieldErrors, InvalidInput
 from .folding import subscriber_text
 from .lookups import parse_id
@@ -44,38 +44,44 @@ UNSUBSCRIBED = SubscriptionStatus.UNSUBSCRIBED
 
 # --- Validation --------------------------------------------------------------------------
 
-_PUBLIC_IDS = (select(MailingList.id).where(MailingList.public.is_(True), MailingList.archived_at.is_(None))
-               .order_by(MailingList.name, MailingList.id))
+_PUBLIC = (select(MailingList.id, MailingList.name)
+           .where(MailingList.public.is_(True), MailingList.archived_at.is_(None))
+           .order_by(MailingList.name, MailingList.id))
 
 
-def _chosen_lists(session: Session, list_ids: Sequence[int | str] | None) -> list[int]:
-    """The ids of the chosen public lists (None: every public list); raises InvalidInput."""
-    public = list(session.scalars(_PUBLIC_IDS))
+def _chosen_lists(session: Session, list_ids: Sequence[int | str] | None) -> tuple[list[int], list[str]]:
+    """The ids of the chosen public lists (None: every public list) and their names in the
+    order the form shows them; raises InvalidInput."""
+    public = session.execute(_PUBLIC).all()
     if not public:
         raise InvalidInput("There is no newsletter to subscribe to yet.", "lists")
     if list_ids is None:
-        return public
+        return [row.id for row in public], [row.name for row in public]
     try:
         wanted = {parse_id(list_id) for list_id in list_ids}
     except InvalidInput as exc:
         raise InvalidInput("Choose at least one newsletter.", "lists") from exc
-    if not wanted or not wanted <= set(public):
+    if not wanted or not wanted <= {row.id for row in public}:
         raise InvalidInput("Choose at least one newsletter.", "lists")
-    return sorted(wanted)
+    return sorted(wanted), [row.name for row in public if row.id in wanted]
 
 
 # --- Subscribe ---------------------------------------------------------------------------
 
 def subscribe(session: Session, *, email: str, name: str = "", list_ids: Sequence[int | str] | None = None,
               locale: str = "pl", consent: bool, source: str, ip: str = "",
-              user_agent: str = "") -> None:
+              user_agent: str = "", consent_text: str | None = None) -> None:
     """Sign ``email`` up to ``list_ids`` (None: every public list), pending confirmation.
 
     The outcome is silent and the same for new, pending, confirmed, unsubscribed and
     suppressed addresses. A suppressed address (bounced, complained, erased) is not
     ignored: its chosen lists wait for a fresh confirmation by the mailbox owner, which
     lifts the suppression (``confirm_once``). Raises InvalidInput for a bad address or
-    name, missing consent, an unknown or private list, or an unknown source."""
+    name, missing consent, an unknown or private list, or an unknown source.
+
+    Each consent record names the exact wording consented to: ``consent_text`` when the
+    caller states it (an API client's form), else the sign-up sentence naming the lists
+    chosen, in ``locale`` (``consent.sign_up_wording``, as the form and the embed show it)."""
     if source not in SOURCES:
         raise InvalidInput("Unknown source.", "source")
     problems = FieldErrors()  # every mistake at once: the form shows them all
@@ -87,14 +93,22 @@ def subscribe(session: Session, *, email: str, name: str = "", list_ids: Sequenc
     name = problems.check(clean_name, name)
     if consent is not True:
         problems.add(InvalidInput("Please tick the consent box to subscribe.", "consent"))
-    chosen = problems.check(_chosen_lists, session, list_ids)
+    chosen_lists = problems.check(_chosen_lists, session, list_ids)
     problems.raise_if_any()
+    chosen, names = chosen_lists
     config = current_app.config
     if locale not in config["LANGUAGES"]:
         locale = config["BABEL_DEFAULT_LOCALE"]
     origin = Origin(source, ip, user_agent)
-    if _sign_up_new(session, address_, name, locale, chosen, origin):
+    if consent_text is not None and not consent_text.strip():
+        consent_text = None
+    if consent_text is not None and (len(consent_text) > MAX_WORDING or any(
+            (ord(ch) < 32 and ch not in "\n\t") or 0xD800 <= ord(ch) <= 0xDFFF for ch in consent_text)):
+        raise InvalidInput("The consent text is too long or holds characters that are not allowed.", "consent_text")
+    wording = consent_text.strip() if consent_text else sign_up_wording(names, locale)
+    if _sign_up_new(session, address_, name, locale, chosen, origin, (wording, locale)):
         return  # a new address: everything written in one statement
+    text = keep_text(session, wording, locale)
     suppressed = is_suppressed(session, address_)
     subscriber = _find_or_create(session, address_, name, locale)
     current = {item.list_id: item for item in subscriber.subscriptions}
@@ -111,7 +125,7 @@ def subscribe(session: Session, *, email: str, name: str = "", list_ids: Sequenc
         else:
             continue  # already pending, or confirmed and mailed: nothing changes
         record(session, subscriber, "subscribe", origin, list_id=list_id,
-               version=config["CONSENT_TEXT_VERSION"])
+               version=config["CONSENT_TEXT_VERSION"], text=text)
     session.flush()
     if any(item.status == PENDING for item in subscriber.subscriptions):
         _request_confirmation(session, subscriber)
@@ -133,10 +147,13 @@ WITH new_subscriber AS (
 ), new_subscriptions AS (
     INSERT INTO subscriptions (subscriber_id, list_id, status, created_at)
     SELECT subscriber_id, list_id, 'pending', :created_at FROM chosen
+), new_text AS (
+    INSERT INTO consent_texts (hash, wording, language, created_at)
+    VALUES (:t_hash, :t_wording, :t_language, :created_at) ON CONFLICT (hash) DO NOTHING
 ), new_consents AS (
-    INSERT INTO consent_records (subscriber_id, list_id, action, source, consent_version, ip, user_agent,
-                                 created_at)
-    SELECT subscriber_id, list_id, :c_action, :c_source, :c_consent_version, :c_ip, :c_user_agent,
+    INSERT INTO consent_records (subscriber_id, list_id, action, source, consent_version, consent_text, ip,
+                                 user_agent, created_at)
+    SELECT subscriber_id, list_id, :c_action, :c_source, :c_consent_version, :t_hash, :c_ip, :c_user_agent,
            :c_created_at FROM chosen
 ), new_notice AS (
     INSERT INTO notices (kind, subscriber_id, status, attempts, available_at, created_at, last_error, message_id)
@@ -147,13 +164,14 @@ SELECT id FROM new_subscriber
 
 
 def _sign_up_new(session: Session, email: str, name: str, locale: str, list_ids: list[int],
-                 origin: Origin) -> bool:
+                 origin: Origin, wording: tuple[str, str]) -> bool:
     """A new address: the subscriber, a pending subscription and a consent record per list
-    and the confirmation notice, as ``subscribe`` would write them for an address never seen
-    (no cool-down or cap can apply yet), in ONE round trip on PostgreSQL (data-modifying
-    CTEs; a few statements on SQLite). False, with nothing written, when the address
-    exists (then the general path decides). Costs the same at any audience size: an insert
-    into the unique index of addresses, nothing counted or scanned."""
+    and the confirmation notice (and the consent wording, unless kept already), as
+    ``subscribe`` would write them for an address never seen (no cool-down or cap can
+    apply yet), in ONE round trip on PostgreSQL (data-modifying CTEs; a few statements on
+    SQLite). False, with nothing written, when the address exists (then the general path
+    decides). Costs the same at any audience size: an insert into the unique index of
+    addresses, nothing counted or scanned."""
     now = utcnow()
     values = {"email": email, "email_hash": email_hash(email), "name": name, "locale": locale,
               "attributes": {}, "search_text": subscriber_text(email, name),
@@ -163,18 +181,22 @@ def _sign_up_new(session: Session, email: str, name: str, locale: str, list_ids:
     consent = {"action": "subscribe", "source": origin.source, "ip": (origin.ip or "")[:MAX_IP],
                "user_agent": (origin.user_agent or "")[:MAX_USER_AGENT],
                "consent_version": current_app.config["CONSENT_TEXT_VERSION"], "created_at": now}
+    text = {"t_hash": text_hash(wording[0][:MAX_WORDING]), "t_wording": wording[0][:MAX_WORDING],
+            "t_language": wording[1]}
     if session.get_bind().dialect.name == "postgresql":
         created = session.execute(_NEW_PG, {**values, **{f"c_{key}": value for key, value in consent.items()},
-                                            "list_ids": list_ids}).scalar()
+                                            **text, "list_ids": list_ids}).scalar()
     else:
         created = session.execute(sqlite.insert(Subscriber).values(values).on_conflict_do_nothing(
             index_elements=["email"]).returning(Subscriber.id)).scalar()
         if created is not None:
+            keep_text(session, *wording)
             session.execute(sqlite.insert(Subscription), [
                 {"subscriber_id": created, "list_id": list_id, "status": PENDING.value, "created_at": now}
                 for list_id in list_ids])
             session.execute(sqlite.insert(ConsentRecord), [
-                {"subscriber_id": created, "list_id": list_id, **consent} for list_id in list_ids])
+                {"subscriber_id": created, "list_id": list_id, **consent, "consent_text": text["t_hash"]}
+                for list_id in list_ids])
             session.execute(sqlite.insert(Notice).values(
                 subscriber_id=created, kind=NoticeKind.CONFIRM.value, status=NoticeStatus.QUEUED.value,
                 attempts=0, available_at=now, created_at=now, last_error="", message_id=""))
@@ -269,17 +291,26 @@ def confirm(session: Session, token: str, *, ip: str = "",
     origin = Origin("form", ip, user_agent)
     now = utcnow()
     version = current_app.config["CONSENT_TEXT_VERSION"]
+    seen = _latest_wording(session, subscriber.id)
     for subscription in subscriber.subscriptions:
         if subscription.status == PENDING:
             subscription.status = CONFIRMED
             subscription.confirmed_at = now
             record(session, subscriber, "confirm", origin, list_id=subscription.list_id,
-                   version=version)
+                   version=version, text=seen.get(subscription.list_id, ""))
     subscriber.confirm_nonce = secrets.token_hex(16)  # single use
     session.flush()
     _lift_suppression(session, subscriber, origin)
     notices.queue(session, subscriber.id, NoticeKind.WELCOME)
     return subscriber, False
+
+
+def _latest_wording(session: Session, subscriber_id: int) -> dict[int, str]:
+    """List id -> the wording (hash) of the latest sign-up to it: what a confirmation confirms."""
+    rows = session.execute(select(ConsentRecord.list_id, ConsentRecord.consent_text).where(
+        ConsentRecord.subscriber_id == subscriber_id, ConsentRecord.action == "subscribe")
+        .order_by(ConsentRecord.id)).all()
+    return {row.list_id: row.consent_text for row in rows if row.list_id is not None}
 
 
 def _lift_suppression(session: Session, subscriber: Subscriber, origin: Origin) -> None:

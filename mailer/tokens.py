@@ -17,6 +17,8 @@ from .errors import BadToken, ExpiredToken
 CONFIRM = "confirm"
 UNSUBSCRIBE = "unsubscribe"
 VIEW = "view"
+MANAGE = "manage"
+ERASE = "erase"
 
 
 def _keys() -> list[str]:
@@ -118,3 +120,28 @@ def subscriber_named(purpose: str, token: str) -> int | None:
     except (BadToken, ExpiredToken):
         return None
     return number if isinstance(number, int) and not isinstance(number, bool) and number > 0 else None
+
+
+def day_number(now: float | None = None) -> int:
+    """Days since the epoch (UTC): the issue date a preference-centre token carries."""
+    import time
+
+    return int((time.time() if now is None else now) // 86400)
+
+
+def manage_token(subscriber_id: int) -> str:
+    """The preference-centre token of ``subscriber_id``: ``[id, day issued]``, signed as
+    ``PairSigner(MANAGE)`` signs it in the campaign engine."""
+    return sign(MANAGE, [subscriber_id, day_number()])
+
+
+def read_manage_token(token: str, max_days: int) -> int:
+    """The subscriber id of a preference-centre token; raises BadToken (forged, other
+    purpose) or ExpiredToken (older than ``max_days``, with the subscriber id as payload)."""
+    payload = verify(MANAGE, token)
+    if not (isinstance(payload, list) and len(payload) == 2 and all(type(part) is int for part in payload)):
+        raise BadToken("This link is not valid.")
+    subscriber_id, issued = payload
+    if day_number() - issued > max_days:
+        raise ExpiredToken("This link has expired.", subscriber_id)
+    return subscriber_id

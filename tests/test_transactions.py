@@ -8,9 +8,10 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from mailer import links, subscriptions, tokens, users
+from mailer import links, preferences, subscriptions, tokens, users
 from mailer.extensions import db
 from mailer.models import (
+    Category,
     AudienceAction,
     Campaign,
     CampaignStatus,
@@ -94,19 +95,22 @@ def seed(session) -> dict[str, str]:
     job = ImportJob(filename="a.csv", stored_name="gone.csv", status=ImportStatus.DONE, invalid_rows=[])
     segment = Segment(name="Krowodrza", conditions=[{"field": "language", "op": "is", "value": "pl"}])
     action = AudienceAction(action="tag", details={"tag": "x"}, status="done")
-    session.add_all([job, segment, action])
+    category = Category(slug="koncerty", name_pl="Koncerty", name_en="Concerts")
+    session.add_all([job, segment, action, category])
     session.flush()
     template = session.scalar(sa.select(Template))
     values = {
         "campaign_id": str(sent.id), "event_id": str(event.id), "list_id": str(mailing_list.id),
         "subscriber_id": str(subscriber.id), "template_id": str(template.id), "job_id": str(job.id),
-        "segment_id": str(segment.id), "action_id": str(action.id),
+        "segment_id": str(segment.id), "action_id": str(action.id), "category_id": str(category.id),
         "name": "nothing.eml", "filename": "css/app.css",
     }
     tokens_by_endpoint = {
         "public.confirm_page": subscriptions.confirm_token(subscriber),
         "public.unsubscribe": links.unsubscribe_url(subscriber.id).rsplit("/", 1)[1],
         "archive.view_in_browser": tokens.sign(tokens.VIEW, [sent.id, subscriber.id]),
+        "preferences.page": tokens.manage_token(subscriber.id),
+        "preferences.erase_page": preferences.erase_token(subscriber),
     }
     session.commit()
     return values | {f"token@{key}": value for key, value in tokens_by_endpoint.items()}

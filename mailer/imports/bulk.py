@@ -9,6 +9,7 @@ from sqlalchemy import JSON, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from ..consent import keep_text
 from ..errors import InvalidInput
 from ..folding import subscriber_text
 from ..models import ConsentRecord, ImportJob, Subscriber, Subscription, SubscriptionStatus, Suppression, utcnow
@@ -131,7 +132,9 @@ def import_chunk(session: Session, job: ImportJob, chunk: list[tuple[int, list[s
     added = bulk_insert(session, Subscription, pairs, varying=["subscriber_id", "list_id"],
                          conflict=["subscriber_id", "list_id"], returning=["subscriber_id", "list_id"])
     job.subscribed_count += len(added)
+    stated = keep_text(session, job.consent_source) if added and job.consent_source else ""
     bulk_insert(session, ConsentRecord, [
         {"subscriber_id": sid, "list_id": lid, "action": f"import-{status.value}", "source": "import",
-         "consent_version": f"import:{job.id}", "ip": "", "user_agent": "", "created_at": now}
+         "consent_version": f"import:{job.id}", "consent_text": stated, "ip": "", "user_agent": "",
+         "created_at": now}
         for sid, lid in added], varying=["subscriber_id", "list_id"], conflict=["id"])

@@ -33,7 +33,7 @@ from typing import Protocol
 from ..errors import InvalidInput
 
 CRLF = "\r\n"
-Body = Callable[[Mapping[str, str]], str]  # the recipient's values -> the part's text
+Body = Callable[..., str]  # (the recipient's values[, the event sections kept]) -> the part's text
 
 
 @dataclass(frozen=True)
@@ -198,9 +198,10 @@ class Skeleton:
 
     def render(self, *, to_name: str, to_email: str, return_path: str, message_id: str,
                values: Mapping[str, str] | None = None, date: str | None = None,
-               unsubscribe_url: str = "") -> Outgoing:
+               unsubscribe_url: str = "", events: frozenset[int] | None = None) -> Outgoing:
         """The bytes for one recipient. ``values`` fill the bodies' markers; ``date`` (RFC
-        5322) may be shared by many messages. Raises InvalidInput when the recipient's name
+        5322) may be shared by many messages; ``events``: the event sections a campaign's
+        copy keeps (None: all; ``Personalizer``). Raises InvalidInput when the recipient's name
         or address cannot go in a header."""
         values = values or {}
         recipient = [b"Date: ", (date or now_date()).encode("ascii"), b"\r\nMessage-ID: ",
@@ -209,8 +210,10 @@ class Skeleton:
             recipient += [raw_header("List-Unsubscribe", f"<{unsubscribe_url}>{self.unsubscribe_suffix}")
                           .encode("ascii")]
         data = b"".join([self.head, self._to(to_name, to_email), *recipient, self.tail,
-                         self.plain_head, base64_body(self.text(values)),
-                         self.html_head, base64_body(self.html(values)), self.closing])
+                         self.plain_head, base64_body(self.text(values) if events is None
+                                                      else self.text(values, events)),
+                         self.html_head, base64_body(self.html(values) if events is None
+                                                     else self.html(values, events)), self.closing])
         if self.signer is not None:
             data = self.signer.sign(data)
         return Outgoing(sender=return_path, recipient=to_email, data=data, message_id=message_id)

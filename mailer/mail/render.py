@@ -82,11 +82,22 @@ class Rendered:
 # --- Campaign templates -------------------------------------------------------------
 
 # Recipient values, filled in per recipient after the per-campaign render.
-RECIPIENT_FIELDS = ("name", "email", "unsubscribe_url", "view_url")
+RECIPIENT_FIELDS = ("name", "email", "unsubscribe_url", "view_url", "manage_url")
 _MARK = "@@mlr:{}@@"
 MARKERS = {field: _MARK.format(field) for field in RECIPIENT_FIELDS}
 _CLOSERS = set(",.!?;:")
-_SPLIT = re.compile("@@mlr:(" + "|".join(RECIPIENT_FIELDS) + ")@@")
+# Sections a recipient's copy may leave out: one per event of a digest (mailer.interests).
+SECTION_END = "@@mlr:end@@"
+
+
+MAX_VARIANTS = 256  # variants of one part kept (distinct choices of events); more are made per copy
+
+
+def section_start(event_id: int) -> str:
+    return f"@@mlr:ev:{event_id}@@"
+
+
+_SPLIT = re.compile("@@mlr:(" + "|".join(RECIPIENT_FIELDS) + r"|ev:\d+|end)@@")
 
 
 # --- Limits on staff templates ----------------------------------------------------------
@@ -290,8 +301,22 @@ class Personalizer:
         self.literals = parts[0::2]
         self.fields = parts[1::2]
         self.escape_values = escape_values
+        # Sections: field index of each start -> (event id, index of its end); an unclosed
+        # or nested start is not a section (its markers just vanish).
+        self.sections: dict[int, tuple[int, int]] = {}
+        self._variants: dict[frozenset[int] | None, Personalizer] = {}
+        opened: int | None = None
+        for index, field in enumerate(self.fields):
+            if field.startswith("ev:"):
+                opened = index
+            elif field == "end" and opened is not None:
+                self.sections[opened] = (int(self.fields[opened][3:]), index)
+                opened = None
 
-    def __call__(self, values: Mapping[str, str]) -> str:
+    def __call__(self, values: Mapping[str, str], events: frozenset[int] | None = None) -> str:
+        """The part for one recipient; ``events``: the event sections to keep (None: all)."""
+        if self.sections:
+            return self._with_sections(values, events)
         out = [self.literals[0]]
         for field, literal in zip(self.fields, self.literals[1:], strict=True):
             value = values.get(field) or ""
@@ -299,6 +324,34 @@ class Personalizer:
                 out[-1] = out[-1][:-1]  # "Dzień dobry {{ name }}," without a name
             out.append(str(escape(value)) if self.escape_values else value)
             out.append(literal)
+        return "".join(out)
+
+    def _with_sections(self, values: Mapping[str, str], events: frozenset[int] | None) -> str:
+        """A copy with sections: each distinct choice of events is made once into a variant
+        without section markers (the recipients of one campaign share a handful), then filled
+        in as fast as a part without sections."""
+        variant = self._variants.get(events)
+        if variant is None:
+            variant = Personalizer(self._select(events), self.escape_values)
+            if len(self._variants) < MAX_VARIANTS:
+                self._variants[events] = variant
+        return variant(values)
+
+    def _select(self, events: frozenset[int] | None) -> str:
+        """The part with the sections of events outside ``events`` (None: none) left out and
+        every section marker removed; recipient markers kept."""
+        out = [self.literals[0]]
+        index, count = 0, len(self.fields)
+        while index < count:
+            field = self.fields[index]
+            if field.startswith("ev:") or field == "end":
+                section = self.sections.get(index)
+                if section is not None and events is not None and section[0] not in events:
+                    index = section[1]  # leave the event out, up to its end marker
+            else:
+                out.append(MARKERS[field])
+            out.append(self.literals[index + 1])
+            index += 1
         return "".join(out)
 
 
@@ -318,8 +371,8 @@ class CompiledCampaign:
     def text(self) -> Personalizer:
         return Personalizer(self.text_source, False)
 
-    def personalize(self, **values: str) -> Rendered:
-        return Rendered(self.subject, self.html(values), self.text(values))
+    def personalize(self, events: frozenset[int] | None = None, **values: str) -> Rendered:
+        return Rendered(self.subject, self.html(values, events), self.text(values, events))
 
 
 def compile_campaign(*, subject: str, preheader: str, layout_html: str, layout_text: str,
@@ -332,7 +385,8 @@ def compile_campaign(*, subject: str, preheader: str, layout_html: str, layout_t
     budget = _Budget(max_output) if max_output is not None else None
     recipient = {"name": MARKERS["name"], "email": MARKERS["email"]}
     base = {**context, "subject": subject, "preheader": preheader, "subscriber": recipient,
-            "unsubscribe_url": MARKERS["unsubscribe_url"], "view_url": MARKERS["view_url"]}
+            "unsubscribe_url": MARKERS["unsubscribe_url"], "view_url": MARKERS["view_url"],
+            "manage_url": MARKERS["manage_url"]}
     content = Markup(_sandbox_render(content_html, base, "content", sandbox, budget))
     html = inline_css(_sandbox_render(layout_html, {**base, "content": content}, "layout", sandbox, budget))
     if content_text.strip() and layout_text.strip():

@@ -108,11 +108,27 @@ class ConsentRecord(Model):
     action: Mapped[str] = mapped_column(String(32))  # subscribe, confirm, unsubscribe, import...
     source: Mapped[str] = mapped_column(String(32))  # form, api, import, admin, one-click, bounce
     consent_version: Mapped[str] = mapped_column(String(32), default="")
+    # The exact wording the person saw (ConsentText.hash); empty for records made before texts
+    # were kept, and for withdrawals.
+    consent_text: Mapped[str] = mapped_column(String(64), default="", server_default="")
     ip: Mapped[str] = mapped_column(String(45), default="")
     user_agent: Mapped[str] = mapped_column(String(400), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="consents")
+
+
+class ConsentText(Model):
+    """Every wording of consent ever shown (a form, the embed, the preference centre) or
+    stated (an API client, an import), kept for good under the hash of its text: a new
+    wording is a new version by itself. Holds no personal data (erasure leaves it)."""
+
+    __tablename__ = "consent_texts"
+
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the wording, hex
+    wording: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(8), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Suppression(Model):

@@ -3,11 +3,43 @@
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, String, Text
+from sqlalchemy import Boolean, Column, ForeignKey, Integer, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import Model
 from .types import UTCDateTime, str_enum, utcnow
+
+
+class Category(Model):
+    """A kind of event (concerts, sport ...): staff tag events with them, subscribers choose
+    them as interests."""
+
+    __tablename__ = "categories"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    name_pl: Mapped[str] = mapped_column(String(120))
+    name_en: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def name(self, locale: str) -> str:
+        return self.name_en if locale == "en" and self.name_en else self.name_pl
+
+
+event_categories = Table(
+    "event_categories", Model.metadata,
+    Column("event_id", Integer, ForeignKey("events.id", ondelete="CASCADE"), primary_key=True),
+    Column("category_id", Integer, ForeignKey("categories.id", ondelete="CASCADE"), primary_key=True,
+           index=True),
+)
+
+# A subscriber's interests: none chosen means every event.
+subscriber_interests = Table(
+    "subscriber_interests", Model.metadata,
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True),
+    Column("category_id", Integer, ForeignKey("categories.id", ondelete="CASCADE"), primary_key=True,
+           index=True),
+)
 
 
 class Event(Model):
@@ -29,6 +61,8 @@ class Event(Model):
     link: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    categories: Mapped[list[Category]] = relationship(secondary=event_categories, order_by=Category.slug)
 
 
 class TemplateKind(enum.StrEnum):

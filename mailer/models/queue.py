@@ -31,6 +31,8 @@ class Job(Model):
 class NoticeKind(enum.StrEnum):
     CONFIRM = "confirm"
     WELCOME = "welcome"
+    MANAGE = "manage"  # a link to the preference centre, asked for on the site
+    ERASE = "erase"  # the link that confirms an erasure asked for in the preference centre
 
 
 class NoticeStatus(enum.StrEnum):

@@ -9,7 +9,7 @@ from . import assets, errors, form_errors, i18n, labels, security, subscribe_lim
 
 
 def register_blueprints(app: Flask) -> None:
-    from .. import users
+    from .. import consent, users
     from ..extensions import db_session, login_manager
 
     # A session names "<id>.<session version>": ended sessions are refused (mailer.web.auth).
@@ -20,10 +20,11 @@ def register_blueprints(app: Flask) -> None:
     login_manager.login_message = _l("Please log in to see this page.")
     login_manager.localize_callback = str
     app.url_map.converters["int"] = security.IdConverter  # before any rule is added
-    from . import admin, api, archive, public, webhooks
+    from . import admin, api, archive, preferences, public, webhooks
 
     app.register_blueprint(public.bp)
     app.register_blueprint(archive.bp)
+    app.register_blueprint(preferences.bp)
     app.register_blueprint(admin.bp, url_prefix="/admin")
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     app.register_blueprint(webhooks.bp)
@@ -34,6 +35,8 @@ def register_blueprints(app: Flask) -> None:
     assets.init_app(app)
     form_errors.init_app(app)
     i18n.init_app(app)
+    app.jinja_env.globals.update(sign_up_wording=consent.sign_up_wording, sign_up_parts=consent.sign_up_parts,
+                                 preferences_wording=consent.preferences_wording)
     errors.register_error_handlers(app)
     security.init_app(app)
     # After-request functions run last-registered first: the subscribe answers are held back

@@ -20,14 +20,15 @@ def local_input(value: datetime | None) -> str:
 
 def event_values(form: MultiDict) -> dict:
     """Form fields as create_event/update_event values (datetime-local = Warsaw time)."""
-    return {field: form.get(field, "") for field in EVENT_FIELDS}
+    return {**{field: form.get(field, "") for field in EVENT_FIELDS}, "category_ids": form.getlist("category_ids")}
 
 
 def event_form_data(event=None) -> dict:
     """What the event form shows for an existing event (or an empty one)."""
     if event is None:
-        return {field: "" for field in EVENT_FIELDS}
+        return {**{field: "" for field in EVENT_FIELDS}, "category_ids": []}
     data = {field: getattr(event, field) or "" for field in EVENT_FIELDS}
+    data["category_ids"] = [category.id for category in event.categories]
     data["starts_at"], data["ends_at"] = local_input(event.starts_at), local_input(event.ends_at)
     return data
 

@@ -32,3 +32,14 @@ class ButtonForm(AccessibleForm):
 class UnsubscribeForm(AccessibleForm):
     lists = SelectMultipleField(_l("Newsletters"), coerce=int, validate_choice=False,
                                 widget=ListWidget(prefix_label=False), option_widget=CheckboxInput())
+
+
+class ManageLinkForm(AccessibleForm):
+    """Asks for a link to the preference centre by address (with the sign-up's honeypot)."""
+
+    email = StringField(_l("Email address"), render_kw=ADDRESS_INPUT | {"required": True, "maxlength": 254})
+    website = StringField(_l("Leave this field empty"), render_kw={"autocomplete": "off", "tabindex": "-1"})
+
+
+class PreferencesForm(AccessibleForm):
+    """The preference centre's forms: only the CSRF token (the page renders its fields)."""

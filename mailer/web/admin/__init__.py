@@ -7,6 +7,7 @@ bp = Blueprint("admin", __name__)
 from . import (  # noqa: E402,F401
     accounts,
     campaigns,
+    categories,
     dashboard,
     events,
     imports,

@@ -3,7 +3,7 @@
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from ... import content_usage, events
+from ... import content_usage, events, interests
 from ...errors import Conflict, InvalidInput
 from ...extensions import db_session
 from ...lookups import get_or_404
@@ -23,7 +23,8 @@ def events_index():
 def _form(event=None, data=None, error=None, status=200):
     usage = content_usage.of_event(db_session, event.id) if event else None
     return render_template("web/admin/events/form.html", event=event, usage=usage,
-                           data=data or event_form_data(event), error=error), status
+                           data=data or event_form_data(event), error=error,
+                           categories=interests.all_categories(db_session)), status
 
 
 @bp.route("/events/new", methods=["GET", "POST"])

@@ -6,7 +6,7 @@ from flask import Response, abort, flash, redirect, render_template, request, st
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from ... import audience, audit, bulk_actions, csv_export, lists, segments
+from ... import audience, audit, bulk_actions, consent, csv_export, lists, segments
 from ...errors import InvalidInput
 from ...extensions import db_session
 from ...lookups import MAX_ID, get_or_404
@@ -64,10 +64,12 @@ def subscribers_export():
 
 def _export(filters: dict) -> Response:
     """Stream the selection as CSV, recorded (as a bulk action, and in the audit log)."""
-    rows = audience.export_rows(db_session, **filters)  # raises InvalidInput before streaming
+    with_consent = request.form.get("consent_columns") == "1"
+    rows = audience.export_rows(db_session, **filters, consent=with_consent)  # raises InvalidInput before streaming
     bulk_actions.record_export(db_session, actor(), audience.selection(**filters))
     name = f"subscribers-{utcnow():%Y%m%d-%H%M}.csv"
-    return Response(stream_with_context(csv_export.stream(audience.EXPORT_HEADER, rows)),
+    header = audience.EXPORT_HEADER + (audience.CONSENT_HEADER if with_consent else [])
+    return Response(stream_with_context(csv_export.stream(header, rows)),
                     mimetype="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"',
                              "Cache-Control": "no-store"})
@@ -158,3 +160,26 @@ def subscriber_erase(subscriber_id: int):
         flash(_("The subscriber's personal data was erased."), "success")
         return redirect(url_for("admin.subscribers"))
     return render_template("web/admin/subscribers/erase.html", subscriber=found)
+
+
+@bp.get("/subscribers/<int:subscriber_id>/consent")
+@staff_required()
+def subscriber_consent(subscriber_id: int):
+    """Each step of the subscriber's consent with the exact wording they saw (where it came
+    from, IP address and browser, for admins only)."""
+    found, steps = consent.history(db_session, subscriber_id)
+    return render_template("web/admin/subscribers/consent.html", subscriber=found, steps=steps,
+                           origins=audience.sees_consent_origins(current_user.role))
+
+
+@bp.post("/subscribers/<int:subscriber_id>/consent-proof.html")
+@staff_required(Role.ADMIN)
+@audited("subscriber.consent_proof", "subscriber_id")
+def subscriber_consent_proof(subscriber_id: int):
+    """The consent record as one self-contained HTML document (no outside resources), to keep
+    or hand over; a POST, recorded in the audit log."""
+    found, steps = consent.history(db_session, subscriber_id)
+    body = render_template("web/admin/subscribers/consent_proof.html", subscriber=found, steps=steps,
+                           generated_at=utcnow())
+    return Response(body, mimetype="text/html", headers={
+        "Content-Disposition": f'attachment; filename="consent-{subscriber_id}.html"', "Cache-Control": "no-store"})

@@ -103,4 +103,4 @@ def no_store(response):
     return response
 
 
-from . import campaigns, docs, events, lists, segments, subscribers, tokens  # noqa: E402,F401  (routes)
+from . import campaigns, categories, docs, events, lists, segments, subscribers, tokens  # noqa: E402,F401  (routes)

@@ -102,6 +102,9 @@ class Subscribe(Body):
         "The visitor's IP address, recorded with the consent and used for the per-IP rate "
         "limit; default: the caller's.")), AfterValidator(_ip)] = ""
     user_agent: Annotated[str, Field(max_length=400, description="The visitor's browser.")] = ""
+    consent_text: Annotated[str, Field(max_length=4000, description=(
+        "The exact consent sentence the visitor was shown, kept as the proof of what they agreed "
+        "to; default: this service's own sign-up sentence naming the lists chosen."))] = ""
 
 
 class EventFields(BaseModel):
@@ -118,6 +121,7 @@ class EventFields(BaseModel):
     place_en: Annotated[str | None, Field(max_length=200)] = None
     summary_en: Annotated[str | None, Field(max_length=500)] = None
     body_md_en: Annotated[str | None, Field(max_length=20000)] = None
+    category_ids: Annotated[Ids, Field(description="Categories of the event (interests subscribers choose).")] = []
 
 
 class EventCreate(EventFields, Body):
@@ -137,6 +141,7 @@ class EventUpdate(Patch):
     place_en: Annotated[str | None, Field(max_length=200)] = None
     summary_en: Annotated[str | None, Field(max_length=500)] = None
     body_md_en: Annotated[str | None, Field(max_length=20000)] = None
+    category_ids: Ids = None  # type: ignore[assignment]
 
 
 class CampaignCreate(Body):
@@ -301,6 +306,17 @@ class MailingList(BaseModel):
 
 class MailingLists(BaseModel):
     items: list[MailingList]
+
+
+class Category(BaseModel):
+    id: Id
+    slug: str
+    name_pl: str
+    name_en: str
+
+
+class Categories(BaseModel):
+    items: list[Category]
 
 
 class Subscription(BaseModel):

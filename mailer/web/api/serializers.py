@@ -70,6 +70,7 @@ def event(item: Event) -> dict:
             "body_md": item.body_md, "image_url": item.image_url, "link": item.link,
             "title_en": item.title_en, "place_en": item.place_en, "summary_en": item.summary_en,
             "body_md_en": item.body_md_en,
+            "category_ids": [category.id for category in item.categories],
             "created_at": when(item.created_at), "updated_at": when(item.updated_at)}
 
 
@@ -78,7 +79,8 @@ def event_values(item: Event) -> dict:
     return {"title": item.title, "starts_at": item.starts_at, "ends_at": item.ends_at,
             "place": item.place, "summary": item.summary, "body_md": item.body_md,
             "image_url": item.image_url, "link": item.link, "title_en": item.title_en,
-            "place_en": item.place_en, "summary_en": item.summary_en, "body_md_en": item.body_md_en}
+            "place_en": item.place_en, "summary_en": item.summary_en, "body_md_en": item.body_md_en,
+            "category_ids": [category.id for category in item.categories]}
 
 
 def progress(values: dict) -> dict:

@@ -151,7 +151,7 @@ def subscribe(json: schemas.Subscribe):
         db_session, email=json.email, name=json.name, list_ids=json.list_ids,
         locale=json.locale or str(get_locale()),
         consent=json.consent, source="api", ip=json.ip or request.remote_addr or "",
-        user_agent=json.user_agent or request.user_agent.string[:400],
+        user_agent=json.user_agent or request.user_agent.string[:400], consent_text=json.consent_text or None,
     )
     return jsonify({"status": "accepted",
                     "message": _("If the address can receive mail, a confirmation link is on its way.")}), 202
