@@ -49,7 +49,7 @@ def test_every_campaign_mail_links_to_its_recipients_page_and_previews_keep_it_i
     preview = campaigns.render_as(session, session.get(type(campaign), campaign.id), sub.id, live_links=False)
     assert "#manage-preview" in preview.html and "/p/" not in preview.html
     public = campaigns.render_as(session, session.get(type(campaign), campaign.id), public=True)
-    assert f"{BASE}/manage" in public.html and "/p/" not in public.html
+    assert "/p/" not in public.html and "/p/" not in public.text  # nobody's copy: no footer at all
     assert "@@mlr" not in campaign_mail.compiled(session, campaign).personalize().html
 
 
