@@ -403,6 +403,7 @@ class SubscriberExport(BaseModel):
     consent_history: list[ConsentEntry]
     messages: list[ExportedMessage]
     returned_mail: list[ReturnedMail]
+    interests: Annotated[list[str], Field(description="Slugs of the categories of events chosen as interests.")] = []
     suppressed: Annotated[SuppressionState | None,
                           Field(description="Why mail to the address is held back, if it is.")] = None
 
