@@ -119,7 +119,7 @@ class Config:
         # Preference-centre links (in every mail) open the page for this many days; an older
         # one offers to send a new link. Erasure confirmation links last ERASE_LINK_HOURS.
         self.PREFERENCES_LINK_DAYS = env.integer("PREFERENCES_LINK_DAYS", 90)
-        self.ERASE_LINK_MAX_AGE = env.integer("ERASE_LINK_HOURS", 48) * 3600
+        self.ERASE_LINK_HOURS = env.integer("ERASE_LINK_HOURS", 48)
         self.CONFIRM_COOLDOWN = env.integer("CONFIRM_COOLDOWN_MINUTES", 15) * 60
         self.CONFIRM_MAX_PER_DAY = env.integer("CONFIRM_MAX_PER_DAY", 3)
         self.PENDING_MAX_PER_HOUR = env.integer("PENDING_MAX_PER_HOUR", 1000)

@@ -16,7 +16,7 @@ from . import languages
 from .errors import FieldErrors, InvalidInput
 from .events import by_date, event_context, upcoming
 from .lookups import get_or_404, parse_id
-from .mail import render
+from .mail import render, template_errors
 from .mail.render import CompiledCampaign, Limits, Rendered, compile_limited
 from .models import Campaign, Event, Template, TemplateKind, utcnow
 
@@ -247,9 +247,9 @@ def _syntax_errors(html: str, text: str, suffix: str = "") -> list[InvalidInput]
     for field, source in (("html" + suffix, html), ("text" + suffix, text)):
         try:
             render.sandbox.parse(source)
-        except TemplateSyntaxError as exc:
-            found.append(InvalidInput("Template syntax error on line %(line)s: %(detail)s", field,
-                                      line=exc.lineno, detail=exc.message or ""))
+        except TemplateSyntaxError as exc:  # in words staff can act on, translatable
+            msgid, params = template_errors.describe(exc)
+            found.append(InvalidInput(msgid, field, **params))
     return found
 
 

@@ -194,7 +194,7 @@ def _self_service(notice: Notice, subscriber: Subscriber, verp: Verp) -> Outgoin
         else:
             rendered = render("erase", _("Confirm the erasure of your data"), recipient_name=subscriber.name,
                               erase_url=links.erase_url(erase_token(subscriber)),
-                              hours=config["ERASE_LINK_MAX_AGE"] // 3600,
+                              hours=config["ERASE_LINK_HOURS"],
                               organisation=config["ORGANISATION_NAME"])
     skeleton = Skeleton(sender=address(config["MAIL_FROM_NAME"], config["MAIL_FROM"]),
                         subject=rendered.subject, text=fixed(rendered.text), html=fixed(rendered.html),

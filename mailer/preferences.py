@@ -209,7 +209,7 @@ def erase_token(subscriber: Subscriber) -> str:
 def erasure_subject(session: Session, token: str) -> Subscriber:
     """The subscriber an erasure link names; changes nothing. Raises ExpiredToken, BadToken
     (forged, or the subscriber is gone already)."""
-    payload = tokens.verify_timed(tokens.ERASE, token, current_app.config["ERASE_LINK_MAX_AGE"])
+    payload = tokens.verify_timed(tokens.ERASE, token, current_app.config["ERASE_LINK_HOURS"] * 3600)
     if not (isinstance(payload, list) and len(payload) == 2 and type(payload[0]) is int
             and isinstance(payload[1], str)):
         raise BadToken("This link is not valid.")

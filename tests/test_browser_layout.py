@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from mailer.models import Campaign, CampaignEvent, Event, ImportJob, ImportStatus, Role, Segment, Template, TemplateKind
+from mailer.models import (
+    Campaign, CampaignEvent, Category, Event, ImportJob, ImportStatus, Role, Segment, Template, TemplateKind,
+)
+from mailer.tokens import manage_token
 from tests.helpers_content import make_list, make_staff, make_subscriber
 from tests.test_browser_staff import CHROMIUM_ARGS, live_server  # noqa: F401 (a fixture)
 
@@ -27,7 +30,7 @@ PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1366, "height": 900}
 WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 PUBLIC_PAGES = ["/", "/subscribe", "/embed", "/archive", "/admin/login", "/confirm/not-a-token",
-                "/u/not-a-token"]
+                "/u/not-a-token", "/manage", "/p/not-a-token"]
 # Pages that are not HTML pages of their own (JSON polls, a message's raw parts, the preview
 # frame's document) and the logout/login pages a signed-in browser is sent away from.
 NOT_PAGES = {"admin.campaign_progress", "admin.import_status", "admin.campaign_preview",
@@ -73,12 +76,16 @@ def staff_data(session, app, tmp_path):
     job = ImportJob(filename="adresy.csv", stored_name="gone.csv", status=ImportStatus.DONE,
                     invalid_rows=[[3, "invalid address"]], total_rows=3, done_rows=3)
     session.add(job)
+    category = Category(slug="koncerty", name_pl="Koncerty", name_en="Concerts")
+    session.add(category)
     session.commit()
     return {"admin.campaign": campaign.id, "admin.subscriber": subscriber.id,
             "admin.list_edit": mailing_list.id, "admin.event_edit": event.id,
             "admin.template_edit": template.id, "admin.import_job": job.id,
             "admin.segment_edit": segment.id, "admin.subscriber_erase": subscriber.id,
-            "admin.campaign_deliveries": campaign.id, "admin.subscriber_edit": subscriber.id}
+            "admin.campaign_deliveries": campaign.id, "admin.subscriber_edit": subscriber.id,
+            "admin.category_edit": category.id, "admin.subscriber_consent": subscriber.id,
+            "_public": [f"/p/{manage_token(subscriber.id)}"]}
 
 
 def staff_pages(app, ids: dict) -> list[str]:
@@ -129,7 +136,7 @@ def overflow(page) -> tuple[int, int]:
 def test_every_staff_page_fits_a_phone(app, live_server, browser, staff_data):  # noqa: F811
     base = live_server
     page = new_page(browser, PHONE)
-    for path in PUBLIC_PAGES:  # the visitors' pages too
+    for path in PUBLIC_PAGES + staff_data["_public"]:  # the visitors' pages too
         page.goto(base + path)
         width, screen = overflow(page)
         assert width <= screen, (path, width)
@@ -178,7 +185,7 @@ def test_every_page_passes_axe(app, live_server, browser, staff_data, viewport):
     base = live_server
     page = new_page(browser, viewport)
     problems = {}
-    for path in PUBLIC_PAGES:
+    for path in PUBLIC_PAGES + staff_data["_public"]:
         page.goto(base + path)
         problems[path] = axe_violations(page)
     sign_in(page, base)

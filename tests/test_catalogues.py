@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CATALOGUES = sorted(ROOT.glob("translations/*/pl/LC_MESSAGES/messages.po"))
 # What marks a string in this project: Flask-Babel's functions, under their usual aliases.
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "lazy_gettext": None, "_l": None,
-            "lazy_ngettext": (1, 2), "pgettext": ((1, "c"), 2), "N_": None}
+            "lazy_ngettext": (1, 2), "pgettext": ((1, "c"), 2), "lazy_pgettext": ((1, "c"), 2),
+            "_lp": ((1, "c"), 2), "N_": None}
 METHODS = [("mailer/**.py", "python"), ("worker/**.py", "python"),
            ("templates/**.html", "jinja2.ext:babel_extract"), ("templates/**.txt", "jinja2.ext:babel_extract")]
 
@@ -59,3 +60,20 @@ def test_every_marked_string_is_in_a_catalogue():
     missing = {msgid: where for msgid, where in found.items() if msgid not in catalogued()}
     assert not missing, "add these to a translations/<area>/pl catalogue:\n" + "\n".join(
         f"{msgid!r}  ({where})" for msgid, where in sorted(missing.items(), key=lambda item: item[1]))
+
+
+def test_one_message_one_translation():
+    """Catalogues are merged at run time, so a message two areas translate differently is
+    shown one way or the other by chance: such a message needs a context (pgettext) instead."""
+    seen: dict[tuple, tuple[str, str]] = {}
+    clashes = []
+    for path in CATALOGUES:
+        for message in read(path):
+            if not message.id:
+                continue
+            key = (message.context, message.id if isinstance(message.id, str) else message.id[0])
+            strings = message.string if isinstance(message.string, str) else tuple(message.string)
+            if key in seen and seen[key][0] != strings:
+                clashes.append(f"{key[1]!r}: {seen[key][0]!r} ({seen[key][1]}) vs {strings!r} ({path.parts[-4]})")
+            seen.setdefault(key, (strings, path.parts[-4]))
+    assert not clashes, "\n".join(clashes)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from flask import Flask
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext as _lp
 
 CONSENT_ACTIONS = {
     "subscribe": _l("subscribed"),
@@ -41,7 +42,7 @@ CONSENT_SOURCES = {
 
 IMPORT_STATUSES = {
     "uploaded": _l("uploaded"), "queued": _l("waiting in the queue"), "running": _l("running"),
-    "done": _l("done"), "failed": _l("failed"),
+    "done": _l("done"), "failed": _lp("import", "failed"),
 }
 
 DELIVERY_STATUSES = {
