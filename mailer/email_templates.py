@@ -248,8 +248,7 @@ def _syntax_errors(html: str, text: str, suffix: str = "") -> list[InvalidInput]
         try:
             render.sandbox.parse(source)
         except TemplateSyntaxError as exc:  # in words staff can act on, translatable
-            msgid, params = template_errors.describe(exc)
-            found.append(InvalidInput(msgid, field, **params))
+            found.append(template_errors.invalid_input(exc, field))
     return found
 
 

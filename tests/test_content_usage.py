@@ -3,10 +3,10 @@ a sending campaign keeps the content frozen at its launch, a scheduled one takes
 
 from datetime import datetime, timedelta, timezone
 
-from mailer import content_usage
+from mailer import campaign_mail, content_usage
 from mailer.email_templates import ANNOUNCEMENT
 from mailer.models import Campaign, CampaignStatus, Template
-from tests.helpers_engine import launch_and_snapshot, make_audience, make_campaign
+from tests.helpers_engine import make_audience, make_campaign
 from tests.helpers_staff import login_as
 
 FROZEN = "kampanie, które już wysyłają"
@@ -14,12 +14,13 @@ SCHEDULED = "zaplanowane kampanie"
 
 
 def _two_campaigns(session):
-    """One campaign sending (frozen) and one scheduled, announcing the same event with the
-    built-in announcement (no template chosen)."""
+    """One campaign sending (its content frozen; no sender queued, so it stays sending) and
+    one scheduled, announcing the same event with the built-in announcement (no template chosen)."""
     lists = make_audience(session, 2)
     sending = make_campaign(session, lists, subject="Wysyłana")
+    campaign_mail.freeze(session, sending)
+    sending.status = CampaignStatus.SENDING
     session.commit()
-    launch_and_snapshot(session, sending.id)
     event_id = sending.campaign_events[0].event_id
     scheduled = make_campaign(session, lists, subject="Zaplanowana")
     scheduled.campaign_events[0].event_id = event_id
@@ -37,9 +38,6 @@ def _page(client, path: str) -> str:
 
 def test_event_and_template_pages_name_the_campaigns_in_progress(app, client, session, smtp_server):
     sending, scheduled, event_id = _two_campaigns(session)
-    assert sending.status in (CampaignStatus.SENDING, CampaignStatus.SENT)
-    sending.status = CampaignStatus.SENDING  # still going: its batches are not run here
-    session.commit()
     login_as(client, session, "editor")
 
     announcement = session.query(Template).filter_by(name=ANNOUNCEMENT).one()

@@ -18,6 +18,7 @@ NOT_LITERAL = {
     ("mailer/lookups.py", "NotFound"),
     ("mailer/web/api/spec.py", "InvalidInput"),
     ("mailer/campaign_states.py", "Conflict"),  # campaign_states.MOVES, checked below
+    ("mailer/mail/template_errors.py", "InvalidInput"),  # template_errors._RULES, checked below
     # the lead's rewrite of the mail layer replaces this one (it is caught and re-raised with
     # a literal message by email_templates.safe_compile in every path staff can reach)
     ("mailer/mail/render.py", "InvalidInput"),

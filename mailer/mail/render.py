@@ -410,8 +410,7 @@ def explain(exc: BaseException) -> InvalidInput:
         return InvalidInput("The template tries something that is not allowed in email templates "
                             "(%(detail)s).", "html", detail=str(cause))
     if isinstance(cause, TemplateSyntaxError):  # in words staff can act on, translatable
-        msgid, params = template_errors.describe(cause)
-        return InvalidInput(msgid, "html", **params)
+        return template_errors.invalid_input(cause, "html")
     if isinstance(cause, TemplateError):
         return InvalidInput("The template cannot be rendered: %(detail)s", "html", detail=str(cause))
     if isinstance(exc, InvalidInput):

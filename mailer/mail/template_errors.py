@@ -12,6 +12,8 @@ from typing import Any
 
 from jinja2 import TemplateSyntaxError
 
+from ..errors import InvalidInput
+
 # Jinja's names of tokens, as the characters a person types.
 _TOKENS = {
     "end of print statement": "}}", "end of statement block": "%}", "begin of print statement": "{{",
@@ -69,3 +71,9 @@ def describe(error: TemplateSyntaxError) -> tuple[str, dict[str, Any]]:
                     params[key] = _token(params[key])
             return msgid, {"line": line, **params}
     return GENERIC, {"line": line, "detail": text}
+
+
+def invalid_input(error: TemplateSyntaxError, field: str) -> InvalidInput:
+    """``error`` as the domain error the template's ``field`` is refused with."""
+    msgid, params = describe(error)
+    return InvalidInput(msgid, field, **params)
