@@ -33,7 +33,8 @@ request = function()
   counter = counter + 1
   local body = string.format('{"email":"%s-%d-%d@load.example.org","consent":true,"name":"Łukasz Żółkiewski"}',
                              "RUN", tid, counter)
-  return wrk.format("POST", "/subscribe.json", {["Content-Type"]="application/json"}, body)
+  return wrk.format("POST", "/subscribe.json", {["Content-Type"]="application/json",
+                                                ["Origin"]="https://www.miasto.example.pl"}, body)
 end
 """
 
@@ -149,7 +150,10 @@ def run(env: dict, engine: sa.Engine, label: str, *, workers: int, threads: int,
     """One measured run at the audience the database holds now; prints and returns it."""
     from bench.__main__ import start_workers, stop
 
-    env = {**env, **RAISED, "MAILER_ENV": "production", "SECRET_KEY": "bench-" + uuid.uuid4().hex}
+    # Production settings, as the public form runs (production refuses default keys).
+    env = {**env, **RAISED, "MAILER_ENV": "production", "SECRET_KEY": "bench-" + uuid.uuid4().hex,
+           "SUPPRESSION_KEY": "bench-suppression-" + uuid.uuid4().hex,
+           "EMBED_ORIGINS": "https://www.miasto.example.pl"}  # the city's site, as the embed runs
     server, port = serve(env, workers, threads)
     senders = start_workers(env, 1)
     tag = "s" + uuid.uuid4().hex[:8]
