@@ -118,8 +118,7 @@ def all_lists(session: Session) -> list[MailingList]:
 
 def public_lists(session: Session) -> list[MailingList]:
     """The lists a visitor may choose on the subscribe form, by name (archived ones never)."""
-    return list(session.scalars(select(MailingList).where(MailingList.public.is_(True),
-                                                          MailingList.archived_at.is_(None))
+    return list(session.scalars(select(MailingList).where(MailingList.joinable)
                                 .order_by(MailingList.name, MailingList.id)))
 
 

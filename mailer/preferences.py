@@ -71,11 +71,7 @@ def _lists_for(session: Session, subscriber: Subscriber) -> list[Choice]:
     current = {item.list_id: item for item in subscriber.subscriptions}
     lists = session.scalars(select(MailingList).order_by(MailingList.name, MailingList.id)).all()
     return [Choice(item, current[item.id].status.value if item.id in current else None)
-            for item in lists if _joinable(item) or (item.id in current and current[item.id].status != UNSUBSCRIBED)]
-
-
-def _joinable(mailing_list: MailingList) -> bool:
-    return mailing_list.public and mailing_list.archived_at is None
+            for item in lists if item.joinable or (item.id in current and current[item.id].status != UNSUBSCRIBED)]
 
 
 def page(session: Session, token: str) -> Page:
@@ -108,7 +104,7 @@ def save(session: Session, token: str, *, name: str, locale: str, list_ids: Sequ
     choices = {choice.list.id: choice for choice in _lists_for(session, subscriber)}
     for list_id in wanted:
         choice = choices.get(list_id)
-        if choice is None or (not _joinable(choice.list) and not choice.on):
+        if choice is None or (not choice.list.joinable and not choice.on):
             raise InvalidInput("Choose newsletters from the list.", "lists")
     if interest_ids is not None:
         interests.chosen_categories(session, interest_ids, "interests")  # checked before any write

@@ -44,8 +44,7 @@ UNSUBSCRIBED = SubscriptionStatus.UNSUBSCRIBED
 
 # --- Validation --------------------------------------------------------------------------
 
-_PUBLIC = (select(MailingList.id, MailingList.name)
-           .where(MailingList.public.is_(True), MailingList.archived_at.is_(None))
+_PUBLIC = (select(MailingList.id, MailingList.name).where(MailingList.joinable)
            .order_by(MailingList.name, MailingList.id))
 
 

@@ -207,3 +207,25 @@ def test_welcome_mail_links_to_the_page(app, session, newsletter, smtp_server):
     session.commit()
     mail = next(m for m in smtp_server.wait_for(1) if "witaj@example.org" in m.recipients)
     assert preferences.subscriber_for(session, manage_path(mail)[3:]).id == sub.id
+
+
+def test_an_archived_list_cannot_be_joined_but_can_be_left(client, session, newsletter):
+    """Archived lists are offered to nobody (MailingList.joinable), here as on the sign-up form;
+    someone still on one may leave it."""
+    from mailer.models import utcnow
+
+    old = make_list(session, name="Lato w mieście 2025", slug="lato-2025")
+    kept = make_list(session, name="Zima w mieście 2025", slug="zima-2025")
+    sub = make_subscriber(session, "jula@example.org", lists=[newsletter, kept])
+    old.archived_at = kept.archived_at = utcnow()
+    session.commit()
+    path = f"/p/{tokens.manage_token(sub.id)}"
+    page = client.get(path).get_data(as_text=True)
+    assert "Lato w mieście 2025" not in page and "Zima w mieście 2025" in page
+    token = csrf_token(page.encode())
+    refused = client.post(path, data={"csrf_token": token, "name": "", "locale": "pl",
+                                      "lists": [str(newsletter.id), str(kept.id), str(old.id)]})
+    assert refused.status_code == 400
+    left = client.post(path, data={"csrf_token": token, "name": "", "locale": "pl", "lists": [str(newsletter.id)]})
+    assert left.status_code == 302
+    assert statuses(session, "jula@example.org") == {newsletter.id: "confirmed", kept.id: "unsubscribed"}

@@ -4,7 +4,8 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DDL, JSON, Boolean, ForeignKey, Index, Integer, String, Text, event
+from sqlalchemy import DDL, JSON, Boolean, ColumnElement, ForeignKey, Index, Integer, String, Text, and_, event
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import Model
@@ -75,6 +76,17 @@ class MailingList(Model):
     subscriptions: Mapped[list["Subscription"]] = relationship(
         back_populates="list", cascade="all, delete-orphan"
     )
+
+    @hybrid_property
+    def joinable(self) -> bool:
+        """Whether visitors may join it (the sign-up form, the embed, the preference centre):
+        public and not archived. Also a SQL condition: ``select(...).where(MailingList.joinable)``."""
+        return self.public and self.archived_at is None
+
+    @joinable.inplace.expression
+    @classmethod
+    def _joinable_condition(cls) -> ColumnElement[bool]:
+        return and_(cls.public.is_(True), cls.archived_at.is_(None))
 
 
 class Subscription(Model):
