@@ -1,7 +1,7 @@
 """Codes shown to staff, in the page's language: each kind of stored code (a consent
-record's action and source, an import's state, a delivery's or subscription's status) maps
-to a translated label here, once. A code not listed (a new bounce channel, an old row) is
-shown as stored."""
+record's action and source, an import's state, a campaign's, delivery's or subscription's
+status, a suppression's reason, a bounce's kind) maps to a translated label here, once. A
+code not listed (a new bounce channel, an old row) is shown as stored."""
 
 from collections.abc import Callable
 
@@ -51,6 +51,21 @@ DELIVERY_STATUSES = {
     "dropped": _l("not needed any more"),  # a notice no longer needed (mailer.notices)
 }
 
+CAMPAIGN_STATUSES = {
+    "draft": _l("draft"), "scheduled": _l("scheduled"), "sending": _l("sending"), "paused": _l("paused"),
+    "sent": _l("sent"), "cancelled": _l("cancelled"),
+}
+
+SUPPRESSION_REASONS = {
+    "bounced": _l("the address does not exist (bounced)"), "soft_bounced": _l("repeated temporary bounces"),
+    "complaint": _l("marked a message as spam"), "erased": _l("personal data erased"),
+}
+
+BOUNCE_KINDS = {
+    "hard": _l("address unknown"), "soft": _l("temporary failure"), "block": _l("refused by policy"),
+    "complaint": _l("spam complaint"),
+}
+
 SUBSCRIPTION_STATUSES = {
     "pending": _l("pending"), "confirmed": _l("confirmed"), "unsubscribed": _l("unsubscribed"),
 }
@@ -68,9 +83,13 @@ consent_source_label = _label(CONSENT_SOURCES)
 import_status_label = _label(IMPORT_STATUSES)
 delivery_status_label = _label(DELIVERY_STATUSES)
 subscription_status_label = _label(SUBSCRIPTION_STATUSES)
+status_label = _label(CAMPAIGN_STATUSES)  # a campaign's
+suppression_reason_label = _label(SUPPRESSION_REASONS)
+bounce_kind_label = _label(BOUNCE_KINDS)
 
 
 def init_app(app: Flask) -> None:
     for name in ("consent_action_label", "consent_source_label", "import_status_label",
-                 "delivery_status_label", "subscription_status_label"):
+                 "delivery_status_label", "subscription_status_label", "status_label",
+                 "suppression_reason_label", "bounce_kind_label"):
         app.add_template_global(globals()[name], name)

@@ -252,10 +252,3 @@ def campaign_progress(campaign_id: int):
 
 bp.add_app_template_global(sending.reason, "campaign_reason")
 
-
-@bp.app_template_global("status_label")
-def status_label(status) -> str:
-    """A campaign state in the page's language."""
-    labels = {"draft": _("draft"), "scheduled": _("scheduled"), "sending": _("sending"),
-              "paused": _("paused"), "sent": _("sent"), "cancelled": _("cancelled")}
-    return labels.get(str(status), str(status))

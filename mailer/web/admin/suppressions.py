@@ -1,7 +1,6 @@
 """Staff pages: the suppression list (admins), and the labels the bounce figures use."""
 
 from flask import abort, render_template, request
-from flask_babel import gettext as _
 
 from ... import suppression
 from ...extensions import db_session
@@ -28,18 +27,3 @@ def suppressions_page():
                            pages=max(1, -(-total // PER_PAGE)), reasons=suppression.REASONS,
                            counts=suppression.counts(db_session))
 
-
-@bp.app_template_global("suppression_reason_label")
-def suppression_reason_label(reason: str) -> str:
-    labels = {"bounced": _("the address does not exist (bounced)"),
-              "soft_bounced": _("repeated temporary bounces"),
-              "complaint": _("marked a message as spam"),
-              "erased": _("personal data erased")}
-    return labels.get(reason, reason)
-
-
-@bp.app_template_global("bounce_kind_label")
-def bounce_kind_label(kind) -> str:
-    labels = {"hard": _("address unknown"), "soft": _("temporary failure"),
-              "block": _("refused by policy"), "complaint": _("spam complaint")}
-    return labels.get(str(kind), str(kind))
