@@ -8,6 +8,7 @@ Unsubscribe tokens never expire and are kept short: the URL must fit in a
 
 import base64
 import hmac
+import time
 
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
@@ -124,8 +125,6 @@ def subscriber_named(purpose: str, token: str) -> int | None:
 
 def day_number(now: float | None = None) -> int:
     """Days since the epoch (UTC): the issue date a preference-centre token carries."""
-    import time
-
     return int((time.time() if now is None else now) // 86400)
 
 
