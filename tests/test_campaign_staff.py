@@ -36,8 +36,13 @@ def test_a_malformed_test_address_keeps_the_input_and_is_named(editor_client, se
     assert session.get(Campaign, campaign.id).test_report is None  # nothing queued
 
 
-def test_a_refused_test_address_is_shown_with_the_servers_answer(editor_client, session, smtp_server):
+@pytest.mark.parametrize("english", [False, True], ids=["one language", "two languages"])
+def test_a_refused_test_address_is_shown_with_the_servers_answer(editor_client, session, smtp_server, english):
+    """With an English version each address gets two copies: its line is still one answer."""
     campaign = draft(session)
+    if english:
+        campaign.subject_en = "Carol concert"
+        session.commit()
     smtp_server.handler.replies["nikt@example.org"] = "550 5.1.1 No such user"
     campaigns.send_test(session, campaign.id, ["redakcja@example.org", "nikt@example.org"])
     page = editor_client.get(f"/admin/campaigns/{campaign.id}").get_data(as_text=True)
