@@ -1,9 +1,10 @@
-"""Screenshots of one checkout of the app: python shoot.py REPO TAG PORT"""
+"""Screenshots of one checkout of the app: python shoot.py REPO TAG PORT [LANG]"""
 import os, subprocess, sys, time, urllib.request
 from pathlib import Path
 
 repo, tag, port = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-out = Path("/tmp/shots/compare")
+lang = sys.argv[4] if len(sys.argv) > 4 else "pl"
+out = Path(os.environ.get("SHOTS_DIR", "/tmp/shots/compare"))
 db = out / f"{tag}.sqlite"
 db.unlink(missing_ok=True)
 env = {**os.environ, "DATABASE_URL": f"sqlite:///{db}", "BASE_URL": f"http://127.0.0.1:{port}",
@@ -49,12 +50,12 @@ try:
         for size, viewport in (("desktop", {"width": 1366, "height": 900}), ("phone", {"width": 390, "height": 844})):
             page = browser.new_page(viewport=viewport)
             base = f"http://127.0.0.1:{port}"
-            page.goto(f"{base}/admin/login?lang=pl")
+            page.goto(f"{base}/admin/login?lang={lang}")
             page.fill("#email", "zdjecia@example.org"); page.fill("#password", "Zazolc-gesla-jazn-2026")
             page.click("button[type=submit]"); page.wait_for_load_state()
             for name, path in (("dashboard", "/admin/"), ("search", "/admin/subscribers?q=%C5%81UKASZ"),
-                               ("campaign", f"/admin/campaigns/{campaign_id}"), ("lists", "/admin/lists"),
-                               ("home", "/")):
+                               ("campaign", f"/admin/campaigns/{campaign_id}"),
+                               ("lists", "/admin/lists"), ("home", "/"), ("manage", "/manage")):
                 page.goto(base + path); page.wait_for_load_state("networkidle")
                 page.screenshot(path=str(out / f"{tag}-{size}-{name}.png"), full_page=True)
                 width = page.evaluate("document.documentElement.scrollWidth")
