@@ -362,12 +362,16 @@ def export_subscriber(session: Session, subscriber_id: int, *, origins: bool = T
 
 
 def erase_subscriber(session: Session, subscriber_id: int) -> None:
-    """Delete the subscriber, their subscriptions, interests, consent records and delivery rows, and the
+    """Delete the subscriber, their notices, subscriptions, interests, consent records and delivery rows, and the
     copies of their mail in the outbox; keep only the keyed hash of the address on the
     suppression list (reason "erased").
     Raises NotFound."""
     subscriber = get_or_404(session, Subscriber, subscriber_id)
     email = subscriber.email
+    # Their notices first: a sender holding one of them locks it before anything of the
+    # subscriber's, so taking them in that order too waits for it instead of deadlocking
+    # (the subscriber's DELETE would otherwise reach them last, through the cascade).
+    session.execute(delete(Notice).where(Notice.subscriber_id == subscriber_id))
     suppression.suppress(session, email, "erased")
     session.execute(delete(Delivery).where(Delivery.subscriber_id == subscriber_id))
     session.execute(delete(BounceEvent).where(BounceEvent.subscriber_id == subscriber_id))
