@@ -31,7 +31,7 @@ def _posted() -> dict:
     return request.form
 
 
-def _json_breach(_limit):
+def _json_breach():
     response = jsonify(error=_("Too many attempts. Please wait a moment and try again."))
     response.status_code = 429
     return _cors(response)
@@ -41,9 +41,11 @@ def _ip_limit(json: bool = False):
     return subscribe_limits.per_ip(on_breach=_json_breach if json else None)
 
 
-def _address_limit(json: bool = False):
-    return subscribe_limits.per_address(lambda: _posted().get("email"),
-                                        on_breach=_json_breach if json else None)
+def _ip_and_address_limits(json: bool = False):
+    """Both budgets of a sign-up, counted in one round trip (the IP's first)."""
+    return subscribe_limits.limited(subscribe_limits.ip_budget(),
+                                    subscribe_limits.address_budget(lambda: _posted().get("email")),
+                                    on_breach=_json_breach if json else None)
 
 
 def current_locale_name() -> str:
@@ -93,8 +95,7 @@ def subscribe_page():
 
 
 @bp.post("/subscribe")
-@_ip_limit()
-@_address_limit()
+@_ip_and_address_limits()
 @subscribe_limits.equal_time
 def subscribe():
     form = SubscribeForm()
@@ -171,8 +172,7 @@ def _embed_only(view):
 @bp.route("/subscribe.json", methods=["POST", "OPTIONS"])
 @csrf.exempt  # no cookies are used: only allowed origins; the same defences as the form otherwise
 @_embed_only
-@_ip_limit(json=True)
-@_address_limit(json=True)
+@_ip_and_address_limits(json=True)
 @subscribe_limits.equal_time
 def subscribe_json():
     if request.method == "OPTIONS":

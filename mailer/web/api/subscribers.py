@@ -138,8 +138,8 @@ def visitor_ip() -> str:
 
 
 @bp.post("/subscribers/subscribe")
-@subscribe_limits.per_ip(key_func=visitor_ip)
-@subscribe_limits.per_address(lambda: _payload().get("email"))
+@subscribe_limits.limited(subscribe_limits.ip_budget(visitor_ip),
+                          subscribe_limits.address_budget(lambda: _payload().get("email")))
 @subscribe_limits.equal_time
 @spec.validate(resp=answers(202, schemas.Accepted, "Accepted.", 413))
 def subscribe(json: schemas.Subscribe):
