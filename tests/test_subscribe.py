@@ -1,6 +1,7 @@
 """Subscribing through HTTP: the form and the JSON endpoint, their defences, the consent
 record, the confirmation mail at the SMTP server, cool-down and caps."""
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -8,7 +9,7 @@ from sqlalchemy import func, select
 
 from mailer import create_app, notices, subscriptions
 from mailer.extensions import db
-from mailer.models import ConsentRecord, Event, Notice, NoticeStatus, Subscriber, Suppression, utcnow
+from mailer.models import ConsentRecord, ConsentText, Event, Notice, NoticeStatus, Subscriber, Suppression, utcnow
 from mailer.suppression import is_suppressed, suppress
 from tests.conftest import service_config
 from tests.helpers_engine import wait_worker_idle
@@ -164,6 +165,30 @@ def test_list_choice_and_private_lists(client, session, newsletter):
     assert subscriber(session, "b@example.org") is None and subscriber(session, "c@example.org") is None
 
 
+def test_sign_ups_follow_the_lists_as_they_change(client, session, newsletter):
+    """A sign-up of a new address is decided on the joinable lists as last read (PostgreSQL:
+    its one statement checks they are still those): renamed, newly public and archived lists
+    are each seen by the next sign-up, in its answer, its rows and its consent wording."""
+    tag = uuid.uuid4().hex[:6]
+    assert subscribe(client, f"{tag}-1@example.org").status_code == 200  # the lists read, and kept
+    newsletter.name = f"Wydarzenia i koncerty {tag}"
+    session.commit()
+    assert subscribe(client, f"{tag}-2@example.org").status_code == 200
+    (record,) = [item for item in consents(session, f"{tag}-2@example.org") if item.list_id == newsletter.id]
+    wording = session.scalar(select(ConsentText.wording).where(ConsentText.hash == record.consent_text))
+    assert f"Wydarzenia i koncerty {tag}" in wording
+    sport = make_list(session, name=f"Sport {tag}", slug=f"sport-{tag}")
+    assert subscribe(client, f"{tag}-3@example.org", lists=[sport.id]).status_code == 200
+    assert statuses(session, f"{tag}-3@example.org") == {sport.id: "pending"}
+    newsletter.archived_at = utcnow()
+    session.commit()
+    assert subscribe(client, f"{tag}-4@example.org", lists=[newsletter.id]).status_code == 400
+    assert subscriber(session, f"{tag}-4@example.org") is None
+    assert subscribe(client, f"{tag}-5@example.org").status_code == 200  # every joinable list
+    joined = statuses(session, f"{tag}-5@example.org")
+    assert sport.id in joined and newsletter.id not in joined
+
+
 def until_limited(send, limit: int) -> list[int]:
     """Status codes of ``send(i)`` until the first 429 (at most 4x the limit). Another test
     run sharing Redis may reset every counter (conftest's limiter.reset()), so only the
@@ -194,6 +219,30 @@ def test_per_address_rate_limit(client, session, newsletter, monkeypatch):
     codes = until_limited(lambda i: subscribe(client, spellings[i % 3]).status_code, 2)
     assert codes[:2] == [200, 200] and codes[-1] == 429
     assert subscribe(client, "other@example.org").status_code == 200
+
+
+def test_a_sign_up_refused_for_its_ip_leaves_the_mailbox_budget_alone(client, session, newsletter, monkeypatch):
+    """Both budgets are counted in one go, the IP's first: a request refused for its IP does not
+    count against the mailbox (nor lock its owner out); a 429 says when to come back."""
+    config = client.application.config
+    monkeypatch.setitem(config, "SUBSCRIBE_RATE_LIMIT", "2 per hour")
+    monkeypatch.setitem(config, "SUBSCRIBE_ADDRESS_RATE_LIMIT", "3 per hour")
+    for _attempt in range(3):  # another run sharing Redis may reset every counter: try again
+        tag = uuid.uuid4().hex[:8]
+        ips = [f"10.{int(tag[k:k + 2], 16)}.{int(tag[k + 2:k + 4], 16)}.{n}" for k, n in ((0, 1), (4, 2))]
+
+        def post(ip):
+            return client.post("/subscribe.json", json={"email": f"victim-{tag}@example.org", "consent": True},
+                               environ_base={"REMOTE_ADDR": ip})
+
+        answers = [post(ips[0]) for _ in range(3)] + [post(ips[1]) for _ in range(2)]
+        if [answer.status_code for answer in answers] == [200, 200, 429, 200, 429]:
+            break
+    assert [answer.status_code for answer in answers] == [200, 200, 429, 200, 429]
+    refused = answers[2]
+    assert refused.headers["X-RateLimit-Limit"] == "2" and refused.headers["X-RateLimit-Remaining"] == "0"
+    assert 0 < int(refused.headers["Retry-After"]) <= 3600
+    assert answers[0].headers["X-RateLimit-Remaining"] == "1"
 
 
 def test_cooldown_sends_one_confirmation(client, session, newsletter, smtp_server, celery_worker):
