@@ -5,7 +5,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import wraps
+from functools import lru_cache, wraps
 
 from flask import Flask, Response, current_app, g, make_response, request
 from flask_babel import gettext
@@ -105,9 +105,15 @@ def _limits(budgets: tuple[Budget, ...]) -> list[tuple[RateLimitItem, list[str]]
         key = budget.key_func()
         if not key:
             continue
-        for item in sorted(parse_many(config[budget.config_key])):
+        for item in _parsed(config[budget.config_key]):
             found.append((item, [*prefix, key, budget.scope]))
     return found
+
+
+@lru_cache(maxsize=32)
+def _parsed(limits_: str) -> list[RateLimitItem]:
+    """``"10 per minute;50 per day"`` as limits, shortest window first."""
+    return sorted(parse_many(limits_))
 
 
 def _script(storage: RedisStorage):
