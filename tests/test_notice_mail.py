@@ -153,3 +153,38 @@ def test_purge_pending_removes_only_stale_unconfirmed(app, session, newsletter, 
                           .where(ConsentRecord.subscriber_id == stale_id)) == 0
     assert session.scalar(select(func.count(Delivery.id)).where(Delivery.subscriber_id == stale_id)) == 0
     assert subscriptions.purge_pending(session) == 0
+
+
+def test_a_sender_records_outcomes_only_on_the_notices_it_holds(app, session, newsletter, fresh):
+    """What went out is recorded in one statement for the batch, fenced like each other
+    outcome: rows whose lease another sender took are left to it."""
+    from types import SimpleNamespace
+
+    from mailer.dispatch import Item, Outcome
+    from mailer.extensions import db
+    from mailer.mail.transport import Result
+
+    subscriptions.subscribe(session, email="held@example.org", consent=True, source="admin")
+    session.commit()
+    sub = subscriber(session, "held@example.org")
+    later = utcnow() + timedelta(hours=1)  # not due: the test worker leaves them alone
+    rows = [Notice(kind=NoticeKind.WELCOME, subscriber_id=sub.id, holder=holder, lease_expires_at=later,
+                   available_at=later) for holder in ("mine", "mine", "mine", "theirs")]
+    session.add_all(rows)
+    session.commit()
+    ids = [row.id for row in rows]
+
+    def outcome(id_, **result):
+        return Outcome(Item(id_, "held@example.org", 0, lambda: None),
+                       Result(SimpleNamespace(message_id=f"<{id_}@test>"), **result))  # type: ignore[arg-type]
+
+    store = notices.NoticeStore(db.engine, "mine", ids, 30, 5)
+    assert store.flush([outcome(ids[0], ok=True), outcome(ids[1], ok=False, code=550, error="no such user"),
+                        outcome(ids[2], ok=True), outcome(ids[3], ok=True)]) == "ok"
+    found = {row.id: row for row in fresh().scalars(select(Notice).where(Notice.id.in_(ids)))}
+    assert [(found[id_].status, found[id_].attempts, found[id_].message_id) for id_ in ids] == [
+        (NoticeStatus.SENT, 1, f"<{ids[0]}@test>"), (NoticeStatus.FAILED, 1, ""),
+        (NoticeStatus.SENT, 1, f"<{ids[2]}@test>"), (NoticeStatus.QUEUED, 0, "")]
+    assert found[ids[1]].last_error == "550 no such user"
+    session.execute(Notice.__table__.delete().where(Notice.id.in_(ids)))
+    session.commit()
