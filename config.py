@@ -76,7 +76,7 @@ class Config:
             # Connections a process keeps open: at least its web threads, or those past it are
             # opened and closed request by request (a PostgreSQL backend forked each time: 124
             # of 965 sign-ups at 16 threads with the default 5).
-            self.SQLALCHEMY_ENGINE_OPTIONS["pool_size"] = env.integer("DATABASE_POOL_SIZE", 16)
+            self.SQLALCHEMY_ENGINE_OPTIONS["pool_size"] = env.integer("DATABASE_POOL_SIZE", 32)
 
         self.REDIS_URL = env.text("REDIS_URL")
         # Distinguishes the keys and queues of one deployment (or test run) in a shared Redis.

@@ -59,9 +59,9 @@ def add_audience_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--audience-n", type=int, default=1_000_000, help="subscribers (default 1000000)")
     parser.add_argument("--import-n", type=int, default=0, help="rows imported (default: --audience-n)")
     parser.add_argument("--signup-seconds", type=int, default=15, help="wrk run length (default 15)")
-    parser.add_argument("--signup-workers", type=int, default=4, help="gunicorn workers (default 4)")
-    parser.add_argument("--signup-threads", type=int, default=8,
-                        help="threads per worker (default 8: an answer is held SUBSCRIBE_ANSWER_SECONDS)")
+    parser.add_argument("--signup-workers", type=int, default=2, help="gunicorn workers (default 2)")
+    parser.add_argument("--signup-threads", type=int, default=32,
+                        help="threads per worker (default 32: an answer is held SUBSCRIBE_ANSWER_SECONDS)")
 
 
 def smtp_sink(port: int) -> subprocess.Popen:

@@ -8,6 +8,7 @@ would wait an hour, which is the cap doing its job, not a measurement)."""
 
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -56,18 +57,50 @@ def _ms(out: str, percentile: str) -> float:
     return value * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
-def _cpu(master: int) -> float:
-    """CPU seconds (user + system) used so far by the gunicorn master's workers."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    children = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout.split()
-    for pid in children:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+class Roles:
+    """CPU seconds (user + system, from /proc) of each process taking part in a run, by role:
+    ``web`` the gunicorn workers, ``worker`` the Celery worker sending the confirmations,
+    ``postgres`` the backends of the bench database (and its autovacuum), ``redis`` the
+    server (shared with whatever else uses it on the machine), ``sink`` smtp-sink. ``wrk`` is
+    added by the caller (its own rusage). Sampled while processes live (a backend that exits
+    keeps what it used until last seen)."""
+
+    def __init__(self, master: int, workers: list[int], database: str, sink: str) -> None:
+        self.tests = {
+            "web": lambda pid, ppid, cmd: ppid == master,
+            "worker": lambda pid, ppid, cmd: pid in workers or ppid in workers,
+            "postgres": lambda pid, ppid, cmd: cmd.startswith("postgres") and f" {database} " in f"{cmd} ",
+            "redis": lambda pid, ppid, cmd: cmd.startswith("redis-server"),
+            "sink": lambda pid, ppid, cmd: "smtp-sink" in cmd and sink in cmd,
+        }
+        self.first: dict[int, tuple[str, float]] = {}
+        self.last: dict[int, tuple[str, float]] = {}
+
+    def sample(self) -> "Roles":
+        tick = os.sysconf("SC_CLK_TCK")
+        initial = not self.first  # what runs at the first sample counts from there
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            pid, ppid = int(entry.name), int(fields[1])
+            for role, test in self.tests.items():
+                if test(pid, ppid, cmd):
+                    used = (int(fields[11]) + int(fields[12])) / tick
+                    self.first.setdefault(pid, (role, used if initial else 0.0))
+                    self.last[pid] = (role, used)
+                    break
+        return self
+
+    def spent(self) -> dict[str, float]:
+        spent = {role: 0.0 for role in self.tests}
+        for pid, (role, used) in self.last.items():
+            spent[role] += used - self.first[pid][1]
+        return spent
 
 
 def serve(env: dict, workers: int, threads: int) -> tuple[subprocess.Popen, int]:
@@ -76,6 +109,7 @@ def serve(env: dict, workers: int, threads: int) -> tuple[subprocess.Popen, int]
                "--keep-alive", "5", "--log-level", "warning"]
     if threads > 1:
         command += ["--worker-class", "gthread", "--threads", str(threads)]
+    env = {"DATABASE_POOL_SIZE": str(threads), **env}  # a connection kept for each thread
     process = subprocess.Popen(command + ["mailer:create_app()"], cwd=ROOT, env={**os.environ, **env},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     import urllib.request
@@ -111,7 +145,28 @@ def wrk(port: int, tag: str, seconds: int, connections: int) -> dict:
             "socket_errors": errors.group(1) if errors else "none"}
 
 
-def check(engine: sa.Engine, tag: str, accepted: int, public_lists: int, drain_seconds: float) -> dict:
+def _sessions(engine: sa.Engine) -> int:
+    """Connections opened to the bench database so far (PostgreSQL's statistics; a new one
+    forks a backend: a pool that opens them under load costs the server much)."""
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT pg_stat_force_next_flush()"))
+        return conn.execute(sa.text("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+                            ).scalar() or 0
+
+
+def _drained(engine: sa.Engine, seconds: float) -> None:
+    """Wait until no notice is queued (at most ``seconds``)."""
+    deadline = time.monotonic() + seconds
+    with engine.connect() as conn:
+        while time.monotonic() < deadline:
+            if not conn.execute(sa.text("SELECT count(*) FROM notices WHERE status = 'queued'")).scalar():
+                return
+            conn.commit()
+            time.sleep(0.5)
+
+
+def check(engine: sa.Engine, tag: str, accepted: int, public_lists: int, drain_seconds: float,
+          sample=lambda: None) -> dict:
     """Every accepted sign-up of the run: one row, its consent records, one confirmation sent."""
     like = f"{tag}-%"
     deadline = time.monotonic() + drain_seconds
@@ -124,6 +179,7 @@ def check(engine: sa.Engine, tag: str, accepted: int, public_lists: int, drain_s
             conn.commit()
             if not waiting or time.monotonic() > deadline:
                 break
+            sample()
             time.sleep(1)
         drained = time.monotonic() - started
         row = conn.execute(sa.text(
@@ -159,14 +215,24 @@ def run(env: dict, engine: sa.Engine, label: str, *, workers: int, threads: int,
     tag = "s" + uuid.uuid4().hex[:8]
     try:
         wrk(port, "warm" + tag, 6, 8)  # each worker's first requests load what they use
+        _drained(engine, 120)  # and the warm-up's confirmations are sent before the clock runs
         load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip().split("load average: ")[-1]
-        before = _cpu(server.pid)
+        roles = Roles(server.pid, [process.pid for process in senders], engine.url.database or "",
+                      env.get("SMTP_URL", "").rsplit("//", 1)[-1]).sample()
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        sessions = _sessions(engine)
         result = wrk(port, tag, seconds, connections)
-        used = _cpu(server.pid) - before
+        result["connections_opened"] = _sessions(engine) - sessions
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        roles.sample()
         with engine.connect() as conn:
             public = conn.execute(sa.text("SELECT count(*) FROM lists WHERE public")).scalar() or 0
-        result |= check(engine, tag, result["accepted"], public, drain_seconds=300)
-        result["web_cpu_ms"] = used / max(result["subscribers"], 1) * 1000
+        result |= check(engine, tag, result["accepted"], public, drain_seconds=300, sample=roles.sample)
+        cpu = roles.sample().spent()
+        cpu["wrk"] = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+        rows = max(result["subscribers"], 1)
+        result["cpu_ms"] = {role: used / rows * 1000 for role, used in cpu.items()}
+        result["web_cpu_ms"] = result["cpu_ms"]["web"]
     finally:
         stop([server, *senders])
     rate = result["accepted"] / result["seconds"]
@@ -175,11 +241,71 @@ def run(env: dict, engine: sa.Engine, label: str, *, workers: int, threads: int,
           f"p99 {result['p99']:.1f} ms (target < {TARGET_P99_MS}) at {connections} connections for {seconds} s; "
           f"{result['non2xx']} refused, socket errors: {result['socket_errors']}; load before: {load}; "
           f"{'MET' if met else 'NOT MET'}", flush=True)
-    print(f"    web CPU per sign-up: {result['web_cpu_ms']:.2f} ms (gunicorn workers' user+system time / rows;"
-          f" what the machine's load does not change much)", flush=True)
+    cpu = result["cpu_ms"]
+    print(f"    CPU per sign-up: {sum(cpu.values()):.2f} ms = " + ", ".join(
+        f"{role} {used:.2f}" for role, used in cpu.items()) + " ms (user+system time from the run's start to the"
+          " last confirmation sent, / rows; redis is the machine's shared server; what the machine's load"
+          " changes far less than the rate); database connections opened during the run: "
+          f"{result['connections_opened']}", flush=True)
     print(f"    checked: {result['accepted']:,} answered 200, {result['subscribers']:,} rows (the rest were in "
           f"flight when wrk stopped), {result['consents']:,} consent records, "
           f"{result['notices']:,} confirmations of which {result['sent']:,} sent (drained in "
           f"{result['drain_seconds']:.0f} s), {result['doubled']} doubled: {'OK' if result['ok'] else 'MISMATCH'}",
           flush=True)
     return result | {"rate": rate, "met": met}
+
+
+def main() -> None:
+    """Only this section, on a bench database of its own: ``python -m bench.signups`` (at 0
+    subscribers, then at ``--n``; the options of ``make bench``'s audience sections)."""
+    import argparse
+
+    from bench.__main__ import environment, free_port, smtp_sink
+    from bench.pg import drop_database, recreate_database
+
+    from . import audience_seed
+
+    parser = argparse.ArgumentParser(prog="python -m bench.signups", description=main.__doc__)
+    parser.add_argument("--n", type=int, default=0, help="then again with N subscribers (default: only 0)")
+    parser.add_argument("--seconds", type=int, default=15, help="wrk run length (default 15)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    parser.add_argument("--threads", type=int, default=32, help="threads per worker (default 32)")
+    args = parser.parse_args()
+    run_id = uuid.uuid4().hex[:8]
+    server_url = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL") or \
+        "postgresql://postgres@127.0.0.1:5432/postgres"
+    db_name = f"mailer_bench_{run_id}"
+    sink_port = free_port()
+    sink = smtp_sink(sink_port)
+    database_url = recreate_database(server_url, db_name)
+    env = environment(argparse.Namespace(workers=2), run_id, database_url, sink_port)
+    os.environ.update(env)
+    try:
+        from mailer import create_app
+        from mailer.extensions import db
+
+        app = create_app("test", {"WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False})
+        print(f"sign-ups: gunicorn {args.workers} workers x {args.threads} threads; raised for the run: {RAISED}",
+              flush=True)
+        with app.app_context():
+            db.create_all()
+            db.session.add(audience_seed.MailingList(name="Wydarzenia w mieście", slug="wydarzenia", public=True))
+            db.session.commit()
+            run(env, db.engine, "0 subscribers", workers=args.workers, threads=args.threads, seconds=args.seconds)
+            if args.n:
+                db.session.execute(sa.text("DELETE FROM notices"))
+                db.session.execute(sa.text("DELETE FROM subscribers"))
+                db.session.execute(sa.text("DELETE FROM lists"))
+                db.session.commit()
+                audience_seed.seed(args.n)
+                audience_seed.lists_and_rest(args.n)
+                run(env, db.engine, f"{args.n:,} subscribers", workers=args.workers, threads=args.threads,
+                    seconds=args.seconds)
+            db.engine.dispose()
+    finally:
+        sink.terminate()
+        drop_database(server_url, db_name)
+
+
+if __name__ == "__main__":
+    main()
