@@ -117,9 +117,10 @@ def _parsed(limits_: str) -> list[RateLimitItem]:
 
 
 def _script(storage: RedisStorage):
+    """The counting script, registered once with the limiter's Redis client."""
     cached = getattr(storage, "_mailer_subscribe_hit", None)
     if cached is None:
-        cached = storage.get_connection().register_script(_HIT)
+        cached = storage.get_connection().register_script(_HIT.encode())
         storage._mailer_subscribe_hit = cached  # type: ignore[attr-defined]
     return cached
 
