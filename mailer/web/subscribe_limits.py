@@ -43,7 +43,7 @@ def account_key(raw) -> str:
 
 # One request's counters in ONE round trip to Redis (Flask-Limiter took five a sign-up: an
 # EVALSHA per decorator, then a GET and a TTL for the X-RateLimit headers; with the wake-up of
-# the notices sender they were 40 % of a web worker's time a sign-up, measured with py-spy).
+# the notices sender, 30 % of a web worker's CPU a sign-up in cProfile on CPU time).
 # KEYS: a fixed-window counter per limit, in the order they are checked; ARGV: (amount,
 # seconds) per key. Each counter is counted as limits' fixed window counts (INCR, EXPIRE when
 # new); the first one past its amount stops the rest, as Flask-Limiter stops at the first
