@@ -73,6 +73,8 @@ class Config:
             env.text("DATABASE_URL", f"sqlite:///{instance / 'mailer.sqlite'}"))
         self.SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True}
         if not self.SQLALCHEMY_DATABASE_URI.startswith("sqlite"):
+            # Only connections idle a while are tried before use (mailer.extensions.configure_engine).
+            self.SQLALCHEMY_ENGINE_OPTIONS["pool_pre_ping"] = False
             # Connections a process keeps open: at least its web threads, or those past it are
             # opened and closed request by request (a PostgreSQL backend forked each time: 124
             # of 965 sign-ups at 16 threads with the default 5).

@@ -43,11 +43,39 @@ login_manager = LoginManager()
 limiter = Limiter(key_func=get_remote_address)
 
 
+# A pooled connection idle longer than this is tried before it is handed out (see below).
+PING_IDLE_SECONDS = 1.0
+
+
 def configure_engine(engine: Engine) -> None:
-    """SQLite: WAL and a busy timeout so the web process and workers can share the file."""
-    if engine.dialect.name != "sqlite":
-        return
+    """SQLite: WAL and a busy timeout so the web process and workers can share the file.
+    Others: a connection that sat in the pool over PING_IDLE_SECONDS is tried (a round trip)
+    before it is handed out, and replaced if the server dropped it (a restart, a failover);
+    one used moments ago is not. SQLAlchemy's ``pool_pre_ping`` tries every one: with the
+    cursor psycopg makes for it, a fifth of a web worker's CPU a sign-up (py-spy, GIL
+    samples), and a round trip that every request waited for."""
     from sqlalchemy import event
+
+    if engine.dialect.name != "sqlite":
+        import time
+
+        from sqlalchemy.exc import DisconnectionError
+
+        @event.listens_for(engine, "checkin")
+        def _checked_in(_dbapi_connection, record):
+            record.info["mailer.checked_in"] = time.monotonic()
+
+        @event.listens_for(engine, "checkout")
+        def _try_if_idle(dbapi_connection, record, _proxy):
+            since = record.info.get("mailer.checked_in")  # none yet: connected just now
+            if since is None or time.monotonic() - since < PING_IDLE_SECONDS:
+                return
+            try:
+                engine.dialect.do_ping(dbapi_connection)
+            except engine.dialect.loaded_dbapi.Error as exc:
+                raise DisconnectionError("the server dropped an idle connection") from exc  # the pool reconnects
+
+        return
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection, _record):
