@@ -8,13 +8,12 @@ substring of the folded address and name (``mailer.folding``; a pg_trgm index on
 PostgreSQL), so "Łukasz", "lukasz" and "ŁUKASZ" find each other on both databases.
 """
 
-import functools
 import json
-from json import encoder as json_encoder
-from json import scanner as json_scanner
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from json import encoder as json_encoder
+from json import scanner as json_scanner
 from typing import Any
 
 from flask import current_app
@@ -22,9 +21,8 @@ from sqlalchemy import Select, Text, and_, cast, delete, exists, func, select
 from sqlalchemy.orm import Session, aliased, selectinload
 from sqlalchemy.sql.elements import ColumnElement
 
-from . import csv_export
+from . import csv_export, suppression
 from . import segments as segments_
-from . import suppression
 from .errors import InvalidInput
 from .folding import fold
 from .lookups import get_or_404
@@ -407,7 +405,7 @@ CONSENT_HEADER = ["consent_at", "consent_action", "consent_source", "consent_tex
 EXPORT_CHUNK = 5000  # rows a fetch from the server-side cursor brings
 
 
-def _export_statement(session: Session, shape: Callable[[list[ColumnElement]], list[ColumnElement]], *,
+def _export_statement(session: Session, shape: Callable[[list[Any]], list[Any]], *,
                       query: str, list_id: int | None, status: str | None, tag: str | None,
                       segment_id: int | None, consent: bool, chunk: int,
                       tags_shape: Callable[[ColumnElement], ColumnElement] = lambda tags: tags) -> Select:
@@ -432,7 +430,7 @@ def _export_statement(session: Session, shape: Callable[[list[ColumnElement]], l
         given.subscriber_id == Subscriber.id, given.list_id == Subscription.list_id,
         given.action.not_in(("unsubscribe", "complaint")))
         .order_by(given.id.desc()).limit(1).correlate(Subscriber, Subscription).scalar_subquery())
-    columns: list[ColumnElement] = [
+    columns: list[Any] = [
         Subscriber.email, Subscriber.name, Subscriber.locale, MailingList.slug, Subscription.status,
         Subscription.created_at, Subscription.confirmed_at, Subscription.unsubscribed_at, Subscriber.created_at,
         Subscriber.attributes, tags]
@@ -486,7 +484,7 @@ def export_csv(session: Session, *, query: str = "", list_id: int | None = None,
                                              segment_id=segment_id, chunk=chunk, consent=consent))
     cell, iso = csv_export.sql_cell, csv_export.sql_iso
 
-    def rendered(columns: list[ColumnElement]) -> list[ColumnElement]:
+    def rendered(columns: list[Any]) -> list[Any]:
         """The cells before the attributes with the comma after them, the attributes' JSON
         text, the cells after them with the comma before them and the line's end."""
         before = [cell(c) for c in columns[:5]] + [iso(c) for c in columns[5:9]]
@@ -514,10 +512,12 @@ def export_csv(session: Session, *, query: str = "", list_id: int | None = None,
 # the stored text read by the scanner json.loads uses: calling the C encoder and scanner
 # directly, without the wrappers that make them anew on every call, takes a third of the time.
 _JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
-_encode = (functools.partial(_JSON.iterencode, _one_shot=True) if json_encoder.c_make_encoder is None else
-           json_encoder.c_make_encoder(None, _JSON.default, json_encoder.encode_basestring, None,
-                                       _JSON.key_separator, _JSON.item_separator, True, False, True))
-_scan = json_scanner.make_scanner(json.JSONDecoder())
+_c_encoder: Callable[..., Any] | None = getattr(json_encoder, "c_make_encoder", None)
+_encode: Callable[[Any, int], Iterable[str]] = (
+    (lambda value, _level: (_JSON.encode(value),)) if _c_encoder is None else
+    _c_encoder(None, _JSON.default, json_encoder.encode_basestring, None, _JSON.key_separator,
+               _JSON.item_separator, True, False, True))  # sort_keys, not skipkeys, allow_nan (the defaults)
+_scan: Callable[[str, int], tuple[Any, int]] = json_scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 
 
 def _json(value: Any) -> str:

@@ -33,7 +33,8 @@ WHEN = [datetime(2026, 11, 29, 4, 5, 6, tzinfo=timezone.utc),  # no microseconds
         datetime(2026, 6, 30, 23, 30, tzinfo=timezone(timedelta(hours=-2, minutes=-30)))]  # the next day in UTC
 RAW_ATTRIBUTES = [  # stored JSON as anything may have written it (PostgreSQL's json keeps the text)
     '{"district" : "Krowodrza", "birth_year" : 1980}', ' {"b":1, "a":2} ', '{"a":1,"a":"=dup"}',
-    '{"\\u0141\\u00f3d\\u017a": "\\u017c\\u00f3\\u0142w, \\"x\\"\\n"}', '{"f": 1.50, "e": 1E3, "z": -0, "big": 123456789012345678901}',
+    '{"\\u0141\\u00f3d\\u017a": "\\u017c\\u00f3\\u0142w, \\"x\\"\\n"}',
+    '{"f": 1.50, "e": 1E3, "z": -0, "big": 123456789012345678901}',
     '{"n": null, "t": true, "f": false, "l": [1, {"k": "v"}], "o": {"b": 1, "a": 2}}', "{}", "null", "[]", '"=text"',
     "-5", '{"tab":"\\t", "c":"\\u0001"}', '{"emoji": "\\ud83d\\ude00"}']
 
@@ -42,7 +43,8 @@ RAW_ATTRIBUTES = [  # stored JSON as anything may have written it (PostgreSQL's 
 def hostile(session):
     """Subscribers, lists, tags and consent records with every awkward value, written past the
     checks the forms and the API make (old data, other tools)."""
-    lists = [MailingList(name=f"Lista {n}", slug=slug, public=True) for n, slug in enumerate(["=lista", "a,b", "zwykła"])]
+    lists = [MailingList(name=f"Lista {n}", slug=slug, public=True)
+             for n, slug in enumerate(["=lista", "a,b", "zwykła"])]
     session.add_all(lists)
     session.flush()
     statuses = list(SubscriptionStatus)
@@ -141,3 +143,20 @@ def test_text_cell_is_what_the_csv_module_writes(text):
     buffer = io.StringIO()
     csv.writer(buffer).writerow(["a", csv_export.escape_cell(text)])
     assert buffer.getvalue() == "a," + csv_export.text_cell(text) + "\r\n"
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(st.characters(exclude_categories=("Cs",))),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=5), max_leaves=12)
+
+
+@given(value=JSON_VALUES)
+def test_attributes_are_written_as_json_dumps_writes_them(value):
+    """The export's JSON (the C encoder called directly) is json.dumps's, sorted keys, letters
+    as they are; from stored text with spaces around it too."""
+    import json
+
+    expected = json.dumps(value, ensure_ascii=False, sort_keys=True) if value else ""
+    assert audience._json(value) == expected
+    for raw in (json.dumps(value), f" {json.dumps(value, ensure_ascii=False)}\n"):
+        assert audience._json_cell(raw) == (csv_export.text_cell(expected) if expected else "")
