@@ -476,7 +476,7 @@ def export_csv(session: Session, *, query: str = "", list_id: int | None = None,
     """The CSV export as text in pieces (``csv_export.stream`` of ``export_rows``: a BOM,
     the header, the rows). On PostgreSQL the database renders each row's cells, escaped and
     quoted (``csv_export.sql_cell``), but the attributes' JSON, which Python writes as
-    before: the same bytes at a seventh of the CPU (a million rows: bench/README.md).
+    before: the same bytes for a third of the CPU (bench/README.md, "The CSV export").
     Raises InvalidInput, NotFound (before the first piece)."""
     if session.get_bind().dialect.name != "postgresql":
         return csv_export.stream(EXPORT_HEADER + (CONSENT_HEADER if consent else []),
