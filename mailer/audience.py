@@ -459,7 +459,8 @@ def export_rows(session: Session, *, query: str = "", list_id: int | None = None
                                   tag=tag, segment_id=segment_id, consent=consent, chunk=chunk)
 
     def rows() -> Iterator[list[str]]:
-        for row in session.execute(statement):
+        session.flush()  # Core, not the ORM: no autoflush (a row object a row cost more than the row's cells)
+        for row in session.connection().execute(statement):
             base = [row[0], row[1] or "", row[2] or "", row[3] or "", row[4] or "",
                     *(_iso(v) or "" for v in row[5:9]), _json(row[9]), row[10] or ""]
             if consent:
@@ -502,6 +503,7 @@ def export_csv(session: Session, *, query: str = "", list_id: int | None = None,
     def pieces() -> Iterator[str]:
         yield header + "\r\n"
         attributes = _json_cell
+        session.flush()  # as the ORM's autoflush would
         for part in session.connection().execute(statement).partitions():
             yield "".join([head + attributes(raw) + tail for head, raw, tail in part])
 
