@@ -180,15 +180,18 @@ def import_worker(job_id: int) -> None:
 
 def _database_cpu(name: str) -> float:
     """CPU seconds of the PostgreSQL backends connected to database ``name`` (their command
-    line names it), as bench/cpu.py reads them."""
+    line names it), read from /proc as bench/cpu.py reads its roles."""
     total = 0.0
-    for pid, (role, seconds) in cpu._processes().items():
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
         try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if role == "postgres" and f" {name} " in command:
-            total += seconds
+        if command.startswith("postgres") and f" {name} " in command:
+            total += (int(fields[11]) + int(fields[12])) / cpu.TICK
     return total
 
 
