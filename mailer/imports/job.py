@@ -2,7 +2,11 @@
 chunk by chunk with its progress kept in the ImportJob row, and that progress for the page."""
 
 import os
+import queue
+import threading
+from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, cast
 
 from flask import current_app
@@ -16,7 +20,8 @@ from ..folding import fold
 from ..lookups import get_or_404
 from ..models import ImportJob, ImportStatus, MailingList, SubscriptionStatus, utcnow
 from ..segments import attribute_key
-from .bulk import analyze, import_chunk
+from ..subscribers import email_hasher
+from .bulk import Checked, analyze, check, store
 from .csv_rows import rows
 from .upload import stored_path
 
@@ -138,6 +143,54 @@ def _claim(session: Session, job_id: int) -> bool:
     return claimed == 1
 
 
+def _checked_chunks(path: Path, job: ImportJob, size: int, for_copy: bool) -> Iterator[Checked]:
+    """The file's rows read and validated chunk by chunk on a thread of their own, at most two
+    chunks ahead (memory stays flat): the reading and checking of one chunk (Python) runs
+    while the previous one is written (PostgreSQL, the GIL released), on another core. An
+    error of the file (InvalidInput, OSError) is raised here, after the chunks before it."""
+    options, hasher, delimiter, has_header = job.options, email_hasher(), job.delimiter, job.has_header
+    ahead: queue.Queue[Checked | BaseException | None] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def put(item: Checked | BaseException | None) -> None:
+        while not stop.is_set():
+            try:
+                ahead.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def read() -> None:
+        try:
+            chunk: list[tuple[int, list[str]]] = []
+            header_skipped = not has_header
+            for line, row in rows(path, delimiter):
+                if not header_skipped:
+                    header_skipped = True
+                    continue
+                chunk.append((line, row))
+                if len(chunk) >= size:
+                    put(check(options, hasher, chunk, for_copy))
+                    chunk = []
+                if stop.is_set():
+                    return
+            put(check(options, hasher, chunk, for_copy))
+            put(None)
+        except BaseException as exc:  # handed to the importing thread, which raises it
+            put(exc)
+
+    reader = threading.Thread(target=read, name=f"import-{job.id}-reader", daemon=True)
+    reader.start()
+    try:
+        while (item := ahead.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join()
+
+
 def run(session: Session, job_id: int) -> None:
     """Task body of "mailer.import_csv": import a queued job chunk by chunk, committing the
     progress after each chunk. Safe to run twice: the job is claimed atomically (a second
@@ -152,28 +205,21 @@ def run(session: Session, job_id: int) -> None:
     job.invalid_rows = []
     session.commit()
     size = current_app.config["IMPORT_CHUNK"]
-    chunk: list[tuple[int, list[str]]] = []
-    header_skipped = not job.has_header
+    for_copy = session.get_bind().dialect.name == "postgresql"
     analyzed_at = 0  # rows imported when the statistics were last brought up to date
     try:
-        for line, row in rows(stored_path(job), job.delimiter):
-            if not header_skipped:
-                header_skipped = True
-                continue
-            chunk.append((line, row))
-            if len(chunk) >= size:
-                import_chunk(session, job, chunk)
-                job.done_rows += len(chunk)
-                job.heartbeat_at = utcnow()
-                session.commit()
-                chunk = []
-                # The planner's statistics kept current as the tables grow (autovacuum may be
-                # off or late): after the first ANALYZE_FIRST rows, then whenever they doubled.
-                if job.done_rows >= max(ANALYZE_FIRST, 2 * analyzed_at):
-                    analyze(session)
-                    analyzed_at = job.done_rows
-        import_chunk(session, job, chunk)
-        job.done_rows += len(chunk)
+        for checked in _checked_chunks(stored_path(job), job, size, for_copy):
+            store(session, job, checked)
+            job.done_rows += checked.size
+            if checked.size < size:  # the last chunk
+                break
+            job.heartbeat_at = utcnow()
+            session.commit()
+            # The planner's statistics kept current as the tables grow (autovacuum may be
+            # off or late): after the first ANALYZE_FIRST rows, then whenever they doubled.
+            if job.done_rows >= max(ANALYZE_FIRST, 2 * analyzed_at):
+                analyze(session)
+                analyzed_at = job.done_rows
         job.status = ImportStatus.DONE
         if job.done_rows > analyzed_at and job.done_rows >= ANALYZE_FIRST:
             session.commit()
