@@ -4,7 +4,7 @@ chunk by chunk with its progress kept in the ImportJob row, and that progress fo
 import os
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -143,7 +143,7 @@ def _claim(session: Session, job_id: int) -> bool:
     return claimed == 1
 
 
-def _checked_chunks(path: Path, job: ImportJob, size: int, for_copy: bool) -> Iterator[Checked]:
+def _checked_chunks(path: Path, job: ImportJob, size: int, for_copy: bool) -> Generator[Checked, None, None]:
     """The file's rows read and validated chunk by chunk on a thread of their own, at most two
     chunks ahead (memory stays flat): the reading and checking of one chunk (Python) runs
     while the previous one is written (PostgreSQL, the GIL released), on another core. An
@@ -207,8 +207,9 @@ def run(session: Session, job_id: int) -> None:
     size = current_app.config["IMPORT_CHUNK"]
     for_copy = session.get_bind().dialect.name == "postgresql"
     analyzed_at = 0  # rows imported when the statistics were last brought up to date
+    chunks = _checked_chunks(stored_path(job), job, size, for_copy)
     try:
-        for checked in _checked_chunks(stored_path(job), job, size, for_copy):
+        for checked in chunks:
             store(session, job, checked)
             job.done_rows += checked.size
             if checked.size < size:  # the last chunk
@@ -233,6 +234,8 @@ def run(session: Session, job_id: int) -> None:
             job.error, job.error_params = exc.msgid, exc.params
         else:
             job.error, job.error_params = "The file could not be read.", {}
+    finally:
+        chunks.close()  # the reader thread stopped and joined, whatever happened
     job.finished_at = utcnow()
     session.commit()
     try:
