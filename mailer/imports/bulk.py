@@ -1,5 +1,7 @@
-"""One chunk of imported rows into the database in a few set-based statements: subscribers,
-subscriptions and consent records, each an INSERT ... ON CONFLICT DO NOTHING."""
+"""One chunk of imported rows: checked (``check``, no database needed), then stored
+(``store``) in a few set-based statements: subscribers, subscriptions and consent records,
+each an INSERT ... ON CONFLICT DO NOTHING. PostgreSQL takes the rows with COPY into a
+temporary table and merges them from there; SQLite through SQLAlchemy's executemany."""
 
 import json
 from collections.abc import Callable, Sequence
