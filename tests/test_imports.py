@@ -320,3 +320,24 @@ def test_a_file_that_breaks_after_some_chunks_keeps_them(client, session, import
     job = session.get(ImportJob, job_id)
     assert (job.error, job.error_params) == ("Line %(line)s has too many columns.", {"line": 9})
     assert job.done_rows == 6 and count(session, Subscriber) == 6 and count(session, Subscription) == 6
+
+
+def test_addresses_repeated_across_chunks_written_at_once_count_once(client, session, import_dir, app,
+                                                                    monkeypatch):
+    """Chunks of four rows, written by two connections at once on PostgreSQL, in which the same
+    twenty addresses come again and again in other orders: each person created, subscribed
+    and recorded once, every other row counted as existing, and no deadlock."""
+    monkeypatch.setitem(app.config, "IMPORT_CHUNK", 4)
+    lst = make_list(session)
+    login_as(client, session, Role.ADMIN)
+    addresses = [f"osoba{n}@example.org" for n in range(20)]
+    lines = [address for turn in range(10) for address in (addresses if turn % 2 else addresses[::-1])]
+    job_id = job_id_from(upload(client, ("email\n" + "\n".join(lines) + "\n").encode()))
+    assert start(client, job_id, status="confirmed", consent_source="lista obecności",
+                 list_ids=[str(lst.id)]).status_code == 302
+    imports.run(session, job_id)
+    result = wait_done(client, job_id)
+    assert result["status"] == "done" and result["done"] == 200
+    assert (result["created"], result["existing"], result["subscribed"]) == (20, 180, 20)
+    assert count(session, Subscriber) == 20 and count(session, Subscription) == 20
+    assert count(session, ConsentRecord) == 20

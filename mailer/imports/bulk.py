@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, text
+from sqlalchemy import CursorResult, select, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
@@ -71,6 +71,16 @@ class Checked:
     invalid_count: int = 0
     repeated: int = 0  # an address met earlier in the chunk
     copy_data: bytes = b""
+
+
+@dataclass
+class Stored:
+    """What writing a chunk's valid rows did."""
+
+    created: int = 0
+    existing: int = 0  # the address was there already
+    suppressed: int = 0
+    subscribed: int = 0  # subscriptions added (each with its consent record)
 
 
 def check(options: dict[str, Any], hasher: Callable[[str], str], chunk: list[tuple[int, list[str]]],
@@ -136,21 +146,49 @@ def store(session: Session, job: ImportJob, checked: Checked) -> None:
     if not checked.rows:
         return
     if session.get_bind().dialect.name == "postgresql":
-        _store_copied(session, job, checked)
+        stored = store_copied(session, job.id, job.options, job.consent_source, checked)
+        job.created_count += stored.created
+        job.existing_count += stored.existing
+        job.suppressed_count += stored.suppressed
+        job.subscribed_count += stored.subscribed
     else:
         _store(session, job, checked.rows)
+
+
+def record(session: Session, job_id: int, checked: Checked, stored: Stored) -> None:
+    """Add a chunk written by ``store_copied`` to its job's counters in one UPDATE (two
+    connections write the chunks of one job at once): the invalid lines merged under the row
+    lock, the first MAX_INVALID_KEPT of the file kept whatever order the chunks commit in."""
+    values: dict[str, Any] = {
+        "done_rows": ImportJob.done_rows + checked.size, "heartbeat_at": utcnow(),
+        "invalid_count": ImportJob.invalid_count + checked.invalid_count,
+        "existing_count": ImportJob.existing_count + checked.repeated + stored.existing,
+        "created_count": ImportJob.created_count + stored.created,
+        "suppressed_count": ImportJob.suppressed_count + stored.suppressed,
+        "subscribed_count": ImportJob.subscribed_count + stored.subscribed}
+    if checked.invalid:
+        kept = session.scalar(select(ImportJob.invalid_rows).where(ImportJob.id == job_id).with_for_update())
+        values["invalid_rows"] = sorted([*(kept or []), *checked.invalid])[:MAX_INVALID_KEPT]
+    session.execute(update(ImportJob).where(ImportJob.id == job_id).values(**values)
+                    .execution_options(synchronize_session=False))
 
 
 STAGING = ("DROP TABLE IF EXISTS pg_temp.import_rows; CREATE TEMPORARY TABLE import_rows (n integer, email text,"
            " email_hash text, name text, locale text, attributes text, search_text text) ON COMMIT DROP")
 
 
-def _store_copied(session: Session, job: ImportJob, checked: Checked) -> None:
+def store_copied(session: Session, job_id: int, options: dict[str, Any], consent_source: str,
+                 checked: Checked) -> Stored:
     """PostgreSQL: the rows streamed with COPY into a temporary table that lives until the
     commit, then merged from there: suppressed ones deleted, subscribers, then subscriptions
     and their consent records in one statement. No per-row parameters: the unnest() arrays
-    and IN lists of 5,000 values before cost about 60 us of Python a row (issue 14)."""
-    options = job.options
+    and IN lists of 5,000 values before cost about 60 us of Python a row (issue 14).
+
+    Safe with another connection writing another chunk of the same file at once: addresses
+    are inserted in their order and subscriptions in (subscriber, list) order, so two
+    transactions that meet on the same rows wait for each other in the same order, never in
+    a circle (a deadlock)."""
+    result = Stored()
     now = utcnow()
     status = SubscriptionStatus(options["status"])
     total = len(checked.rows)
@@ -162,39 +200,39 @@ def _store_copied(session: Session, job: ImportJob, checked: Checked) -> None:
         copy.write(checked.copy_data)
     suppressed = cast(CursorResult[Any], session.execute(text(
         "DELETE FROM import_rows r USING suppressions s WHERE s.email_hash = r.email_hash"))).rowcount
-    job.suppressed_count += suppressed
+    result.suppressed = suppressed
     if suppressed == total:
-        return
+        return result
     created = cast(CursorResult[Any], session.execute(text(
         "INSERT INTO subscribers (email, email_hash, name, locale, attributes, search_text, confirm_sent_today,"
         " created_at, updated_at)"
         " SELECT email, email_hash, name, locale, CAST(attributes AS json), search_text, 0, :now, :now"
-        " FROM import_rows ORDER BY n ON CONFLICT (email) DO NOTHING"), {"now": now})).rowcount
-    job.created_count += created
-    job.existing_count += total - suppressed - created
+        " FROM import_rows ORDER BY email ON CONFLICT (email) DO NOTHING"), {"now": now})).rowcount
+    result.created, result.existing = created, total - suppressed - created
     # The wording's hash as keep_text() makes it; the wording itself is kept below once a
     # subscription was added. Each address is looked up once by a subquery (an index probe;
     # a join chose to hash the whole subscribers table for every chunk, 130 ms at 100,000),
     # in a MATERIALIZED CTE (inlined, the probe ran twice a row and with three lists the
     # estimate passed jit_above_cost); one erased meanwhile is skipped.
-    stated = text_hash(job.consent_source[:MAX_WORDING]) if job.consent_source else ""
+    stated = text_hash(consent_source[:MAX_WORDING]) if consent_source else ""
     added = cast(CursorResult[Any], session.execute(text(
         "WITH found AS MATERIALIZED (SELECT r.n, (SELECT s.id FROM subscribers s WHERE s.email = r.email) AS id"
         "  FROM import_rows r),"
         " added AS (INSERT INTO subscriptions (subscriber_id, list_id, status, created_at, confirmed_at)"
         "  SELECT f.id, l.id, :status, :now, :confirmed_at"
         "  FROM found f CROSS JOIN unnest(CAST(:lists AS integer[])) AS l(id) WHERE f.id IS NOT NULL"
-        "  ORDER BY f.n, l.id"
+        "  ORDER BY f.id, l.id"
         "  ON CONFLICT (subscriber_id, list_id) DO NOTHING RETURNING subscriber_id, list_id)"
         " INSERT INTO consent_records (subscriber_id, list_id, action, source, consent_version, consent_text, ip,"
         " user_agent, created_at)"
         " SELECT subscriber_id, list_id, :action, 'import', :version, :stated, '', '', :now FROM added"),
         {"status": status.value, "now": now, "confirmed_at": now if status == SubscriptionStatus.CONFIRMED else None,
-         "lists": options["list_ids"], "action": f"import-{status.value}", "version": f"import:{job.id}",
+         "lists": options["list_ids"], "action": f"import-{status.value}", "version": f"import:{job_id}",
          "stated": stated})).rowcount
-    job.subscribed_count += added
-    if added and job.consent_source:
-        keep_text(session, job.consent_source)
+    result.subscribed = added
+    if added and consent_source:
+        keep_text(session, consent_source)
+    return result
 
 
 def _store(session: Session, job: ImportJob, fresh: dict[str, Row]) -> None:
