@@ -7,7 +7,8 @@
   CONFLICT DO NOTHING (PostgreSQL: from a temporary table filled with COPY);
 - ``job``: the column mapping, the queued job that imports chunk by chunk with its progress
   kept in the ImportJob row (the file read and checked a chunk ahead on a thread of its
-  own), and that progress for the page.
+  own; on PostgreSQL the chunks written by two connections at once), and that progress for
+  the page.
 """
 
 from .job import progress, recent_jobs, run, start, suggested_attributes
