@@ -14,8 +14,8 @@ def freeze_heap(**_) -> None:
     gc.freeze()
 
 
-worker_ready.connect(freeze_heap, weak=False)  # a solo or threads pool: the process that sends
-worker_process_init.connect(freeze_heap, weak=False)  # each prefork child
+worker_ready.connect(freeze_heap, weak=False)  # once the consumer is up (a threads pool)
+worker_process_init.connect(freeze_heap, weak=False)  # a solo pool; each prefork child
 
 
 def celery_init_app(app: Flask) -> Celery:
