@@ -236,6 +236,9 @@ def main() -> None:
 
     database_url = recreate_database(server_url, db_name)
     env = environment(args, run_id, database_url, sink_port)
+    from . import cpu
+
+    cpu.configure(run_id, sink_port)
     os.environ.update(env)  # the app, the workers and the yardsticks all read these
     try:
         if not args.audience:

@@ -74,6 +74,9 @@ def _start(campaign_id: int, env: dict) -> None:
     app = create_app("test")
     app.app_context().push()
     _build = message_factory(campaign_id)
+    import gc
+
+    gc.freeze()  # as a worker does once it is up (worker.freeze_heap)
 
 
 def run(kind: str, campaign_id: int, host: str, port: int, count: int, processes: int,

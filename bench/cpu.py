@@ -1,20 +1,31 @@
 """CPU time by role (workers, PostgreSQL, Redis, the SMTP sink, the yardsticks), read from
 /proc before and after a run: per message it says what each part costs whatever else the
-machine is doing, which wall-clock rates cannot."""
+machine is doing, which wall-clock rates cannot.
+
+Only this run's processes count: its workers (their queue's name holds the run id), the
+backends of its database, its sink (by port) and the yardsticks it forked (by parent), so
+another bench or test suite on the same machine does not show up in its figures. Redis is
+one shared server: its figure is this run's only on an otherwise idle Redis."""
 
 import os
 from pathlib import Path
 
 TICK = os.sysconf("SC_CLK_TCK")
-ROLES = {  # role: a test on the process's command line
-    "workers": lambda cmd: "celery" in cmd and " worker" in cmd,
-    # the bench database's backends and autovacuum workers (the server's shared writers are
-    # busy with other databases on a shared machine: they are left out)
-    "postgres": lambda cmd: cmd.startswith("postgres") and "mailer_bench" in cmd,
-    "redis": lambda cmd: cmd.startswith("redis-server"),
-    "sink": lambda cmd: "smtp-sink" in cmd,
-    "yardstick": lambda cmd: "multiprocessing" in cmd or "spawn_main" in cmd,
-}
+ROLES: dict = {}  # role: a test on (command line, parent pid); set by ``configure``
+
+
+def configure(run_id: str, sink_port: int) -> None:
+    """Count the processes of run ``run_id`` (its queue and database names hold it)."""
+    me = os.getpid()
+    ROLES.update({
+        "workers": lambda cmd, ppid: "celery" in cmd and " worker" in cmd and run_id in cmd,
+        # the bench database's backends and autovacuum workers (the server's shared writers
+        # are busy with other databases on a shared machine: they are left out)
+        "postgres": lambda cmd, ppid: cmd.startswith("postgres") and f"mailer_bench_{run_id}" in cmd,
+        "redis": lambda cmd, ppid: cmd.startswith("redis-server"),
+        "sink": lambda cmd, ppid: "smtp-sink" in cmd and f":{sink_port} " in cmd + " ",
+        "yardstick": lambda cmd, ppid: ppid == me and ("multiprocessing" in cmd or "spawn_main" in cmd),
+    })
 
 
 def _processes() -> dict[int, tuple[str, float]]:
@@ -29,7 +40,7 @@ def _processes() -> dict[int, tuple[str, float]]:
         except OSError:
             continue
         for role, matches in ROLES.items():
-            if matches(cmd):
+            if matches(cmd, int(fields[1])):
                 found[int(entry.name)] = (role, (int(fields[11]) + int(fields[12])) / TICK)
                 break
     return found

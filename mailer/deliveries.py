@@ -14,15 +14,18 @@ still ``queued`` changes, and the counters grow by what actually changed.
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import cast
+from functools import cache
+from typing import NamedTuple, cast
 
 from sqlalchemy import (
     BigInteger,
     Connection,
     CursorResult,
     Engine,
+    Integer,
     Result,
     String,
+    Table,
     and_,
     any_,
     bindparam,
@@ -32,6 +35,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -171,7 +175,8 @@ def snapshot(session: Session, campaign_id: int, batch_size: int) -> int:
     estimates the audience from the statistics of subscriptions (a merge join over a
     million rows) rather than from those of a tiny, perhaps never analyzed, table.
     Segments add their compiled conditions (EXISTS sub-queries, column tests) to the same
-    WHERE; a campaign to segments only takes those confirmed on any list."""
+    WHERE; a campaign to segments only takes those confirmed on any list. On PostgreSQL
+    the tables it filled are analyzed before the batches are planned."""
     list_ids, narrowed = _target(session, campaign_id)
     number = func.row_number().over(order_by=Subscriber.id) - 1
     audience = select(
@@ -189,6 +194,12 @@ def snapshot(session: Session, campaign_id: int, batch_size: int) -> int:
     if batches:
         session.execute(_insert(bind)(SendBatch).on_conflict_do_nothing(
             index_elements=["campaign_id", "batch"]), batches)
+    if _dialect(bind) == "postgresql" and total:
+        # The statistics of a table that just grew by a whole audience say it is as it was:
+        # the batches' plans would scan every row until autovacuum's analyze comes by (a
+        # minute or more; never if it is off). ANALYZE samples a fixed number of rows
+        # (this transaction's own inserts count), a fraction of a second at a million.
+        session.execute(text("ANALYZE deliveries, send_batches"))
     return total
 
 
@@ -200,22 +211,44 @@ def _open(campaign_id: int):
 
 def lease_next_batch(session: Session, campaign_id: int, holder: str, lease: float) -> tuple[int, int] | None:
     """Take the lease of the campaign's first open batch that is due and not held by a
-    live lease (a dead holder's lease ran out); returns (batch row id, batch number)."""
+    live lease (a dead holder's lease ran out), while the campaign is sending and not
+    backing off; returns (batch row id, batch number), None when there is none (see
+    ``sending._waiting`` and ``next_batch_in`` for why)."""
     now = utcnow()
-    pick = (select(SendBatch.id)
-            .where(_open(campaign_id), or_(SendBatch.due_at.is_(None), SendBatch.due_at <= now),
-                   or_(SendBatch.holder.is_(None), SendBatch.lease_expires_at < now))
-            .order_by(SendBatch.batch).limit(1))
-    if _dialect(session.get_bind()) == "postgresql":
+    row = session.connection().execute(_lease_statement(_dialect(session.get_bind())), {
+        "p_campaign": campaign_id, "p_now": now, "p_holder": holder,
+        "p_expires": now + timedelta(seconds=lease)}).first()
+    return (row.id, row.batch) if row else None
+
+
+# The statements run once a batch or a flush are built once (per dialect) with their
+# parameters as bind parameters: building and keying a statement costs more CPU than
+# running it (about 0.1 to 0.2 ms each, a few times a batch).
+_BATCHES, _DELIVERIES, _CAMPAIGNS = (cast(Table, model.__table__) for model in (SendBatch, Delivery, Campaign))
+
+
+def _param(name: str, column):
+    return bindparam(name, type_=column.type)
+
+
+@cache
+def _lease_statement(dialect: str):
+    b, c = _BATCHES.c, _CAMPAIGNS.c
+    now = _param("p_now", b.due_at)
+    sending = exists().where(c.id == b.campaign_id, c.status == "sending",
+                             or_(c.retry_at.is_(None), c.retry_at <= _param("p_now", c.retry_at)))
+    pick = (select(b.id)
+            .where(b.campaign_id == bindparam("p_campaign"), b.done.is_(False),
+                   or_(b.due_at.is_(None), b.due_at <= now),
+                   or_(b.holder.is_(None), b.lease_expires_at < now), sending)
+            .order_by(b.batch).limit(1))
+    if dialect == "postgresql":
         pick = pick.with_for_update(skip_locked=True)
     # MATERIALIZED: the LIMIT applies once (inlined, PostgreSQL may rescan it per row).
     chosen = pick.cte("chosen").prefix_with("MATERIALIZED")
-    row = session.execute(
-        update(SendBatch).where(SendBatch.id.in_(select(chosen.c.id)))
-        .values(holder=holder, lease_expires_at=now + timedelta(seconds=lease))
-        .returning(SendBatch.id, SendBatch.batch).execution_options(synchronize_session=False)
-    ).first()
-    return (row.id, row.batch) if row else None
+    return (update(_BATCHES).where(b.id.in_(select(chosen.c.id)))
+            .values(holder=bindparam("p_holder"), lease_expires_at=_param("p_expires", b.lease_expires_at))
+            .returning(b.id, b.batch))
 
 
 def _free(now: datetime):
@@ -254,13 +287,20 @@ def _among(conn: Connection, ids: list[int]):
 
 def _renew(conn: Connection, batch_id: int, holder: str, lease: float) -> bool:
     """The fence: renew our lease (locking its row until commit); False when it is gone."""
-    return conn.execute(update(SendBatch).where(SendBatch.id == batch_id, SendBatch.holder == holder)
-                        .values(lease_expires_at=utcnow() + timedelta(seconds=lease))).rowcount == 1
+    return conn.execute(_renew_statement(), {
+        "p_batch": batch_id, "p_holder": holder,
+        "p_expires": utcnow() + timedelta(seconds=lease)}).rowcount == 1
 
 
-@dataclass(frozen=True)
-class Row:
-    """A delivery to send, with what its message needs."""
+@cache
+def _renew_statement():
+    b = _BATCHES.c
+    return (update(_BATCHES).where(b.id == bindparam("p_batch"), b.holder == bindparam("p_holder"))
+            .values(lease_expires_at=_param("p_expires", b.lease_expires_at)))
+
+
+class Row(NamedTuple):
+    """A delivery to send, with what its message needs (a tuple: a batch makes hundreds)."""
 
     delivery_id: int
     subscriber_id: int
@@ -290,15 +330,9 @@ def open_rows(session: Session, campaign_id: int, batch: int, batch_id: int, hol
     if doubtful:
         in_doubt = session.scalar(select(func.count()).where(mine, Delivery.id.in_(doubtful))) or 0
     now = utcnow()
-    # Still confirmed on the campaign's lists (any list for a campaign to segments only) and
-    # not suppressed; segment conditions are not asked again (they chose at the snapshot).
-    eligible = and_(_campaign_lists_or_any(campaign_id), ~_suppressed(Subscriber.email_hash)).label("eligible")
-    found = session.execute(
-        select(Delivery.id, Delivery.subscriber_id, Delivery.attempts, Subscriber.email,
-               Subscriber.name, Subscriber.locale, eligible)
-        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-        .where(mine, or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now))
-        .order_by(Delivery.id)).all()
+    list_ids = conn.execute(_lists_statement(), {"p_campaign": campaign_id}).scalars().all()
+    found = conn.execute(_rows_statement(_dialect(conn), bool(list_ids)), {
+        "p_campaign": campaign_id, "p_batch": batch, "p_now": now, "p_lists": list(list_ids)}).all()
     gone = [row.id for row in found if not row.eligible]
     skipped = 0
     if gone:
@@ -308,23 +342,80 @@ def open_rows(session: Session, campaign_id: int, batch: int, batch_id: int, hol
         conn.execute(update(Campaign).where(Campaign.id == campaign_id).values(
             sent_count=Campaign.sent_count + recovered, doubtful_count=Campaign.doubtful_count + in_doubt,
             skipped_count=Campaign.skipped_count + skipped, progress_at=now))
-    rows = [Row(row.id, row.subscriber_id, row.email, row.name or "", row.locale or "", row.attempts)
-            for row in found if row.eligible]
+    rows = [Row(*row[:6]) for row in found if row.eligible]
     return rows, recovered, in_doubt, skipped
 
 
+@cache
+def _lists_statement():
+    return select(campaign_lists.c.list_id).where(campaign_lists.c.campaign_id == bindparam("p_campaign"))
+
+
+@cache
+def _rows_statement(dialect: str, to_lists: bool):
+    """A batch's rows due now, with what their messages need and whether each is still
+    eligible: confirmed on one of the campaign's lists ``p_lists`` (``to_lists`` False: on
+    any list, a campaign to segments only) and not suppressed; segment conditions are not
+    asked again (they chose at the snapshot).
+
+    The cost must be the batch's, whatever the audience's size and the planner's statistics:
+    with the checks as EXISTS sub-queries (and a join), PostgreSQL chose, by its estimates,
+    to hash every subscriber and every confirmed subscription of the audience for each batch
+    (a scan of the audience per batch, 100 ms a batch at 50,000 subscribers). So on
+    PostgreSQL each look-up is a LATERAL sub-query with LIMIT 1, which is always an index
+    probe per row; SQLite runs correlated sub-queries per row anyway."""
+    d, s, sub = _DELIVERIES.c, Subscriber.__table__.c, Subscription.__table__.c
+    supp = Suppression.__table__.c
+    lists = bindparam("p_lists", type_=ARRAY(Integer)) if dialect == "postgresql" else \
+        bindparam("p_lists", expanding=True)
+
+    def confirmed(subscriber_id):
+        where = [sub.subscriber_id == subscriber_id, sub.status == SubscriptionStatus.CONFIRMED.value]
+        if to_lists:
+            where.append(sub.list_id == any_(lists) if dialect == "postgresql" else sub.list_id.in_(lists))
+        return where
+
+    due = [d.campaign_id == bindparam("p_campaign"), d.batch == bindparam("p_batch"), d.status == QUEUED.value,
+           or_(d.next_attempt_at.is_(None), d.next_attempt_at <= _param("p_now", d.next_attempt_at))]
+    if dialect != "postgresql":
+        eligible = and_(exists().where(*confirmed(s.id)), ~_suppressed(s.email_hash))
+        return (select(d.id, d.subscriber_id, s.email, func.coalesce(s.name, ""), func.coalesce(s.locale, ""),
+                       d.attempts, eligible.label("eligible"))
+                .join_from(_DELIVERIES, Subscriber.__table__, s.id == d.subscriber_id)
+                .where(*due).order_by(d.id))
+    person = (select(s.email, s.name, s.locale, s.email_hash).where(s.id == d.subscriber_id)
+              .limit(1).lateral("person"))
+    member = select(literal(True).label("yes")).where(*confirmed(d.subscriber_id)).limit(1).lateral("member")
+    barred = (select(literal(True).label("yes")).where(supp.email_hash == person.c.email_hash)
+              .limit(1).lateral("barred"))
+    eligible = and_(member.c.yes.is_not(None), barred.c.yes.is_(None))
+    return (select(d.id, d.subscriber_id, person.c.email, func.coalesce(person.c.name, ""),
+                   func.coalesce(person.c.locale, ""), d.attempts, eligible.label("eligible"))
+            .select_from(_DELIVERIES.join(person, literal(True))
+                         .outerjoin(member, literal(True)).outerjoin(barred, literal(True)))
+            .where(*due).order_by(d.id))
+
+
 def release_batch(session: Session, batch_id: int, campaign_id: int, batch: int, holder: str) -> bool:
-    """Give the lease back: the batch is done when no row is left queued, else due when its
-    first waiting row is. Returns whether the batch is done (False also if the lease is gone)."""
-    waiting = session.scalar(select(func.min(func.coalesce(Delivery.next_attempt_at, utcnow()))).where(
-        Delivery.campaign_id == campaign_id, Delivery.batch == batch, Delivery.status == QUEUED))
-    left = session.scalar(select(Delivery.id).where(
-        Delivery.campaign_id == campaign_id, Delivery.batch == batch, Delivery.status == QUEUED).limit(1))
-    changed = _changed(session.execute(
-        update(SendBatch).where(SendBatch.id == batch_id, SendBatch.holder == holder)
-        .values(holder=None, lease_expires_at=None, done=left is None, due_at=None if left is None else waiting)
-        .execution_options(synchronize_session=False)))
-    return changed == 1 and left is None
+    """Give the lease back (one statement): the batch is done when no row is left queued,
+    else due when its first waiting row is. Returns whether the batch is done (False also
+    if the lease is gone)."""
+    done = session.connection().execute(_release_statement(), {
+        "p_batch_id": batch_id, "p_holder": holder, "p_campaign": campaign_id, "p_batch": batch,
+        "p_now": utcnow()}).scalar()
+    return bool(done)
+
+
+@cache
+def _release_statement():
+    b, d = _BATCHES.c, _DELIVERIES.c
+    queued = and_(d.campaign_id == bindparam("p_campaign"), d.batch == bindparam("p_batch"),
+                  d.status == QUEUED.value)
+    waiting = (select(func.min(func.coalesce(d.next_attempt_at, _param("p_now", d.next_attempt_at))))
+               .where(queued).scalar_subquery())
+    return (update(_BATCHES).where(b.id == bindparam("p_batch_id"), b.holder == bindparam("p_holder"))
+            .values(holder=None, lease_expires_at=None, done=~exists().where(queued), due_at=waiting)
+            .returning(b.done))
 
 
 def message_id(campaign_id: int, delivery_id: int, suffix: str) -> str:
@@ -333,10 +424,47 @@ def message_id(campaign_id: int, delivery_id: int, suffix: str) -> str:
     return f"<{campaign_id}.{delivery_id}{suffix}>"
 
 
-def _message_id_sql(suffix: str):
-    """``message_id`` computed in SQL for a bulk UPDATE (no per-row parameters)."""
-    return (literal("<") + Delivery.campaign_id.cast(String) + literal(".")
-            + Delivery.id.cast(String) + literal(suffix + ">"))
+@cache
+def _sent_statement(dialect: str):
+    """Rows still queued among ``p_ids`` recorded sent, each with its Message-ID computed in
+    SQL (``message_id``; ``p_suffix`` is the suffix and its ">")."""
+    d = _DELIVERIES.c
+    ids = bindparam("p_ids", type_=ARRAY(BigInteger)) if dialect == "postgresql" else \
+        bindparam("p_ids", expanding=True)
+    return (update(_DELIVERIES)
+            .where(d.campaign_id == bindparam("p_campaign"), d.status == QUEUED.value,
+                   d.id == any_(ids) if dialect == "postgresql" else d.id.in_(ids))
+            .values(status=DeliveryStatus.SENT.value, sent_at=_param("p_now", d.sent_at),
+                    attempts=d.attempts + 1, last_error="",
+                    message_id=(literal("<") + d.campaign_id.cast(String) + literal(".")
+                                + d.id.cast(String) + bindparam("p_suffix", type_=String))))
+
+
+@cache
+def _status_statement():
+    return select(_CAMPAIGNS.c.status).where(_CAMPAIGNS.c.id == bindparam("p_campaign"))
+
+
+@cache
+def _counters_statement(any_accepted: bool, failing: bool):
+    """A flush's change to its campaign's counters and failure streak, and its standing after."""
+    c = _CAMPAIGNS.c
+    now = _param("p_now", c.progress_at)
+    values = {
+        "sent_count": c.sent_count + bindparam("p_sent"),
+        "failed_count": c.failed_count + bindparam("p_failed"),
+        "doubtful_count": c.doubtful_count + bindparam("p_doubtful"),
+        "consecutive_failures": (bindparam("p_streak") if any_accepted
+                                 else c.consecutive_failures + bindparam("p_streak")),
+        "failing_since": (None if not failing else now if any_accepted
+                          else func.coalesce(c.failing_since, now)),
+        "progress_at": now,
+    }
+    if any_accepted:  # an acceptance ends a back-off (while sending: a pause keeps its reason)
+        values.update(backoff_level=0, retry_at=None,
+                      status_code=case((c.status == "sending", ""), else_=c.status_code))
+    return (update(_CAMPAIGNS).where(c.id == bindparam("p_campaign")).values(**values)
+            .returning(c.status, c.consecutive_failures, c.failing_since))
 
 
 @dataclass
@@ -380,17 +508,16 @@ class BatchStore:
         with self.engine.begin() as conn:
             if not _renew(conn, self.batch_id, self.holder, self.lease):
                 return "lost"
-            campaign = Campaign.__table__.c
             if not outcomes:
-                status = conn.scalar(select(campaign.status).where(campaign.id == self.campaign_id))
+                status = conn.scalar(_status_statement(), {"p_campaign": self.campaign_id})
                 return "ok" if status == "sending" else "stop"
             now = utcnow()
             mine = and_(Delivery.campaign_id == self.campaign_id, Delivery.status == QUEUED)
             sent = failed = 0
             if tally.sent:
-                sent = conn.execute(update(Delivery).where(mine, _among(conn, tally.sent)).values(
-                    status=DeliveryStatus.SENT, sent_at=now, attempts=Delivery.attempts + 1,
-                    last_error="", message_id=_message_id_sql(self.suffix))).rowcount
+                sent = conn.execute(_sent_statement(_dialect(conn)), {
+                    "p_campaign": self.campaign_id, "p_ids": tally.sent, "p_now": now,
+                    "p_suffix": self.suffix + ">"}).rowcount
             for (when, error), ids in tally.retry.items():
                 conn.execute(update(Delivery).where(mine, _among(conn, ids)).values(
                     attempts=Delivery.attempts + 1, last_error=error[:500], next_attempt_at=when))
@@ -401,20 +528,9 @@ class BatchStore:
                 conn.execute(_insert(conn)(Suppression).on_conflict_do_nothing(index_elements=["email_hash"]),
                              [{"email_hash": digest, "reason": "bounced", "created_at": now}
                               for digest in tally.bounced])
-            row = conn.execute(update(Campaign).where(Campaign.id == self.campaign_id).values(
-                sent_count=Campaign.sent_count + sent,
-                failed_count=Campaign.failed_count + failed,
-                doubtful_count=Campaign.doubtful_count + tally.doubtful,
-                consecutive_failures=(literal(tally.permanent_streak) if tally.any_accepted
-                                      else Campaign.consecutive_failures + tally.permanent_streak),
-                failing_since=(None if not tally.failing else now if tally.any_accepted
-                               else func.coalesce(Campaign.failing_since, now)),
-                backoff_level=0 if tally.any_accepted else Campaign.backoff_level,
-                # an acceptance ends a back-off (while sending: a pause keeps its reason)
-                **({"status_code": case((Campaign.status == "sending", ""), else_=Campaign.status_code),
-                    "retry_at": None} if tally.any_accepted else {}),
-                progress_at=now,
-            ).returning(Campaign.status, Campaign.consecutive_failures, Campaign.failing_since)).one()
+            row = conn.execute(_counters_statement(tally.any_accepted, tally.failing), {
+                "p_campaign": self.campaign_id, "p_sent": sent, "p_failed": failed,
+                "p_doubtful": tally.doubtful, "p_streak": tally.permanent_streak, "p_now": now}).one()
             return self.judge(conn, Standing(str(row.status), row.consecutive_failures,
                                              row.failing_since), tally)
 

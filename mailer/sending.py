@@ -234,12 +234,14 @@ def send(session: Session, campaign_id: int) -> float | None:
     until = time.monotonic() + config["SEND_SENDER_SECONDS"]
     try:
         while time.monotonic() < until:
-            wait = _waiting(session, campaign_id)
-            if wait != 0.0:
-                return wait
+            # Leased only while the campaign sends and does not back off; committed with the
+            # batch's opening (``_send_batch``).
             leased = deliveries.lease_next_batch(session, campaign_id, holder, lease)
-            session.commit()
             if leased is None:
+                session.commit()
+                wait = _waiting(session, campaign_id)
+                if wait != 0.0:
+                    return wait
                 wait = deliveries.next_batch_in(session, campaign_id)
                 session.commit()
                 if wait is None:

@@ -3,7 +3,8 @@ journal recovery, counters."""
 
 from datetime import timedelta
 
-from sqlalchemy import select, update
+import pytest
+from sqlalchemy import event, select, text, update
 
 from mailer import deliveries, suppression
 from mailer.dispatch import Item, Outcome
@@ -142,3 +143,55 @@ def test_a_batch_given_back_is_done_or_due_when_its_retries_are(session):
     assert deliveries.release_batch(session, batch_id, campaign.id, batch, "b" * 32) is True
     session.commit()
     assert not deliveries.has_open(session, campaign.id)
+
+
+def test_opening_a_batch_probes_its_rows_and_never_scans_the_audience(session):
+    """The eligibility check of a batch's rows (still confirmed, not suppressed) is an index
+    probe per row on PostgreSQL, whatever the planner estimates: with sub-queries it hashed
+    every subscriber and subscription of the audience for each batch."""
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's planner")
+    lists = make_audience(session, 3)
+    session.execute(text(
+        "INSERT INTO subscribers (email, email_hash, name, locale, attributes, confirm_sent_today, created_at,"
+        " updated_at) SELECT 'masa' || g || '@example.org', md5(g::text), 'Osoba ' || g, 'pl', '{}', 0, now(),"
+        " now() FROM generate_series(1, 20000) AS g"))
+    session.execute(text(
+        "INSERT INTO subscriptions (subscriber_id, list_id, status, created_at) SELECT id, :list, 'confirmed',"
+        " now() FROM subscribers WHERE email LIKE 'masa%'"), {"list": lists[0].id})
+    campaign = make_campaign(session, lists)
+    campaign.status = "sending"
+    session.commit()
+    deliveries.snapshot(session, campaign.id, 500)
+    session.commit()
+    session.execute(text("ANALYZE"))
+    session.commit()
+    seen = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        if "FROM deliveries" in statement and "eligible" in statement:
+            seen.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", capture)
+    try:
+        batch_id, batch = deliveries.lease_next_batch(session, campaign.id, "a" * 32, 30)
+        rows, *_ = deliveries.open_rows(session, campaign.id, batch, batch_id, "a" * 32, 30, {})
+    finally:
+        event.remove(db.engine, "before_cursor_execute", capture)
+    assert len(rows) == 500
+    [(statement, parameters)] = seen
+    plan = "\n".join(row[0] for row in session.connection().exec_driver_sql("EXPLAIN " + statement, parameters))
+    session.rollback()
+    assert "Seq Scan on subscribers" not in plan and "Seq Scan on subscriptions" not in plan, plan
+    assert "Hash" not in plan, plan
+
+
+def test_the_snapshot_leaves_the_planner_statistics_current(session):
+    """Batches are planned from statistics that count the audience just inserted, not from
+    those of the table before (with which every batch scanned the whole table)."""
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's planner")
+    campaign, total = _snapshot(session, 60, 10)
+    session.commit()
+    estimated = session.scalar(text("SELECT reltuples FROM pg_class WHERE relname = 'deliveries'"))
+    assert estimated >= total

@@ -243,3 +243,101 @@ def test_addresses_with_polish_letters_are_imported(client, session, import_dir)
                                                                   "małgorzata.wiśniewska@example.pl"]
     page = client.get("/admin/subscribers?q=zolw").get_data(as_text=True)
     assert "jan@żółw.pl" in page and "xn--" not in page
+
+
+def test_values_that_copy_would_misread_are_stored_as_given(client, session, import_dir):
+    """Backslashes, COPY's null marker, quotes, a tab inside a quoted cell and Polish letters
+    in names and attributes come back exactly (PostgreSQL streams rows in COPY's text format)."""
+    lst = make_list(session)
+    login_as(client, session, Role.ADMIN)
+    content = ('email,name,dzielnica,uwagi\n'
+               'a@example.org,Jan \\N Kowalski\\,C:\\temp\\x,"cytat ""x"" \\n"\n'
+               'b@example.org,"Zofia\tWójcik",\\.,"\\\\serwer\\ścieżka"\n'
+               'c@example.org,,"tab\tw środku",\n').encode()
+    job_id = job_id_from(upload(client, content))
+    assert start(client, job_id, name_col="1", list_ids=[str(lst.id)],
+                 attributes="3 = dzielnica\n4 = uwagi").status_code == 302
+    imports.run(session, job_id)
+    assert wait_done(client, job_id)["status"] == "done"
+    db.session.expire_all()
+    found = {s.email: (s.name, s.attributes, s.search_text) for s in session.scalars(select(Subscriber))}
+    assert found["a@example.org"][:2] == ("Jan \\N Kowalski\\", {"dzielnica": "C:\\temp\\x",
+                                                                   "uwagi": 'cytat "x" \\n'})
+    assert found["b@example.org"][:2] == ("Zofia Wójcik", {"dzielnica": "\\.", "uwagi": "\\\\serwer\\ścieżka"})
+    assert found["c@example.org"][:2] == ("", {"dzielnica": "tab w środku"})
+    assert found["b@example.org"][2] == "b@example.org zofia wojcik"
+    assert found["a@example.org"][2] == "a@example.org jan \\n kowalski\\"
+
+
+def test_counts_across_chunks(client, session, import_dir, app, monkeypatch):
+    """Chunks of three rows: an address repeated in another chunk, one already subscribed,
+    a suppressed one, refused rows (their lines reported), a name with a control character;
+    every row counted once and one subscription and consent record per new pair."""
+    monkeypatch.setitem(app.config, "IMPORT_CHUNK", 3)
+    lst, other = make_list(session, "Koncerty"), make_list(session, "Wystawy")
+    make_subscriber(session, "byla@example.org", "Była", [lst])
+    suppression.suppress(session, "nie@example.org", "erased")
+    session.commit()
+    login_as(client, session, Role.ADMIN)
+    lines = ["email;imię", "a@example.org;A", "b@example.org;B", "zły adres;X", "a@example.org;A znowu",
+             "byla@example.org;Była", "nie@example.org;Nie", "c@example.org;C\x07", "d@example.org;D",
+             "B@EXAMPLE.ORG;B znowu", "e@example.org;E"]
+    job_id = job_id_from(upload(client, ("\n".join(lines) + "\n").encode()))
+    assert start(client, job_id, name_col="1", status="confirmed", consent_source="formularz 2025",
+                 list_ids=[str(lst.id), str(other.id)]).status_code == 302
+    imports.run(session, job_id)
+    result = wait_done(client, job_id)
+    assert result["status"] == "done" and result["done"] == result["total"] == 10
+    assert (result["created"], result["existing"], result["suppressed"], result["invalid"]) == (4, 3, 1, 2)
+    assert result["subscribed"] == 4 * 2 + 1  # byla was on Koncerty already: only Wystawy is new
+    db.session.expire_all()
+    job = session.get(ImportJob, job_id)
+    assert [line for line, _ in job.invalid_rows] == [4, 8]
+    assert sorted(session.scalars(select(Subscriber.email))) == [
+        "a@example.org", "b@example.org", "byla@example.org", "d@example.org", "e@example.org"]
+    records = session.scalars(select(ConsentRecord).where(ConsentRecord.source == "import")).all()
+    assert len(records) == 9 and {r.consent_version for r in records} == {f"import:{job_id}"}
+    assert len({r.consent_text for r in records}) == 1 and records[0].consent_text
+    pairs = session.execute(select(Subscription.subscriber_id, Subscription.list_id)).all()
+    assert len(pairs) == len(set(pairs)) == 4 * 2 + 2
+
+
+def test_a_file_that_breaks_after_some_chunks_keeps_them(client, session, import_dir, app, monkeypatch):
+    """The rows are read a chunk ahead: a broken line fails the job after the chunks before it
+    were imported, and nothing of the chunk it is in."""
+    monkeypatch.setitem(app.config, "IMPORT_CHUNK", 2)
+    lst = make_list(session)
+    login_as(client, session, Role.ADMIN)
+    good = b"email\n" + b"".join(b"o%d@example.org\n" % n for n in range(7))
+    job_id = job_id_from(upload(client, good))
+    imports.start(session, job_id, email_col=0, list_ids=[lst.id], status="pending")
+    [stored] = import_dir.iterdir()
+    stored.write_bytes(good + b"z@example.org" + b",x" * 150 + b"\n")  # line 9, in the fourth chunk
+    session.commit()
+    imports.run(session, job_id)
+    assert wait_done(client, job_id)["status"] == "failed"
+    db.session.expire_all()
+    job = session.get(ImportJob, job_id)
+    assert (job.error, job.error_params) == ("Line %(line)s has too many columns.", {"line": 9})
+    assert job.done_rows == 6 and count(session, Subscriber) == 6 and count(session, Subscription) == 6
+
+
+def test_addresses_repeated_across_chunks_written_at_once_count_once(client, session, import_dir, app,
+                                                                    monkeypatch):
+    """Chunks of four rows, written by two connections at once on PostgreSQL, in which the same
+    twenty addresses come again and again in other orders: each person created, subscribed
+    and recorded once, every other row counted as existing, and no deadlock."""
+    monkeypatch.setitem(app.config, "IMPORT_CHUNK", 4)
+    lst = make_list(session)
+    login_as(client, session, Role.ADMIN)
+    addresses = [f"osoba{n}@example.org" for n in range(20)]
+    lines = [address for turn in range(10) for address in (addresses if turn % 2 else addresses[::-1])]
+    job_id = job_id_from(upload(client, ("email\n" + "\n".join(lines) + "\n").encode()))
+    assert start(client, job_id, status="confirmed", consent_source="lista obecności",
+                 list_ids=[str(lst.id)]).status_code == 302
+    imports.run(session, job_id)
+    result = wait_done(client, job_id)
+    assert result["status"] == "done" and result["done"] == 200
+    assert (result["created"], result["existing"], result["subscribed"]) == (20, 180, 20)
+    assert count(session, Subscriber) == 20 and count(session, Subscription) == 20
+    assert count(session, ConsentRecord) == 20

