@@ -72,13 +72,14 @@ class Config:
         self.SQLALCHEMY_DATABASE_URI = sqlalchemy_url(
             env.text("DATABASE_URL", f"sqlite:///{instance / 'mailer.sqlite'}"))
         self.SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True}
+        self.DATABASE_POOL_SIZE = env.integer("DATABASE_POOL_SIZE", 32)
         if not self.SQLALCHEMY_DATABASE_URI.startswith("sqlite"):
             # Only connections idle a while are tried before use (mailer.extensions.configure_engine).
             self.SQLALCHEMY_ENGINE_OPTIONS["pool_pre_ping"] = False
             # Connections a process keeps open: at least its web threads, or those past it are
             # opened and closed request by request (a PostgreSQL backend forked each time: 124
             # of 965 sign-ups at 16 threads with the default 5).
-            self.SQLALCHEMY_ENGINE_OPTIONS["pool_size"] = env.integer("DATABASE_POOL_SIZE", 32)
+            self.SQLALCHEMY_ENGINE_OPTIONS["pool_size"] = self.DATABASE_POOL_SIZE
 
         self.REDIS_URL = env.text("REDIS_URL")
         # Distinguishes the keys and queues of one deployment (or test run) in a shared Redis.
