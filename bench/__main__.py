@@ -222,15 +222,20 @@ def time_snapshot(mailing_list, n: int) -> float:
     return elapsed
 
 
-def main() -> None:
-    args = parse()
-    WORKER_LOG.unlink(missing_ok=True)
+def services() -> tuple[str, str, str, int, subprocess.Popen]:
+    """A run's id, the PostgreSQL server's URL (``BENCH_DATABASE_URL``, ``TEST_DATABASE_URL``
+    or the local one), the name of the run's database on it, and smtp-sink on a free port."""
     run_id = uuid.uuid4().hex[:8]
     server_url = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL") or \
         "postgresql://postgres@127.0.0.1:5432/postgres"
-    db_name = f"mailer_bench_{run_id}"
     sink_port = free_port()
-    sink = smtp_sink(sink_port)
+    return run_id, server_url, f"mailer_bench_{run_id}", sink_port, smtp_sink(sink_port)
+
+
+def main() -> None:
+    args = parse()
+    WORKER_LOG.unlink(missing_ok=True)
+    run_id, server_url, db_name, sink_port, sink = services()
     keys_dir = Path(tempfile.mkdtemp(prefix="mailer-bench-"))
     from .pg import drop_database, recreate_database
 

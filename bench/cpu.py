@@ -28,9 +28,8 @@ def configure(run_id: str, sink_port: int) -> None:
     })
 
 
-def _processes() -> dict[int, tuple[str, float]]:
-    """pid -> (role, CPU seconds) of every process in a role."""
-    found = {}
+def processes():
+    """(pid, parent pid, command line, CPU seconds: user + system) of every process."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -39,9 +38,16 @@ def _processes() -> dict[int, tuple[str, float]]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
+        yield int(entry.name), int(fields[1]), cmd, (int(fields[11]) + int(fields[12])) / TICK
+
+
+def _processes() -> dict[int, tuple[str, float]]:
+    """pid -> (role, CPU seconds) of every process in a role."""
+    found = {}
+    for pid, ppid, cmd, seconds in processes():
         for role, matches in ROLES.items():
-            if matches(cmd, int(fields[1])):
-                found[int(entry.name)] = (role, (int(fields[11]) + int(fields[12])) / TICK)
+            if matches(cmd, ppid):
+                found[pid] = (role, seconds)
                 break
     return found
 

@@ -77,20 +77,12 @@ class Roles:
         self.last: dict[int, tuple[str, float]] = {}
 
     def sample(self) -> "Roles":
-        tick = os.sysconf("SC_CLK_TCK")
+        from .cpu import processes
+
         initial = not self.first  # what runs at the first sample counts from there
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            pid, ppid = int(entry.name), int(fields[1])
+        for pid, ppid, cmd, used in processes():
             for role, test in self.tests.items():
                 if test(pid, ppid, cmd):
-                    used = (int(fields[11]) + int(fields[12])) / tick
                     self.first.setdefault(pid, (role, used if initial else 0.0))
                     self.last[pid] = (role, used)
                     break
@@ -260,7 +252,7 @@ def main() -> None:
     subscribers, then at ``--n``; the options of ``make bench``'s audience sections)."""
     import argparse
 
-    from bench.__main__ import environment, free_port, smtp_sink
+    from bench.__main__ import environment, services
     from bench.pg import drop_database, recreate_database
 
     from . import audience_seed
@@ -271,12 +263,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
     parser.add_argument("--threads", type=int, default=32, help="threads per worker (default 32)")
     args = parser.parse_args()
-    run_id = uuid.uuid4().hex[:8]
-    server_url = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL") or \
-        "postgresql://postgres@127.0.0.1:5432/postgres"
-    db_name = f"mailer_bench_{run_id}"
-    sink_port = free_port()
-    sink = smtp_sink(sink_port)
+    run_id, server_url, db_name, sink_port, sink = services()
     database_url = recreate_database(server_url, db_name)
     env = environment(argparse.Namespace(workers=2), run_id, database_url, sink_port)
     os.environ.update(env)
