@@ -74,9 +74,10 @@ def _start(campaign_id: int, env: dict) -> None:
     app = create_app("test")
     app.app_context().push()
     _build = message_factory(campaign_id)
-    import gc
 
-    gc.freeze()  # as a worker does once it is up (worker.freeze_heap)
+    from worker import freeze_heap
+
+    freeze_heap()  # as a worker does once it is up
 
 
 def run(kind: str, campaign_id: int, host: str, port: int, count: int, processes: int,

@@ -29,3 +29,4 @@ def test_a_worker_that_is_up_keeps_its_startup_heap_out_of_the_collectors_way(ce
     import gc
 
     assert gc.get_freeze_count() > 10_000
+    assert gc.get_threshold()[0] == 20_000  # and a batch's objects do not set off collections

@@ -10,8 +10,15 @@ from flask import Flask
 def freeze_heap(**_) -> None:
     """Once a worker is up, what is alive (modules, the app, Celery's consumer) moves to the
     collector's permanent generation: full collections, which a sender's hundreds of objects
-    a message trigger, no longer walk it (measured: 7.6 us of collection a message, 1.8 after)."""
+    a message trigger, no longer walk it (measured: 7.6 us of collection a message, 1.8 after).
+    And a young generation of 20,000 objects rather than 700: a batch's few thousand objects,
+    freed by reference counting once it is sent, no longer set off a collection each time (2.6
+    us a message -> none measured at 200,000 messages; cyclic garbage waits a little longer)."""
     gc.freeze()
+    gc.set_threshold(YOUNG_OBJECTS, *gc.get_threshold()[1:])
+
+
+YOUNG_OBJECTS = 20_000
 
 
 worker_ready.connect(freeze_heap, weak=False)  # once the consumer is up (a threads pool)
