@@ -181,9 +181,11 @@ def received(stack: Stack) -> int:
     return stack.smtp.count
 
 
-def verify(stack: Stack, campaign_id: int, struck: int) -> Campaign:
+def verify(stack: Stack, campaign_id: int, struck: int, journals_struck: int = 0) -> Campaign:
     """Everyone got it; the counters equal the server; extra copies lie in the counted
-    window, which is bounded for each connection the fault struck (mailer.dispatch)."""
+    window, which is bounded for each connection the fault struck (mailer.dispatch). A
+    journal the fault struck (Redis gone while its sender marked messages in flight ahead)
+    may leave such marks for the next holder to count as doubtful, though nothing went twice."""
     time.sleep(0.5)  # anything still on its way arrives
     counts = received_counts(stack.smtp)
     campaign = campaign_row(campaign_id)
@@ -192,7 +194,8 @@ def verify(stack: Stack, campaign_id: int, struck: int) -> Campaign:
     extra = sum(n - 1 for n in counts.values())
     twice = [(email, [m.message["Message-ID"] for m in stack.smtp.to(email)]) for email, n in counts.items()
              if n > 1]
-    assert extra <= campaign.doubtful_count <= struck * MAX_DOUBTFUL, (extra, campaign.doubtful_count, twice)
+    assert extra <= campaign.doubtful_count <= (struck + journals_struck) * MAX_DOUBTFUL, \
+        (extra, campaign.doubtful_count, twice)
     assert extra <= struck * MAX_TWICE
     statuses = db.session.execute(select(Delivery.status, func.count()).where(
         Delivery.campaign_id == campaign_id).group_by(Delivery.status)).all()
@@ -287,7 +290,7 @@ def test_redis_restarted_mid_campaign(stack):
     time.sleep(1)
     stack.start_redis()
     wait_sent(campaign_id)
-    verify(stack, campaign_id, struck=0)  # no worker died: nothing twice
+    verify(stack, campaign_id, struck=0, journals_struck=2)  # no worker died: nothing twice
 
 
 def test_broker_down_while_staff_launch_pause_and_resume(stack):
