@@ -110,12 +110,6 @@ def _target(session: Session, campaign_id: int):
     return (list(list_ids) if list_ids or narrowed is None else None), narrowed
 
 
-def _campaign_lists_or_any(campaign_id: int):
-    """Confirmed on one of the campaign's lists, or on any list when it has none."""
-    return or_(_confirmed_on(_list_ids(campaign_id), Subscriber.id),
-               and_(~exists(_list_ids(campaign_id)), _confirmed_on(None, Subscriber.id)))
-
-
 # --- The snapshot --------------------------------------------------------------------
 
 def audience_count(session: Session, list_ids: list[int], segments=None) -> int:
@@ -277,12 +271,18 @@ def stalled(session: Session, campaign_id: int) -> bool:
     return next_batch_in(session, campaign_id) == 0.0
 
 
+def _in_list(dialect: str, column, name: str, value=None, item_type=BigInteger):
+    """``column`` in the list parameter ``name``: one array parameter on PostgreSQL (a list
+    of hundreds of parameters cost more to send and plan than the update itself), an
+    expanding IN list on SQLite. ``value`` None: given when the statement runs."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, value, type_=ARRAY(item_type)))
+    return column.in_(bindparam(name, value, expanding=True))
+
+
 def _among(conn: Connection, ids: list[int]):
-    """``Delivery.id`` in ``ids``: one array parameter on PostgreSQL (a list of hundreds of
-    parameters cost more to send and plan than the update itself), an IN list on SQLite."""
-    if _dialect(conn) == "postgresql":
-        return Delivery.id == any_(bindparam("ids", ids, type_=ARRAY(BigInteger)))
-    return Delivery.id.in_(ids)
+    """``Delivery.id`` in ``ids``."""
+    return _in_list(_dialect(conn), Delivery.id, "ids", ids)
 
 
 def _renew(conn: Connection, batch_id: int, holder: str, lease: float) -> bool:
@@ -366,13 +366,11 @@ def _rows_statement(dialect: str, to_lists: bool):
     probe per row; SQLite runs correlated sub-queries per row anyway."""
     d, s, sub = _DELIVERIES.c, Subscriber.__table__.c, Subscription.__table__.c
     supp = Suppression.__table__.c
-    lists = bindparam("p_lists", type_=ARRAY(Integer)) if dialect == "postgresql" else \
-        bindparam("p_lists", expanding=True)
 
     def confirmed(subscriber_id):
         where = [sub.subscriber_id == subscriber_id, sub.status == SubscriptionStatus.CONFIRMED.value]
         if to_lists:
-            where.append(sub.list_id == any_(lists) if dialect == "postgresql" else sub.list_id.in_(lists))
+            where.append(_in_list(dialect, sub.list_id, "p_lists", item_type=Integer))
         return where
 
     due = [d.campaign_id == bindparam("p_campaign"), d.batch == bindparam("p_batch"), d.status == QUEUED.value,
@@ -429,11 +427,9 @@ def _sent_statement(dialect: str):
     """Rows still queued among ``p_ids`` recorded sent, each with its Message-ID computed in
     SQL (``message_id``; ``p_suffix`` is the suffix and its ">")."""
     d = _DELIVERIES.c
-    ids = bindparam("p_ids", type_=ARRAY(BigInteger)) if dialect == "postgresql" else \
-        bindparam("p_ids", expanding=True)
     return (update(_DELIVERIES)
             .where(d.campaign_id == bindparam("p_campaign"), d.status == QUEUED.value,
-                   d.id == any_(ids) if dialect == "postgresql" else d.id.in_(ids))
+                   _in_list(dialect, d.id, "p_ids"))
             .values(status=DeliveryStatus.SENT.value, sent_at=_param("p_now", d.sent_at),
                     attempts=d.attempts + 1, last_error="",
                     message_id=(literal("<") + d.campaign_id.cast(String) + literal(".")
