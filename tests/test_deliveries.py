@@ -195,3 +195,18 @@ def test_the_snapshot_leaves_the_planner_statistics_current(session):
     session.commit()
     estimated = session.scalar(text("SELECT reltuples FROM pg_class WHERE relname = 'deliveries'"))
     assert estimated >= total
+
+
+def test_only_a_sending_campaign_that_is_not_backing_off_has_batches_leased(session):
+    """The lease itself asks whether the campaign still sends (no status query a batch): a
+    paused campaign, or one waiting out a back-off, gives no batch until it may send again."""
+    campaign, _ = _snapshot(session, 4, 2)
+    campaign.status = "paused"
+    session.commit()
+    assert deliveries.lease_next_batch(session, campaign.id, "a" * 32, 30) is None
+    campaign.status, campaign.retry_at = "sending", utcnow() + timedelta(seconds=60)
+    session.commit()
+    assert deliveries.lease_next_batch(session, campaign.id, "a" * 32, 30) is None
+    campaign.retry_at = utcnow() - timedelta(seconds=1)
+    session.commit()
+    assert deliveries.lease_next_batch(session, campaign.id, "a" * 32, 30) is not None
