@@ -148,8 +148,9 @@ class RedisJournal:
             self._reconnect(exc)
 
     def _reconnect(self, exc: Exception) -> None:
-        """Once: a new connection, and every write not yet acknowledged again (HSET and
-        EXPIRE are idempotent). Raises JournalDown when that fails too."""
+        """Once: a new connection, and every write not yet acknowledged again (an APPEND
+        sent twice repeats its lines, which ``parse`` reads as once; EXPIRE is idempotent).
+        Raises JournalDown when that fails too."""
         try:
             self._conn.disconnect()
             self._conn.connect()

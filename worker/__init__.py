@@ -6,6 +6,8 @@ from celery import Celery, Task
 from celery.signals import worker_process_init, worker_ready
 from flask import Flask
 
+YOUNG_OBJECTS = 20_000  # the collector's first threshold in a worker (Python's default: 700)
+
 
 def freeze_heap(**_) -> None:
     """Once a worker is up, what is alive (modules, the app, Celery's consumer) moves to the
@@ -16,9 +18,6 @@ def freeze_heap(**_) -> None:
     us a message -> none measured at 200,000 messages; cyclic garbage waits a little longer)."""
     gc.freeze()
     gc.set_threshold(YOUNG_OBJECTS, *gc.get_threshold()[1:])
-
-
-YOUNG_OBJECTS = 20_000
 
 
 worker_ready.connect(freeze_heap, weak=False)  # once the consumer is up (a threads pool)
