@@ -363,7 +363,11 @@ def _rows_statement(dialect: str, to_lists: bool):
     to hash every subscriber and every confirmed subscription of the audience for each batch
     (a scan of the audience per batch, 100 ms a batch at 50,000 subscribers). So on
     PostgreSQL each look-up is a LATERAL sub-query with LIMIT 1, which is always an index
-    probe per row; SQLite runs correlated sub-queries per row anyway."""
+    probe per row; SQLite runs correlated sub-queries per row anyway.
+
+    A row whose subscriber is gone is kept, not eligible: deliveries have no foreign key,
+    so an erasure that commits while the snapshot runs can leave one behind, and a row the
+    batch never returned would stay queued and keep the batch open for ever."""
     d, s, sub = _DELIVERIES.c, Subscriber.__table__.c, Subscription.__table__.c
     supp = Suppression.__table__.c
 
@@ -376,20 +380,20 @@ def _rows_statement(dialect: str, to_lists: bool):
     due = [d.campaign_id == bindparam("p_campaign"), d.batch == bindparam("p_batch"), d.status == QUEUED.value,
            or_(d.next_attempt_at.is_(None), d.next_attempt_at <= _param("p_now", d.next_attempt_at))]
     if dialect != "postgresql":
-        eligible = and_(exists().where(*confirmed(s.id)), ~_suppressed(s.email_hash))
+        eligible = and_(s.id.is_not(None), exists().where(*confirmed(s.id)), ~_suppressed(s.email_hash))
         return (select(d.id, d.subscriber_id, s.email, func.coalesce(s.name, ""), func.coalesce(s.locale, ""),
                        d.attempts, eligible.label("eligible"))
-                .join_from(_DELIVERIES, Subscriber.__table__, s.id == d.subscriber_id)
+                .outerjoin_from(_DELIVERIES, Subscriber.__table__, s.id == d.subscriber_id)
                 .where(*due).order_by(d.id))
     person = (select(s.email, s.name, s.locale, s.email_hash).where(s.id == d.subscriber_id)
               .limit(1).lateral("person"))
     member = select(literal(True).label("yes")).where(*confirmed(d.subscriber_id)).limit(1).lateral("member")
     barred = (select(literal(True).label("yes")).where(supp.email_hash == person.c.email_hash)
               .limit(1).lateral("barred"))
-    eligible = and_(member.c.yes.is_not(None), barred.c.yes.is_(None))
+    eligible = and_(person.c.email.is_not(None), member.c.yes.is_not(None), barred.c.yes.is_(None))
     return (select(d.id, d.subscriber_id, person.c.email, func.coalesce(person.c.name, ""),
                    func.coalesce(person.c.locale, ""), d.attempts, eligible.label("eligible"))
-            .select_from(_DELIVERIES.join(person, literal(True))
+            .select_from(_DELIVERIES.outerjoin(person, literal(True))
                          .outerjoin(member, literal(True)).outerjoin(barred, literal(True)))
             .where(*due).order_by(d.id))
 
