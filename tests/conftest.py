@@ -149,12 +149,29 @@ def celery_worker(app_instance):
 
 
 def settle_worker(app) -> None:
-    """Drop this run's queued tasks and wait until the worker has finished the one in hand,
-    so tables are not emptied under a running task (a deadlock on PostgreSQL)."""
+    """Wait until the worker is idle with nothing queued or reserved for it, so tables are not
+    emptied under a running task (a deadlock on PostgreSQL). The solo worker answers a ping only
+    between tasks; a task in hand may queue others (a campaign's batches) after a purge, so the
+    purge is repeated until a whole round finds nothing."""
     celery_app = app.extensions.get("test_worker")
-    if celery_app is not None:
-        celery_app.control.purge()
-        celery_app.control.ping(destination=[anon_nodename()], timeout=30, limit=1)
+    if celery_app is None:
+        return
+    worker = [anon_nodename()]
+    quiet, revoked = 0, set()
+    for _ in range(100):
+        celery_app.control.ping(destination=worker, timeout=30, limit=1)
+        purged = celery_app.control.purge()
+        inspect = celery_app.control.inspect(destination=worker, timeout=30, limit=1)
+        later = {task["request"]["id"] for tasks in (inspect.scheduled() or {}).values() for task in tasks}
+        later -= revoked
+        if later:  # retries with a countdown, held by the worker: they would run under a later test
+            celery_app.control.revoke(list(later))
+            revoked |= later
+        reserved = inspect.reserved() or {}
+        quiet = quiet + 1 if not purged and not later and not any(reserved.values()) else 0
+        if quiet == 2:
+            return
+    raise RuntimeError("the test worker did not settle")
 
 
 @pytest.fixture
