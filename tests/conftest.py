@@ -159,7 +159,8 @@ def settle_worker(app) -> None:
     worker = [anon_nodename()]
     quiet, revoked = 0, set()
     for _ in range(100):
-        celery_app.control.ping(destination=worker, timeout=30, limit=1)
+        if not celery_app.control.ping(destination=worker, timeout=30, limit=1):
+            raise RuntimeError("the test worker's task in hand ran for more than 30 s")
         purged = celery_app.control.purge()
         inspect = celery_app.control.inspect(destination=worker, timeout=30, limit=1)
         later = {task["request"]["id"] for tasks in (inspect.scheduled() or {}).values() for task in tasks}
