@@ -35,8 +35,8 @@ from .jobs import send_now
 from .journal import open_journal
 from .mail import dkim
 from .mail.headers import ListSettings, list_headers
-from .mail.message import Outgoing, Skeleton, address, fixed, make_msgid
-from .mail.render import Rendered, inline_css
+from .mail.message import Outgoing, Skeleton, address, make_msgid
+from .mail.render import MARKERS, Personalizer, Rendered, inline_css
 from .mail.transport import from_config
 from .models import Notice, NoticeKind, NoticeStatus, Subscriber, Subscription, SubscriptionStatus, Suppression
 from .models.types import utcnow
@@ -141,68 +141,83 @@ def _message(notice: Notice, subscriber: Subscriber, verp: Verp) -> Outgoing | N
     """The notice for its subscriber, or None when there is nothing left to tell them
     (nothing pending to confirm, nothing confirmed to welcome)."""
     config = current_app.config
-    if notice.kind in (NoticeKind.MANAGE, NoticeKind.ERASE):
-        return _self_service(notice, subscriber, verp)
-    wanted = SubscriptionStatus.PENDING if notice.kind == NoticeKind.CONFIRM else SubscriptionStatus.CONFIRMED
-    subscriptions = sorted((item for item in subscriber.subscriptions if item.status == wanted),
-                           key=lambda item: item.list_id)
-    if not subscriptions or (notice.kind == NoticeKind.CONFIRM and not subscriber.confirm_nonce):
-        return None
-    names = [item.list.name for item in subscriptions]
-    headers: list[tuple[str, str]] = []
-    suffix = unsubscribe_url = ""
-    with force_locale(subscriber.locale):
+    lists: tuple[tuple[str, str], ...] = ()
+    values = {"name": subscriber.name or ""}
+    unsubscribe_url = ""
+    if notice.kind == NoticeKind.MANAGE:
+        values["manage_url"] = links.manage_url(subscriber.id)
+    elif notice.kind == NoticeKind.ERASE:
+        from .preferences import erase_token
+
+        values["action_url"] = links.erase_url(erase_token(subscriber))
+    else:
+        wanted = SubscriptionStatus.PENDING if notice.kind == NoticeKind.CONFIRM else SubscriptionStatus.CONFIRMED
+        subscriptions = sorted((item for item in subscriber.subscriptions if item.status == wanted),
+                               key=lambda item: item.list_id)
+        if not subscriptions or (notice.kind == NoticeKind.CONFIRM and not subscriber.confirm_nonce):
+            return None
+        lists = tuple((item.list.name, item.list.slug) for item in subscriptions)
         if notice.kind == NoticeKind.CONFIRM:
-            rendered = render("confirm", _("Confirm your subscription"), recipient_name=subscriber.name,
-                              confirm_url=links.confirm_url(_confirm_token(subscriber)),
-                              hours=config["CONFIRM_MAX_AGE"] // 3600, lists=names,
-                              organisation=config["ORGANISATION_NAME"])
+            values["action_url"] = links.confirm_url(_confirm_token(subscriber))
         else:
-            first = subscriptions[0].list
-            unsubscribe_url = links.unsubscribe_url(subscriber.id)
-            rendered = render("welcome", _("Welcome to the newsletter: %(name)s", name=first.name),
-                              recipient_name=subscriber.name, lists=names,
-                              unsubscribe_url=unsubscribe_url,
-                              home_url=links.absolute(f"/?lang={subscriber.locale}"),  # their language
-                              manage_url=links.manage_url(subscriber.id),
-                              organisation=config["ORGANISATION_NAME"])
+            unsubscribe_url = values["unsubscribe_url"] = links.unsubscribe_url(subscriber.id)
+            values["manage_url"] = links.manage_url(subscriber.id)
+    skeleton = _copy(notice.kind, subscriber.locale or "", lists, bool(subscriber.name))
+    return skeleton.render(to_name=subscriber.name, to_email=subscriber.email,
+                           return_path=verp.return_path(SUBSCRIBER, subscriber.id),
+                           message_id=make_msgid(config["MAIL_DOMAIN"]), values=values,
+                           unsubscribe_url=unsubscribe_url)
+
+
+COPIES = 512  # rendered notices a process keeps (kinds x languages x sets of lists x named)
+
+
+def _copy(kind: NoticeKind, locale: str, lists: tuple[tuple[str, str], ...], named: bool) -> Skeleton:
+    """The notice of ``kind`` rendered once for every reader of one language and set of
+    lists (``(name, slug)`` each), with or without a name: Jinja, gettext and CSS inlining
+    per message were half of a sender's CPU a confirmation. The reader's name and links are
+    markers (``MARKERS``) each copy fills in, escaped in the HTML part."""
+    copies = current_app.extensions.setdefault("notice_copies", {})
+    key = (kind, locale, lists, named)
+    skeleton = copies.get(key)
+    if skeleton is None:
+        if len(copies) >= COPIES:
+            copies.clear()
+        skeleton = copies[key] = _render_copy(kind, locale, lists, named)
+    return skeleton
+
+
+def _render_copy(kind: NoticeKind, locale: str, lists: tuple[tuple[str, str], ...], named: bool) -> Skeleton:
+    config = current_app.config
+    common = {"recipient_name": MARKERS["name"] if named else "", "organisation": config["ORGANISATION_NAME"]}
+    names = [name for name, _slug in lists]
+    headers: list[tuple[str, str]] = []
+    suffix = ""
+    with force_locale(locale or None):
+        if kind == NoticeKind.CONFIRM:
+            rendered = render("confirm", _("Confirm your subscription"), confirm_url=MARKERS["action_url"],
+                              hours=config["CONFIRM_MAX_AGE"] // 3600, lists=names, **common)
+        elif kind == NoticeKind.WELCOME:
+            first_name, first_slug = lists[0]
+            rendered = render("welcome", _("Welcome to the newsletter: %(name)s", name=first_name),
+                              lists=names, unsubscribe_url=MARKERS["unsubscribe_url"],
+                              home_url=links.absolute(f"/?lang={locale}"),  # their language
+                              manage_url=MARKERS["manage_url"], **common)
             headers, suffix = list_headers(ListSettings(
-                label=first.name, slug=first.slug,
+                label=first_name, slug=first_slug,
                 namespace=config.get("LIST_ID_NAMESPACE") or config["MAIL_DOMAIN"],
                 mailto=config.get("UNSUBSCRIBE_MAILTO") or "",
                 feedback_sender=config.get("FEEDBACK_ID_SENDER") or ""))
-    skeleton = Skeleton(sender=address(config["MAIL_FROM_NAME"], config["MAIL_FROM"]),
-                        subject=rendered.subject, text=fixed(rendered.text), html=fixed(rendered.html),
-                        headers=headers, language=subscriber.locale, unsubscribe_suffix=suffix,
-                        signer=dkim.from_config(config))
-    return skeleton.render(to_name=subscriber.name, to_email=subscriber.email,
-                           return_path=verp.return_path(SUBSCRIBER, subscriber.id),
-                           message_id=make_msgid(config["MAIL_DOMAIN"]), unsubscribe_url=unsubscribe_url)
-
-
-def _self_service(notice: Notice, subscriber: Subscriber, verp: Verp) -> Outgoing:
-    """A preference-centre link, or the link that confirms an erasure, asked for by the
-    subscriber: no list headers (it is no newsletter), in their language."""
-    from .preferences import erase_token
-
-    config = current_app.config
-    with force_locale(subscriber.locale):
-        if notice.kind == NoticeKind.MANAGE:
-            rendered = render("manage", _("Manage your subscription"), recipient_name=subscriber.name,
-                              manage_url=links.manage_url(subscriber.id), days=config["PREFERENCES_LINK_DAYS"],
-                              organisation=config["ORGANISATION_NAME"])
+        elif kind == NoticeKind.MANAGE:  # asked for by the reader: no list headers (no newsletter)
+            rendered = render("manage", _("Manage your subscription"), manage_url=MARKERS["manage_url"],
+                              days=config["PREFERENCES_LINK_DAYS"], **common)
         else:
-            rendered = render("erase", _("Confirm the erasure of your data"), recipient_name=subscriber.name,
-                              erase_url=links.erase_url(erase_token(subscriber)),
-                              hours=config["ERASE_LINK_HOURS"],
-                              organisation=config["ORGANISATION_NAME"])
-    skeleton = Skeleton(sender=address(config["MAIL_FROM_NAME"], config["MAIL_FROM"]),
-                        subject=rendered.subject, text=fixed(rendered.text), html=fixed(rendered.html),
-                        headers=[], language=subscriber.locale, unsubscribe_suffix="",
-                        signer=dkim.from_config(config))
-    return skeleton.render(to_name=subscriber.name, to_email=subscriber.email,
-                           return_path=verp.return_path(SUBSCRIBER, subscriber.id),
-                           message_id=make_msgid(config["MAIL_DOMAIN"]))
+            rendered = render("erase", _("Confirm the erasure of your data"), erase_url=MARKERS["action_url"],
+                              hours=config["ERASE_LINK_HOURS"], **common)
+    return Skeleton(sender=address(config["MAIL_FROM_NAME"], config["MAIL_FROM"]), subject=rendered.subject,
+                    text=Personalizer(rendered.text, escape_values=False),
+                    html=Personalizer(rendered.html, escape_values=True), headers=headers, language=locale,
+                    unsubscribe_suffix=suffix, signer=dkim.from_config(config))
 
 
 # --- Sending (task body) -------------------------------------------------------------

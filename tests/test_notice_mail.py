@@ -91,6 +91,43 @@ def test_confirmation_mail_is_well_formed_and_plain(client, app, session, newsle
     assert "72 godz." in text_part(mail)
 
 
+def test_readers_of_one_rendered_copy_each_get_their_own_name_and_link(client, app, session, newsletter,
+                                                                       smtp_server):
+    """Confirmations in one language to one list are rendered once and filled in per reader:
+    nothing of one reader may reach another, a name is escaped in the HTML part only, and a
+    reader without a name is greeted without a dangling space."""
+    people = {"a@example.org": "Ala <b>&</b> Kot", "b@example.org": "Bożena", "c@example.org": ""}
+    for email, name in people.items():
+        subscribe(client, email, name=name)
+    received = {mail.recipients[0]: mail for mail in smtp_server.wait_for(3)}
+    links = {email: confirm_path(mail) for email, mail in received.items()}
+    assert len(set(links.values())) == 3
+    for email, mail in received.items():
+        others = [other for other in people if other != email]
+        assert links[email] in html_part(mail)
+        assert not any(links[other] in text_part(mail) + html_part(mail) for other in others)
+        assert not any(people[other] and people[other] in text_part(mail) for other in others)
+    assert "Ala <b>&</b> Kot" in text_part(received["a@example.org"])
+    assert "Ala &lt;b&gt;&amp;&lt;/b&gt; Kot" in html_part(received["a@example.org"])
+    assert "Dzień dobry!" in text_part(received["c@example.org"])
+    assert "Bożena" in text_part(received["b@example.org"])
+
+
+def test_a_copy_is_rendered_once_per_language_and_lists(client, app, session, newsletter, smtp_server,
+                                                        monkeypatch):
+    rendered = []
+    render = notices.render
+    monkeypatch.setattr(notices, "render", lambda *args, **kwargs: rendered.append(args[0]) or render(*args, **kwargs))
+    app.extensions.pop("notice_copies", None)
+    for n in range(3):
+        subscribe(client, f"pl{n}@example.org", name=f"Osoba {n}")
+    smtp_server.wait_for(3)
+    client.get("/?lang=en")
+    subscribe(client, "en@example.org", name="Someone")
+    smtp_server.wait_for(4)
+    assert rendered == ["confirm", "confirm"]  # Polish once, English once
+
+
 def test_english_subscriber_gets_english_notices(client, app, session, newsletter, smtp_server):
     client.get("/?lang=en")
     mail = welcome_mail(client, smtp_server, "en@example.org", name="")

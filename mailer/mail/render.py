@@ -81,8 +81,10 @@ class Rendered:
 
 # --- Campaign templates -------------------------------------------------------------
 
-# Recipient values, filled in per recipient after the per-campaign render.
-RECIPIENT_FIELDS = ("name", "email", "unsubscribe_url", "view_url", "manage_url")
+# Recipient values, filled in per recipient after the per-campaign render (``action_url``:
+# the link a notice asks its one reader to follow, to confirm or to erase; not offered to
+# staff templates).
+RECIPIENT_FIELDS = ("name", "email", "unsubscribe_url", "view_url", "manage_url", "action_url")
 _MARK = "@@mlr:{}@@"
 MARKERS = {field: _MARK.format(field) for field in RECIPIENT_FIELDS}
 _CLOSERS = set(",.!?;:")
