@@ -114,6 +114,37 @@ def test_pipelining_writes_once_per_message(server, monkeypatch, pipelining, mos
         assert len(writes) < 2 + 4 * 10
 
 
+def test_the_next_message_is_built_while_the_server_reads_this_one(server):
+    """Pipelined, a message is taken from the caller's iterator (built, in the engine) once
+    the previous one's data is out and before its answer comes back, not after it: the
+    building and the server's work overlap. A failure to build is raised in its turn."""
+    server.handler.pipelining = True
+    events = []
+
+    def messages():
+        for i in range(4):
+            events.append(f"built {i}")
+            yield _message(f"r{i}@example.org")
+        raise ValueError("cannot build the 5th")
+
+    class Log:
+        def begin(self, message):
+            return True
+
+        def end(self, result):
+            events.append(f"answered {result.message.recipient[1]}")
+
+    transport = SMTPTransport(SMTPSettings("127.0.0.1", server.port))
+    with pytest.raises(ValueError, match="5th"):
+        transport.send(messages(), Log())
+    transport.close()
+    # The 5th failed while the 3rd was out: raised once the 4th's envelope was answered, as
+    # it would have been without reading ahead; the 4th's data never went.
+    assert events == ["built 0", "built 1", "built 2", "answered 0", "built 3", "answered 1",
+                      "answered 2"]
+    assert len(server.messages) == 3
+
+
 @pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
 def test_address_that_needs_smtputf8_goes_out_where_offered_and_is_refused_alone_elsewhere(
         pipelining):

@@ -178,24 +178,43 @@ class SMTPSettings:
 
 class _Queue:
     """The messages still to send: an iterator with a pushed-back front (messages the
-    observer already agreed to, whose connection closed before their turn)."""
+    observer already agreed to, whose connection closed before their turn) and one message
+    read ahead (``prepare``), which the observer has not been asked about yet."""
 
     def __init__(self, messages: Iterable[Outgoing]):
         self._rest: Iterator[Outgoing] = iter(messages)
         self._front: deque[Outgoing] = deque()
+        self._ahead: Outgoing | None = None
+        self._failed: Exception | None = None
         self.order: dict[int, int] = {}  # id(message) -> its place (messages live till the end)
 
     def push_back(self, messages: list[Outgoing]) -> None:
         self._front.extendleft(reversed(messages))
 
+    def prepare(self) -> None:
+        """Read the next message from the iterator now (building it, when the iterator
+        builds), so that ``take`` finds it ready. What reading raises, ``take`` raises."""
+        if self._ahead is None and self._failed is None and not self._front:
+            try:
+                self._ahead = self._next()
+            except Exception as exc:  # raised in turn, where the caller expects it
+                self._failed = exc
+
     def take(self) -> tuple[Outgoing | None, bool]:
         """The next message, and whether the observer already agreed to it."""
         if self._front:
             return self._front.popleft(), True
+        if self._failed is not None:
+            failed, self._failed = self._failed, None
+            raise failed
+        message, self._ahead = self._ahead, None
+        return (message if message is not None else self._next()), False
+
+    def _next(self) -> Outgoing | None:
         message = next(self._rest, None)
         if message is not None:
             self.order[id(message)] = len(self.order)
-        return message, False
+        return message
 
     def in_order(self, results: list[Result]) -> list[Result]:
         return sorted(results, key=lambda result: self.order[id(result.message)])
@@ -336,14 +355,17 @@ class SMTPTransport:
             smtp.send(_envelope(message))
         while message is not None:
             replies = [smtp.getreply() for _ in range(3)]  # MAIL, RCPT, DATA
-            conn.in_hand.remove(message)
             refusal = next(((code, text) for (code, text), ok in zip(replies, _ACCEPTED, strict=True)
                             if code not in ok), None)
+            # In hand until the next one is begun: if that raises, the server waits for this
+            # one's data, so ``close`` must drop the connection, not say QUIT (read as data).
             following = self._begin(conn, queue, results, observer)
+            conn.in_hand.remove(message)
             ahead = _envelope(following) if following is not None else b""
             if refusal is None:
                 conn.unanswered = message
                 smtp.send(_dot_stuffed(message.data) + ahead)
+                queue.prepare()  # built while the server reads this one (else it waits for it)
                 code, text = smtp.getreply()
                 conn.unanswered = None
                 result = Result(message, code == 250, code, "" if code == 250 else _text(text))
