@@ -63,3 +63,8 @@ def make_subscriber(session, email: str, mailing_list: MailingList | None = None
                                  confirmed_at=datetime.now(timezone.utc)))
     session.commit()
     return subscriber
+
+
+def fixed(text: str):
+    """A message part with no recipient values, for messages built by hand (``Skeleton``)."""
+    return lambda _values: text

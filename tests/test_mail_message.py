@@ -7,7 +7,8 @@ import pytest
 
 from mailer.errors import InvalidInput
 from mailer.mail.headers import ListSettings, list_headers
-from mailer.mail.message import Skeleton, address, fixed, make_msgid
+from mailer.mail.message import Skeleton, address, make_msgid
+from tests.helpers_content import fixed
 
 LONG_URL = "http://localhost/u/" + "A" * 90  # longer than the ~77 characters policy.SMTP encodes
 

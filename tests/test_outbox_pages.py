@@ -6,9 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from mailer.mail.message import Skeleton, address, fixed
+from mailer.mail.message import Skeleton, address
 from mailer.mail.transport import OutboxTransport
 from mailer.models import Notice, NoticeKind, NoticeStatus, utcnow
+from tests.helpers_content import fixed
 from tests.helpers_staff import login_as, make_list, make_subscriber
 
 

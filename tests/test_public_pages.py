@@ -4,9 +4,10 @@ choice), the embed page and its snippet, and the staff outbox page."""
 import re
 from datetime import timedelta
 
-from mailer.mail.message import Skeleton, address, fixed
+from mailer.mail.message import Skeleton, address
 from mailer.mail.transport import OutboxTransport
 from mailer.models import Event, utcnow
+from tests.helpers_content import fixed
 from tests.helpers_staff import login_as
 from tests.helpers_visitor import make_list
 

@@ -54,11 +54,6 @@ class Signer(Protocol):
     def sign(self, message: bytes) -> bytes: ...
 
 
-def fixed(text: str) -> Body:
-    """A part with no recipient values (a notice rendered for its one recipient)."""
-    return lambda _values: text
-
-
 _UNSAFE_IN_HEADERS = re.compile("[\x00-\x08\x0a-\x1f\x7f\u2028\u2029]")
 
 
