@@ -11,8 +11,7 @@ from mailer.dispatch import Item, Outcome
 from mailer.extensions import db
 from mailer.mail.message import Outgoing
 from mailer.mail.transport import Result
-from mailer.models import (Campaign, Delivery, DeliveryStatus, SendBatch, Subscriber, Subscription,
-                           SubscriptionStatus)
+from mailer.models import Campaign, Delivery, DeliveryStatus, SendBatch, Subscriber, Subscription, SubscriptionStatus
 from mailer.models.types import utcnow
 from mailer.sending import _judge, _tally
 from tests.helpers_engine import address, make_audience, make_campaign

@@ -114,10 +114,11 @@ def test_pipelining_writes_once_per_message(server, monkeypatch, pipelining, mos
         assert len(writes) < 2 + 4 * 10
 
 
-def test_the_next_message_is_built_while_the_server_reads_this_one(server):
+def test_the_next_message_is_built_while_the_server_reads_this_one(server, monkeypatch):
     """Pipelined, a message is taken from the caller's iterator (built, in the engine) once
     the previous one's data is out and before its answer comes back, not after it: the
-    building and the server's work overlap. A failure to build is raised in its turn."""
+    building and the server's work overlap. A failure to build is raised in its turn, and
+    the connection is dropped, not closed with QUIT, as a message's data is owed."""
     server.handler.pipelining = True
     events = []
 
@@ -134,10 +135,14 @@ def test_the_next_message_is_built_while_the_server_reads_this_one(server):
         def end(self, result):
             events.append(f"answered {result.message.recipient[1]}")
 
+    quits = []
+    quit_ = smtplib.SMTP.quit
+    monkeypatch.setattr(smtplib.SMTP, "quit", lambda smtp: (quits.append(smtp), quit_(smtp))[1])
     transport = SMTPTransport(SMTPSettings("127.0.0.1", server.port))
     with pytest.raises(ValueError, match="5th"):
         transport.send(messages(), Log())
     transport.close()
+    assert quits == []  # the server waits for the 4th's data: a QUIT would be read as data
     # The 5th failed while the 3rd was out: raised once the 4th's envelope was answered, as
     # it would have been without reading ahead; the 4th's data never went.
     assert events == ["built 0", "built 1", "built 2", "answered 0", "built 3", "answered 1",
