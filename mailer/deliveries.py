@@ -18,7 +18,6 @@ from functools import cache
 from typing import NamedTuple, cast
 
 from sqlalchemy import (
-    BigInteger,
     Connection,
     CursorResult,
     Engine,
@@ -27,7 +26,6 @@ from sqlalchemy import (
     String,
     Table,
     and_,
-    any_,
     bindparam,
     case,
     exists,
@@ -39,7 +37,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from .models import (
@@ -54,6 +51,7 @@ from .models import (
     campaign_lists,
 )
 from .models.types import utcnow
+from .statements import in_list, param
 
 QUEUED = DeliveryStatus.QUEUED
 
@@ -221,16 +219,12 @@ def lease_next_batch(session: Session, campaign_id: int, holder: str, lease: flo
 _BATCHES, _DELIVERIES, _CAMPAIGNS = (cast(Table, model.__table__) for model in (SendBatch, Delivery, Campaign))
 
 
-def _param(name: str, column):
-    return bindparam(name, type_=column.type)
-
-
 @cache
 def _lease_statement(dialect: str):
     b, c = _BATCHES.c, _CAMPAIGNS.c
-    now = _param("p_now", b.due_at)
+    now = param("p_now", b.due_at)
     sending = exists().where(c.id == b.campaign_id, c.status == "sending",
-                             or_(c.retry_at.is_(None), c.retry_at <= _param("p_now", c.retry_at)))
+                             or_(c.retry_at.is_(None), c.retry_at <= param("p_now", c.retry_at)))
     pick = (select(b.id)
             .where(b.campaign_id == bindparam("p_campaign"), b.done.is_(False),
                    or_(b.due_at.is_(None), b.due_at <= now),
@@ -241,7 +235,7 @@ def _lease_statement(dialect: str):
     # MATERIALIZED: the LIMIT applies once (inlined, PostgreSQL may rescan it per row).
     chosen = pick.cte("chosen").prefix_with("MATERIALIZED")
     return (update(_BATCHES).where(b.id.in_(select(chosen.c.id)))
-            .values(holder=bindparam("p_holder"), lease_expires_at=_param("p_expires", b.lease_expires_at))
+            .values(holder=bindparam("p_holder"), lease_expires_at=param("p_expires", b.lease_expires_at))
             .returning(b.id, b.batch))
 
 
@@ -271,18 +265,9 @@ def stalled(session: Session, campaign_id: int) -> bool:
     return next_batch_in(session, campaign_id) == 0.0
 
 
-def _in_list(dialect: str, column, name: str, value=None, item_type=BigInteger):
-    """``column`` in the list parameter ``name``: one array parameter on PostgreSQL (a list
-    of hundreds of parameters cost more to send and plan than the update itself), an
-    expanding IN list on SQLite. ``value`` None: given when the statement runs."""
-    if dialect == "postgresql":
-        return column == any_(bindparam(name, value, type_=ARRAY(item_type)))
-    return column.in_(bindparam(name, value, expanding=True))
-
-
 def _among(conn: Connection, ids: list[int]):
     """``Delivery.id`` in ``ids``."""
-    return _in_list(_dialect(conn), Delivery.id, "ids", ids)
+    return in_list(_dialect(conn), Delivery.id, "ids", ids)
 
 
 def _renew(conn: Connection, batch_id: int, holder: str, lease: float) -> bool:
@@ -296,7 +281,7 @@ def _renew(conn: Connection, batch_id: int, holder: str, lease: float) -> bool:
 def _renew_statement():
     b = _BATCHES.c
     return (update(_BATCHES).where(b.id == bindparam("p_batch"), b.holder == bindparam("p_holder"))
-            .values(lease_expires_at=_param("p_expires", b.lease_expires_at)))
+            .values(lease_expires_at=param("p_expires", b.lease_expires_at)))
 
 
 class Row(NamedTuple):
@@ -374,11 +359,11 @@ def _rows_statement(dialect: str, to_lists: bool):
     def confirmed(subscriber_id):
         where = [sub.subscriber_id == subscriber_id, sub.status == SubscriptionStatus.CONFIRMED.value]
         if to_lists:
-            where.append(_in_list(dialect, sub.list_id, "p_lists", item_type=Integer))
+            where.append(in_list(dialect, sub.list_id, "p_lists", item_type=Integer))
         return where
 
     due = [d.campaign_id == bindparam("p_campaign"), d.batch == bindparam("p_batch"), d.status == QUEUED.value,
-           or_(d.next_attempt_at.is_(None), d.next_attempt_at <= _param("p_now", d.next_attempt_at))]
+           or_(d.next_attempt_at.is_(None), d.next_attempt_at <= param("p_now", d.next_attempt_at))]
     if dialect != "postgresql":
         eligible = and_(s.id.is_not(None), exists().where(*confirmed(s.id)), ~_suppressed(s.email_hash))
         return (select(d.id, d.subscriber_id, s.email, func.coalesce(s.name, ""), func.coalesce(s.locale, ""),
@@ -413,7 +398,7 @@ def _release_statement():
     b, d = _BATCHES.c, _DELIVERIES.c
     queued = and_(d.campaign_id == bindparam("p_campaign"), d.batch == bindparam("p_batch"),
                   d.status == QUEUED.value)
-    waiting = (select(func.min(func.coalesce(d.next_attempt_at, _param("p_now", d.next_attempt_at))))
+    waiting = (select(func.min(func.coalesce(d.next_attempt_at, param("p_now", d.next_attempt_at))))
                .where(queued).scalar_subquery())
     return (update(_BATCHES).where(b.id == bindparam("p_batch_id"), b.holder == bindparam("p_holder"))
             .values(holder=None, lease_expires_at=None, done=~exists().where(queued), due_at=waiting)
@@ -433,8 +418,8 @@ def _sent_statement(dialect: str):
     d = _DELIVERIES.c
     return (update(_DELIVERIES)
             .where(d.campaign_id == bindparam("p_campaign"), d.status == QUEUED.value,
-                   _in_list(dialect, d.id, "p_ids"))
-            .values(status=DeliveryStatus.SENT.value, sent_at=_param("p_now", d.sent_at),
+                   in_list(dialect, d.id, "p_ids"))
+            .values(status=DeliveryStatus.SENT.value, sent_at=param("p_now", d.sent_at),
                     attempts=d.attempts + 1, last_error="",
                     message_id=(literal("<") + d.campaign_id.cast(String) + literal(".")
                                 + d.id.cast(String) + bindparam("p_suffix", type_=String))))
@@ -449,7 +434,7 @@ def _status_statement():
 def _counters_statement(any_accepted: bool, failing: bool):
     """A flush's change to its campaign's counters and failure streak, and its standing after."""
     c = _CAMPAIGNS.c
-    now = _param("p_now", c.progress_at)
+    now = param("p_now", c.progress_at)
     values = {
         "sent_count": c.sent_count + bindparam("p_sent"),
         "failed_count": c.failed_count + bindparam("p_failed"),

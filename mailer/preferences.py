@@ -197,9 +197,9 @@ def request_erasure(session: Session, token: str, *, ip: str = "") -> Subscriber
     return subscriber
 
 
-def erase_token(subscriber: Subscriber) -> str:
-    """Bound to the address too: the link is void once the address changes."""
-    return tokens.sign_timed(tokens.ERASE, [subscriber.id, subscriber.email_hash[:16]])
+def erase_token(subscriber_id: int, email_hash: str) -> str:
+    """Bound to the address too (its hash): the link is void once the address changes."""
+    return tokens.sign_timed(tokens.ERASE, [subscriber_id, email_hash[:16]])
 
 
 def erasure_subject(session: Session, token: str) -> Subscriber:

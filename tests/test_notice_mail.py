@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from mailer import notices, subscriptions
 from mailer.models import ConsentRecord, Delivery, Notice, NoticeKind, NoticeStatus, SubscriptionStatus, utcnow
+from mailer.suppression import suppress
 from tests.helpers_engine import make_campaign
 from tests.helpers_visitor import (
     barrier,
@@ -159,6 +160,24 @@ def test_a_notice_goes_once_and_only_while_it_has_something_to_say(app, session,
     notices.queue(session, sub.id, NoticeKind.CONFIRM)  # nothing pending any more
     session.commit()
     assert [m.recipients for m in barrier(session, smtp_server)] == [["quiet@example.org"]]
+    statuses = session.scalars(select(Notice.status).where(Notice.subscriber_id == sub.id)
+                               .order_by(Notice.id)).all()
+    assert statuses == [NoticeStatus.SENT, NoticeStatus.DROPPED, NoticeStatus.DROPPED]
+
+
+def test_no_welcome_or_link_goes_to_a_suppressed_address(app, session, newsletter, smtp_server):
+    """A welcome or a preference link owed to a suppressed address is dropped (a
+    confirmation still goes: ``test_subscribe``)."""
+    subscriptions.subscribe(session, email="blocked@example.org", consent=True, source="admin")
+    session.commit()
+    smtp_server.wait_for(1)
+    sub = subscriber(session, "blocked@example.org")
+    sub.subscriptions[0].status = SubscriptionStatus.CONFIRMED
+    suppress(session, "blocked@example.org", reason="bounced")
+    notices.queue(session, sub.id, NoticeKind.WELCOME)
+    notices.queue(session, sub.id, NoticeKind.MANAGE)
+    session.commit()
+    assert [m.recipients for m in barrier(session, smtp_server)] == [["blocked@example.org"]]  # the first
     statuses = session.scalars(select(Notice.status).where(Notice.subscriber_id == sub.id)
                                .order_by(Notice.id)).all()
     assert statuses == [NoticeStatus.SENT, NoticeStatus.DROPPED, NoticeStatus.DROPPED]

@@ -110,7 +110,7 @@ def seed(session) -> dict[str, str]:
         "public.unsubscribe": links.unsubscribe_url(subscriber.id).rsplit("/", 1)[1],
         "archive.view_in_browser": tokens.sign(tokens.VIEW, [sent.id, subscriber.id]),
         "preferences.page": tokens.manage_token(subscriber.id),
-        "preferences.erase_page": preferences.erase_token(subscriber),
+        "preferences.erase_page": preferences.erase_token(subscriber.id, subscriber.email_hash),
     }
     session.commit()
     return values | {f"token@{key}": value for key, value in tokens_by_endpoint.items()}
