@@ -183,14 +183,18 @@ def check(engine: sa.Engine, tag: str, accepted: int, public_lists: int, drain_s
             " (SELECT count(*) FROM notices JOIN subscribers s ON s.id = subscriber_id"
             "   WHERE s.email LIKE :like AND status = 'sent' AND message_id <> ''),"
             " (SELECT count(*) FROM (SELECT subscriber_id FROM notices JOIN subscribers s ON s.id = subscriber_id"
-            "   WHERE s.email LIKE :like GROUP BY subscriber_id HAVING count(*) <> 1) AS d)"), {"like": like}).one()
-    subscribers, subscriptions, consents, notices, sent, doubled = row
+            "   WHERE s.email LIKE :like GROUP BY subscriber_id HAVING count(*) <> 1) AS d),"
+            # a sender's record of a batch stamps its notices with one sent_at
+            " (SELECT count(DISTINCT sent_at) FROM notices JOIN subscribers s ON s.id = subscriber_id"
+            "   WHERE s.email LIKE :like AND status = 'sent')"), {"like": like}).one()
+    subscribers, subscriptions, consents, notices, sent, doubled, records = row
     # wrk counts the answers it read; requests in flight when it stopped may still have been
     # written (at most one per connection): rows >= accepted, and each row complete.
     ok = (accepted <= subscribers <= accepted + 64 and subscriptions == consents == subscribers * public_lists
           and notices == sent == subscribers and doubled == 0)
     return {"subscribers": subscribers, "subscriptions": subscriptions, "consents": consents,
-            "notices": notices, "sent": sent, "doubled": doubled, "ok": ok, "drain_seconds": drained}
+            "notices": notices, "sent": sent, "doubled": doubled, "ok": ok, "drain_seconds": drained,
+            "records": records}
 
 
 def run(env: dict, engine: sa.Engine, label: str, *, workers: int, threads: int, seconds: int,
@@ -241,7 +245,8 @@ def run(env: dict, engine: sa.Engine, label: str, *, workers: int, threads: int,
           f"{result['connections_opened']}", flush=True)
     print(f"    checked: {result['accepted']:,} answered 200, {result['subscribers']:,} rows (the rest were in "
           f"flight when wrk stopped), {result['consents']:,} consent records, "
-          f"{result['notices']:,} confirmations of which {result['sent']:,} sent (drained in "
+          f"{result['notices']:,} confirmations of which {result['sent']:,} sent (recorded in "
+          f"{result['records']:,} batches; drained in "
           f"{result['drain_seconds']:.0f} s), {result['doubled']} doubled: {'OK' if result['ok'] else 'MISMATCH'}",
           flush=True)
     return result | {"rate": rate, "met": met}

@@ -10,12 +10,14 @@ past the site-wide hourly cap (``PENDING_MAX_PER_HOUR``) wait for the next free 
 instead of being dropped; ``backlog`` tells staff how many wait.
 
 The Notice row is its own outbox: no Job row is written per notice. After the commit a
-sender is woken (``wake``), at most once while a woken sender has not started yet (a Redis
-key it deletes when it starts), so 500 sign-ups a second start a handful of senders, not
-500 tasks; beat's ``tick`` starts one for any due notice a lost wake-up left behind.
+sender is woken (``wake``), at most once while a woken sender has not ended (a Redis key
+it deletes when it ends, then looks for due notices once more), so 500 sign-ups a second
+keep one sender busy sending them by the batch, not 500 tasks; beat's ``tick`` starts one
+for any due notice a lost wake-up left behind.
 """
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -72,7 +74,9 @@ from .verp import SUBSCRIBER, Verp
 TASK = "mailer.send_notices"
 BATCH = 200  # notices claimed at a time
 QUEUED = NoticeStatus.QUEUED
-WAKE_SECONDS = 2.0  # a wake-up whose sender has not started by then is sent again
+WAKE_SECONDS = 2.0  # a wake-up whose sender has not ended by then is sent again
+RUN_SECONDS = 1.5  # a sender's turn while notices keep coming (under WAKE_SECONDS)
+PACE_SECONDS = 0.1  # the least time between a sender's batches while notices keep coming
 _WAKE = "mailer.wake_notices"
 log = logging.getLogger(__name__)
 
@@ -107,8 +111,8 @@ def _redis():
 
 
 def wake_now() -> None:
-    """Publish the sender task unless a wake-up sent less than WAKE_SECONDS ago is still
-    waiting for its sender to start. Raises the broker's errors."""
+    """Publish the sender task unless a sender woken less than WAKE_SECONDS ago has not
+    ended yet (it sends what is written meanwhile). Raises the broker's errors."""
     client = _redis()
     if client is not None and not client.set(_wake_key(current_app.config), 1, nx=True,
                                              px=int(WAKE_SECONDS * 1000)):
@@ -116,8 +120,8 @@ def wake_now() -> None:
     send_now(TASK)
 
 
-def _started() -> None:
-    """A sender starts: the next notice written wakes another one."""
+def _let_go() -> None:
+    """A sender ends: the next notice written wakes another one."""
     client = _redis()
     if client is not None:
         try:
@@ -410,27 +414,39 @@ class NoticeStore:
 
 
 def send(session: Session) -> None:
-    """Send every notice due now, a batch at a time over one connection. A batch smaller
-    than BATCH was all that was due: notices written since woke another sender."""
+    """Send every notice due, a batch at a time over one connection. While sign-ups stream
+    in, a sender goes on for up to RUN_SECONDS with batches at least PACE_SECONDS apart, so
+    that they are sent by the batch rather than a task, a connection and a claim for every
+    few (which cost a worker more than the mails). Ending, it lets the next wake-up through
+    and looks once more: a notice written before that is sent by the sender it wakes, one
+    written after wakes a sender itself."""
     config = current_app.config
-    _started()
     holder = uuid.uuid4().hex
     lease = config["SEND_LEASE_SECONDS"]
     verp = Verp(config)
     transport = from_config(config)
+    ended = time.monotonic() + RUN_SECONDS
     try:
-        more = True
-        while more:
+        while True:
+            began = time.monotonic()
             claimed, more = _claim(session, holder, lease)
             session.commit()
-            if not claimed:
+            if claimed:
+                items = _prepare(session, claimed, holder, verp)
+                session.commit()
+                if items and not _dispatch(session, items, holder, lease, transport):
+                    return  # the server cannot be reached: the rest wait for the tick
+            if more:
                 continue
-            items = _prepare(session, claimed, holder, verp)
-            session.commit()
-            if items and not _dispatch(session, items, holder, lease, transport):
-                return
+            if not claimed or time.monotonic() >= ended:
+                break
+            time.sleep(max(0.0, PACE_SECONDS - (time.monotonic() - began)))
     finally:
         transport.close()
+        _let_go()
+    if session.scalar(select(Notice.id).where(_due(utcnow())).limit(1)) is not None:
+        wake_now()
+    session.commit()
 
 
 @cache
