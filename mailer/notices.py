@@ -130,13 +130,17 @@ def _let_go() -> None:
             log.warning("could not clear the notices wake-up key", exc_info=True)
 
 
+def _wake_or_leave_to_tick() -> None:
+    try:
+        wake_now()
+    except Exception:  # the rows wait for beat's tick
+        log.warning("could not wake a notices sender; the tick will", exc_info=True)
+
+
 @event.listens_for(Session, "after_commit")
 def _wake_after_commit(session: Session) -> None:
     if session.info.pop(_WAKE, False):
-        try:
-            wake_now()
-        except Exception:  # the rows wait for beat's tick
-            log.warning("could not wake a notices sender; the tick will", exc_info=True)
+        _wake_or_leave_to_tick()
 
 
 @event.listens_for(Session, "after_rollback")
@@ -445,7 +449,7 @@ def send(session: Session) -> None:
         transport.close()
         _let_go()
     if session.scalar(select(Notice.id).where(_due(utcnow())).limit(1)) is not None:
-        wake_now()
+        _wake_or_leave_to_tick()
     session.commit()
 
 
