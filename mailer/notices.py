@@ -306,9 +306,12 @@ def _cap_statement():
 
 @cache
 def _take_statement(dialect: str):
+    """Lease the picked notices still free: on SQLite the pick was read under no lock (a
+    SELECT begins no transaction there), so another sender may have taken them since."""
     n = _NOTICES.c
-    return (update(_NOTICES).where(in_list(dialect, n.id, "p_ids"))
-            .values(holder=bindparam("p_holder"), lease_expires_at=param("p_expires", n.lease_expires_at)))
+    return (update(_NOTICES).where(in_list(dialect, n.id, "p_ids"), _due(param("p_now", n.available_at)))
+            .values(holder=bindparam("p_holder"), lease_expires_at=param("p_expires", n.lease_expires_at))
+            .returning(n.id))
 
 
 def _claim(session: Session, holder: str, lease: float) -> tuple[list[tuple[int, str | None]], bool]:
@@ -342,8 +345,10 @@ def _claim(session: Session, holder: str, lease: float) -> tuple[list[tuple[int,
         session.execute(update(Notice).where(Notice.id.in_(held_back))
                         .values(available_at=oldest + timedelta(hours=1, seconds=1)))
     if chosen:
-        conn.execute(_take_statement(dialect), {"p_ids": [id_ for id_, _ in chosen], "p_holder": holder,
-                                                "p_expires": now + timedelta(seconds=lease)})
+        taken = set(conn.execute(_take_statement(dialect), {
+            "p_ids": [id_ for id_, _ in chosen], "p_holder": holder, "p_now": now,
+            "p_expires": now + timedelta(seconds=lease)}).scalars())
+        chosen = [(id_, previous) for id_, previous in chosen if id_ in taken]
     return chosen, len(picked) == BATCH
 
 

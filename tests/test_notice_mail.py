@@ -164,6 +164,40 @@ def test_a_notice_written_as_its_sender_ends_is_sent(app, session, newsletter, s
     assert mail.recipients == ["late@example.org"]
 
 
+def test_two_senders_claiming_at_once_never_both_take_a_notice(app, session, newsletter, smtp_server, fresh):
+    """The second sender claims between the first one's pick and its take. On SQLite the pick
+    is read under no lock (a SELECT begins no transaction there), so a take that did not check
+    the notice was still free took it again: two senders, two mails (seen under `make run`)."""
+    from sqlalchemy import event
+
+    from mailer.extensions import db
+
+    subscriptions.subscribe(session, email="race@example.org", consent=True, source="admin")
+    session.commit()
+    smtp_server.wait_for(1)  # the confirmation, sent by the test worker
+    owed = Notice(kind=NoticeKind.MANAGE, subscriber_id=subscriber(session, "race@example.org").id)
+    session.add(owed)  # not queued: no sender is woken, the two below are the only ones
+    session.commit()
+    second: list = []
+    started = []
+
+    def the_other_sender_claims(conn, _cursor, statement, *_args):
+        if not started and statement.lstrip().upper().startswith("SELECT NOTICES.ID, NOTICES.KIND"):
+            started.append(True)
+            other = fresh()
+            second.extend(notices._claim(other, "second", 60)[0])
+            other.commit()
+
+    event.listen(db.engine, "after_cursor_execute", the_other_sender_claims)
+    try:
+        first = notices._claim(session, "first", 60)[0]
+        session.commit()
+    finally:
+        event.remove(db.engine, "after_cursor_execute", the_other_sender_claims)
+    assert started, "the other sender's claim did not run"
+    assert [id_ for id_, _ in first + second] == [owed.id]
+
+
 def test_a_notice_goes_once_and_only_while_it_has_something_to_say(app, session, newsletter,
                                                                      smtp_server):
     subscriptions.subscribe(session, email="quiet@example.org", consent=True, source="admin")
