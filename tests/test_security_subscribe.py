@@ -31,6 +31,19 @@ def newsletter(session):
 
 # --- The name of an existing subscriber -----------------------------------------------------
 
+def test_no_public_page_carries_a_limit_flask_limiter_would_skip(app):
+    """Flask-Limiter skips the public pages (``public._not_flask_limiters``, for the sign-ups'
+    CPU): one of its limits put on a public view would never count. Theirs are
+    ``subscribe_limits``; its own limits elsewhere (the staff sign-in) count as before
+    (``test_security_sessions``)."""
+    public = {endpoint: view for endpoint, view in app.view_functions.items() if endpoint.startswith("public.")}
+    assert "public.subscribe_json" in public
+    assert [endpoint for endpoint, view in public.items()
+            if getattr(view, "__wrapper-limiter-instance", None) is not None] == []
+    assert [endpoint for endpoint, view in app.view_functions.items()
+            if getattr(view, "__wrapper-limiter-instance", None) is not None]  # the check can see one
+
+
 def test_no_anonymous_sign_up_renames_a_subscriber(app, client, session, newsletter, fresh):
     make_subscriber(session, "anna@example.org", "Anna Kowalska", [newsletter])
     make_subscriber(session, "bez@example.org", "", [newsletter])

@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 
 from .. import campaigns, events, lists, subscriptions, tokens
 from ..errors import ExpiredToken, InvalidInput
-from ..extensions import csrf, db_session
+from ..extensions import csrf, db_session, limiter
 from . import subscribe_limits
 from .errors import error_body, error_text
 from .forms import HONEYPOT, ButtonForm, SubscribeForm, UnsubscribeForm
@@ -18,6 +18,15 @@ from .i18n import in_subscriber_language
 from .security import csp_nonce
 
 bp = Blueprint("public", __name__)
+
+
+@limiter.request_filter
+def _not_flask_limiters() -> bool:
+    """The public pages carry none of Flask-Limiter's limits (theirs are ``subscribe_limits``,
+    counted in one round trip), so its resolution of the limits of each request, which finds
+    none here, is skipped: a tenth of a sign-up's web CPU. ``tests/test_rate_limits.py``
+    checks that no public view is decorated with one of its limits."""
+    return request.blueprint == bp.name
 
 ONE_CLICK = "One-Click"
 
