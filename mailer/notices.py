@@ -288,7 +288,7 @@ def _fence(holder):
 def _pick_statement(dialect: str):
     n = _NOTICES.c
     pick = (select(n.id, n.kind, n.holder).where(_due(param("p_now", n.available_at)))
-            .order_by(n.id).limit(BATCH))
+            .order_by(n.id).limit(bindparam("p_limit")))
     return pick.with_for_update(skip_locked=True) if dialect == "postgresql" else pick
 
 
@@ -322,7 +322,7 @@ def _claim(session: Session, holder: str, lease: float) -> tuple[list[tuple[int,
     now = utcnow()
     conn = session.connection()
     dialect = conn.dialect.name
-    picked = conn.execute(_pick_statement(dialect), {"p_now": now}).all()
+    picked = conn.execute(_pick_statement(dialect), {"p_now": now, "p_limit": BATCH}).all()
     room = len(picked)
     if any(row.kind == NoticeKind.CONFIRM for row in picked):
         if dialect == "postgresql":
@@ -423,12 +423,12 @@ class NoticeStore:
 
 
 def send(session: Session) -> None:
-    """Send every notice due, a batch at a time over one connection. While sign-ups stream
-    in, a sender goes on for up to RUN_SECONDS with batches at least PACE_SECONDS apart, so
-    that they are sent by the batch rather than a task, a connection and a claim for every
-    few (which cost a worker more than the mails). Ending, it lets the next wake-up through
-    and looks once more: a notice written before that is sent by the sender it wakes, one
-    written after wakes a sender itself."""
+    """Send the notices due, a batch at a time over one connection, for one turn of up to
+    RUN_SECONDS. While sign-ups stream in, batches are at least PACE_SECONDS apart, so that
+    they are sent by the batch rather than a task, a connection and a claim for every few
+    (which cost a worker more than the mails). Ending, a sender lets the next wake-up
+    through and looks once more: what is due then (written meanwhile, or left when its
+    turn was over) is sent by the sender it wakes; a notice written after wakes one itself."""
     config = current_app.config
     holder = uuid.uuid4().hex
     lease = config["SEND_LEASE_SECONDS"]
@@ -445,11 +445,10 @@ def send(session: Session) -> None:
                 session.commit()
                 if items and not _dispatch(session, items, holder, lease, transport):
                     return  # the server cannot be reached: the rest wait for the tick
-            if more:
-                continue
-            if not claimed or time.monotonic() >= ended:
-                break
-            time.sleep(max(0.0, PACE_SECONDS - (time.monotonic() - began)))
+            if time.monotonic() >= ended or not (claimed or more):
+                break  # its turn is over (a sender it wakes goes on), or nothing was due
+            if not more:
+                time.sleep(max(0.0, PACE_SECONDS - (time.monotonic() - began)))
     finally:
         transport.close()
         _let_go()

@@ -164,6 +164,22 @@ def test_a_notice_written_as_its_sender_ends_is_sent(app, session, newsletter, s
     assert mail.recipients == ["late@example.org"]
 
 
+def test_a_senders_turn_ends_and_the_next_sender_goes_on(app, session, newsletter, smtp_server, monkeypatch):
+    """However many notices wait, a sender sends for one turn (RUN_SECONDS, here one batch of
+    BATCH), then wakes the next one for the rest, so other tasks get the worker between."""
+    woken = []
+    monkeypatch.setattr(notices, "wake_now", lambda: woken.append(True))  # no task: the test worker stays out
+    for k in range(5):
+        subscriptions.subscribe(session, email=f"turn{k}@example.org", consent=True, source="admin")
+        session.commit()
+    monkeypatch.setattr(notices, "BATCH", 2)
+    monkeypatch.setattr(notices, "RUN_SECONDS", 0)
+    woken.clear()
+    notices.send(session)
+    assert len(smtp_server.wait_for(2)) == 2 and woken == [True]
+    assert session.scalar(select(func.count()).where(Notice.status == NoticeStatus.QUEUED)) == 3
+
+
 def test_two_senders_claiming_at_once_never_both_take_a_notice(app, session, newsletter, smtp_server, fresh):
     """The second sender claims between the first one's pick and its take. On SQLite the pick
     is read under no lock (a SELECT begins no transaction there), so a take that did not check
