@@ -362,8 +362,7 @@ def _renew_statement(dialect: str):
 @cache
 def _sent_statement(dialect: str):
     """Each notice of ``p_ids`` sent with its Message-ID of ``p_mids``: one UPDATE joined
-    to the two arrays on PostgreSQL (an executemany of a row each cost a sender more CPU
-    than the rest of the record), one execution a row on SQLite."""
+    to the two arrays on PostgreSQL, an executemany on SQLite."""
     n = _NOTICES.c
     if dialect == "postgresql":
         sent = (func.unnest(bindparam("p_ids", type_=ARRAY(BigInteger)), bindparam("p_mids", type_=ARRAY(Text)))
