@@ -24,9 +24,10 @@ bp = Blueprint("public", __name__)
 def _not_flask_limiters() -> bool:
     """The public pages carry none of Flask-Limiter's limits (theirs are ``subscribe_limits``,
     counted in one round trip), so its resolution of the limits of each request, which finds
-    none here, is skipped: a tenth of a sign-up's web CPU. ``tests/test_rate_limits.py``
+    none here, is skipped: 7 % of a sign-up's web CPU. ``tests/test_security_subscribe.py``
     checks that no public view is decorated with one of its limits."""
     return request.blueprint == bp.name
+
 
 ONE_CLICK = "One-Click"
 
