@@ -50,6 +50,8 @@ def pages(app, n: int) -> None:
         segment = segments.create_segment(db.session, name="Krowodrza, rocznik 1980+", conditions=[
             {"field": "attribute", "key": "district", "op": "eq", "value": "Krowodrza"},
             {"field": "attribute", "key": "birth_year", "op": "gte", "value": 1980}])
+        nobody = segments.create_segment(db.session, name="Nikt", conditions=[
+            {"field": "attribute", "key": "district", "op": "eq", "value": "Nigdzie"}])
         campaign = Campaign(subject="Pomiar", name="Pomiar", locale="pl")
         campaign.segments = [segment]
         db.session.add(campaign)
@@ -57,7 +59,7 @@ def pages(app, n: int) -> None:
         stats.refresh_summary(db.session)
         recipients.count_now(db.session, campaign.id)
         max_id = db.session.scalar(sa.text("SELECT max(id) FROM subscribers")) or 0
-        segment_id, campaign_id = segment.id, campaign.id
+        segment_id, nobody_id, campaign_id = segment.id, nobody.id, campaign.id
     with app.test_request_context():
         pass
     login = client.post("/admin/login", data={"email": "bench-admin@example.org", "password": "bench password 123"})
@@ -74,6 +76,8 @@ def pages(app, n: int) -> None:
         ("list + status filter, page 1,000", f"/admin/subscribers?list_id=2&status=confirmed&after={deep}", {}),
         ("tag filter", "/admin/subscribers?tag=wolontariusz", {}),
         ("segment filter", f"/admin/subscribers?segment_id={segment_id}", {}),
+        ("segment filter, page 1,000", f"/admin/subscribers?segment_id={segment_id}&after={deep}", {}),
+        ("segment no one matches (searched for a bounded time)", f"/admin/subscribers?segment_id={nobody_id}", {}),
         ("segments page (with counts)", "/admin/segments", {}),
         ("dashboard", "/admin/", {}),
         ("campaign page with its recipients", f"/admin/campaigns/{campaign_id}", {}),

@@ -6,7 +6,7 @@ import io
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from mailer import audience, bulk_actions, deliveries, segments, sending, suppression
 from mailer.errors import Conflict, InvalidInput
@@ -102,6 +102,92 @@ def test_each_condition_selects_its_subscribers(session, town):
 def test_bad_conditions_are_refused(session, town, bad):
     with pytest.raises(InvalidInput):
         segments.create_segment(session, name="Zły", conditions=bad)
+
+
+def test_a_segment_page_reads_its_rows_for_a_bounded_time_and_the_next_page_goes_on(session, town, monkeypatch):
+    """A page of a segment reads windows of ids until its time runs out (a selection that
+    few rows pass would otherwise read the whole table for one page): it shows the matches
+    it found, says where it stopped, and its "older" and "newer" cursors go on from there,
+    so following them finds every member exactly once, in order."""
+    for n in range(30):
+        make_subscriber(session, f"osoba{n}@example.org", f"Osoba {n}", [town["koncerty"]])
+        if n % 7 == 3:
+            audience.set_attributes(session, session.scalar(select(func.max(Subscriber.id))), {"district": "Dębniki"})
+    session.commit()
+    segment = segments.create_segment(session, name="Dębniki", conditions=[
+        {"field": "attribute", "key": "district", "op": "eq", "value": "dębniki"}])
+    session.commit()
+    wanted = list(session.scalars(select(Subscriber.id).where(segments.segment_where(segment))
+                                  .order_by(Subscriber.id.desc())))
+    assert len(wanted) == 4
+    full = audience.search(session, segment_id=segment.id, per_page=3)  # time enough: a full page
+    assert [row.id for row in full.rows] == wanted[:3] and full.scanned_to is None and full.next_after == wanted[2]
+
+    monkeypatch.setattr(audience, "SEGMENT_PAGE_SECONDS", 0.0)  # no time: one window a page
+    monkeypatch.setattr(audience, "FIRST_WINDOW", 4)
+    newest = session.scalar(select(func.max(Subscriber.id)))
+    first = audience.search(session, segment_id=segment.id, per_page=3)
+    assert first.scanned_to == newest + 1 - 4 and first.next_after == first.scanned_to
+    assert all(row.id >= first.scanned_to for row in first.rows)
+    seen, pages, after = [row.id for row in first.rows], 1, first.next_after
+    while after is not None:
+        found = audience.search(session, segment_id=segment.id, per_page=3, after=after)
+        assert all(row.id < after for row in found.rows)
+        seen += [row.id for row in found.rows]
+        after, pages = found.next_after, pages + 1
+        assert pages < 30
+    assert seen == wanted and pages > 3
+    # Back towards the newest from the oldest member: every member again, newest first per page.
+    back, before = [], wanted[-1]
+    while before is not None:
+        found = audience.search(session, segment_id=segment.id, per_page=3, before=before)
+        assert all(row.id > before for row in found.rows)
+        back = [row.id for row in found.rows] + back
+        before = found.prev_before
+    assert back == wanted[:-1]
+
+
+def test_a_page_that_stopped_early_says_so_in_polish(client, session, town, admin_token, monkeypatch):  # noqa: F811
+    login_as(client, session, Role.ADMIN)
+    segment = segments.create_segment(session, name="Nikt", conditions=[
+        {"field": "attribute", "key": "district", "op": "eq", "value": "Nigdzie"}])
+    session.commit()
+    monkeypatch.setattr(audience, "SEGMENT_PAGE_SECONDS", 0.0)
+    monkeypatch.setattr(audience, "FIRST_WINDOW", 2)
+    page = client.get(f"/admin/subscribers?segment_id={segment.id}", headers={"Accept-Language": "pl"})
+    text = page.data.decode()
+    assert page.status_code == 200
+    assert "Na razie nikogo nie znaleziono." in text and "przerwała przeszukiwanie segmentu" in text
+    assert 'rel="next"' in text and "Starsi" in text
+    answer = Api(client, admin_token).get(f"/subscribers?segment_id={segment.id}")
+    assert answer.status_code == 200 and answer.json["items"] == [] and answer.json["scanned_to"]
+    assert answer.json["next_after"] == answer.json["scanned_to"]
+
+
+def test_known_tags_are_each_tag_once_in_order(session, town):
+    for n, tags in enumerate([["zieleń"], ["Prasa", "archiwum"], ["archiwum"], []]):
+        person = make_subscriber(session, f"tag{n}@example.org")
+        audience.set_tags(session, person.id, tags)
+    session.commit()
+    assert audience.known_tags(session) == ["archiwum", "prasa", "wolontariusz", "zieleń"]
+    assert audience.known_tags(session, limit=2) == ["archiwum", "prasa"]
+
+
+def test_a_count_past_its_time_gives_the_estimate_and_leaves_the_session_as_it_was(session, town, monkeypatch):
+    """PostgreSQL cancels a count that outlasts COUNT_SECONDS (a filter no index serves, over
+    a large audience): the planner's estimate is shown, the transaction goes on, and the
+    statement timeout is back to what it was, after a cancelled count as after a finished one."""
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("a statement timeout is PostgreSQL's")
+    before = session.scalar(text("SELECT current_setting('statement_timeout')"))
+    assert audience.count(session, [Subscriber.email.like("%@example.org")]) == (6, True)
+    assert session.scalar(text("SELECT current_setting('statement_timeout')")) == before
+    monkeypatch.setattr(audience, "COUNT_SECONDS", 0.05)
+    slow = text("(SELECT true FROM pg_sleep(0.02 + subscribers.id * 0))")  # 20 ms a row: six take over 50
+    figure, exact = audience.count(session, [slow])
+    assert not exact and figure >= 1
+    assert session.scalar(text("SELECT current_setting('statement_timeout')")) == before
+    assert session.scalar(select(func.count()).select_from(Subscriber)) == 6  # the transaction goes on
 
 
 def test_saved_segment_filters_search_and_names_are_unique(session, town):

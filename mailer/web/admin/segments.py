@@ -45,11 +45,9 @@ def _form(segment: Segment | None = None, error=None, status: int = 200, values=
 @bp.get("/segments", endpoint="segments")
 @staff_required()
 def segments_page():
-    found = {}
-    for segment in segments.all_segments(db_session):
-        found[segment.id] = audience.count(db_session, audience.where(
-            db_session, audience.Selection(segment_id=segment.id)))
-    return render_template("web/admin/segments/index.html", items=segments.all_segments(db_session), counts=found)
+    items = segments.all_segments(db_session)
+    return render_template("web/admin/segments/index.html", items=items,
+                           counts=audience.segment_counts(db_session, items))
 
 
 @bp.route("/segments/new", methods=["GET", "POST"])

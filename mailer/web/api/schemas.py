@@ -343,6 +343,9 @@ class SubscriberPage(BaseModel):
     total: Annotated[int, Field(description="Exact when `total_exact`, else an estimate or a lower bound.")]
     total_exact: bool = True
     next_after: Annotated[int | None, Field(description="Pass as `after` for the next page; null on the last.")] = None
+    scanned_to: Annotated[int | None, Field(description=(
+        "A segment's page is searched for a bounded time: when that ran out before the page was full, "
+        "the id it reached (the page holds every match above it; `next_after` goes on from it)."))] = None
     page: int
     per_page: int
 

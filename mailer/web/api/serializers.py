@@ -47,8 +47,8 @@ def page(rows: list, total: int, page_number: int, per_page: int, show) -> dict:
 def subscriber_page(found, page_number: int, per_page: int) -> dict:
     """An ``audience.search`` page: the rows with their tags, the total and the next cursor."""
     return {"items": [subscriber(row, found.tags.get(row.id)) for row in found.rows], "total": found.total,
-            "total_exact": found.total_exact, "next_after": found.next_after, "page": page_number,
-            "per_page": per_page}
+            "total_exact": found.total_exact, "next_after": found.next_after, "scanned_to": found.scanned_to,
+            "page": page_number, "per_page": per_page}
 
 
 def segment(item, counted: tuple[int, bool] | None = None) -> dict:
