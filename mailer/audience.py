@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from json import encoder as json_encoder
 from json import scanner as json_scanner
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import current_app
 from psycopg.errors import QueryCanceled
@@ -47,14 +47,17 @@ from .models import (
     subscriber_interests,
 )
 
+T = TypeVar("T")
+
 MAX_QUERY = 200
 MAX_PER_PAGE = 200
 COUNT_LIMIT = 10_000  # SQLite: totals above this are shown as "more than 10,000"
 EXACT_LIMIT = 1_000  # PostgreSQL: totals above this are the planner's estimate ("about")
 COUNT_SECONDS = 0.025  # PostgreSQL: how long counting a selection may take before its estimate is shown
-SEGMENT_PAGE_SECONDS = 0.05  # a page of a segment: reading its rows, then counting them
-SCAN_MARGIN = 0.01  # ... of which the rows leave at least this much for the count
-FIRST_WINDOW = 20_000  # ids read by a segment page's first window
+PAGE_SECONDS = 0.05  # a filtered page: reading its rows, then counting them
+DIRECT_SECONDS = 0.035  # ... of which the plain query may take this much (PostgreSQL) before windows are read
+SCAN_MARGIN = 0.01  # ... and the windows leave at least this much for the count
+FIRST_WINDOW = 20_000  # ids read by the first window
 MAX_ATTRIBUTES = 50
 MAX_ATTRIBUTE_VALUE = 500
 MAX_TAGS = 50
@@ -142,7 +145,7 @@ class SearchPage:
     next_after: int | None = None
     prev_before: int | None = None
     tags: dict[int, list[str]] = field(default_factory=dict)
-    # The id a segment's scan reached when its time ran out before the page was full: the
+    # The id a filtered page's windows reached when its time ran out before it was full: the
     # rows shown are all the matches between the page's start and it (see ``_by_windows``).
     scanned_to: int | None = None
 
@@ -161,7 +164,7 @@ def count(session: Session, clauses: list, deadline: float | None = None) -> tup
         found = session.scalar(limited) or 0
         return (found, True) if found <= limit else (limit, False)
     seconds = COUNT_SECONDS if deadline is None else min(COUNT_SECONDS, deadline - time.monotonic())
-    counted = within(session, limited, seconds) if seconds > 0.001 else None
+    counted = within(session, lambda: session.scalar(limited), seconds) if seconds > 0.001 else None
     if counted is not None and counted <= limit:
         return counted, True
     compiled = select(Subscriber.id).where(*clauses).compile(session.get_bind())
@@ -178,15 +181,16 @@ def segment_counts(session: Session, items: Iterable[Segment]) -> dict[int, tupl
     return {item.id: count(session, [segments_.segment_where(item)], deadline) for item in items}
 
 
-def within(session: Session, statement, seconds: float) -> Any:
-    """PostgreSQL: the statement's scalar, or None when it took longer than ``seconds`` (the
-    server cancels it; its savepoint is rolled back and the transaction goes on)."""
+def within(session: Session, run: Callable[[], T], seconds: float) -> T | None:
+    """PostgreSQL: what ``run`` returns, or None when a statement it runs took longer than
+    ``seconds`` (the server cancels it; its savepoint is rolled back and the transaction goes
+    on with the statement timeout it had)."""
     try:
         with session.begin_nested():
             before = session.scalar(text("SELECT current_setting('statement_timeout')"))
             session.execute(text("SELECT set_config('statement_timeout', :ms, true)"),
                             {"ms": str(max(1, int(seconds * 1000)))})
-            found = session.scalar(statement)
+            found = run()
             session.execute(text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": before})
             return found
     except OperationalError as exc:
@@ -198,12 +202,12 @@ def within(session: Session, statement, seconds: float) -> Any:
 def _by_windows(session: Session, statement: Select, per_page: int, deadline: float, *,
                 below: int | None = None, above: int | None = None) -> tuple[list[Subscriber], int | None]:
     """Up to ``per_page + 1`` rows of ``statement`` read a window of ids at a time: newest
-    first below ``below`` (None: from the newest), or oldest first above ``above``. For
-    filters no index serves (a segment's attributes, read row by row), where one page of a
-    selection that few rows pass would read the whole table: the windows stop SCAN_MARGIN
-    before ``deadline`` (``time.monotonic()``) and the page is shown with what they found.
-    Returns the rows and, when time ran out first, the id the scan reached (the next page
-    goes on from there), else None."""
+    first below ``below`` (None: from the newest), or oldest first above ``above``. For a
+    filter no index serves (a segment's attributes, read row by row), or whose matches lie
+    far from where the page starts, where one page would read the whole table: the windows
+    stop SCAN_MARGIN before ``deadline`` (``time.monotonic()``) and the page is shown with
+    what they found. Returns the rows and, when time ran out first, the id the scan reached
+    (the next page goes on from there), else None."""
     upward = above is not None
     edge = session.scalar(select(func.max(Subscriber.id) if upward else func.min(Subscriber.id)))
     if edge is None:
@@ -244,32 +248,40 @@ def search(session: Session, *, query: str = "", list_id: int | None = None, sta
     clauses = where(session, chosen)
     statement = select(Subscriber).where(*clauses).options(
         selectinload(Subscriber.subscriptions).selectinload(Subscription.list))
-    # A segment's rows are read by windows, then counted in what is left of the time.
-    deadline = time.monotonic() + SEGMENT_PAGE_SECONDS if chosen.segment_id is not None else None
-    scanned_to = None
+    # A filter no index serves, or one whose matches all lie far from the newest (a status
+    # the newest subscribers do not have), would read the whole table for one page. So a
+    # filtered page has PAGE_SECONDS: on PostgreSQL the plain query may take DIRECT_SECONDS
+    # of them, then (and for a segment, at once) windows of ids are read in the rest; what
+    # is left counts the rows.
+    offset = before is None and after is None and page is not None and page > 1  # old API clients: slow deep down
+    deadline = None if chosen.everyone or offset else time.monotonic() + PAGE_SECONDS
+    postgres = session.get_bind().dialect.name == "postgresql"
+    scanned_to, rows = None, None
     if before is not None:
-        if deadline is not None:
-            rows, scanned_to = _by_windows(session, statement, per_page, deadline, above=before)
-        else:
-            rows = list(session.scalars(statement.where(Subscriber.id > before)
-                                        .order_by(Subscriber.id.asc()).limit(per_page + 1)))
-        total, exact = count(session, clauses, deadline)
+        direct = statement.where(Subscriber.id > before).order_by(Subscriber.id.asc()).limit(per_page + 1)
+    else:
+        direct = statement.order_by(Subscriber.id.desc())
+        if after is not None:
+            direct = direct.where(Subscriber.id < after)
+        elif offset:  # capped: past it an OFFSET overflows the database's integers
+            direct = direct.offset((min(int(page or 1), MAX_PAGE) - 1) * per_page)
+        direct = direct.limit(per_page + 1)
+    if deadline is None or not (postgres or chosen.segment_id is not None):
+        rows = list(session.scalars(direct))
+    elif chosen.segment_id is None:
+        rows = within(session, lambda: list(session.scalars(direct)), DIRECT_SECONDS)
+    if rows is None:
+        assert deadline is not None
+        rows, scanned_to = _by_windows(session, statement, per_page, deadline,
+                                       **({"above": before} if before is not None else {"below": after}))
+    total, exact = count(session, clauses, deadline)
+    if before is not None:
         more_newer = len(rows) > per_page
         rows = list(reversed(rows[:per_page]))
         older = rows[-1].id if rows else (before + 1 if scanned_to else None)
         return _page(session, rows, total, exact, next_after=older,
                      prev_before=scanned_to or (rows[0].id if rows and more_newer else None),
                      scanned_to=scanned_to)
-    if deadline is not None and (page is None or page <= 1):
-        rows, scanned_to = _by_windows(session, statement, per_page, deadline, below=after)
-    else:
-        statement = statement.order_by(Subscriber.id.desc())
-        if after is not None:
-            statement = statement.where(Subscriber.id < after)
-        elif page is not None and page > 1:  # capped: past it an OFFSET overflows the database's integers
-            statement = statement.offset((min(int(page), MAX_PAGE) - 1) * per_page)
-        rows = list(session.scalars(statement.limit(per_page + 1)))
-    total, exact = count(session, clauses, deadline)
     more = len(rows) > per_page
     rows = rows[:per_page]
     newer = (after is not None or (page or 1) > 1) and bool(rows)

@@ -141,9 +141,17 @@ class ListCounts:
         return self.confirmed + self.pending + self.unsubscribed
 
 
-def overview(session: Session) -> list[tuple[MailingList, ListCounts]]:
+def overview(session: Session, per_list: dict[str, dict[str, int]] | None = None
+             ) -> list[tuple[MailingList, ListCounts]]:
     """Every list (active first, then archived; by name) with its subscriptions counted by
-    status, in one statement (a GROUP BY over the (list_id, status) index)."""
+    status: from ``per_list`` (the background summary's, by list id and status), else now,
+    in one statement (a GROUP BY over the (list_id, status) index)."""
+    order = (MailingList.archived_at.is_not(None), MailingList.name, MailingList.id)
+    if per_list is not None:
+        return [(item, ListCounts(**{s.value: per_list.get(str(item.id), {}).get(s.value, 0)
+                                     for s in SubscriptionStatus if s.value in ListCounts.__annotations__}))
+                for item in session.scalars(select(MailingList).order_by(*order))]
+
     def counted(status: SubscriptionStatus):
         return func.coalesce(func.sum(case((Subscription.status == status, 1), else_=0)), 0)
 
@@ -153,8 +161,7 @@ def overview(session: Session) -> list[tuple[MailingList, ListCounts]]:
               .group_by(Subscription.list_id).subquery())
     rows = session.execute(
         select(MailingList, counts.c.confirmed, counts.c.pending, counts.c.unsubscribed)
-        .outerjoin(counts, counts.c.list_id == MailingList.id)
-        .order_by(MailingList.archived_at.is_not(None), MailingList.name, MailingList.id))
+        .outerjoin(counts, counts.c.list_id == MailingList.id).order_by(*order))
     return [(item, ListCounts(int(c or 0), int(p or 0), int(u or 0))) for item, c, p, u in rows]
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import notices, suppression
+from . import lists, notices, suppression
 from .bounces.handling import rates
 from .models import AudienceSummary, Campaign, MailingList, Subscriber, Subscription, SubscriptionStatus, utcnow
 from .recipients import audience_is_small
@@ -87,14 +87,26 @@ def refresh_summary(session: Session) -> None:
     session.commit()
 
 
+def _summary(session: Session) -> AudienceSummary | None:
+    """The background summary, when the audience is too big to count as a page is shown."""
+    return None if audience_is_small(session) else session.get(AudienceSummary, SUMMARY)
+
+
 def _figures(session: Session) -> tuple[dict[str, Any], Any]:
     """The audience figures and when they were counted (None: now)."""
-    if audience_is_small(session):
-        return audience_figures(session), None
-    row = session.get(AudienceSummary, SUMMARY)
-    if row is None:  # the first minute of a big database: count once (beat keeps it fresh after)
+    row = _summary(session)
+    if row is None:  # small, or the first minute of a big database (beat keeps it fresh after)
         return audience_figures(session), None
     return row.payload, row.computed_at
+
+
+def lists_overview(session: Session) -> tuple[list[tuple[MailingList, lists.ListCounts]], Any]:
+    """``lists.overview`` and when it was counted (None: now): from the background summary
+    when the audience is big (a GROUP BY of every subscription: 230 ms at a million)."""
+    row = _summary(session)
+    if row is None:
+        return lists.overview(session), None
+    return lists.overview(session, row.payload["per_list"]), row.computed_at
 
 
 def dashboard(session: Session, recent: int = 8) -> dict[str, Any]:

@@ -123,7 +123,7 @@ def test_a_segment_page_reads_its_rows_for_a_bounded_time_and_the_next_page_goes
     full = audience.search(session, segment_id=segment.id, per_page=3)  # time enough: a full page
     assert [row.id for row in full.rows] == wanted[:3] and full.scanned_to is None and full.next_after == wanted[2]
 
-    monkeypatch.setattr(audience, "SEGMENT_PAGE_SECONDS", 0.0)  # no time: one window a page
+    monkeypatch.setattr(audience, "PAGE_SECONDS", 0.0)  # no time: one window a page
     monkeypatch.setattr(audience, "FIRST_WINDOW", 4)
     newest = session.scalar(select(func.max(Subscriber.id)))
     first = audience.search(session, segment_id=segment.id, per_page=3)
@@ -147,17 +147,45 @@ def test_a_segment_page_reads_its_rows_for_a_bounded_time_and_the_next_page_goes
     assert back == wanted[:-1]
 
 
+def test_a_filtered_page_whose_plain_query_runs_out_of_time_reads_windows(session, town, monkeypatch):
+    """PostgreSQL: a filter an index does not bound (a status the newest subscribers do not
+    have: the plain query walks the whole table back) gets DIRECT_SECONDS; when the server
+    cancels it, the page reads windows of ids instead, and the pages still find each match once."""
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("a statement timeout is PostgreSQL's")
+    for n in range(12):
+        make_subscriber(session, f"nowy{n}@example.org", f"Nowy {n}", [town["koncerty"]])
+    # The plain query sleeps 50 ms a row, past the 35 ms it is given: the server cancels it.
+    slow = audience.where
+    monkeypatch.setattr(audience, "where", lambda *a, **k: slow(*a, **k) + [
+        text("(SELECT true FROM pg_sleep(CASE WHEN current_setting('statement_timeout') = '35ms'"
+             " THEN 0.05 ELSE 0 END + subscribers.id * 0))")])
+    monkeypatch.setattr(audience, "PAGE_SECONDS", 0.0)
+    monkeypatch.setattr(audience, "FIRST_WINDOW", 5)
+    wanted = list(session.scalars(select(Subscriber.id).join(Subscription).where(
+        Subscription.status == SubscriptionStatus.PENDING).order_by(Subscriber.id.desc())))
+    found = audience.search(session, status="pending", per_page=2)
+    assert found.scanned_to is not None and found.rows == []
+    seen, after = [], found.next_after
+    while after is not None:
+        found = audience.search(session, status="pending", per_page=2, after=after)
+        seen += [row.id for row in found.rows]
+        after = found.next_after
+    assert seen == wanted == [town["darek"].id]
+    assert session.scalar(text("SELECT current_setting('statement_timeout')")) != "35ms"
+
+
 def test_a_page_that_stopped_early_says_so_in_polish(client, session, town, admin_token, monkeypatch):  # noqa: F811
     login_as(client, session, Role.ADMIN)
     segment = segments.create_segment(session, name="Nikt", conditions=[
         {"field": "attribute", "key": "district", "op": "eq", "value": "Nigdzie"}])
     session.commit()
-    monkeypatch.setattr(audience, "SEGMENT_PAGE_SECONDS", 0.0)
+    monkeypatch.setattr(audience, "PAGE_SECONDS", 0.0)
     monkeypatch.setattr(audience, "FIRST_WINDOW", 2)
     page = client.get(f"/admin/subscribers?segment_id={segment.id}", headers={"Accept-Language": "pl"})
     text = page.data.decode()
     assert page.status_code == 200
-    assert "Na razie nikogo nie znaleziono." in text and "przerwała przeszukiwanie segmentu" in text
+    assert "Na razie nikogo nie znaleziono." in text and "przerwała wyszukiwanie" in text
     assert 'rel="next"' in text and "Starsi" in text
     answer = Api(client, admin_token).get(f"/subscribers?segment_id={segment.id}")
     assert answer.status_code == 200 and answer.json["items"] == [] and answer.json["scanned_to"]

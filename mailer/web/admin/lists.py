@@ -4,7 +4,7 @@ change, archive and delete them)."""
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from ... import audit, lists
+from ... import audit, lists, stats
 from ...errors import Conflict, InvalidInput
 from ...extensions import db_session
 from ...lookups import get_or_404
@@ -16,7 +16,8 @@ from . import bp
 
 
 def _page(form: ListForm, editing=None, status: int = 200):
-    return render_template("web/admin/lists/index.html", rows=lists.overview(db_session),
+    rows, counted_at = stats.lists_overview(db_session)
+    return render_template("web/admin/lists/index.html", rows=rows, counted_at=counted_at,
                            form=form, editing=editing), status
 
 

@@ -2,7 +2,7 @@
 
 from flask import jsonify
 
-from ... import audit, lists
+from ... import audit, lists, stats
 from ...extensions import db_session
 from ...lookups import get_or_404
 from ...models import MailingList
@@ -16,8 +16,11 @@ ID = "<int(min=1, max=2147483647):list_id>"
 @bp.get("/lists")
 @spec.validate(resp=answers(200, schemas.MailingLists, "The lists."))
 def list_lists():
-    """All mailing lists (archived ones last), each with its subscriptions counted by status."""
-    return jsonify({"items": [serializers.mailing_list(item, counts) for item, counts in lists.overview(db_session)]})
+    """All mailing lists (archived ones last), each with its subscriptions counted by status
+    (with a large audience, by the background summary of the last minute: `counted_at`)."""
+    rows, counted_at = stats.lists_overview(db_session)
+    return jsonify({"items": [serializers.mailing_list(item, counts) for item, counts in rows],
+                    "counted_at": serializers.when(counted_at)})
 
 
 @bp.post("/lists")

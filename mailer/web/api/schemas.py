@@ -306,6 +306,8 @@ class MailingList(BaseModel):
 
 class MailingLists(BaseModel):
     items: list[MailingList]
+    counted_at: Annotated[str | None, Field(description=(
+        "When the counts were made: null, now; with a large audience, by the background summary."))] = None
 
 
 class Category(BaseModel):
@@ -344,7 +346,7 @@ class SubscriberPage(BaseModel):
     total_exact: bool = True
     next_after: Annotated[int | None, Field(description="Pass as `after` for the next page; null on the last.")] = None
     scanned_to: Annotated[int | None, Field(description=(
-        "A segment's page is searched for a bounded time: when that ran out before the page was full, "
+        "A filtered page is searched for a bounded time: when that ran out before the page was full, "
         "the id it reached (the page holds every match above it; `next_after` goes on from it)."))] = None
     page: int
     per_page: int

@@ -26,7 +26,7 @@ def search_subscribers(query: schemas.SubscriberSearch):
 
     Newest first. Follow `next_after` (pass it as `after`) for the next page: as fast at
     page 1,000 as at page 1. `total` is exact up to 1,000 (10,000 on SQLite), past that the
-    database's estimate (`total_exact` false). A page of a segment is searched for a bounded
+    database's estimate (`total_exact` false). A filtered page is searched for a bounded
     time, so it may hold fewer items than `per_page` (see `scanned_to`): follow `next_after`
     until it is null."""
     found = audience.search(db_session, query=query.query, list_id=query.list_id, status=query.status,
