@@ -187,9 +187,9 @@ def within(session: Session, run: Callable[[], T], seconds: float) -> T | None:
     on with the statement timeout it had)."""
     try:
         with session.begin_nested():
-            before = session.scalar(text("SELECT current_setting('statement_timeout')"))
-            session.execute(text("SELECT set_config('statement_timeout', :ms, true)"),
-                            {"ms": str(max(1, int(seconds * 1000)))})
+            before = session.execute(text(  # the select list is read left to right: the old value first
+                "SELECT current_setting('statement_timeout'), set_config('statement_timeout', :ms, true)"),
+                {"ms": str(max(1, int(seconds * 1000)))}).scalar()
             found = run()
             session.execute(text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": before})
             return found
