@@ -266,7 +266,12 @@ def search(session: Session, *, query: str = "", list_id: int | None = None, sta
         elif offset:  # capped: past it an OFFSET overflows the database's integers
             direct = direct.offset((min(int(page or 1), MAX_PAGE) - 1) * per_page)
         direct = direct.limit(per_page + 1)
-    if deadline is None or not (postgres or chosen.segment_id is not None):
+    if offset and postgres:  # an OFFSET reads every row before the page: bounded too
+        rows = within(session, lambda: list(session.scalars(direct)), PAGE_SECONDS)
+        if rows is None:
+            raise InvalidInput("This page lies too deep to be found in time: follow next_after (the after "
+                               "parameter) instead.", "page")
+    elif deadline is None or not (postgres or chosen.segment_id is not None):
         rows = list(session.scalars(direct))
     elif chosen.segment_id is None:
         rows = within(session, lambda: list(session.scalars(direct)), DIRECT_SECONDS)

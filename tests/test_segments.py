@@ -175,6 +175,23 @@ def test_a_filtered_page_whose_plain_query_runs_out_of_time_reads_windows(sessio
     assert session.scalar(text("SELECT current_setting('statement_timeout')")) != "35ms"
 
 
+def test_an_api_page_by_offset_that_runs_out_of_time_is_refused_with_the_way_to_go_on(client, session, town,
+                                                                                      admin_token, monkeypatch):  # noqa: F811
+    """`page=` is an OFFSET: every row before the page is read. On PostgreSQL it gets
+    PAGE_SECONDS; past that the answer is a 400 pointing at `after`, not a slow page."""
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("a statement timeout is PostgreSQL's")
+    api = Api(client, admin_token)
+    assert api.get("/subscribers?page=2&per_page=2").status_code == 200
+    slow = audience.where
+    monkeypatch.setattr(audience, "where", lambda *a, **k: slow(*a, **k) + [
+        text("(SELECT true FROM pg_sleep(0.03 + subscribers.id * 0))")])  # 30 ms a row: 6 rows, past 50 ms
+    answer = api.get("/subscribers?page=2&per_page=2&lang=pl")
+    assert answer.status_code == 400, answer.get_data(as_text=True)
+    assert answer.get_json()["field"] == "page"
+    assert "next_after" in answer.get_json()["error"] and "zbyt głęboko" in answer.get_json()["error"]
+
+
 def test_a_page_that_stopped_early_says_so_in_polish(client, session, town, admin_token, monkeypatch):  # noqa: F811
     login_as(client, session, Role.ADMIN)
     segment = segments.create_segment(session, name="Nikt", conditions=[
