@@ -15,16 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from json import encoder as json_encoder
 from json import scanner as json_scanner
-from typing import Any, TypeVar
+from typing import Any
 
 from flask import current_app
-from psycopg.errors import QueryCanceled
 from sqlalchemy import Select, Text, and_, cast, delete, exists, func, select, text
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, aliased, selectinload
 from sqlalchemy.sql.elements import ColumnElement
 
-from . import csv_export, suppression
+from . import bounded, csv_export, suppression
 from . import segments as segments_
 from .errors import InvalidInput
 from .folding import fold
@@ -46,8 +44,6 @@ from .models import (
     SubscriptionStatus,
     subscriber_interests,
 )
-
-T = TypeVar("T")
 
 MAX_QUERY = 200
 MAX_PER_PAGE = 200
@@ -158,45 +154,15 @@ def count(session: Session, clauses: list, deadline: float | None = None) -> tup
     row) would otherwise read the whole table; then the estimate is shown. Returns (figure,
     exact?)."""
     postgres = session.get_bind().dialect.name == "postgresql"
-    limit = EXACT_LIMIT if postgres else COUNT_LIMIT
-    limited = select(func.count()).select_from(select(Subscriber.id).where(*clauses).limit(limit + 1).subquery())
-    if not postgres:
-        found = session.scalar(limited) or 0
-        return (found, True) if found <= limit else (limit, False)
     seconds = COUNT_SECONDS if deadline is None else min(COUNT_SECONDS, deadline - time.monotonic())
-    counted = within(session, lambda: session.scalar(limited), seconds) if seconds > 0.001 else None
-    if counted is not None and counted <= limit:
-        return counted, True
-    compiled = select(Subscriber.id).where(*clauses).compile(session.get_bind())
-    plan = session.connection().exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(compiled), compiled.params).scalar()
-    estimate = int(plan[0]["Plan"]["Plan Rows"]) if plan else limit
-    if counted is None:
-        return estimate, False
-    return (estimate, False) if estimate > limit else (limit, False)  # an estimate below what was seen: "more than"
+    return bounded.count(session, select(Subscriber.id).where(*clauses), EXACT_LIMIT if postgres else COUNT_LIMIT,
+                         seconds)
 
 
 def segment_counts(session: Session, items: Iterable[Segment]) -> dict[int, tuple[int, bool]]:
     """``count`` of each segment, all of them within twice COUNT_SECONDS: past that, estimates."""
     deadline = time.monotonic() + 2 * COUNT_SECONDS
     return {item.id: count(session, [segments_.segment_where(item)], deadline) for item in items}
-
-
-def within(session: Session, run: Callable[[], T], seconds: float) -> T | None:
-    """PostgreSQL: what ``run`` returns, or None when a statement it runs took longer than
-    ``seconds`` (the server cancels it; its savepoint is rolled back and the transaction goes
-    on with the statement timeout it had)."""
-    try:
-        with session.begin_nested():
-            before = session.execute(text(  # the select list is read left to right: the old value first
-                "SELECT current_setting('statement_timeout'), set_config('statement_timeout', :ms, true)"),
-                {"ms": str(max(1, int(seconds * 1000)))}).scalar()
-            found = run()
-            session.execute(text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": before})
-            return found
-    except OperationalError as exc:
-        if isinstance(exc.orig, QueryCanceled):
-            return None
-        raise
 
 
 def _by_windows(session: Session, statement: Select, per_page: int, deadline: float, *,
@@ -267,14 +233,14 @@ def search(session: Session, *, query: str = "", list_id: int | None = None, sta
             direct = direct.offset((min(int(page or 1), MAX_PAGE) - 1) * per_page)
         direct = direct.limit(per_page + 1)
     if offset and postgres:  # an OFFSET reads every row before the page: bounded too
-        rows = within(session, lambda: list(session.scalars(direct)), PAGE_SECONDS)
+        rows = bounded.within(session, lambda: list(session.scalars(direct)), PAGE_SECONDS)
         if rows is None:
             raise InvalidInput("This page lies too deep to be found in time: follow next_after (the after "
                                "parameter) instead.", "page")
     elif deadline is None or not (postgres or chosen.segment_id is not None):
         rows = list(session.scalars(direct))
     elif chosen.segment_id is None:
-        rows = within(session, lambda: list(session.scalars(direct)), DIRECT_SECONDS)
+        rows = bounded.within(session, lambda: list(session.scalars(direct)), DIRECT_SECONDS)
     if rows is None:
         assert deadline is not None
         rows, scanned_to = _by_windows(session, statement, per_page, deadline,

@@ -11,15 +11,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from . import bounded
 from .errors import InvalidInput
 from .models import AuditEntry
 from .subscribers import address_key
 
 MAX_PER_PAGE = 200
-MAX_PAGE = 1_000_000
+COUNT_LIMIT = 1_000  # entries counted exactly; past that, the estimate ("about")
+COUNT_SECONDS = 0.025
 # Every action the log records, for the filter on the page (and so a typo is caught in tests).
 ACTIONS = (
     "login", "login.failed", "login.2fa_failed", "logout",
@@ -70,16 +72,42 @@ def _clauses(action: str | None, actor: str | None) -> list:
     return clauses
 
 
-def search(session: Session, *, action: str | None = None, actor: str | None = None, page: int = 1,
-           per_page: int = 100) -> tuple[list[AuditEntry], int]:
-    """One page of entries, the newest first, and the total. Raises InvalidInput."""
+@dataclass
+class Page:
+    """One page of entries, newest first; ``total`` exact when ``total_exact`` (else the
+    database's estimate, or a lower bound); the ids to ask for the next and previous pages."""
+
+    rows: list[AuditEntry]
+    total: int
+    total_exact: bool
+    next_after: int | None = None
+    prev_before: int | None = None
+
+
+def search(session: Session, *, action: str | None = None, actor: str | None = None, after: int | None = None,
+           before: int | None = None, per_page: int = 100) -> Page:
+    """One page of entries, newest first: after the id ``after`` (older ones), before
+    ``before`` (newer ones), or the newest; by keyset, so a page costs the same at any depth
+    of a log of millions (an API client's writes are each an entry), and counted exactly up
+    to COUNT_LIMIT within COUNT_SECONDS. Raises InvalidInput."""
     clauses = _clauses(action, actor)
-    page = min(max(1, page), MAX_PAGE)
     per_page = min(max(1, per_page), MAX_PER_PAGE)
-    total = session.scalar(select(func.count(AuditEntry.id)).where(*clauses)) or 0
-    rows = session.scalars(select(AuditEntry).where(*clauses).order_by(AuditEntry.id.desc())
-                           .offset((page - 1) * per_page).limit(per_page))
-    return list(rows), total
+    total, exact = bounded.count(session, select(AuditEntry.id).where(*clauses), COUNT_LIMIT, COUNT_SECONDS)
+    statement = select(AuditEntry).where(*clauses)
+    if before is not None:
+        rows = list(session.scalars(statement.where(AuditEntry.id > before).order_by(AuditEntry.id.asc())
+                                    .limit(per_page + 1)))
+        newer = len(rows) > per_page
+        rows = list(reversed(rows[:per_page]))
+        return Page(rows, total, exact, next_after=rows[-1].id if rows else None,
+                    prev_before=rows[0].id if rows and newer else None)
+    if after is not None:
+        statement = statement.where(AuditEntry.id < after)
+    rows = list(session.scalars(statement.order_by(AuditEntry.id.desc()).limit(per_page + 1)))
+    more = len(rows) > per_page
+    rows = rows[:per_page]
+    return Page(rows, total, exact, next_after=rows[-1].id if rows and more else None,
+                prev_before=rows[0].id if after is not None and rows else None)
 
 
 EXPORT_HEADER = ["id", "time", "actor", "via", "action", "target", "detail", "ip"]

@@ -121,3 +121,37 @@ def test_command_line_actions_are_recorded(app, session, fresh):
     with fresh() as reader:
         entries = list(reader.scalars(select(AuditEntry).order_by(AuditEntry.id)))
     assert [(e.action, e.via) for e in entries] == [("user.create", "cli"), ("token.create", "cli")]
+
+
+def test_the_log_pages_by_keyset_and_counts_exactly_only_up_to_a_limit(client, session, monkeypatch):
+    """A log of millions (an API client's writes are each an entry) is read a page at a time
+    by id, newest first, at any depth; counted exactly up to COUNT_LIMIT, past it "more than"
+    or the database's estimate ("about")."""
+    login_as(client, session, Role.ADMIN)
+    actor = audit.Actor(None, "api-token:7", "api")
+    for n in range(7):
+        audit.record(session, actor, "subscriber.create", str(n))
+    session.commit()
+    mine = list(session.scalars(select(AuditEntry.id).where(AuditEntry.actor == "api-token:7")
+                                .order_by(AuditEntry.id.desc())))
+    seen, after = [], None
+    while True:
+        found = audit.search(session, actor="api-token:7", after=after, per_page=3)
+        assert found.total == 7 and found.total_exact
+        seen += [entry.id for entry in found.rows]
+        if found.next_after is None:
+            break
+        after = found.next_after
+    assert seen == mine
+    newer = audit.search(session, actor="api-token:7", before=mine[-1], per_page=3)
+    assert [entry.id for entry in newer.rows] == mine[-4:-1] and newer.prev_before == mine[-4]
+    page = client.get("/admin/audit", query_string={"actor": "api-token:7", "after": mine[2], "lang": "pl"})
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert 'rel="prev"' in text and f"before={mine[3]}" in text
+    assert client.get("/admin/audit", query_string={"after": "1e9", "before": "-1"}).status_code == 200
+    monkeypatch.setattr(audit, "COUNT_LIMIT", 5)
+    found = audit.search(session, actor="api-token:7")
+    assert not found.total_exact and found.total >= 5
+    shown = client.get("/admin/audit", query_string={"actor": "api-token:7", "lang": "pl"}).get_data(as_text=True)
+    assert "znaleziono ponad 5" in shown and "Znaleziono: 7" not in shown

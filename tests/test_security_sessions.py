@@ -80,7 +80,7 @@ def test_changing_ones_own_password_keeps_this_session_and_ends_the_others(app, 
     session.rollback()
     assert users.authenticate(session, user.email, "zupełnie nowe hasło") is not None
     assert users.authenticate(session, user.email, PASSWORD) is None
-    actions = [e.action for e in audit.search(session, actor=user.email)[0]]
+    actions = [e.action for e in audit.search(session, actor=user.email).rows]
     assert "password.change" in actions
 
 

@@ -118,6 +118,7 @@ class AuditEntry(Model):
     __tablename__ = "audit_log"
     __table_args__ = (Index("ix_audit_log_action_id", "action", "id"),
                       Index("ix_audit_log_actor_id", "actor_id", "id"),
+                      Index("ix_audit_log_actor_id_entry", "actor", "id"),
                       {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -180,11 +180,15 @@ def _audit_filters() -> dict:
 @staff_required(Role.ADMIN)
 def audit_page():
     filters = _audit_filters()
-    page = request.args.get("page", "1")
-    page_number = int(page) if page.isascii() and page.isdigit() and len(page) < 7 else 1
-    rows, total = audit.search(db_session, page=page_number, **filters)
-    return render_template("web/admin/security/audit.html", rows=rows, total=total, page=page_number,
-                           pages=max(1, -(-total // 100)), filters=filters, actions=audit.ACTIONS)
+    found = audit.search(db_session, after=_entry_id("after"), before=_entry_id("before"), **filters)
+    return render_template("web/admin/security/audit.html", found=found, rows=found.rows, filters=filters,
+                           actions=audit.ACTIONS, count_limit=audit.COUNT_LIMIT)
+
+
+def _entry_id(name: str) -> int | None:
+    """A page key from the query string; anything but a plain number of at most 10 digits is ignored."""
+    value = request.args.get(name, "")
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 10 else None
 
 
 @bp.post("/audit/export.csv")
