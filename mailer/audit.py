@@ -72,42 +72,17 @@ def _clauses(action: str | None, actor: str | None) -> list:
     return clauses
 
 
-@dataclass
-class Page:
-    """One page of entries, newest first; ``total`` exact when ``total_exact`` (else the
-    database's estimate, or a lower bound); the ids to ask for the next and previous pages."""
-
-    rows: list[AuditEntry]
-    total: int
-    total_exact: bool
-    next_after: int | None = None
-    prev_before: int | None = None
-
-
 def search(session: Session, *, action: str | None = None, actor: str | None = None, after: int | None = None,
-           before: int | None = None, per_page: int = 100) -> Page:
-    """One page of entries, newest first: after the id ``after`` (older ones), before
-    ``before`` (newer ones), or the newest; by keyset, so a page costs the same at any depth
-    of a log of millions (an API client's writes are each an entry), and counted exactly up
+           before: int | None = None, per_page: int = 100) -> bounded.Page:
+    """One page of entries, newest first (``bounded.keyset``: a page costs the same at any
+    depth of a log of millions; an API client's writes are each an entry), counted exactly up
     to COUNT_LIMIT within COUNT_SECONDS. Raises InvalidInput."""
     clauses = _clauses(action, actor)
     per_page = min(max(1, per_page), MAX_PER_PAGE)
     total, exact = bounded.count(session, select(AuditEntry.id).where(*clauses), COUNT_LIMIT, COUNT_SECONDS)
-    statement = select(AuditEntry).where(*clauses)
-    if before is not None:
-        rows = list(session.scalars(statement.where(AuditEntry.id > before).order_by(AuditEntry.id.asc())
-                                    .limit(per_page + 1)))
-        newer = len(rows) > per_page
-        rows = list(reversed(rows[:per_page]))
-        return Page(rows, total, exact, next_after=rows[-1].id if rows else None,
-                    prev_before=rows[0].id if rows and newer else None)
-    if after is not None:
-        statement = statement.where(AuditEntry.id < after)
-    rows = list(session.scalars(statement.order_by(AuditEntry.id.desc()).limit(per_page + 1)))
-    more = len(rows) > per_page
-    rows = rows[:per_page]
-    return Page(rows, total, exact, next_after=rows[-1].id if rows and more else None,
-                prev_before=rows[0].id if after is not None and rows else None)
+    rows, older, newer = bounded.keyset(session, select(AuditEntry).where(*clauses), AuditEntry.id,
+                                        lambda entry: entry.id, after=after, before=before, per_page=per_page)
+    return bounded.Page(rows, total, exact, next_after=older, prev_before=newer)
 
 
 EXPORT_HEADER = ["id", "time", "actor", "via", "action", "target", "detail", "ip"]

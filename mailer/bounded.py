@@ -1,10 +1,11 @@
 """Reads that take a bounded time at any size of table, for the staff's pages: a statement
 run under a statement timeout in a savepoint (PostgreSQL cancels it, the transaction goes on),
-and counts that are exact only up to a limit (past it, or past their time, the planner's
-estimate on PostgreSQL)."""
+counts that are exact only up to a limit (past it, or past their time, the planner's
+estimate on PostgreSQL), and pages found by their key (keyset) rather than an OFFSET."""
 
 from collections.abc import Callable
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from psycopg.errors import QueryCanceled
 from sqlalchemy import Select, func, select, text
@@ -49,3 +50,37 @@ def count(session: Session, rows: Select, limit: int, seconds: float) -> tuple[i
     if counted is None:
         return estimate, False
     return (estimate, False) if estimate > limit else (limit, False)  # an estimate below what was seen: "more than"
+
+
+@dataclass
+class Page:
+    """One page, newest (highest key) first; ``total`` exact when ``total_exact``, else the
+    estimate or a lower bound (``count``); the keys to ask for the next and previous pages."""
+
+    rows: list[Any]
+    total: int
+    total_exact: bool
+    next_after: int | None = None
+    prev_before: int | None = None
+
+
+def keyset(session: Session, statement: Select, key, key_of: Callable[[Any], int], *, after: int | None,
+           before: int | None, per_page: int, scalars: bool = True) -> tuple[list[Any], int | None, int | None]:
+    """One page of ``statement`` by its integer ``key`` column, newest first: those below
+    ``after`` (the next, older page), those just above ``before`` (the previous one), or the
+    newest. A page costs the same at any depth (an index range read, not an OFFSET). Returns
+    the rows (``scalars``: entities, else rows), and the ``after`` and ``before`` of the pages
+    next to it (None at either end); ``key_of`` gives a row's key."""
+    run = session.scalars if scalars else session.execute
+    if before is not None:
+        rows = list(run(statement.where(key > before).order_by(key.asc()).limit(per_page + 1)))
+        newer = len(rows) > per_page
+        rows = list(reversed(rows[:per_page]))
+        return rows, (key_of(rows[-1]) if rows else None), (key_of(rows[0]) if rows and newer else None)
+    if after is not None:
+        statement = statement.where(key < after)
+    rows = list(run(statement.order_by(key.desc()).limit(per_page + 1)))
+    more = len(rows) > per_page
+    rows = rows[:per_page]
+    newest = key_of(rows[0]) if after is not None and rows else None
+    return rows, (key_of(rows[-1]) if rows and more else None), newest

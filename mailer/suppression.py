@@ -3,6 +3,7 @@
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from . import bounded
 from .errors import InvalidInput
 from .models import Subscriber, Suppression, utcnow
 from .subscribers import address_key, email_hash
@@ -10,7 +11,8 @@ from .subscribers import address_key, email_hash
 # Why an address is suppressed, weakest first: a stronger reason replaces a weaker one.
 REASONS = ("soft_bounced", "bounced", "complaint", "erased")
 MAX_PER_PAGE = 200
-MAX_PAGE = 1_000_000
+COUNT_LIMIT = 1_000  # entries counted exactly; past that, the estimate ("about")
+COUNT_SECONDS = 0.025
 
 __all__ = ["email_hash", "is_suppressed", "suppress"]
 
@@ -52,11 +54,13 @@ def lift(session: Session, email: str) -> Suppression | None:
     return entry
 
 
-def search(session: Session, *, query: str = "", reason: str | None = None, page: int = 1,
-           per_page: int = 50) -> tuple[list[dict], int]:
-    """One page of the list, newest first: each entry with the address when a subscriber
-    still has it (erased addresses are known only by their hash). ``query`` is a whole
-    address (hashed, as stored: a fragment cannot match). Raises InvalidInput."""
+def search(session: Session, *, query: str = "", reason: str | None = None, after: int | None = None,
+           before: int | None = None, per_page: int = 50) -> bounded.Page:
+    """One page of the list, newest first (``bounded.keyset``: the same cost at any depth),
+    counted exactly up to COUNT_LIMIT: each entry as {"entry", "subscriber_id", "email"}, the
+    address when a subscriber still has it (erased addresses are known only by their hash).
+    ``query`` is a whole address (hashed, as stored: a fragment cannot match). Raises
+    InvalidInput."""
     query = (query or "").strip()
     if len(query) > 320:
         raise InvalidInput("The search text is too long.", "q")
@@ -64,20 +68,19 @@ def search(session: Session, *, query: str = "", reason: str | None = None, page
         raise InvalidInput("This email address is not valid.", "q")
     if reason and reason not in REASONS:
         raise InvalidInput("Unknown reason.", "reason")
-    page = min(max(1, int(page)), MAX_PAGE)  # past it an OFFSET overflows the database's integers
     per_page = min(max(1, int(per_page)), MAX_PER_PAGE)
     clauses = []
     if query:
         clauses.append(Suppression.email_hash == email_hash(address_key(query)))
     if reason:
         clauses.append(Suppression.reason == reason)
-    total = session.scalar(select(func.count(Suppression.id)).where(*clauses)) or 0
-    rows = session.execute(
-        select(Suppression, Subscriber.id, Subscriber.email)
-        .outerjoin(Subscriber, Subscriber.email_hash == Suppression.email_hash)
-        .where(*clauses).order_by(Suppression.created_at.desc(), Suppression.id.desc())
-        .offset((page - 1) * per_page).limit(per_page)).all()
-    return [{"entry": entry, "subscriber_id": sid, "email": email} for entry, sid, email in rows], total
+    total, exact = bounded.count(session, select(Suppression.id).where(*clauses), COUNT_LIMIT, COUNT_SECONDS)
+    statement = (select(Suppression, Subscriber.id, Subscriber.email)
+                 .outerjoin(Subscriber, Subscriber.email_hash == Suppression.email_hash).where(*clauses))
+    rows, older, newer = bounded.keyset(session, statement, Suppression.id, lambda row: row[0].id, after=after,
+                                        before=before, per_page=per_page, scalars=False)
+    return bounded.Page([{"entry": entry, "subscriber_id": sid, "email": email} for entry, sid, email in rows],
+                        total, exact, next_after=older, prev_before=newer)
 
 
 def counts(session: Session) -> dict[str, int]:

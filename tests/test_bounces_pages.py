@@ -6,6 +6,7 @@ import re
 
 from sqlalchemy import update
 
+from mailer import suppression
 from mailer.bounces import handling
 from mailer.models import Campaign, CampaignStatus, Role
 from tests.helpers_api import admin_token, api  # noqa: F401
@@ -104,7 +105,7 @@ def test_suppression_list_is_for_admins_and_searched_by_address(app, client, ses
     by_reason = text_of(client.get("/admin/suppressions?lang=en&reason=complaint"))
     assert 'id="suppression-total">1 found' in by_reason and sent[1].email in by_reason
     assert client.get("/admin/suppressions?reason=nonsense").status_code == 400
-    assert client.get("/admin/suppressions?page=x").status_code == 400
+    assert client.get("/admin/suppressions?after=x").status_code == 400
     assert client.get("/admin/suppressions?q=%01").status_code == 400
     polish = text_of(client.get("/admin/suppressions?lang=pl"))
     assert "Wykluczone adresy" in polish and "adres nie istnieje (zwrot)" in polish
@@ -120,3 +121,29 @@ def test_subscriber_page_and_export_show_what_came_back(app, client, session, sm
     export = post(client, f"/admin/subscribers/{sent[0].subscriber_id}/export.json").get_json()
     assert export["suppressed"]["reason"] == "bounced"
     assert export["returned_mail"][0]["kind"] == "hard" and export["returned_mail"][0]["status"] == "5.1.1"
+
+
+def test_the_suppression_list_pages_by_keyset_and_counts_up_to_a_limit(client, session, monkeypatch):
+    """A list of a hundred thousand addresses is read a page at a time by id, newest first,
+    at any depth, and counted exactly only up to COUNT_LIMIT."""
+    for n in range(7):
+        suppression.suppress(session, f"wypisany{n}@example.org", "complaint" if n % 2 else "bounced")
+    session.commit()
+    login_as(client, session, Role.ADMIN)
+    newest = [row["entry"].id for row in suppression.search(session, per_page=200).rows]
+    assert newest == sorted(newest, reverse=True) and len(newest) == 7
+    seen, after = [], None
+    while True:
+        found = suppression.search(session, after=after, per_page=3)
+        seen += [row["entry"].id for row in found.rows]
+        if found.next_after is None:
+            break
+        after = found.next_after
+    assert seen == newest
+    complaints = suppression.search(session, reason="complaint", per_page=2)
+    assert complaints.total == 3 and complaints.total_exact and len(complaints.rows) == 2
+    page = text_of(client.get(f"/admin/suppressions?lang=pl&after={newest[2]}"))
+    assert f"before={newest[3]}" in page and "Nowsi" in page and "Starsi" not in page  # the oldest are on it
+    monkeypatch.setattr(suppression, "COUNT_LIMIT", 5)
+    shown = text_of(client.get("/admin/suppressions?lang=pl"))  # "more than", or PostgreSQL's estimate
+    assert ("znaleziono ponad 5" in shown or "znaleziono około" in shown) and "Znaleziono: 7" not in shown

@@ -154,4 +154,4 @@ def test_the_log_pages_by_keyset_and_counts_exactly_only_up_to_a_limit(client, s
     found = audit.search(session, actor="api-token:7")
     assert not found.total_exact and found.total >= 5
     shown = client.get("/admin/audit", query_string={"actor": "api-token:7", "lang": "pl"}).get_data(as_text=True)
-    assert "znaleziono ponad 5" in shown and "Znaleziono: 7" not in shown
+    assert ("znaleziono ponad 5" in shown or "znaleziono około" in shown) and "Znaleziono: 7" not in shown

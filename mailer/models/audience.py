@@ -147,6 +147,7 @@ class Suppression(Model):
     """Addresses never to be mailed again, kept only as a keyed hash."""
 
     __tablename__ = "suppressions"
+    __table_args__ = (Index("ix_suppressions_reason_id", "reason", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email_hash: Mapped[str] = mapped_column(String(64), unique=True)

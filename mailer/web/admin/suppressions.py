@@ -16,14 +16,20 @@ PER_PAGE = 50
 def suppressions_page():
     """Addresses never mailed again: newest first, filtered by reason, searched by a whole
     address (only its keyed hash is stored)."""
-    try:
-        page = int(request.args.get("page") or 1)
-    except ValueError:
-        abort(400)
+    after, before = _key("after"), _key("before")
     query, reason = request.args.get("q", ""), request.args.get("reason") or None
-    filters = {"query": query, "reason": reason, "page": page}
-    rows, total = suppression.search(db_session, query=query, reason=reason, page=page, per_page=PER_PAGE)
-    return render_template("web/admin/suppressions/index.html", rows=rows, total=total, filters=filters,
-                           pages=max(1, -(-total // PER_PAGE)), reasons=suppression.REASONS,
-                           counts=suppression.counts(db_session))
+    filters = {"query": query, "reason": reason}
+    found = suppression.search(db_session, query=query, reason=reason, after=after, before=before, per_page=PER_PAGE)
+    return render_template("web/admin/suppressions/index.html", found=found, rows=found.rows, filters=filters,
+                           reasons=suppression.REASONS, counts=suppression.counts(db_session),
+                           count_limit=suppression.COUNT_LIMIT)
 
+
+def _key(name: str) -> int | None:
+    """A page key from the query string: none, or a plain number (anything else is a 400)."""
+    value = request.args.get(name) or ""
+    if not value:
+        return None
+    if not (value.isascii() and value.isdigit() and len(value) <= 18):
+        abort(400)
+    return int(value)
