@@ -61,7 +61,7 @@ def chart(series: list[tuple[date, int]], width: int = 720, height: int = 180) -
 
 
 def audience_figures(session: Session) -> dict[str, Any]:
-    """The whole audience counted (a scan of subscribers and subscriptions): JSON-able."""
+    """The whole audience counted (a scan of subscribers, subscriptions and suppressions): JSON-able."""
     by_status = {s.value: 0 for s in SubscriptionStatus}
     for status, count in session.execute(
             select(Subscription.status, func.count()).group_by(Subscription.status)):
@@ -72,7 +72,7 @@ def audience_figures(session: Session) -> dict[str, Any]:
             .group_by(Subscription.list_id, Subscription.status)):
         per_list.setdefault(str(list_id), {})[str(status)] = count
     return {"subscribers": session.scalar(select(func.count(Subscriber.id))) or 0, "by_status": by_status,
-            "per_list": per_list,
+            "per_list": per_list, "suppressed": suppression.counts(session),
             "signups": [[day.isoformat(), count] for day, count in signups_per_day(session)]}
 
 
@@ -98,6 +98,15 @@ def _figures(session: Session) -> tuple[dict[str, Any], Any]:
     if row is None:  # small, or the first minute of a big database (beat keeps it fresh after)
         return audience_figures(session), None
     return row.payload, row.computed_at
+
+
+def suppressed(session: Session) -> tuple[dict[str, int], Any]:
+    """``suppression.counts`` and when it was counted (None: now): from the background summary
+    when the audience is big (a GROUP BY of every suppressed address)."""
+    row = _summary(session)
+    if row is None or "suppressed" not in row.payload:
+        return suppression.counts(session), None
+    return row.payload["suppressed"], row.computed_at
 
 
 def lists_overview(session: Session) -> tuple[list[tuple[MailingList, lists.ListCounts]], Any]:
@@ -129,7 +138,7 @@ def dashboard(session: Session, recent: int = 8) -> dict[str, Any]:
         "signups": chart(series),
         "campaigns": recent_campaigns,
         "campaign_rates": {c.id: rates(c) for c in recent_campaigns},
-        "suppressed": suppression.counts(session),
+        "suppressed": figures.get("suppressed") or suppression.counts(session),  # a summary made before it had them
         "returned": returned_since(session, 30),
     }
 

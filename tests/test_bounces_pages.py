@@ -6,7 +6,7 @@ import re
 
 from sqlalchemy import update
 
-from mailer import suppression
+from mailer import stats, suppression
 from mailer.bounces import handling
 from mailer.models import Campaign, CampaignStatus, Role
 from tests.helpers_api import admin_token, api  # noqa: F401
@@ -147,3 +147,19 @@ def test_the_suppression_list_pages_by_keyset_and_counts_up_to_a_limit(client, s
     monkeypatch.setattr(suppression, "COUNT_LIMIT", 5)
     shown = text_of(client.get("/admin/suppressions?lang=pl"))  # "more than", or PostgreSQL's estimate
     assert ("znaleziono ponad 5" in shown or "znaleziono około" in shown) and "Znaleziono: 7" not in shown
+
+
+def test_with_a_large_audience_the_reasons_are_counted_by_the_background_summary(client, session, monkeypatch):
+    suppression.suppress(session, "pierwszy@example.org", "bounced")
+    session.commit()
+    monkeypatch.setattr(stats, "audience_is_small", lambda _session: False)
+    stats.refresh_summary(session)
+    suppression.suppress(session, "drugi@example.org", "bounced")  # after the summary: not in its figures
+    session.commit()
+    login_as(client, session, Role.ADMIN)
+    page = text_of(client.get("/admin/suppressions?lang=pl"))
+    assert "adres nie istnieje (zwrot): 1" in page and "Policzono" in page and "Znaleziono: 2" in page
+    assert stats.dashboard(session)["suppressed"]["bounced"] == 1
+    monkeypatch.undo()
+    page = text_of(client.get("/admin/suppressions?lang=pl"))
+    assert "adres nie istnieje (zwrot): 2" in page and "Policzono" not in page

@@ -2,7 +2,7 @@
 
 from flask import abort, render_template, request
 
-from ... import suppression
+from ... import stats, suppression
 from ...extensions import db_session
 from ...models import Role
 from ..auth import staff_required
@@ -20,8 +20,9 @@ def suppressions_page():
     query, reason = request.args.get("q", ""), request.args.get("reason") or None
     filters = {"query": query, "reason": reason}
     found = suppression.search(db_session, query=query, reason=reason, after=after, before=before, per_page=PER_PAGE)
+    counts, counted_at = stats.suppressed(db_session)
     return render_template("web/admin/suppressions/index.html", found=found, rows=found.rows, filters=filters,
-                           reasons=suppression.REASONS, counts=suppression.counts(db_session),
+                           reasons=suppression.REASONS, counts=counts, counted_at=counted_at,
                            count_limit=suppression.COUNT_LIMIT)
 
 
