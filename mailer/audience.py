@@ -50,10 +50,12 @@ MAX_PER_PAGE = 200
 COUNT_LIMIT = 10_000  # SQLite: totals above this are shown as "more than 10,000"
 EXACT_LIMIT = 1_000  # PostgreSQL: totals above this are the planner's estimate ("about")
 COUNT_SECONDS = 0.025  # PostgreSQL: how long counting a selection may take before its estimate is shown
-PAGE_SECONDS = 0.05  # a filtered page: reading its rows, then counting them
-DIRECT_SECONDS = 0.035  # ... of which the plain query may take this much (PostgreSQL) before windows are read
-SCAN_MARGIN = 0.01  # ... and the windows leave at least this much for the count
-FIRST_WINDOW = 20_000  # ids read by the first window
+PAGE_SECONDS = 0.05  # a segment's page: reading its rows (by windows), then counting them
+DIRECT_SECONDS = 0.035  # another filtered page's plain query (PostgreSQL), before windows are read ...
+FALLBACK_SECONDS = 0.03  # ... for this long, then the rows counted
+SCAN_MARGIN = 0.005  # ... and the windows leave at least this much for the count
+FIRST_WINDOW = 20_000  # ids read by the first window, given the whole PAGE_SECONDS
+MIN_WINDOW = 1_000
 MAX_ATTRIBUTES = 50
 MAX_ATTRIBUTE_VALUE = 500
 MAX_TAGS = 50
@@ -180,7 +182,11 @@ def _by_windows(session: Session, statement: Select, per_page: int, deadline: fl
         return [], None
     started = time.monotonic()
     rows: list[Subscriber] = []
-    start, size, scanned = (above if upward else below), FIRST_WINDOW, 0
+    # The first window in proportion to the time left (little after a plain query ran out),
+    # never under MIN_WINDOW: each page goes on at least that far.
+    share = (deadline - SCAN_MARGIN - started) / PAGE_SECONDS if PAGE_SECONDS > 0 else 0.0
+    size = max(MIN_WINDOW, min(FIRST_WINDOW, int(FIRST_WINDOW * share)))
+    start, scanned = (above if upward else below), 0
     if start is None:  # from the newest
         start = (session.scalar(select(func.max(Subscriber.id))) or 0) + 1
     while True:
@@ -199,7 +205,7 @@ def _by_windows(session: Session, statement: Select, per_page: int, deadline: fl
         if left <= 0:
             return rows, start
         # The next window fills what is left of the time at the pace seen so far.
-        size = max(1_000, min(size * 4, int(scanned / max(now - started, 1e-4) * left)))
+        size = max(MIN_WINDOW, min(size * 4, int(scanned / max(now - started, 1e-4) * left)))
 
 
 def search(session: Session, *, query: str = "", list_id: int | None = None, status: str | None = None,
@@ -216,11 +222,13 @@ def search(session: Session, *, query: str = "", list_id: int | None = None, sta
         selectinload(Subscriber.subscriptions).selectinload(Subscription.list))
     # A filter no index serves, or one whose matches all lie far from the newest (a status
     # the newest subscribers do not have), would read the whole table for one page. So a
-    # filtered page has PAGE_SECONDS: on PostgreSQL the plain query may take DIRECT_SECONDS
-    # of them, then (and for a segment, at once) windows of ids are read in the rest; what
-    # is left counts the rows.
+    # segment's page reads windows of ids for PAGE_SECONDS; a list or status filter runs its
+    # plain query for DIRECT_SECONDS on PostgreSQL, and when that runs out reads windows for
+    # FALLBACK_SECONDS; what is left of either counts the rows. A text search or a tag is
+    # found through its index (the trigram index, the tag's): the plain query, counted.
     offset = before is None and after is None and page is not None and page > 1  # old API clients: slow deep down
-    deadline = None if chosen.everyone or offset else time.monotonic() + PAGE_SECONDS
+    indexed = chosen.everyone or ((chosen.query or chosen.tag) and chosen.segment_id is None)
+    deadline = None if indexed or offset else time.monotonic() + PAGE_SECONDS
     postgres = session.get_bind().dialect.name == "postgresql"
     scanned_to, rows = None, None
     if before is not None:
@@ -241,6 +249,7 @@ def search(session: Session, *, query: str = "", list_id: int | None = None, sta
         rows = list(session.scalars(direct))
     elif chosen.segment_id is None:
         rows = bounded.within(session, lambda: list(session.scalars(direct)), DIRECT_SECONDS)
+        deadline = time.monotonic() + FALLBACK_SECONDS
     if rows is None:
         assert deadline is not None
         rows, scanned_to = _by_windows(session, statement, per_page, deadline,

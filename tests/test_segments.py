@@ -123,8 +123,8 @@ def test_a_segment_page_reads_its_rows_for_a_bounded_time_and_the_next_page_goes
     full = audience.search(session, segment_id=segment.id, per_page=3)  # time enough: a full page
     assert [row.id for row in full.rows] == wanted[:3] and full.scanned_to is None and full.next_after == wanted[2]
 
-    monkeypatch.setattr(audience, "PAGE_SECONDS", 0.0)  # no time: one window a page
-    monkeypatch.setattr(audience, "FIRST_WINDOW", 4)
+    monkeypatch.setattr(audience, "PAGE_SECONDS", 0.0)  # no time: one window a page, the smallest
+    monkeypatch.setattr(audience, "MIN_WINDOW", 4)
     newest = session.scalar(select(func.max(Subscriber.id)))
     first = audience.search(session, segment_id=segment.id, per_page=3)
     assert first.scanned_to == newest + 1 - 4 and first.next_after == first.scanned_to
@@ -160,8 +160,8 @@ def test_a_filtered_page_whose_plain_query_runs_out_of_time_reads_windows(sessio
     monkeypatch.setattr(audience, "where", lambda *a, **k: slow(*a, **k) + [
         text("(SELECT true FROM pg_sleep(CASE WHEN current_setting('statement_timeout') = '35ms'"
              " THEN 0.05 ELSE 0 END + subscribers.id * 0))")])
-    monkeypatch.setattr(audience, "PAGE_SECONDS", 0.0)
-    monkeypatch.setattr(audience, "FIRST_WINDOW", 5)
+    monkeypatch.setattr(audience, "FALLBACK_SECONDS", 0.0)
+    monkeypatch.setattr(audience, "MIN_WINDOW", 5)
     wanted = list(session.scalars(select(Subscriber.id).join(Subscription).where(
         Subscription.status == SubscriptionStatus.PENDING).order_by(Subscriber.id.desc())))
     found = audience.search(session, status="pending", per_page=2)
@@ -198,7 +198,7 @@ def test_a_page_that_stopped_early_says_so_in_polish(client, session, town, admi
         {"field": "attribute", "key": "district", "op": "eq", "value": "Nigdzie"}])
     session.commit()
     monkeypatch.setattr(audience, "PAGE_SECONDS", 0.0)
-    monkeypatch.setattr(audience, "FIRST_WINDOW", 2)
+    monkeypatch.setattr(audience, "MIN_WINDOW", 2)
     page = client.get(f"/admin/subscribers?segment_id={segment.id}", headers={"Accept-Language": "pl"})
     text = page.data.decode()
     assert page.status_code == 200
