@@ -49,12 +49,12 @@ MAX_QUERY = 200
 MAX_PER_PAGE = 200
 COUNT_LIMIT = 10_000  # SQLite: totals above this are shown as "more than 10,000"
 EXACT_LIMIT = 1_000  # PostgreSQL: totals above this are the planner's estimate ("about")
-COUNT_SECONDS = 0.025  # PostgreSQL: how long counting a selection may take before its estimate is shown
+COUNT_SECONDS = 0.015  # PostgreSQL: how long counting a selection may take before its estimate is shown
 PAGE_SECONDS = 0.05  # a segment's page: reading its rows (by windows), then counting them
 DIRECT_SECONDS = 0.035  # another filtered page's plain query (PostgreSQL), before windows are read ...
 FALLBACK_SECONDS = 0.03  # ... for this long, then the rows counted
 SCAN_MARGIN = 0.005  # ... and the windows leave at least this much for the count
-FIRST_WINDOW = 20_000  # ids read by the first window, given the whole PAGE_SECONDS
+FIRST_WINDOW = 5_000  # ids read by the first window, given the whole PAGE_SECONDS
 MIN_WINDOW = 1_000
 MAX_ATTRIBUTES = 50
 MAX_ATTRIBUTE_VALUE = 500
@@ -208,6 +208,15 @@ def _by_windows(session: Session, statement: Select, per_page: int, deadline: fl
         size = max(MIN_WINDOW, min(size * 4, int(scanned / max(now - started, 1e-4) * left)))
 
 
+def _projected(session: Session, rows: list[Subscriber], origin: int | None) -> int:
+    """How many match in the whole table at the density ``rows`` (read by windows from
+    ``origin``, None: the newest) have near it: an estimate, better than the planner's for
+    conditions on attributes (it guessed 1,667 for 57,142)."""
+    low, high = session.execute(select(func.min(Subscriber.id), func.max(Subscriber.id))).one()
+    reach = abs((high + 1 if origin is None else origin) - rows[-1].id) + 1
+    return round(len(rows) / reach * (high - low + 1))
+
+
 def search(session: Session, *, query: str = "", list_id: int | None = None, status: str | None = None,
            tag: str | None = None, segment_id: int | None = None, after: int | None = None,
            before: int | None = None, page: int | None = None, per_page: int = 50) -> SearchPage:
@@ -254,7 +263,14 @@ def search(session: Session, *, query: str = "", list_id: int | None = None, sta
         assert deadline is not None
         rows, scanned_to = _by_windows(session, statement, per_page, deadline,
                                        **({"above": before} if before is not None else {"below": after}))
-    total, exact = count(session, clauses, deadline)
+    if postgres and chosen.segment_id is not None and len(rows) > per_page:
+        # Counting a segment reads its attributes row by row (1,001 matches of one in 18 took
+        # 26 ms at a million): from the density the windows found, unless few are expected.
+        total, exact = _projected(session, rows, after if before is None else before), False
+        if total <= EXACT_LIMIT:
+            total, exact = count(session, clauses, deadline)
+    else:
+        total, exact = count(session, clauses, deadline)
     if before is not None:
         more_newer = len(rows) > per_page
         rows = list(reversed(rows[:per_page]))
