@@ -2,39 +2,30 @@
 
 import json
 
-from flask import Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
+from flask import Response, flash, redirect, render_template, request, stream_with_context, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from ... import audience, audit, bulk_actions, consent, lists, segments
 from ...errors import InvalidInput
 from ...extensions import db_session
-from ...lookups import MAX_ID, get_or_404
+from ...lookups import get_or_404
 from ...models import Role, Subscriber, SubscriptionStatus, utcnow
 from ..auth import actor, audited, staff_required
 from ..errors import flash_error
 from . import bp
+from .query_args import number
 
 PER_PAGE = 50
 SELECTION_KEYS = ("q", "list_id", "status", "tag", "segment_id")
 
 
-def _number(values, name: str, largest: int = MAX_ID) -> int | None:
-    """A whole number from a query or form field, 1 .. ``largest``; anything else is a 400."""
-    raw = values.get(name)
-    if not raw:
-        return None
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw[:12]) <= largest:
-        abort(400)
-    return int(raw)
-
-
 def _filters(values=None) -> dict:
     """The selection from the query string (or a posted form); a malformed number is a 400."""
     values = request.args if values is None else values
-    return {"query": values.get("q", ""), "list_id": _number(values, "list_id"),
+    return {"query": values.get("q", ""), "list_id": number(values, "list_id"),
             "status": values.get("status") or None, "tag": values.get("tag") or None,
-            "segment_id": _number(values, "segment_id")}
+            "segment_id": number(values, "segment_id")}
 
 
 def _selection_args(filters: dict) -> dict:
@@ -47,8 +38,8 @@ def _selection_args(filters: dict) -> dict:
 @staff_required()
 def subscribers_page():
     filters = _filters()
-    found = audience.search(db_session, per_page=PER_PAGE, after=_number(request.args, "after"),
-                            before=_number(request.args, "before"), **filters)
+    found = audience.search(db_session, per_page=PER_PAGE, after=number(request.args, "after"),
+                            before=number(request.args, "before"), **filters)
     return render_template("web/admin/subscribers/index.html", found=found, rows=found.rows,
                            filters=filters, args=_selection_args(filters), lists=lists.all_lists(db_session),
                            segments=segments.all_segments(db_session), tags=audience.known_tags(db_session),
@@ -129,7 +120,7 @@ def subscriber(subscriber_id: int):
 @staff_required(Role.ADMIN)
 @audited("subscriber.unsubscribe", "subscriber_id")
 def subscriber_unsubscribe(subscriber_id: int):
-    list_id = _number(request.form, "list_id")
+    list_id = number(request.form, "list_id")
     audience.unsubscribe(db_session, subscriber_id, [list_id] if list_id else None)
     flash(_("Unsubscribed."), "success")
     return redirect(url_for("admin.subscriber", subscriber_id=subscriber_id))

@@ -1,12 +1,13 @@
 """Staff pages: the suppression list (admins), and the labels the bounce figures use."""
 
-from flask import abort, render_template, request
+from flask import render_template, request
 
 from ... import stats, suppression
 from ...extensions import db_session
 from ...models import Role
 from ..auth import staff_required
 from . import bp
+from .query_args import number
 
 PER_PAGE = 50
 
@@ -16,7 +17,7 @@ PER_PAGE = 50
 def suppressions_page():
     """Addresses never mailed again: newest first, filtered by reason, searched by a whole
     address (only its keyed hash is stored)."""
-    after, before = _key("after"), _key("before")
+    after, before = number(request.args, "after"), number(request.args, "before")
     query, reason = request.args.get("q", ""), request.args.get("reason") or None
     filters = {"query": query, "reason": reason}
     found = suppression.search(db_session, query=query, reason=reason, after=after, before=before, per_page=PER_PAGE)
@@ -25,12 +26,3 @@ def suppressions_page():
                            reasons=suppression.REASONS, counts=counts, counted_at=counted_at,
                            count_limit=suppression.COUNT_LIMIT)
 
-
-def _key(name: str) -> int | None:
-    """A page key from the query string: none, or a plain number (anything else is a 400)."""
-    value = request.args.get(name) or ""
-    if not value:
-        return None
-    if not (value.isascii() and value.isdigit() and len(value) <= 18):
-        abort(400)
-    return int(value)
