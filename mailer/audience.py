@@ -167,7 +167,13 @@ def segment_counts(session: Session, items: Iterable[Segment]) -> dict[int, tupl
     return {item.id: count(session, [segments_.segment_where(item)], deadline) for item in items}
 
 
-def _by_windows(session: Session, statement: Select, per_page: int, deadline: float, *,
+def _id_range(session: Session) -> tuple[int, int] | None:
+    """The lowest and highest subscriber id (two index probes), None when there are none."""
+    low, high = session.execute(select(func.min(Subscriber.id), func.max(Subscriber.id))).one()
+    return None if low is None else (low, high)
+
+
+def _by_windows(session: Session, statement: Select, per_page: int, deadline: float, ids: tuple[int, int], *,
                 below: int | None = None, above: int | None = None) -> tuple[list[Subscriber], int | None]:
     """Up to ``per_page + 1`` rows of ``statement`` read a window of ids at a time: newest
     first below ``below`` (None: from the newest), or oldest first above ``above``. For a
@@ -175,11 +181,9 @@ def _by_windows(session: Session, statement: Select, per_page: int, deadline: fl
     far from where the page starts, where one page would read the whole table: the windows
     stop SCAN_MARGIN before ``deadline`` (``time.monotonic()``) and the page is shown with
     what they found. Returns the rows and, when time ran out first, the id the scan reached
-    (the next page goes on from there), else None."""
+    (the next page goes on from there), else None. ``ids``: ``_id_range``."""
     upward = above is not None
-    edge = session.scalar(select(func.max(Subscriber.id) if upward else func.min(Subscriber.id)))
-    if edge is None:
-        return [], None
+    edge = ids[1] if upward else ids[0]
     started = time.monotonic()
     rows: list[Subscriber] = []
     # The first window in proportion to the time left (little after a plain query ran out),
@@ -188,7 +192,7 @@ def _by_windows(session: Session, statement: Select, per_page: int, deadline: fl
     size = max(MIN_WINDOW, min(FIRST_WINDOW, int(FIRST_WINDOW * share)))
     start, scanned = (above if upward else below), 0
     if start is None:  # from the newest
-        start = (session.scalar(select(func.max(Subscriber.id))) or 0) + 1
+        start = ids[1] + 1
     while True:
         if upward:
             end = min(start + size, edge)
@@ -208,11 +212,11 @@ def _by_windows(session: Session, statement: Select, per_page: int, deadline: fl
         size = max(MIN_WINDOW, min(size * 4, int(scanned / max(now - started, 1e-4) * left)))
 
 
-def _projected(session: Session, rows: list[Subscriber], origin: int | None) -> int:
-    """How many match in the whole table at the density ``rows`` (read by windows from
-    ``origin``, None: the newest) have near it: an estimate, better than the planner's for
-    conditions on attributes (it guessed 1,667 for 57,142)."""
-    low, high = session.execute(select(func.min(Subscriber.id), func.max(Subscriber.id))).one()
+def _projected(rows: list[Subscriber], origin: int | None, ids: tuple[int, int]) -> int:
+    """How many match in the whole table (``ids``: ``_id_range``) at the density ``rows``
+    (read by windows from ``origin``, None: the newest) have near it: an estimate, better
+    than the planner's for conditions on attributes (it guessed 1,667 for 57,142)."""
+    low, high = ids
     reach = abs((high + 1 if origin is None else origin) - rows[-1].id) + 1
     return round(len(rows) / reach * (high - low + 1))
 
@@ -259,14 +263,16 @@ def search(session: Session, *, query: str = "", list_id: int | None = None, sta
     elif chosen.segment_id is None:
         rows = bounded.within(session, lambda: list(session.scalars(direct)), DIRECT_SECONDS)
         deadline = time.monotonic() + FALLBACK_SECONDS
+    ids = None
     if rows is None:
         assert deadline is not None
-        rows, scanned_to = _by_windows(session, statement, per_page, deadline,
-                                       **({"above": before} if before is not None else {"below": after}))
-    if postgres and chosen.segment_id is not None and len(rows) > per_page:
+        ids = _id_range(session)
+        rows, scanned_to = _by_windows(session, statement, per_page, deadline, ids, **(
+            {"above": before} if before is not None else {"below": after})) if ids else ([], None)
+    if postgres and ids and chosen.segment_id is not None and len(rows) > per_page:
         # Counting a segment reads its attributes row by row (1,001 matches of one in 18 took
         # 26 ms at a million): from the density the windows found, unless few are expected.
-        total, exact = _projected(session, rows, after if before is None else before), False
+        total, exact = _projected(rows, after if before is None else before, ids), False
         if total <= EXACT_LIMIT:
             total, exact = count(session, clauses, deadline)
     else:
