@@ -492,3 +492,16 @@ def test_dashboard_tells_the_notices_backlog(client, session, town):
     assert 'id="notice-backlog"' in page and "hourly limit" in page
     api_token = __import__("tests.helpers_api", fromlist=["token_for"]).token_for(Role.EDITOR, "m@example.org")
     assert Api(client, api_token).get("/metrics").get_json() == {"notices_waiting": 1, "notices_capped": 1}
+
+
+def test_the_segments_page_counts_them_all_within_one_deadline(session, town, monkeypatch):
+    """PostgreSQL: each segment is counted in what is left of one deadline (2 x COUNT_SECONDS);
+    past it the planner's estimate is shown, so many segments cannot add up to a slow page."""
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("the exact count and its estimate are PostgreSQL's")
+    items = [segments.create_segment(session, name=f"Krowodrza {n}", conditions=[
+        {"field": "attribute", "key": "district", "op": "eq", "value": "Krowodrza"}]) for n in range(3)]
+    session.commit()
+    assert audience.segment_counts(session, items) == {item.id: (2, True) for item in items}
+    monkeypatch.setattr(audience, "COUNT_SECONDS", 0.0)  # no time left: estimates only
+    assert all(not exact for _, exact in audience.segment_counts(session, items).values())
