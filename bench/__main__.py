@@ -301,7 +301,7 @@ def run(args, env: dict, keys_dir: Path) -> None:
         for result in results:
             rates = {}
             for kind in ("smtplib", "pipelined"):
-                meter = cpu.Meter().start()
+                meter = cpu.Meter()
                 sent, seconds = baseline.run(kind, result["campaign_id"], host, port, count,
                                              args.workers, result["env"], meter)
                 rates[kind] = sent / seconds

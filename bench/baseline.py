@@ -80,15 +80,25 @@ def _start(campaign_id: int, env: dict) -> None:
     freeze_heap()  # as a worker does once it is up
 
 
+def _ready(_) -> int:
+    time.sleep(0.2)  # long enough that each of the pool's processes takes one
+    return os.getpid()
+
+
 def run(kind: str, campaign_id: int, host: str, port: int, count: int, processes: int,
         env: dict, meter=None) -> tuple[int, float]:
     """Send ``count`` messages of the campaign from ``processes`` processes with the
-    ``kind`` sender; returns (sent, seconds), timed once the processes are ready."""
+    ``kind`` sender; returns (sent, seconds), timed once the processes are ready. ``meter``
+    (a ``cpu.Meter``) is started then too: the processes' start-up (imports, the app, the
+    message factory) is no part of a message's cost, as the engine's workers' is not."""
     step = -(-count // processes)
     parts = [(host, port, 1 + k * step, min(count, (k + 1) * step) + 1) for k in range(processes)]
     context = multiprocessing.get_context("spawn")
     with context.Pool(processes, initializer=_start, initargs=(campaign_id, env)) as pool:
-        pool.map(abs, range(processes))  # wait until every process has started
+        while len(set(pool.map(_ready, range(processes), chunksize=1))) < processes:
+            pass  # until every process has started (its initializer ran) and answered
+        if meter is not None:
+            meter.start()
         started = time.perf_counter()
         sent = sum(pool.map(SENDERS[kind], parts, chunksize=1))
         elapsed = time.perf_counter() - started
