@@ -61,7 +61,7 @@ def add_audience_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--signup-seconds", type=int, default=15, help="wrk run length (default 15)")
     parser.add_argument("--signup-workers", type=int, default=2, help="gunicorn workers (default 2)")
     parser.add_argument("--signup-threads", type=int, default=32,
-                        help="threads per worker (default 32: an answer is held SUBSCRIBE_ANSWER_SECONDS)")
+                        help="database connections per web worker, and its threads where it runs threads (default 32)")
 
 
 def smtp_sink(port: int) -> subprocess.Popen:

@@ -242,7 +242,7 @@ def main(args, env: dict) -> None:
     app = create_app("test", {"WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False})
     n = args.audience_n
     print(f"audience: sign-ups at 0 and {n:,} subscribers, staff pages, import, export "
-          f"(gunicorn {args.signup_workers} workers x {args.signup_threads} threads; machine load "
+          f"(gunicorn {signups.shape(env, args.signup_workers, args.signup_threads)}; machine load "
           f"{os.getloadavg()[0]:.1f})", flush=True)
     with app.app_context():
         db.drop_all()

@@ -95,13 +95,21 @@ class Roles:
         return spent
 
 
+def shape(env: dict, workers: int, threads: int) -> str:
+    """How gunicorn.conf.py runs the web for ``env``: "2 gevent workers" on PostgreSQL."""
+    import runpy
+
+    kind = runpy.run_path(str(ROOT / "gunicorn.conf.py"))["worker_kind"]({**os.environ, **env})
+    return f"{workers} gevent workers" if kind == "gevent" else f"{workers} workers x {threads} threads"
+
+
 def serve(env: dict, workers: int, threads: int) -> tuple[subprocess.Popen, int]:
     port = _free_port()
-    command = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
+    command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
                "--keep-alive", "5", "--log-level", "warning"]
-    if threads > 1:
-        command += ["--worker-class", "gthread", "--threads", str(threads)]
-    env = {"DATABASE_POOL_SIZE": str(threads), **env}  # a connection kept for each thread
+    # The production settings (gunicorn.conf.py: gevent on PostgreSQL), with this run's shape.
+    env = {"WEB_WORKERS": str(workers), "WEB_THREADS": str(threads),
+           "DATABASE_POOL_SIZE": str(threads), **env}  # a connection kept for each thread
     process = subprocess.Popen(command + ["mailer:create_app()"], cwd=ROOT, env={**os.environ, **env},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     import urllib.request
@@ -266,7 +274,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=0, help="then again with N subscribers (default: only 0)")
     parser.add_argument("--seconds", type=int, default=15, help="wrk run length (default 15)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
-    parser.add_argument("--threads", type=int, default=32, help="threads per worker (default 32)")
+    parser.add_argument("--threads", type=int, default=32,
+                        help="threads per worker where they are threads (SQLite; default 32)")
     args = parser.parse_args()
     run_id, server_url, db_name, sink_port, sink = services()
     database_url = recreate_database(server_url, db_name)
@@ -277,7 +286,7 @@ def main() -> None:
         from mailer.extensions import db
 
         app = create_app("test", {"WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False})
-        print(f"sign-ups: gunicorn {args.workers} workers x {args.threads} threads; raised for the run: {RAISED}",
+        print(f"sign-ups: gunicorn {shape(env, args.workers, args.threads)}; raised for the run: {RAISED}",
               flush=True)
         with app.app_context():
             db.create_all()

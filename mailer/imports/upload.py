@@ -1,6 +1,7 @@
 """Keeping an uploaded CSV file: copied to IMPORT_DIR in chunks, checked whole before it is
 accepted (encoding, binary, line sizes, an email column), its columns guessed, a preview."""
 
+import time
 import uuid
 from pathlib import Path
 from typing import IO, Any
@@ -12,6 +13,8 @@ from ..errors import Conflict, InvalidInput
 from ..lookups import get_or_404
 from ..models import ImportJob, ImportStatus
 from .csv_rows import COPY_CHUNK, first_line, rows
+
+YIELD_EVERY = 10_000  # rows checked between two yields to the web worker's other requests
 
 EMAIL_HEADERS = {"email", "e-mail", "mail", "adres", "adres e-mail", "adres email", "email address",
                  "e-mail address", "adres_email", "email_address"}
@@ -51,6 +54,10 @@ def inspect(path: Path) -> dict[str, Any]:
             header = row
         total += 1
         columns = max(columns, len(row))
+        if not total % YIELD_EVERY:
+            # A million rows take seconds: a gevent web worker (gunicorn.conf.py) serves its
+            # other requests meanwhile (a thread lets the others run, as it does anyway).
+            time.sleep(0)
     if header is None:
         raise InvalidInput("The file is empty.", "file")
     email_col = _guess_column(header, EMAIL_HEADERS)
