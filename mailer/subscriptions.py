@@ -34,6 +34,7 @@ from .models import (
     campaign_lists,
     utcnow,
 )
+from .statements import on_its_own
 from .subscribers import clean_name, email_hash, normalize_email
 from .suppression import is_suppressed
 
@@ -232,10 +233,11 @@ def _sign_up_new(session: Session, email: str, name: str, locale: str, list_ids:
             "t_language": wording[1]}
     if session.get_bind().dialect.name == "postgresql":
         seen = list(lists_seen or ())
-        created, same = session.execute(_NEW_PG, {
+        # One statement: on its own when the request has read nothing from the database yet.
+        [(created, same)] = on_its_own(session, _NEW_PG, {
             **values, **{f"c_{key}": value for key, value in consent.items()}, **text, "list_ids": list_ids,
             "checked": lists_seen is not None, "seen_ids": [id_ for id_, _name in seen],
-            "seen_names": [name for _id, name in seen]}).one()
+            "seen_names": [name for _id, name in seen]})
         if not same:
             return None
     else:

@@ -164,6 +164,31 @@ def test_a_notice_written_as_its_sender_ends_is_sent(app, session, newsletter, s
     assert mail.recipients == ["late@example.org"]
 
 
+def test_a_process_that_found_a_sender_awake_asks_again_only_later(app, session, newsletter, monkeypatch):
+    """Sign-ups in quick succession in one process ask Redis whether a sender is awake once
+    per AWAKE_SECONDS, not once each (at hundreds a second the question was a twentieth of a
+    web worker's CPU); past that time, the next one asks again."""
+    client = notices._redis()
+    if client is None:
+        pytest.skip("without Redis every commit wakes a sender")
+    key = notices._wake_key(app.config)
+    client.set(key, 1, px=10_000)  # a sender is awake: every question is answered "taken"
+    asked: list[str] = []
+    ask = client.set
+    monkeypatch.setattr(client, "set", lambda name, *args, **kwargs: asked.append(name) or ask(name, *args, **kwargs))
+    monkeypatch.setattr(notices, "AWAKE_SECONDS", 60)
+    notices._awake.clear()
+    for k in range(4):
+        subscriptions.subscribe(session, email=f"szybko{k}@example.org", consent=True, source="admin")
+        session.commit()
+    assert asked == [key]
+    monkeypatch.setattr(notices, "AWAKE_SECONDS", 0)
+    subscriptions.subscribe(session, email="pozniej@example.org", consent=True, source="admin")
+    session.commit()
+    assert asked == [key, key]
+    notices._let_go()  # as the sender would: the next sign-up wakes one
+
+
 def test_a_senders_turn_ends_and_the_next_sender_goes_on(app, session, newsletter, smtp_server, monkeypatch):
     """However many notices wait, a sender sends for one turn (RUN_SECONDS, here one batch of
     BATCH), then wakes the next one for the rest, so other tasks get the worker between."""
