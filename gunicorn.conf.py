@@ -37,3 +37,11 @@ if worker_class == "gevent":
     worker_connections = int(os.environ.get("WEB_CONNECTIONS") or 1000)
 else:
     threads = int(os.environ.get("WEB_THREADS") or 32)
+
+
+def post_worker_init(worker) -> None:
+    """Once a worker has loaded the app, what is alive moves out of the collector's way, as in
+    a Celery worker (``worker.freeze_heap``)."""
+    from worker import freeze_heap
+
+    freeze_heap()
