@@ -18,6 +18,7 @@ lost wake-up left behind.
 """
 
 import logging
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -81,6 +82,8 @@ PACE_SECONDS = 0.1  # the least time between a sender's batches while notices ke
 AWAKE_SECONDS = 0.1  # a process that found a sender awake does not ask again for this long
 _WAKE = "mailer.wake_notices"
 _awake: dict[str, float] = {}  # wake-up key -> when this process last found (or made) a sender awake
+_let_go_count: dict[str, int] = {}  # wake-up key -> senders of this process that ended
+_awake_lock = threading.Lock()
 log = logging.getLogger(__name__)
 
 
@@ -127,8 +130,11 @@ def wake_now() -> None:
     key = _wake_key(current_app.config)
     if time.monotonic() - _awake.get(key, -AWAKE_SECONDS) < AWAKE_SECONDS:
         return
+    ended = _let_go_count.get(key, 0)
     woken = client.set(key, 1, nx=True, px=int(WAKE_SECONDS * 1000))
-    _awake[key] = time.monotonic()
+    with _awake_lock:
+        if _let_go_count.get(key, 0) == ended:  # not if a sender of this process ended meanwhile
+            _awake[key] = time.monotonic()
     if woken:
         send_now(TASK)
 
@@ -138,7 +144,9 @@ def _let_go() -> None:
     client = _redis()
     if client is not None:
         key = _wake_key(current_app.config)
-        _awake.pop(key, None)  # this process asks Redis again (its own last look, first)
+        with _awake_lock:  # this process asks Redis again (its own last look, first)
+            _awake.pop(key, None)
+            _let_go_count[key] = _let_go_count.get(key, 0) + 1
         try:
             client.delete(key)
         except Exception:

@@ -189,6 +189,35 @@ def test_a_process_that_found_a_sender_awake_asks_again_only_later(app, session,
     notices._let_go()  # as the sender would: the next sign-up wakes one
 
 
+def test_a_sender_ending_while_a_process_asks_is_not_taken_for_awake(app, session, newsletter, smtp_server,
+                                                                     monkeypatch):
+    """The process's sender ends (lets the wake-up key go) while the process asks whether one
+    is awake and hears "yes": that answer is stale, so the next notice asks again and wakes
+    a sender (it was left for beat's tick, which the suite does not run: the mail never came)."""
+    client = notices._redis()
+    if client is None:
+        pytest.skip("without Redis every commit wakes a sender")
+    key = notices._wake_key(app.config)
+    client.set(key, 1, px=10_000)
+    ask = client.set
+
+    def ends_meanwhile(name, *args, **kwargs):
+        answer = ask(name, *args, **kwargs)  # "taken": a sender is awake ...
+        monkeypatch.setattr(client, "set", ask)
+        notices._let_go()  # ... and ends before the answer is acted upon
+        return answer
+
+    monkeypatch.setattr(client, "set", ends_meanwhile)
+    notices._awake.clear()
+    subscriptions.subscribe(session, email="w-biegu@example.org", consent=True, source="admin")
+    session.commit()
+    assert key not in notices._awake
+    subscriptions.subscribe(session, email="nastepny@example.org", consent=True, source="admin")
+    session.commit()  # asks Redis, finds no sender, wakes one: both mails go out
+    assert sorted(mail.recipients[0] for mail in smtp_server.wait_for(2, timeout=10)) == [
+        "nastepny@example.org", "w-biegu@example.org"]
+
+
 def test_a_senders_turn_ends_and_the_next_sender_goes_on(app, session, newsletter, smtp_server, monkeypatch):
     """However many notices wait, a sender sends for one turn (RUN_SECONDS, here one batch of
     BATCH), then wakes the next one for the rest, so other tasks get the worker between."""
