@@ -45,6 +45,14 @@ def wait_until(check, what: str, timeout: float = 90.0, logs: Path | None = None
     raise AssertionError(f"timed out waiting for {what}{tails}")
 
 
+def answers(url: str) -> bool:
+    """Whether the page at ``url`` answers 200 (a server still starting does not)."""
+    try:
+        return requests.get(url, timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
+
+
 def mails(outbox: Path) -> list:
     return [message_from_bytes(path.read_bytes(), policy=policy.default)
             for path in sorted(outbox.glob("*.eml"))]
@@ -68,14 +76,7 @@ def embedded(tmp_path):
             processes[name] = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log,
                                                stderr=subprocess.STDOUT, start_new_session=True)
         base = f"http://127.0.0.1:{port}"
-
-        def up():
-            try:
-                return requests.get(base + "/", timeout=5).status_code == 200
-            except requests.RequestException:
-                return False
-
-        wait_until(up, "the web app", logs=tmp_path)
+        wait_until(lambda: answers(base + "/"), "the web app", logs=tmp_path)
         login = wait_until(lambda: re.search(r"Demo admin: (\S+) / (\S+)", (tmp_path / "make.log").read_text()),
                            "the demo admin's sign-in", logs=tmp_path)
         yield {"base": base, "instance": instance, "outbox": instance / "outbox",

@@ -20,7 +20,7 @@ from mailer.models import Notice, Role, Subscriber
 from tests.helpers_content import make_event, make_list
 from tests.helpers_engine import stop_process, worker_env
 from tests.helpers_staff import PASSWORD, make_user
-from tests.test_embedded_run import free_port, wait_until
+from tests.test_embedded_run import answers, free_port, wait_until
 from tests.test_security_templates import STOPPED_BY_LIMITS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,15 +61,8 @@ def server(app, session, tmp_path):
              "--log-level", "info", "mailer:create_app()"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
-
-    def up():
-        try:
-            return requests.get(base + "/", timeout=5).status_code == 200
-        except requests.RequestException:
-            return False
-
     try:
-        wait_until(up, "gunicorn", logs=tmp_path)
+        wait_until(lambda: answers(base + "/"), "gunicorn", logs=tmp_path)
         assert "Using worker: gevent" in log.read_text()
         yield base
     finally:
