@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("--senders", type=int, default=1,
                         help="senders (threads, each with its own SMTP connection) per worker process")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="engine runs per configuration, each followed by the pipelined yardstick (default 2)")
     parser.add_argument("--with-10n", dest="ten", action="store_true",
                         help="also run 10 N recipients (worker RSS must stay flat; takes long)")
     parser.add_argument("--no-dkim-run", dest="dkim", action="store_false", help="skip the DKIM run")
@@ -263,7 +266,7 @@ def run(args, env: dict, keys_dir: Path) -> None:
     from mailer import create_app
     from mailer.extensions import db
 
-    from . import baseline, cpu, seed
+    from . import seed
 
     app = create_app("test")
     print(f"bench: N={args.n:,} recipients, {args.workers} worker processes, PostgreSQL, "
@@ -283,35 +286,55 @@ def run(args, env: dict, keys_dir: Path) -> None:
         if args.snapshot_only:
             return
 
-        results = [send_campaign(app, env, args, main_list, "no DKIM")]
-        print(_line(results[-1]), flush=True)
+        host, port = "127.0.0.1", int(env["SMTP_URL"].rsplit(":", 1)[1])
+        runs = [(env, "no DKIM")]
         if args.dkim:
-            dkim_env = {**env, **dkim_keys(keys_dir, args.dkim_both)}
             label = "DKIM rsa-sha256 + ed25519-sha256" if args.dkim_both else "DKIM rsa-sha256 (2048)"
-            results.append(send_campaign(app, dkim_env, args, main_list, label))
-            print(_line(results[-1]), flush=True)
+            runs.append(({**env, **dkim_keys(keys_dir, args.dkim_both)}, label))
+        measured = [measure(app, run_env, args, main_list, label, host, port) for run_env, label in runs]
         if big_list is not None:
             ten = send_campaign(app, env, args, big_list, f"10 N = {args.n * 10:,}, no DKIM")
             print(_line(ten), flush=True)
-
-        host, port = "127.0.0.1", int(env["SMTP_URL"].rsplit(":", 1)[1])
-        # A rate needs no million messages: each yardstick sends N, at most 100,000.
-        count = min(args.n, BASELINE_MAX)
         print("summary:")
-        for result in results:
-            rates = {}
-            for kind in ("smtplib", "pipelined"):
-                meter = cpu.Meter()
-                sent, seconds = baseline.run(kind, result["campaign_id"], host, port, count,
-                                             args.workers, result["env"], meter)
-                rates[kind] = sent / seconds
-                print(f"  yardstick {kind}, {result['label']}: {rates[kind]:,.0f} msgs/s; CPU: "
-                      f"{cpu.per_message(meter.stop(), sent)}", flush=True)
-            print(f"  {result['label']}: engine {result['rate']:,.0f} msgs/s; yardsticks of the same "
-                  f"messages from {args.workers} processes, no DB/queue: smtplib {rates['smtplib']:,.0f}, "
-                  f"pipelined {rates['pipelined']:,.0f} msgs/s; engine = "
-                  f"{result['rate'] / rates['pipelined']:.2f} x pipelined, "
-                  f"{result['rate'] / rates['smtplib']:.2f} x smtplib", flush=True)
+        for item in measured:
+            engine = [result["rate"] for result in item["rounds"]]
+            pipelined = [result["pipelined"] for result in item["rounds"]]
+            ratios = [rate / base for rate, base in zip(engine, pipelined, strict=True)]
+            print(f"  {item['label']}: engine {_rates(engine)} msgs/s; the same messages from {args.workers} "
+                  f"processes, no DB/queue, right after each: pipelined {_rates(pipelined)}, smtplib "
+                  f"{item['smtplib']:,.0f} msgs/s; engine = {', '.join(f'{ratio:.2f}' for ratio in ratios)} x "
+                  f"pipelined (median {statistics.median(ratios):.2f}), "
+                  f"{statistics.median(engine) / item['smtplib']:.2f} x smtplib", flush=True)
+
+
+def _rates(rates: list[float]) -> str:
+    return ", ".join(f"{rate:,.0f}" for rate in rates)
+
+
+def measure(app, env: dict, args, mailing_list, label: str, host: str, port: int) -> dict:
+    """``args.rounds`` rounds of the engine, each followed at once by the pipelined yardstick
+    of the same messages (so each ratio compares two runs minutes apart, not the whole
+    bench apart, on a machine whose speed drifts), then the smtplib yardstick once."""
+    rounds = []
+    for _ in range(args.rounds):
+        result = send_campaign(app, env, args, mailing_list, label)
+        print(_line(result), flush=True)
+        result["pipelined"] = yardstick("pipelined", result, args, host, port)
+        rounds.append(result)
+    return {"label": label, "rounds": rounds, "smtplib": yardstick("smtplib", rounds[0], args, host, port)}
+
+
+def yardstick(kind: str, result: dict, args, host: str, port: int) -> float:
+    """msgs/s of the ``kind`` yardstick sending ``result``'s campaign (at most
+    BASELINE_MAX messages: it is a rate), with its CPU a message printed."""
+    from . import baseline, cpu
+
+    meter = cpu.Meter()
+    sent, seconds = baseline.run(kind, result["campaign_id"], host, port, min(args.n, BASELINE_MAX),
+                                 args.workers, result["env"], meter)
+    print(f"  yardstick {kind}, {result['label']}: {sent / seconds:,.0f} msgs/s; CPU: "
+          f"{cpu.per_message(meter.stop(), sent)}", flush=True)
+    return sent / seconds
 
 
 def _line(result: dict) -> str:
