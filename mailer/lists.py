@@ -148,7 +148,8 @@ def overview(session: Session, per_list: dict[str, dict[str, int]] | None = None
     in one statement (a GROUP BY over the (list_id, status) index)."""
     order = (MailingList.archived_at.is_not(None), MailingList.name, MailingList.id)
     if per_list is not None:
-        kept = {list_id: ListCounts(counts.get("confirmed", 0), counts.get("pending", 0), counts.get("unsubscribed", 0))
+        kept = {list_id: ListCounts(confirmed=counts.get("confirmed", 0), pending=counts.get("pending", 0),
+                                    unsubscribed=counts.get("unsubscribed", 0))
                 for list_id, counts in per_list.items()}
         return [(item, kept.get(str(item.id), ListCounts()))
                 for item in session.scalars(select(MailingList).order_by(*order))]

@@ -20,11 +20,10 @@ from mailer.models import Notice, Role, Subscriber
 from tests.helpers_content import make_event, make_list
 from tests.helpers_engine import stop_process, worker_env
 from tests.helpers_staff import PASSWORD, make_user
-from tests.test_embedded_run import answers, free_port, wait_until
+from tests.test_embedded_run import answers, csrf, free_port, wait_until
 from tests.test_security_templates import STOPPED_BY_LIMITS
 
 ROOT = Path(__file__).resolve().parent.parent
-CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/mailer"
 
 
@@ -40,6 +39,38 @@ def test_the_worker_class_follows_the_database():
     assert worker_kind({"DATABASE_URL": PG, "WEB_WORKER_CLASS": "gthread"}) == "gthread"
     assert worker_kind({"WEB_WORKER_CLASS": "gevent"}) == "gevent"
     assert worker_kind({"DATABASE_URL": PG, "WEB_WORKER_CLASS": "sync"}) == "gevent"  # not ours to pick
+
+
+def test_the_settings_are_read_from_the_environment(monkeypatch):
+    """The shape of the web (WEB_WORKERS, WEB_CONNECTIONS or WEB_THREADS) as the README says."""
+    monkeypatch.setenv("DATABASE_URL", PG)
+    monkeypatch.setenv("WEB_WORKERS", "3")
+    monkeypatch.setenv("WEB_CONNECTIONS", "50")
+    settings = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert (settings["workers"], settings["worker_class"], settings["worker_connections"]) == (3, "gevent", 50)
+    monkeypatch.delenv("DATABASE_URL")
+    monkeypatch.delenv("WEB_WORKERS")
+    monkeypatch.setenv("WEB_THREADS", "8")
+    settings = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert (settings["workers"], settings["worker_class"], settings["threads"]) == (2, "gthread", 8)
+    assert "worker_connections" not in settings
+
+
+FROZEN_AFTER_INIT = """
+import gc, runpy
+runpy.run_path("gunicorn.conf.py")["post_worker_init"](None)
+print(gc.get_freeze_count(), gc.get_threshold()[0])
+"""
+
+
+def test_a_web_worker_freezes_its_heap_once_the_app_is_loaded():
+    """gunicorn's post_worker_init moves what is alive out of the collector's way and widens
+    its young generation, as a Celery worker does (``worker.freeze_heap``)."""
+    from worker import YOUNG_OBJECTS
+
+    frozen, young = subprocess.run([sys.executable, "-c", FROZEN_AFTER_INIT], cwd=ROOT, capture_output=True,
+                                   text=True, timeout=60, check=True).stdout.split()
+    assert int(frozen) > 0 and int(young) == YOUNG_OBJECTS
 
 
 @pytest.fixture
@@ -112,13 +143,13 @@ def test_held_sign_up_answers_do_not_hold_the_worker(server, app, session):
     assert session.scalar(named) == "Zażółć Gęślą"
 
 
-def _signed_in(server: str, session) -> tuple[requests.Session, str]:
+def _signed_in(server: str, session) -> requests.Session:
     user = make_user(session, Role.ADMIN)
     browser = requests.Session()
-    token = CSRF.search(browser.get(f"{server}/admin/login", timeout=30).text).group(1)
+    token = csrf(browser.get(f"{server}/admin/login", timeout=30).text)
     browser.post(f"{server}/admin/login", timeout=30,
                  data={"csrf_token": token, "email": user.email, "password": PASSWORD})
-    return browser, token
+    return browser
 
 
 def test_a_hostile_preview_does_not_stop_the_worker(server, session):
@@ -126,9 +157,9 @@ def test_a_hostile_preview_does_not_stop_the_worker(server, session):
     the home page answers while they run (the wait for the child yields), each ends in a 400."""
     make_event(session)
     session.commit()
-    browser, _ = _signed_in(server, session)
+    browser = _signed_in(server, session)
     form = browser.get(f"{server}/admin/templates/new", timeout=30).text
-    hostile = {"csrf_token": CSRF.search(form).group(1), "kind": "content", "text": "", "name": "x",
+    hostile = {"csrf_token": csrf(form), "kind": "content", "text": "", "name": "x",
                "layout_id": re.search(r'<option value="(\d+)"', form).group(1), "html": STOPPED_BY_LIMITS["time"]}
 
     def attack():
