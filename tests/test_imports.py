@@ -2,9 +2,10 @@
 
 import io
 import time
+from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select, text
 
 from mailer import audience, imports, suppression
 from mailer.extensions import db
@@ -341,3 +342,55 @@ def test_addresses_repeated_across_chunks_written_at_once_count_once(client, ses
     assert (result["created"], result["existing"], result["subscribed"]) == (20, 180, 20)
     assert count(session, Subscriber) == 20 and count(session, Subscription) == 20
     assert count(session, ConsentRecord) == 20
+
+
+
+@contextmanager
+def analyzed(app, monkeypatch):
+    """The ANALYZE statements of the import run inside (PostgreSQL), listed as they go; chunks
+    of two rows, statistics worth gathering from four."""
+    seen: list[str] = []
+
+    def note(_conn, _cursor, statement, *_args):
+        if statement.startswith("ANALYZE subscribers"):
+            seen.append(statement)
+
+    monkeypatch.setattr(imports.bulk, "ANALYZE_FIRST", 4)
+    monkeypatch.setitem(app.config, "IMPORT_CHUNK", 2)
+    event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine, "before_cursor_execute", note)
+
+
+@pytest.mark.parametrize(("already", "rows", "mid_way", "at_the_end"), [
+    (0, 24, True, True),  # a new table: gathered as it grows and at the end
+    (400, 24, False, False),  # a table the statistics describe: 24 new rows change nothing
+    (400, 60, False, True),  # grown by more than a tenth: gathered once, at the end
+])
+def test_an_import_keeps_the_planners_statistics_current_without_gathering_them_needlessly(
+        client, session, import_dir, app, monkeypatch, already, rows, mid_way, at_the_end):
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's planner")
+    lst = make_list(session)
+    session.execute(text(
+        "INSERT INTO subscribers (email, email_hash, name, locale, attributes, search_text, confirm_sent_today,"
+        " created_at, updated_at) SELECT 'ktos' || g || '@example.org', md5(g::text), '', 'pl', '{}',"
+        " 'ktos' || g, 0, now(), now() FROM generate_series(1, :n) AS g"), {"n": already})
+    session.commit()
+    session.execute(text("ANALYZE subscribers"))
+    session.commit()
+    login_as(client, session, Role.ADMIN)
+    job_id = job_id_from(upload(client, ("email\n" + "".join(f"nowy{n}@example.org\n" for n in range(rows))).encode()))
+    imports.start(session, job_id, email_col=0, list_ids=[lst.id], status="pending")
+    session.commit()
+    with analyzed(app, monkeypatch) as seen:
+        imports.run(session, job_id)
+    assert wait_done(client, job_id)["created"] == rows
+    if mid_way:
+        assert len(seen) >= 2, seen
+    else:
+        assert len(seen) == int(at_the_end), seen
+    known = session.scalar(text("SELECT reltuples FROM pg_class WHERE oid = 'subscribers'::regclass"))
+    assert (known >= already + rows) if at_the_end else (known == already), known

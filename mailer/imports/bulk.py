@@ -19,18 +19,32 @@ from ..models import ConsentRecord, ImportJob, Subscriber, Subscription, Subscri
 from ..subscribers import MAX_NAME, clean_name, normalize_email
 
 ANALYZED = ("subscribers", "subscriptions", "consent_records")
+ANALYZE_FIRST = 20_000  # rows imported before the statistics are worth bringing up to date
 
 
-def analyze(session: Session) -> None:
+def analyze(session: Session) -> int:
     """Bring the planner's statistics of the tables an import fills up to date (PostgreSQL;
     a first large import into a freshly vacuumed table otherwise crawls on plans made for an
-    empty one). Commits what came before."""
-    if session.get_bind().dialect.name != "postgresql":
-        return
+    empty one). Commits what came before; returns the subscribers the planner now knows of."""
     session.commit()
     for table in ANALYZED:
         session.execute(text(f"ANALYZE {table}"))
     session.commit()
+    return known_rows(session)
+
+
+def known_rows(session: Session) -> int:
+    """The subscribers the planner's statistics count (0 when never gathered)."""
+    return max(int(session.scalar(text("SELECT reltuples FROM pg_class WHERE oid = 'subscribers'::regclass"))), 0)
+
+
+def analyze_due(written: int, known: int, *, last: bool = False) -> bool:
+    """Whether ``written`` rows imported since the statistics counted ``known`` subscribers
+    make them worth gathering again (each ANALYZE of the three tables takes about 2 s at a
+    million): while importing, once the table may have doubled (plans made for a table half
+    its size are the ones that crawl); at the end, once it grew by a tenth, as autovacuum's
+    default would, so the staff pages plan on current figures without waiting for it."""
+    return written >= max(ANALYZE_FIRST, known // 10 if last else known)
 
 MAX_INVALID_KEPT = 1000  # invalid rows listed in the report (all are counted)
 MAX_ATTRIBUTE = 500

@@ -21,13 +21,12 @@ from ..lookups import get_or_404
 from ..models import ImportJob, ImportStatus, MailingList, SubscriptionStatus, utcnow
 from ..segments import attribute_key
 from ..subscribers import email_hasher
-from .bulk import Checked, Stored, analyze, check, record, store, store_copied
+from .bulk import Checked, Stored, analyze, analyze_due, check, known_rows, record, store, store_copied
 from .csv_rows import rows
 from .upload import stored_path
 
 MAX_CONSENT_SOURCE = 200
 STALE_AFTER = timedelta(minutes=10)  # a RUNNING job silent this long is taken over
-ANALYZE_FIRST = 20_000  # rows imported before the first ANALYZE
 WRITERS = 2  # PostgreSQL connections writing chunks of one import at once
 COUNTERS = ("done_rows", "created_count", "subscribed_count", "existing_count", "suppressed_count",
             "invalid_count")
@@ -225,6 +224,7 @@ def _write_chunks(session: Session, job: ImportJob, chunks: Iterator[Checked]) -
     for thread in threads:
         thread.start()
     done = analyzed_at = 0  # rows written; when the statistics were last brought up to date
+    known = known_rows(session)  # the subscribers they counted then
     try:
         for checked in chunks:
             while not failed:
@@ -238,10 +238,9 @@ def _write_chunks(session: Session, job: ImportJob, chunks: Iterator[Checked]) -
             while not written.empty():
                 done += written.get()
             # The planner's statistics kept current as the tables grow (autovacuum may be
-            # off or late): after the first ANALYZE_FIRST rows, then whenever they doubled.
-            if done >= max(ANALYZE_FIRST, 2 * analyzed_at):
-                analyze(session)
-                analyzed_at = done
+            # off or late), not gathered again for a table they already describe well.
+            if analyze_due(done - analyzed_at, known):
+                known, analyzed_at = analyze(session), done
     finally:
         for _thread in threads:
             work.put(None)
@@ -251,7 +250,7 @@ def _write_chunks(session: Session, job: ImportJob, chunks: Iterator[Checked]) -
         raise failed[0]
     while not written.empty():
         done += written.get()
-    if done > analyzed_at and done >= ANALYZE_FIRST:
+    if analyze_due(done - analyzed_at, known, last=True):
         analyze(session)
 
 
