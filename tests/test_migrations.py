@@ -42,6 +42,10 @@ def test_upgrade_matches_models_and_downgrade_empties(app_instance, database_url
                 builtins = conn.execute(sa.text(
                     "SELECT name, kind, layout_id IS NOT NULL FROM templates WHERE builtin ORDER BY id")).all()
             assert diff == [], f"models and migrations differ: {diff}"
+            if db.engine.dialect.name == "postgresql":  # what compare_metadata does not look at
+                assert _access_methods(db.engine) == {
+                    index.name: index.dialect_options["postgresql"]["using"] or "btree"
+                    for table in db.metadata.tables.values() for index in table.indexes}
             # The built-in email templates are data of revision 0003, as the files ship them.
             assert [tuple(row) for row in builtins] == [
                 ("Układ podstawowy", "layout", False), ("Zapowiedź wydarzenia", "content", True),
@@ -53,6 +57,15 @@ def test_upgrade_matches_models_and_downgrade_empties(app_instance, database_url
     finally:
         if drop:
             drop()
+
+
+def _access_methods(engine) -> dict[str, str]:
+    """Each named index that is not a key's, with its access method (btree, hash, gin)."""
+    with engine.connect() as conn:
+        return dict(conn.execute(sa.text(
+            "SELECT i.relname, am.amname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid"
+            " JOIN pg_am am ON am.oid = i.relam JOIN pg_namespace n ON n.oid = i.relnamespace"
+            " WHERE n.nspname = 'public' AND i.relname LIKE 'ix\\_%'")).all())
 
 
 # Values for the columns whose type the database forgets (enums stored as strings).

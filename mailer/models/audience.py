@@ -26,6 +26,8 @@ class Subscriber(Model):
     __table_args__ = (
         Index("ix_subscribers_search_text_trgm", "search_text", postgresql_using="gin",
               postgresql_ops={"search_text": "gin_trgm_ops"}),
+        # Matched by equality only, random keys: a hash index on PostgreSQL (migration 0016).
+        Index("ix_subscribers_email_hash", "email_hash", postgresql_using="hash"),
         {"sqlite_autoincrement": True},
     )
 
@@ -33,7 +35,7 @@ class Subscriber(Model):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     # Keyed hash of the address, matched against the suppression list in set-based SQL; set
     # on every insert and address change by mailer.subscribers.
-    email_hash: Mapped[str] = mapped_column(String(64), index=True)
+    email_hash: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200), default="")
     locale: Mapped[str] = mapped_column(String(8), default="pl")
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
