@@ -16,6 +16,7 @@ from ..consent import MAX_WORDING, keep_text, text_hash
 from ..errors import InvalidInput
 from ..folding import subscriber_text
 from ..models import ConsentRecord, ImportJob, Subscriber, Subscription, SubscriptionStatus, Suppression, utcnow
+from ..statements import on_its_own
 from ..subscribers import MAX_NAME, clean_name, normalize_email
 
 ANALYZED = ("subscribers", "subscriptions", "consent_records")
@@ -34,8 +35,13 @@ def analyze(session: Session) -> int:
 
 
 def known_rows(session: Session) -> int:
-    """The subscribers the planner's statistics count (0 when never gathered)."""
-    return max(int(session.scalar(text("SELECT reltuples FROM pg_class WHERE oid = 'subscribers'::regclass"))), 0)
+    """The subscribers the planner's statistics count (0 when never gathered); read on its
+    own when ``session`` has no transaction, so none is left open while the import runs."""
+    [(rows,)] = on_its_own(session, _KNOWN_ROWS, {})
+    return max(int(rows), 0)
+
+
+_KNOWN_ROWS = text("SELECT reltuples FROM pg_class WHERE oid = 'subscribers'::regclass")
 
 
 def analyze_due(written: int, known: int, *, last: bool = False) -> bool:
