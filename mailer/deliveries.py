@@ -11,6 +11,7 @@ waits for an in-flight record to land and then sees it. A row is recorded once: 
 still ``queued`` changes, and the counters grow by what actually changed.
 """
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,7 +24,6 @@ from sqlalchemy import (
     Engine,
     Integer,
     Result,
-    String,
     Table,
     and_,
     bindparam,
@@ -173,10 +173,9 @@ def snapshot(session: Session, campaign_id: int, batch_size: int) -> int:
     number = func.row_number().over(order_by=Subscriber.id) - 1
     audience = select(
         literal(campaign_id), Subscriber.id, number // batch_size,
-        literal(QUEUED.value), literal(0), literal(""), literal(""),
+        literal(QUEUED.value), literal(0), literal(""),
     ).where(_audience(list_ids, narrowed), *_interested(session, campaign_id))
-    columns = ["campaign_id", "subscriber_id", "batch", "status", "attempts", "last_error",
-               "message_id"]
+    columns = ["campaign_id", "subscriber_id", "batch", "status", "attempts", "last_error"]
     bind = session.get_bind()
     statement = _insert(bind)(Delivery).from_select(columns, audience)
     session.execute(statement.on_conflict_do_nothing(index_elements=["subscriber_id", "campaign_id"]))
@@ -407,22 +406,37 @@ def _release_statement():
 
 def message_id(campaign_id: int, delivery_id: int, suffix: str) -> str:
     """The Message-ID of one delivery: the same on a re-send after a crash, so receivers
-    can tell a duplicate. ``suffix`` is ".<launch time>@<MAIL_DOMAIN>"."""
+    can tell a duplicate. ``suffix`` is ".<launch stamp>@<MAIL_DOMAIN>". Not stored: a
+    returned one is read back by ``parse_message_id``."""
     return f"<{campaign_id}.{delivery_id}{suffix}>"
+
+
+def launch_stamp(started_at: datetime | None) -> int:
+    """The campaign's launch second, in each of its Message-IDs (0 before it launched)."""
+    return int(started_at.timestamp()) if started_at else 0
+
+
+_MESSAGE_ID = re.compile(r"<(\d{1,10})\.(\d{1,19})\.(\d{1,12})@[^<>@\s]+>")
+
+
+def parse_message_id(value: str) -> tuple[int, int, int] | None:
+    """(campaign id, delivery id, launch stamp) of a Message-ID ``message_id`` made (the
+    angle brackets optional), or None."""
+    value = value.strip()
+    match = _MESSAGE_ID.fullmatch(value if value.startswith("<") else f"<{value}>")
+    return (int(match[1]), int(match[2]), int(match[3])) if match else None
 
 
 @cache
 def _sent_statement(dialect: str):
-    """Rows still queued among ``p_ids`` recorded sent, each with its Message-ID computed in
-    SQL (``message_id``; ``p_suffix`` is the suffix and its ">")."""
+    """Rows still queued among ``p_ids`` recorded sent (only ``sent_at`` grows: see
+    ``models.Delivery`` on HOT updates)."""
     d = _DELIVERIES.c
     return (update(_DELIVERIES)
             .where(d.campaign_id == bindparam("p_campaign"), d.status == QUEUED.value,
                    in_list(dialect, d.id, "p_ids"))
             .values(status=DeliveryStatus.SENT.value, sent_at=param("p_now", d.sent_at),
-                    attempts=d.attempts + 1, last_error="",
-                    message_id=(literal("<") + d.campaign_id.cast(String) + literal(".")
-                                + d.id.cast(String) + bindparam("p_suffix", type_=String))))
+                    attempts=d.attempts + 1, last_error=""))
 
 
 @cache
@@ -482,10 +496,10 @@ class BatchStore:
     after the write, whether to go on ("ok") or stop ("stop"), pausing it if need be."""
 
     def __init__(self, engine: Engine, campaign_id: int, batch_id: int, holder: str, lease: float,
-                 suffix: str, decide: Callable[[list], Tally],
+                 decide: Callable[[list], Tally],
                  judge: Callable[[Connection, Standing, Tally], str]):
         self.engine, self.campaign_id, self.batch_id = engine, campaign_id, batch_id
-        self.holder, self.lease, self.suffix = holder, lease, suffix
+        self.holder, self.lease = holder, lease
         self.decide, self.judge = decide, judge
 
     def flush(self, outcomes: list) -> str:
@@ -501,8 +515,7 @@ class BatchStore:
             sent = failed = 0
             if tally.sent:
                 sent = conn.execute(_sent_statement(_dialect(conn)), {
-                    "p_campaign": self.campaign_id, "p_ids": tally.sent, "p_now": now,
-                    "p_suffix": self.suffix + ">"}).rowcount
+                    "p_campaign": self.campaign_id, "p_ids": tally.sent, "p_now": now}).rowcount
             for (when, error), ids in tally.retry.items():
                 conn.execute(update(Delivery).where(mine, _among(conn, ids)).values(
                     attempts=Delivery.attempts + 1, last_error=error[:500], next_attempt_at=when))

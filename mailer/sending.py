@@ -304,7 +304,7 @@ def _send_batch(session: Session, mail, campaign_id: int, leased: tuple[int, int
                       partial(mail.message, row, date, shown.get(row.subscriber_id)))
                  for row in rows]
         store = deliveries.BatchStore(db.engine, campaign_id, batch_id, holder, lease,
-                                      mail.message_id_suffix, decide=partial(_tally, config),
+                                      decide=partial(_tally, config),
                                       judge=partial(_judge, config, campaign_id))
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         report = dispatch(items, Run(transport, journal, store, lease, app.app_context, limiter,

@@ -12,7 +12,8 @@ from mailer.bounces import handling
 from mailer.models import BounceEvent, Campaign, CampaignStatus, Delivery, MailingList, Subscriber
 from mailer.models.types import utcnow
 from mailer.verp import Verp
-from tests.helpers_bounces import (Sent, bounce_of, consent_actions, figures, forge, fresh, send_campaign,
+from tests.helpers_bounces import (Sent, bounce_of, consent_actions, figures, forge, fresh, message_id_of,
+                                   send_campaign,
                                    subscription_statuses, suppression_reason)
 from tests.conftest import settle_worker
 from tests.helpers_engine import launch_and_snapshot, make_campaign, run_all_batches
@@ -85,11 +86,11 @@ def send_again(session, smtp_server, subject: str) -> Sent:
     run_all_batches(session, campaign.id)
     [received] = smtp_server.wait_for(1)
     settle_worker(current_app._get_current_object())
-    row = session.execute(select(Subscriber.email, Subscriber.id, Delivery.id, Delivery.message_id)
+    row = session.execute(select(Subscriber.email, Subscriber.id, Delivery.id)
                           .join(Delivery, Delivery.subscriber_id == Subscriber.id)
                           .where(Delivery.campaign_id == campaign.id)).one()
     session.commit()
-    return Sent(*row, received)
+    return Sent(*row, message_id_of(received), received)
 
 
 def test_complaint_unsubscribes_everywhere_records_and_suppresses(app, session, smtp_server):

@@ -20,7 +20,7 @@ from cryptography.x509.oid import NameOID
 
 from mailer.bounces import sns
 from mailer.verp import Verp
-from tests.helpers_bounces import figures, send_campaign, subscription_statuses, suppression_reason
+from tests.helpers_bounces import figures, forge, send_campaign, subscription_statuses, suppression_reason
 from tests.helpers_engine import wait_until
 
 TOPIC = "arn:aws:sns:eu-central-1:123456789012:ses-newsletter"
@@ -347,8 +347,7 @@ def test_mailgun(app, session, smtp_server, providers):
 def test_a_forged_return_path_from_a_provider_is_refused(app, session, smtp_server, providers):
     campaign_id, sent = send_campaign(session, smtp_server, 1)
     data = mailgun_failed(app, sent[0], "mg-9")
-    data["envelope"]["sender"] = data["envelope"]["sender"][:-len(Verp(app.config).domain) - 2] + "x@" \
-        + Verp(app.config).domain
+    data["envelope"]["sender"] = forge(data["envelope"]["sender"])  # (its last letter may have been x)
     answer = post(app, "mailgun", mailgun_body(data))
     assert answer.status_code == 200 and answer.get_json() == {"events": 1, "forged": 1}
     assert figures(campaign_id)["events"] == {}

@@ -46,6 +46,10 @@ def test_upgrade_matches_models_and_downgrade_empties(app_instance, database_url
                 assert _access_methods(db.engine) == {
                     index.name: index.dialect_options["postgresql"]["using"] or "btree"
                     for table in db.metadata.tables.values() for index in table.indexes}
+                assert _fill_factors(db.engine) == {
+                    name: table.dialect_options["postgresql"]["with"].get("fillfactor")
+                    for name, table in db.metadata.tables.items()
+                    if table.dialect_options["postgresql"]["with"]}
             # The built-in email templates are data of revision 0003, as the files ship them.
             assert [tuple(row) for row in builtins] == [
                 ("Układ podstawowy", "layout", False), ("Zapowiedź wydarzenia", "content", True),
@@ -66,6 +70,15 @@ def _access_methods(engine) -> dict[str, str]:
             "SELECT i.relname, am.amname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid"
             " JOIN pg_am am ON am.oid = i.relam JOIN pg_namespace n ON n.oid = i.relnamespace"
             " WHERE n.nspname = 'public' AND i.relname LIKE 'ix\\_%'")).all())
+
+
+def _fill_factors(engine) -> dict[str, int]:
+    """Each table given a fill factor, with it."""
+    with engine.connect() as conn:
+        return {name: int(option.split("=")[1]) for name, options in conn.execute(sa.text(
+            "SELECT c.relname, c.reloptions FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.reloptions IS NOT NULL")).all()
+            for option in options if option.startswith("fillfactor=")}
 
 
 # Values for the columns whose type the database forgets (enums stored as strings).

@@ -20,7 +20,6 @@ Nothing here commits; the caller does (one report, one transaction).
 """
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import cast
@@ -30,7 +29,7 @@ from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from .. import suppression
+from .. import deliveries, suppression
 from ..consent import Origin, record
 from ..models import BounceEvent, BounceKind, Campaign, CampaignStatus, Delivery, DeliveryStatus, Subscriber, utcnow
 from ..subscribers import address_key
@@ -48,7 +47,6 @@ IGNORED = (reports.AUTO_REPLY, reports.DELAY, reports.NOT_A_BOUNCE)
 SEVERITY = {BounceKind.COMPLAINT: 3, BounceKind.HARD: 2, BounceKind.BLOCK: 1, BounceKind.SOFT: 0}
 BOUNCE_PAUSE_REASON = "Paused automatically: too many of its messages bounced."
 COMPLAINT_PAUSE_REASON = "Paused automatically: too many recipients marked it as spam."
-_MESSAGE_ID = re.compile(r"^<(\d{1,10})\.(\d{1,19})\.[^@>]*@[^>]+>$")
 
 
 @dataclass
@@ -157,18 +155,18 @@ def _unsigned_targets(session: Session, report: Report) -> list[tuple[Target, Fi
 
 
 def delivery_by_message_id(session: Session, message_id: str) -> Delivery | None:
-    """The delivery whose recorded Message-ID is exactly ``message_id``
-    (``<campaign.delivery.launch@domain>``, see ``deliveries.message_id``)."""
-    message_id = (message_id or "").strip()
-    if not message_id.startswith("<"):
-        message_id = f"<{message_id}>"
-    match = _MESSAGE_ID.match(message_id)
-    if not match:
+    """The sent delivery whose Message-ID is ``message_id`` (``<campaign.delivery.launch@domain>``,
+    ``deliveries.message_id``): its campaign, its id and its campaign's launch second must all
+    match. The domain is not compared (MAIL_DOMAIN may have changed since)."""
+    parsed = deliveries.parse_message_id(message_id or "")
+    if parsed is None:
         return None
-    delivery = session.get(Delivery, int(match.group(2)))
-    if delivery is None or delivery.campaign_id != int(match.group(1)) or delivery.message_id != message_id:
+    campaign_id, delivery_id, stamp = parsed
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None or delivery.campaign_id != campaign_id or delivery.sent_at is None:
         return None
-    return delivery
+    campaign = session.get(Campaign, campaign_id)
+    return delivery if campaign is not None and deliveries.launch_stamp(campaign.started_at) == stamp else None
 
 
 def target_by_recipient(session: Session, email: str) -> Target | None:
