@@ -10,9 +10,11 @@ a rare status reads the campaign's rows until a page is full."""
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from . import deliveries
 from .errors import InvalidInput
 from .lookups import get_or_404
 from .models import Campaign, Delivery, DeliveryStatus, Subscriber
@@ -71,13 +73,16 @@ def page(session: Session, campaign_id: int, *, status: str | None = None, after
 
 def csv_rows(session: Session, campaign_id: int, status: str | None = None) -> Iterator[list]:
     """Every delivery of the campaign (optionally of one status) as CSV_HEADER's cells, read
-    in pieces. Raises NotFound, InvalidInput before the first row."""
-    get_or_404(session, Campaign, campaign_id)
+    in pieces; the Message-ID of each message that went out. Raises NotFound, InvalidInput
+    before the first row."""
+    campaign = get_or_404(session, Campaign, campaign_id)
+    suffix = deliveries.message_id_suffix(campaign.started_at, current_app.config["MAIL_DOMAIN"])
     statement = _statement(campaign_id, parse_status(status)).execution_options(yield_per=1000)
 
     def rows() -> Iterator[list]:
         for d, email, name in session.execute(statement):
-            yield [email, name, str(d.status), d.attempts, d.sent_at.isoformat() if d.sent_at else "",
-                   d.last_error, d.message_id]
+            sent = d.sent_at is not None
+            yield [email, name, str(d.status), d.attempts, d.sent_at.isoformat() if sent else "",
+                   d.last_error, deliveries.message_id(campaign_id, d.id, suffix) if sent else ""]
 
     return rows()

@@ -105,7 +105,7 @@ class CampaignMail:
         # Readers of a language the campaign has no version in get its own language's.
         self.skeleton = self.skeletons.get(campaign.locale) or next(iter(self.skeletons.values()))
         self.domain = config["MAIL_DOMAIN"]
-        self.message_id_suffix = f".{deliveries.launch_stamp(campaign.started_at)}@{self.domain}"
+        self.message_id_suffix = deliveries.message_id_suffix(campaign.started_at, self.domain)
         self.base_url = config["BASE_URL"]
         self.verp = Verp(config)
         # mailer.links' tokens, signed fast (this runs a million times)

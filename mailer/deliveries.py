@@ -416,6 +416,11 @@ def launch_stamp(started_at: datetime | None) -> int:
     return int(started_at.timestamp()) if started_at else 0
 
 
+def message_id_suffix(started_at: datetime | None, domain: str) -> str:
+    """The ``suffix`` of ``message_id`` for a campaign launched at ``started_at``."""
+    return f".{launch_stamp(started_at)}@{domain}"
+
+
 _MESSAGE_ID = re.compile(r"<(\d{1,10})\.(\d{1,19})\.(\d{1,12})@[^<>@\s]+>")
 
 

@@ -1,6 +1,7 @@
 """Campaign pages for staff: a failed test send keeps what was typed and says why, duplicates,
 and the list of a campaign's deliveries."""
 
+import csv
 import html
 import re
 
@@ -166,6 +167,26 @@ def test_deliveries_csv_for_admins(client, session):
     lines = response.get_data(as_text=True).lstrip("\ufeff").splitlines()
     assert lines[0] == "email,name,status,attempts,sent_at,error,message_id"
     assert len(lines) == 2 and "failed" in lines[1] and "550 5.1.1 No such user" in lines[1]
+    assert lines[1].endswith(",")  # it never went out: no Message-ID
+
+
+def test_the_deliveries_csv_gives_the_message_id_each_copy_went_out_with(client, session):
+    """Not stored, made as the engine made it: a bounce quoting it finds the delivery."""
+    from mailer.bounces.handling import delivery_by_message_id
+    from mailer.models.types import utcnow
+    from tests.helpers_staff import login_as
+    from tests.helpers_staff import post as staff_post
+
+    campaign, rows = sent_campaign(session)
+    rows[0].sent_at = utcnow()
+    session.commit()
+    login_as(client, session)
+    response = staff_post(client, f"/admin/campaigns/{campaign.id}/deliveries.csv", {"status": "sent"},
+                          f"/admin/campaigns/{campaign.id}/deliveries")
+    first = next(csv.DictReader(response.get_data(as_text=True).lstrip("\ufeff").splitlines()))
+    stamp = int(campaign.started_at.timestamp())
+    assert first["message_id"] == f"<{campaign.id}.{rows[0].id}.{stamp}@{client.application.config['MAIL_DOMAIN']}>"
+    assert delivery_by_message_id(session, first["message_id"]).id == rows[0].id
 
 
 def test_anonymous_cannot_see_deliveries(client, session):
