@@ -425,8 +425,8 @@ _MESSAGE_ID = re.compile(r"<(\d{1,10})\.(\d{1,19})\.(\d{1,12})@[^<>@\s]+>")
 
 
 def parse_message_id(value: str) -> tuple[int, int, int] | None:
-    """(campaign id, delivery id, launch stamp) of a Message-ID ``message_id`` made (the
-    angle brackets optional), or None."""
+    """(campaign id, delivery id, launch stamp) of a Message-ID that ``message_id`` made
+    (angle brackets optional), or None for any other."""
     value = value.strip()
     match = _MESSAGE_ID.fullmatch(value if value.startswith("<") else f"<{value}>")
     return (int(match[1]), int(match[2]), int(match[3])) if match else None
