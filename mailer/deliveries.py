@@ -159,39 +159,55 @@ def delivery_languages(session: Session, campaign_id: int) -> dict[str, int]:
 
 
 def snapshot(session: Session, campaign_id: int, batch_size: int) -> int:
+    """The campaign's whole audience (``snapshot_part`` without a limit); idempotent.
+    Returns the campaign's delivery count."""
+    return snapshot_part(session, campaign_id, batch_size)[0]
+
+
+def snapshot_part(session: Session, campaign_id: int, batch_size: int,
+                  limit: int | None = None) -> tuple[int, bool]:
     """Insert one queued Delivery per distinct subscriber confirmed on any of the
     campaign's lists and not suppressed, numbered into batches, in ONE statement, and one
-    SendBatch per batch; idempotent. Returns the campaign's delivery count.
+    SendBatch per batch. Taken in parts: each call goes on after the subscribers already
+    in (by id), numbering on from them, and takes at most ``limit`` more (None: all the
+    rest), so the first batches can be sent while the rest is inserted. Returns the
+    campaign's delivery count and whether the audience is all in. Idempotent: a part taken
+    twice, or by two takers at once, inserts its rows once (the unique key).
 
     The list ids go in as values, not as a join with campaign_lists: the planner then
     estimates the audience from the statistics of subscriptions (a merge join over a
     million rows) rather than from those of a tiny, perhaps never analyzed, table.
     Segments add their compiled conditions (EXISTS sub-queries, column tests) to the same
     WHERE; a campaign to segments only takes those confirmed on any list. On PostgreSQL
-    the tables it filled are analyzed before the batches are planned."""
+    the tables it filled are analyzed once the audience is all in."""
     list_ids, narrowed = _target(session, campaign_id)
-    number = func.row_number().over(order_by=Subscriber.id) - 1
+    before, after = session.execute(select(func.count(), func.coalesce(func.max(Delivery.subscriber_id), 0))
+                                    .where(Delivery.campaign_id == campaign_id)).one()
+    number = func.row_number().over(order_by=Subscriber.id) - 1 + before
     audience = select(
         literal(campaign_id), Subscriber.id, number // batch_size,
         literal(QUEUED.value), literal(0), literal(""),
-    ).where(_audience(list_ids, narrowed), *_interested(session, campaign_id))
+    ).where(Subscriber.id > after, _audience(list_ids, narrowed), *_interested(session, campaign_id))
+    if limit is not None:
+        audience = audience.order_by(Subscriber.id).limit(limit)
     columns = ["campaign_id", "subscriber_id", "batch", "status", "attempts", "last_error"]
     bind = session.get_bind()
     statement = _insert(bind)(Delivery).from_select(columns, audience)
     session.execute(statement.on_conflict_do_nothing(index_elements=["subscriber_id", "campaign_id"]))
     total = session.scalar(select(func.count()).where(Delivery.campaign_id == campaign_id)) or 0
+    complete = limit is None or total - before < limit
     batches = [{"campaign_id": campaign_id, "batch": n, "done": False}
-               for n in range(-(-total // batch_size))]
+               for n in range(before // batch_size, -(-total // batch_size))]
     if batches:
         session.execute(_insert(bind)(SendBatch).on_conflict_do_nothing(
             index_elements=["campaign_id", "batch"]), batches)
-    if _dialect(bind) == "postgresql" and total:
+    if _dialect(bind) == "postgresql" and total and complete:
         # The statistics of a table that just grew by a whole audience say it is as it was:
         # the batches' plans would scan every row until autovacuum's analyze comes by (a
         # minute or more; never if it is off). ANALYZE samples a fixed number of rows
         # (this transaction's own inserts count), a fraction of a second at a million.
         session.execute(text("ANALYZE deliveries, send_batches"))
-    return total
+    return total, complete
 
 
 # --- Batches and their leases --------------------------------------------------------

@@ -55,6 +55,30 @@ def test_snapshot_makes_one_lease_row_per_batch(session):
     assert session.scalar(select(db.func.count()).select_from(SendBatch)) == 3
 
 
+def test_a_snapshot_taken_in_parts_numbers_as_one_taken_whole(session):
+    """Each part goes on after the subscribers already in, numbering on: the parts give the
+    rows and batches the whole snapshot gives, say when the audience is all in, and a part
+    taken again adds nothing."""
+    lists = make_audience(session, 23)
+    whole, parted = make_campaign(session, lists), make_campaign(session, lists)
+    session.commit()
+    deliveries.snapshot(session, whole.id, 4)
+    steps = [deliveries.snapshot_part(session, parted.id, 4, limit) for limit in (8, 8, 8, 8)]
+    session.commit()
+    assert steps == [(8, False), (16, False), (23, True), (23, True)]
+
+    def numbered(campaign_id):
+        return session.execute(select(Delivery.subscriber_id, Delivery.batch).where(
+            Delivery.campaign_id == campaign_id).order_by(Delivery.subscriber_id)).all()
+
+    def batches(campaign_id):
+        return session.scalars(select(SendBatch.batch).where(SendBatch.campaign_id == campaign_id)
+                               .order_by(SendBatch.batch)).all()
+
+    assert numbered(parted.id) == numbered(whole.id)
+    assert batches(parted.id) == batches(whole.id) == [0, 1, 2, 3, 4, 5]
+
+
 def test_batch_leases_never_overlap_and_a_dead_holders_expires(session):
     campaign, _ = _snapshot(session, 10, 4)
     first = deliveries.lease_next_batch(session, campaign.id, "a" * 32, 30)

@@ -3,15 +3,16 @@ exactly-once, pause/resume/cancel, retry failed, progress."""
 
 import pytest
 from flask_babel import force_locale
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
-from mailer import deliveries, sending, suppression
+from mailer import deliveries, jobs, sending, suppression
 from mailer.errors import Conflict, InvalidInput, NotFound
 from mailer.models import (
     Campaign,
     CampaignStatus,
     Delivery,
     DeliveryStatus,
+    Job,
     Subscription,
     SubscriptionStatus,
     Suppression,
@@ -23,6 +24,7 @@ from tests.helpers_engine import (
     launch_and_snapshot,
     make_audience,
     make_campaign,
+    received_counts,
     rows,
     run_all_batches,
     wait_until,
@@ -61,6 +63,101 @@ def test_snapshot_is_distinct_confirmed_unsuppressed_and_batched(session, engine
     assert deliveries.snapshot(session, campaign.id, 7) == 19  # idempotent
     sending.start(session, campaign.id)
     assert session.get(Campaign, campaign.id).total_count == 19
+
+
+_TAKEN = deliveries.snapshot_part
+
+
+def _dies_on_part(monkeypatch, number: int, then=None):
+    """``deliveries.snapshot_part`` raising on its ``number``-th call, as a start task whose
+    worker dies while a part is being inserted (that part's transaction is rolled back);
+    ``then(call)`` runs after each part that is taken."""
+    calls = []
+
+    def part(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == number:
+            raise RuntimeError("the worker died here")
+        result = _TAKEN(*args, **kwargs)
+        if then is not None:
+            then(len(calls))
+        return result
+
+    monkeypatch.setattr(deliveries, "snapshot_part", part)
+
+
+def _unpublished(monkeypatch) -> list:
+    """Jobs are committed (their rows are what is checked) but not handed to the broker: the
+    test's own worker thread would otherwise run the start task beside the test."""
+    published: list = []
+    monkeypatch.setattr(jobs, "send_now", lambda task, *args, **options: published.append((task, args)))
+    return published
+
+
+def _queued_senders(session, campaign_id: int) -> int:
+    return sum(1 for job in session.scalars(select(Job).where(Job.task == sending.SEND_TASK))
+               if job.args == [campaign_id])
+
+
+def test_senders_start_on_the_first_part_of_the_snapshot_and_wait_for_the_rest(
+        session, smtp_server, engine_config, monkeypatch):
+    """A big audience is snapshotted in committed parts: the senders are queued once the
+    first part is in and send it, without finishing the campaign, while the rest is still
+    to come; a start task that died between parts goes on where it stopped, and every
+    recipient gets one copy."""
+    engine_config.update(BATCH_SIZE=2, SEND_SENDER_SECONDS=1)
+    first = sending.FIRST_PART * 2
+    lists = make_audience(session, first + 5)
+    campaign = make_campaign(session, lists)
+    session.commit()
+    _unpublished(monkeypatch)
+    sending.launch(session, campaign.id)
+    session.commit()
+    _dies_on_part(monkeypatch, 2)
+    with pytest.raises(RuntimeError):
+        sending.start(session, campaign.id)
+    session.rollback()
+    monkeypatch.setattr(deliveries, "snapshot_part", _TAKEN)
+
+    campaign = session.get(Campaign, campaign.id)
+    assert campaign.snapshot_at is None and campaign.total_count == first
+    assert _queued_senders(session, campaign.id) == engine_config["SEND_SENDERS"]
+    assert sending.send(session, campaign.id) == 0.0  # sent the first part, then waited for more
+    assert campaign_status(campaign.id) == CampaignStatus.SENDING
+    assert received_counts(smtp_server) == {address(i): 1 for i in range(first)}
+
+    sending.start(session, campaign.id)  # the task again, as the queue redelivers it
+    campaign = session.get(Campaign, campaign.id)
+    assert campaign.snapshot_at is not None and campaign.total_count == first + 5
+    assert _queued_senders(session, campaign.id) == 2 * engine_config["SEND_SENDERS"]
+    numbered = session.execute(select(Delivery.subscriber_id, Delivery.batch).where(
+        Delivery.campaign_id == campaign.id).order_by(Delivery.subscriber_id)).all()
+    assert [batch for _, batch in numbered] == [n // 2 for n in range(first + 5)]
+    run_all_batches(session, campaign.id)
+    assert campaign_status(campaign.id) == CampaignStatus.SENT
+    assert_exactly_once(smtp_server, campaign.id, {address(i) for i in range(first + 5)})
+
+
+def test_a_campaign_cancelled_while_its_snapshot_is_taken_takes_no_more_parts(
+        session, engine_config, monkeypatch):
+    engine_config.update(BATCH_SIZE=2)
+    first = sending.FIRST_PART * 2
+    lists = make_audience(session, first + 5)
+    campaign = make_campaign(session, lists)
+    session.commit()
+    _unpublished(monkeypatch)
+    sending.launch(session, campaign.id)
+    session.commit()
+
+    def cancel(call):  # cancelled by the time the first part is committed
+        if call == 1:
+            session.execute(update(Campaign).where(Campaign.id == campaign.id).values(status="cancelled"))
+
+    _dies_on_part(monkeypatch, 3, then=cancel)
+    sending.start(session, campaign.id)
+    assert session.scalar(select(func.count()).where(Delivery.campaign_id == campaign.id)) == first
+    assert session.get(Campaign, campaign.id).snapshot_at is None
+    assert _queued_senders(session, campaign.id) == 0
 
 
 def test_batches_send_each_recipient_once_even_when_run_twice(session, smtp_server, engine_config):
