@@ -211,6 +211,9 @@ def start(session: Session, campaign_id: int) -> None:
     campaign = session.get(Campaign, campaign_id)
     if campaign is None or campaign.status not in (SENDING, CampaignStatus.PAUSED):
         return
+    # Senders are queued only for a campaign sending when this task began and still sending
+    # (one resumed meanwhile has its own start task queued by ``resume``).
+    was_sending = campaign.status == SENDING
     size = current_app.config["BATCH_SIZE"]
     part, queued = FIRST_PART * size, False
     while campaign.snapshot_at is None:
@@ -218,7 +221,7 @@ def start(session: Session, campaign_id: int) -> None:
         campaign.total_count, campaign.progress_at = total, utcnow()
         if complete:
             campaign.snapshot_at = campaign.progress_at
-        elif not queued and campaign.status == SENDING:
+        elif not queued and was_sending and campaign.status == SENDING:
             for _ in range(current_app.config["SEND_SENDERS"]):
                 enqueue(session, SEND_TASK, campaign.id)
             queued = True
@@ -226,7 +229,7 @@ def start(session: Session, campaign_id: int) -> None:
         if campaign.status not in (SENDING, CampaignStatus.PAUSED):
             return  # cancelled meanwhile: the rest of the audience is not needed
         part *= PART_GROWTH
-    if campaign.status == SENDING:
+    if was_sending and campaign.status == SENDING:
         if not queued:
             _fan_out(session, campaign)
         _finish_if_done(session, campaign.id)
