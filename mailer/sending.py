@@ -196,8 +196,12 @@ def _fan_out(session: Session, campaign: Campaign) -> None:
     if campaign.snapshot_at is None:
         enqueue(session, START_TASK, campaign.id)
         return
+    _queue_senders(session, campaign.id)
+
+
+def _queue_senders(session: Session, campaign_id: int) -> None:
     for _ in range(current_app.config["SEND_SENDERS"]):
-        enqueue(session, SEND_TASK, campaign.id)
+        enqueue(session, SEND_TASK, campaign_id)
 
 
 # --- Task bodies (they commit) ------------------------------------------------------
@@ -222,8 +226,7 @@ def start(session: Session, campaign_id: int) -> None:
         if complete:
             campaign.snapshot_at = campaign.progress_at
         elif not queued and was_sending and campaign.status == SENDING:
-            for _ in range(current_app.config["SEND_SENDERS"]):
-                enqueue(session, SEND_TASK, campaign.id)
+            _queue_senders(session, campaign.id)
             queued = True
         session.commit()
         if campaign.status not in (SENDING, CampaignStatus.PAUSED):
