@@ -94,6 +94,18 @@ def _unpublished(monkeypatch) -> list:
     return published
 
 
+def _launched_in_parts(session, monkeypatch) -> tuple[int, Campaign]:
+    """A campaign launched (its start task not run) whose audience takes two parts (with
+    BATCH_SIZE 2): the first part's size, and the campaign."""
+    first = sending.FIRST_PART * 2
+    campaign = make_campaign(session, make_audience(session, first + 5))
+    session.commit()
+    _unpublished(monkeypatch)
+    sending.launch(session, campaign.id)
+    session.commit()
+    return first, campaign
+
+
 def _queued_senders(session, campaign_id: int) -> int:
     return sum(1 for job in session.scalars(select(Job).where(Job.task == sending.SEND_TASK))
                if job.args == [campaign_id])
@@ -106,13 +118,7 @@ def test_senders_start_on_the_first_part_of_the_snapshot_and_wait_for_the_rest(
     to come; a start task that died between parts goes on where it stopped, and every
     recipient gets one copy."""
     engine_config.update(BATCH_SIZE=2, SEND_SENDER_SECONDS=1)
-    first = sending.FIRST_PART * 2
-    lists = make_audience(session, first + 5)
-    campaign = make_campaign(session, lists)
-    session.commit()
-    _unpublished(monkeypatch)
-    sending.launch(session, campaign.id)
-    session.commit()
+    first, campaign = _launched_in_parts(session, monkeypatch)
     _dies_on_part(monkeypatch, 2)
     with pytest.raises(RuntimeError):
         sending.start(session, campaign.id)
@@ -141,19 +147,13 @@ def test_senders_start_on_the_first_part_of_the_snapshot_and_wait_for_the_rest(
 def test_a_campaign_cancelled_while_its_snapshot_is_taken_takes_no_more_parts(
         session, engine_config, monkeypatch):
     engine_config.update(BATCH_SIZE=2)
-    first = sending.FIRST_PART * 2
-    lists = make_audience(session, first + 5)
-    campaign = make_campaign(session, lists)
-    session.commit()
-    _unpublished(monkeypatch)
-    sending.launch(session, campaign.id)
-    session.commit()
+    first, campaign = _launched_in_parts(session, monkeypatch)
 
     def cancel(call):  # cancelled by the time the first part is committed
         if call == 1:
             session.execute(update(Campaign).where(Campaign.id == campaign.id).values(status="cancelled"))
 
-    _dies_on_part(monkeypatch, 3, then=cancel)
+    _dies_on_part(monkeypatch, 2, then=cancel)  # a second part is not even begun
     sending.start(session, campaign.id)
     assert session.scalar(select(func.count()).where(Delivery.campaign_id == campaign.id)) == first
     assert session.get(Campaign, campaign.id).snapshot_at is None
