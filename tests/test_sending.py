@@ -160,6 +160,27 @@ def test_a_campaign_cancelled_while_its_snapshot_is_taken_takes_no_more_parts(
     assert _queued_senders(session, campaign.id) == 0
 
 
+def test_a_start_that_began_paused_queues_no_sender_when_the_campaign_is_resumed_meanwhile(
+        session, engine_config, monkeypatch):
+    """The start task of a paused campaign only snapshots: staff resuming it while the parts
+    go in have ``resume`` queue its own start, which queues the senders once (this one's
+    senders would be a second set)."""
+    engine_config.update(BATCH_SIZE=2)
+    first, campaign = _launched_in_parts(session, monkeypatch)
+    sending.pause(session, campaign.id)
+    session.commit()
+
+    def resumed(call):  # set sending by the time the first part is committed
+        if call == 1:
+            session.execute(update(Campaign).where(Campaign.id == campaign.id).values(status="sending"))
+
+    _dies_on_part(monkeypatch, 3, then=resumed)
+    sending.start(session, campaign.id)
+    campaign = session.get(Campaign, campaign.id)
+    assert campaign.snapshot_at is not None and campaign.total_count == first + 5
+    assert _queued_senders(session, campaign.id) == 0
+
+
 def test_batches_send_each_recipient_once_even_when_run_twice(session, smtp_server, engine_config):
     lists = make_audience(session, 16)
     campaign = make_campaign(session, lists)
