@@ -1,6 +1,6 @@
 """The sending loop shared by campaigns and notices: one run of messages over one
-connection, each acceptance journaled as it is answered, outcomes recorded in bulk by a
-recorder thread that also keeps the lease alive.
+connection, built a slice at a time before they are sent, each acceptance journaled as it
+is answered, outcomes recorded in bulk by a recorder thread that also keeps the lease alive.
 
 The unit of work (a campaign's batch, a set of notices) is leased; a ``Store`` records its
 outcomes, fenced by that lease, and renews it. The sending thread never waits for the
@@ -43,6 +43,7 @@ LEASE_MARGIN = 0.5  # of the lease: stop sending when the last renewal is older 
 RATE_WAIT = 2.0  # seconds a sender waits for rate tokens before it gives its batch back
 BACKOFF_AFTER = 5  # temporary failures in a row after which a run stops and backs off
 GROUP = 4  # items marked in flight by one journal write
+BUILD_AHEAD = 8 << 20  # bytes of messages built before the first of them is sent
 # Per connection a fault strikes: copies that can go twice (acceptances not yet journaled, or
 # journaled by a write not yet acknowledged, and the message in flight), and messages counted
 # as doubtful (those, and the ones marked in flight ahead that had not gone out yet).
@@ -184,7 +185,13 @@ class Watch:
         self._permanent_streak = 0
 
     def messages(self) -> Iterator[Outgoing]:
-        """Each item's message, built as the transport asks for it."""
+        """Each item's message. Built a run at a time (``BUILD_AHEAD`` bytes of messages:
+        a whole batch of ordinary ones) before the first of them is handed on, as the
+        bare sender of the bench builds its chunks: building in a loop of its own, and
+        then sending in one, takes the worker a fifth to a quarter less CPU a message than building
+        each message between two of the connection's reads and writes (bench/README.md)."""
+        built: list[Outgoing] = []
+        size = 0
         for index, item in enumerate(self.items):
             try:
                 message = item.build()
@@ -192,7 +199,12 @@ class Watch:
                 self.recorder.add(Outcome(item, None, str(exc)))
                 continue
             self._index[id(message)] = index
-            yield message
+            built.append(message)
+            size += len(message.data)
+            if size >= BUILD_AHEAD:
+                yield from built
+                built, size = [], 0
+        yield from built
 
     def begin(self, message: Outgoing) -> bool:
         report, recorder = self.report, self.recorder

@@ -1,0 +1,90 @@
+"""The order of the sending loop's work (``mailer.dispatch``), over the tests' real SMTP
+server: a run's messages are built before the first of them goes out, ``BUILD_AHEAD``
+bytes of them at a time, and every one is then sent and recorded."""
+
+from contextlib import nullcontext
+from functools import partial
+
+import pytest
+
+from mailer import dispatch
+from mailer.dispatch import Item, Run
+from mailer.journal import FileJournal
+from mailer.mail.message import Outgoing
+from mailer.mail.transport import SMTPSettings, SMTPTransport
+
+SIZE = 1_000  # bytes of each message
+
+
+class Kept:
+    """A store that keeps the outcomes it is given (the database's stores are tested in
+    test_deliveries and test_notice_mail)."""
+
+    def __init__(self):
+        self.outcomes = []
+
+    def flush(self, outcomes):
+        self.outcomes += outcomes
+        return "ok"
+
+
+class Logged(SMTPTransport):
+    """The SMTP transport, noting each message as it is begun (before any of it is written)."""
+
+    def __init__(self, port: int, events: list):
+        super().__init__(SMTPSettings(host="127.0.0.1", port=port))
+        self.events = events
+
+    def send(self, messages, observer):
+        events = self.events
+
+        class Noting:
+            def begin(self, message):
+                events.append(f"send {message.message_id}")
+                return observer.begin(message)
+
+            def end(self, result):
+                observer.end(result)
+
+        return super().send(messages, Noting())
+
+
+def _build(n: int, events: list) -> Outgoing:
+    events.append(f"build {n}")
+    head = f"Subject: {n}\r\n\r\n".encode()
+    return Outgoing(sender="bounces@example.org", recipient=f"r{n}@example.org",
+                    data=head + b"x" * (SIZE - len(head) - 2) + b"\r\n", message_id=str(n))
+
+
+def _send(smtp_server, tmp_path, count: int) -> tuple[list, Kept]:
+    smtp_server.reset()
+    events: list[str] = []
+    items = [Item(n, f"r{n}@example.org", 0, partial(_build, n, events)) for n in range(count)]
+    store, transport = Kept(), Logged(smtp_server.port, events)
+    journal = FileJournal(tmp_path / "journal")
+    try:
+        report = dispatch.dispatch(items, Run(transport, journal, store, 30.0, nullcontext))
+    finally:
+        transport.close()
+        journal.close()
+    assert (report.attempted, report.accepted, report.stopped) == (count, count, "")
+    assert sorted(m.recipients[0] for m in smtp_server.wait_for(count)) == sorted(
+        f"r{n}@example.org" for n in range(count))
+    assert sorted(outcome.item.key for outcome in store.outcomes if outcome.result.ok) == list(range(count))
+    return events, store
+
+
+def test_a_run_is_built_before_its_first_message_is_sent(smtp_server, tmp_path):
+    events, _ = _send(smtp_server, tmp_path, 12)
+    assert events == [f"build {n}" for n in range(12)] + [f"send {n}" for n in range(12)]
+
+
+@pytest.mark.parametrize("ahead", [3, 5])
+def test_a_long_run_is_built_and_sent_a_slice_at_a_time(smtp_server, tmp_path, monkeypatch, ahead):
+    monkeypatch.setattr(dispatch, "BUILD_AHEAD", ahead * SIZE)  # bytes, not messages
+    events, _ = _send(smtp_server, tmp_path, 12)
+    expected = []
+    for first in range(0, 12, ahead):
+        numbers = range(first, min(12, first + ahead))
+        expected += [f"build {n}" for n in numbers] + [f"send {n}" for n in numbers]
+    assert events == expected
