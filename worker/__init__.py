@@ -33,8 +33,9 @@ def keep_freed_heap() -> None:
     taken back with a page fault (3.4 a message, ``/proc/<pid>/stat``). Kept up to
     ``KEPT_FREE`` and grown ``TOP_PAD`` at a time, a worker took 6 us of CPU a message less
     (``python -m bench``, three interleaved pairs: 91-92 us against 97-98; the yardsticks,
-    which call this too, unchanged) with the same peak RSS. A no-op where the C library
-    has no ``mallopt`` (musl, macOS)."""
+    which call this too, unchanged) with the same peak RSS. The web workers call it too
+    (``gunicorn.conf.py``): what a burst of requests freed is kept for the next. A no-op
+    where the C library has no ``mallopt`` (macOS)."""
     try:
         mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
     except (OSError, AttributeError):
