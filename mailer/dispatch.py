@@ -38,7 +38,7 @@ from .ratelimit import ConnectionSlot, RateLimiter
 log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 0.3  # the recorder commits at least this often (and renews the lease)
-FLUSH_AT = 500  # ... or as soon as this many outcomes wait
+FLUSH_AT = 500  # ... or as soon as this many outcomes wait (or BUILD_AHEAD bytes of messages)
 LEASE_MARGIN = 0.5  # of the lease: stop sending when the last renewal is older than this share
 RATE_WAIT = 2.0  # seconds a sender waits for rate tokens before it gives its batch back
 BACKOFF_AFTER = 5  # temporary failures in a row after which a run stops and backs off
@@ -100,6 +100,7 @@ class Recorder(threading.Thread):
         self.deadline = time.monotonic() + lease_seconds * LEASE_MARGIN
         self.verdict = "ok"
         self._buffer: list[Outcome] = []
+        self._bytes = 0  # of the messages whose outcomes are in the buffer
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._renewed = threading.Event()
@@ -108,7 +109,9 @@ class Recorder(threading.Thread):
     def add(self, outcome: Outcome) -> None:
         with self._lock:
             self._buffer.append(outcome)
-            if len(self._buffer) >= FLUSH_AT:
+            if outcome.result is not None:
+                self._bytes += len(outcome.result.message.data)
+            if len(self._buffer) >= FLUSH_AT or self._bytes >= BUILD_AHEAD:
                 self._wake.set()
 
     def renew_now(self, timeout: float) -> bool:
@@ -142,7 +145,7 @@ class Recorder(threading.Thread):
 
     def _flush(self) -> None:
         with self._lock:
-            outcomes, self._buffer = self._buffer, []
+            outcomes, self._buffer, self._bytes = self._buffer, [], 0
         started = time.monotonic()
         try:
             verdict = self.store.flush(outcomes)
@@ -184,12 +187,15 @@ class Watch:
         self._temporary_streak = 0
         self._permanent_streak = 0
 
-    def messages(self) -> Iterator[Outgoing]:
-        """Each item's message. Built a run at a time (``BUILD_AHEAD`` bytes of messages:
-        a whole batch of ordinary ones) before the first of them is handed on, as the
-        bare sender of the bench builds its chunks: building in a loop of its own, and
-        then sending in one, takes the worker a fifth to a quarter less CPU a message than building
-        each message between two of the connection's reads and writes (bench/README.md)."""
+    def slices(self) -> Iterator[list[Outgoing]]:
+        """The items' messages, built a slice at a time (``BUILD_AHEAD`` bytes of them: a
+        whole batch of ordinary ones) before the first of the slice is handed on, as the
+        bare sender of the bench builds its chunks: building in a loop of its own, and then
+        sending in one, takes the worker a fifth to a quarter less CPU a message than
+        building each message between two of the connection's reads and writes
+        (bench/README.md). A slice sent is let go: however big the messages, a run holds
+        a few slices' bytes at a time (the one built, the one sent, outcomes on their way
+        to the database), not a batch's."""
         built: list[Outgoing] = []
         size = 0
         for index, item in enumerate(self.items):
@@ -202,9 +208,10 @@ class Watch:
             built.append(message)
             size += len(message.data)
             if size >= BUILD_AHEAD:
-                yield from built
+                yield built
                 built, size = [], 0
-        yield from built
+        if built:
+            yield built
 
     def begin(self, message: Outgoing) -> bool:
         report, recorder = self.report, self.recorder
@@ -290,7 +297,11 @@ def dispatch(items: Sequence[Item], run: Run) -> Report:
     recorder.start()
     watch = Watch(items, run.journal, recorder, run.limiter, run.report, run.pause_after)
     try:
-        run.transport.send(watch.messages(), watch)
+        for messages in watch.slices():
+            run.transport.send(messages, watch)
+            if run.report.stopped:
+                break
+            del messages  # sent: let it go before the next slice is built
         watch.close()
     except ConnectionFailed as exc:
         run.report.connection_error = exc

@@ -1,7 +1,8 @@
 """The order of the sending loop's work (``mailer.dispatch``), over the tests' real SMTP
 server: a run's messages are built before the first of them goes out, ``BUILD_AHEAD``
-bytes of them at a time, and every one is then sent and recorded."""
+bytes of them at a time, every one is then sent and recorded, and a slice sent is let go."""
 
+import weakref
 from contextlib import nullcontext
 from functools import partial
 
@@ -56,11 +57,22 @@ def _build(n: int, events: list) -> Outgoing:
                     data=head + b"x" * (SIZE - len(head) - 2) + b"\r\n", message_id=str(n))
 
 
-def _send(smtp_server, tmp_path, count: int) -> tuple[list, Kept]:
+class Counted:
+    """A store that keeps the keys recorded sent, not the outcomes (nor their messages)."""
+
+    def __init__(self):
+        self.sent = []
+
+    def flush(self, outcomes):
+        self.sent += [outcome.item.key for outcome in outcomes if outcome.result.ok]
+        return "ok"
+
+
+def _send(smtp_server, tmp_path, count: int, build=_build, store=None) -> tuple[list, Kept]:
     smtp_server.reset()
     events: list[str] = []
-    items = [Item(n, f"r{n}@example.org", 0, partial(_build, n, events)) for n in range(count)]
-    store, transport = Kept(), Logged(smtp_server.port, events)
+    items = [Item(n, f"r{n}@example.org", 0, partial(build, n, events)) for n in range(count)]
+    store, transport = store or Kept(), Logged(smtp_server.port, events)
     journal = FileJournal(tmp_path / "journal")
     try:
         report = dispatch.dispatch(items, Run(transport, journal, store, 30.0, nullcontext))
@@ -70,7 +82,8 @@ def _send(smtp_server, tmp_path, count: int) -> tuple[list, Kept]:
     assert (report.attempted, report.accepted, report.stopped) == (count, count, "")
     assert sorted(m.recipients[0] for m in smtp_server.wait_for(count)) == sorted(
         f"r{n}@example.org" for n in range(count))
-    assert sorted(outcome.item.key for outcome in store.outcomes if outcome.result.ok) == list(range(count))
+    recorded = store.sent if isinstance(store, Counted) else [o.item.key for o in store.outcomes if o.result.ok]
+    assert sorted(recorded) == list(range(count))
     return events, store
 
 
@@ -88,3 +101,21 @@ def test_a_long_run_is_built_and_sent_a_slice_at_a_time(smtp_server, tmp_path, m
         numbers = range(first, min(12, first + ahead))
         expected += [f"build {n}" for n in numbers] + [f"send {n}" for n in numbers]
     assert events == expected
+
+
+def test_a_run_holds_a_few_slices_of_its_messages_at_a_time(smtp_server, tmp_path, monkeypatch):
+    """However big a campaign's messages (a staff template may render a megabyte), a sender
+    holds a bounded number of bytes of them: the slice sent is let go, and the recorder
+    commits outcomes as soon as a slice's bytes of them wait."""
+    monkeypatch.setattr(dispatch, "BUILD_AHEAD", 4 * SIZE)
+    alive: weakref.WeakSet = weakref.WeakSet()
+    most = []
+
+    def build(n: int, events: list) -> Outgoing:
+        most.append(len(alive))  # messages still held when this one is built
+        message = _build(n, events)
+        alive.add(message)
+        return message
+
+    _send(smtp_server, tmp_path, 60, build, Counted())
+    assert max(most) <= 24  # slices of 4: the one built, the one sent, outcomes on their way (8 to 14 seen)
